@@ -1,0 +1,75 @@
+package org.nisprotocol.core;
+
+import java.time.Duration;
+import java.util.regex.Pattern;
+
+/**
+ * Rules for cache namespaces, keys and TTLs, and the key format shared with other NIS clients:
+ * {@code nis:cache:{namespace}:{key}}.
+ *
+ * <p>A namespace is 1-64 letters, digits, '_', '-' or '.', so that a namespace prefix can be
+ * matched safely. A key is 1-512 characters without control characters; it may contain ':'.
+ */
+public final class CacheKeys {
+  /** Prefix of every cache key in a shared store. */
+  public static final String PREFIX = "nis:cache:";
+
+  public static final int MAX_KEY_LENGTH = 512;
+
+  private static final Pattern NAMESPACE = Pattern.compile("[A-Za-z0-9_.-]{1,64}");
+
+  private CacheKeys() {}
+
+  /** The shared-store key: {@code nis:cache:simulation:result_42}. */
+  public static String storeKey(String namespace, String key) {
+    return PREFIX + namespace + ':' + key;
+  }
+
+  /** The prefix all keys of a namespace share: {@code nis:cache:simulation:}. */
+  public static String namespacePrefix(String namespace) {
+    return PREFIX + namespace + ':';
+  }
+
+  /**
+   * @throws ValidationException naming the namespace when it breaks the rules
+   */
+  public static String requireValidNamespace(String namespace) {
+    if (namespace == null || !NAMESPACE.matcher(namespace).matches()) {
+      throw new ValidationException(
+          "namespace '"
+              + namespace
+              + "' is not valid; use 1-64 letters, digits, '_', '-' or '.'");
+    }
+    return namespace;
+  }
+
+  /**
+   * @throws ValidationException naming the key when it breaks the rules
+   */
+  public static String requireValidKey(String key) {
+    if (key == null || key.isEmpty()) {
+      throw new ValidationException("key must not be empty");
+    }
+    if (key.length() > MAX_KEY_LENGTH) {
+      throw new ValidationException(
+          "key is " + key.length() + " characters long; at most " + MAX_KEY_LENGTH + " allowed");
+    }
+    for (int i = 0; i < key.length(); i++) {
+      if (Character.isISOControl(key.charAt(i))) {
+        throw new ValidationException(
+            "key '" + key.replaceAll("\\p{Cntrl}", "?") + "' contains a control character");
+      }
+    }
+    return key;
+  }
+
+  /**
+   * @throws ValidationException naming the TTL when it is zero or negative
+   */
+  public static Duration requirePositiveTtl(Duration ttl) {
+    if (ttl == null || ttl.isZero() || ttl.isNegative()) {
+      throw new ValidationException("ttl must be positive, got " + ttl);
+    }
+    return ttl;
+  }
+}

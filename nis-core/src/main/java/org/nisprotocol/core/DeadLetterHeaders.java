@@ -1,0 +1,19 @@
+package org.nisprotocol.core;
+
+/** Header names a dead-lettered message carries, on every backend. */
+public final class DeadLetterHeaders {
+  /** Class and message of the last error, or why the bytes could not be read. */
+  public static final String ERROR = "nis.dlt.error";
+  /** How many deliveries were tried. */
+  public static final String ATTEMPTS = "nis.dlt.attempts";
+  /** The topic the message was read from. */
+  public static final String ORIGINAL_TOPIC = "nis.dlt.original.topic";
+  /** The partition it was read from. */
+  public static final String ORIGINAL_PARTITION = "nis.dlt.original.partition";
+  /** Its offset in that partition. */
+  public static final String ORIGINAL_OFFSET = "nis.dlt.original.offset";
+  /** The consumer group whose handler gave up on it. */
+  public static final String GROUP = "nis.dlt.group";
+
+  private DeadLetterHeaders() {}
+}

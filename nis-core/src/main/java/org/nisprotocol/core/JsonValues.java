@@ -1,0 +1,93 @@
+package org.nisprotocol.core;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import java.math.BigDecimal;
+import java.math.BigInteger;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.Iterator;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/** Deep-immutable copies of JSON values as plain Java maps, lists and scalars. */
+final class JsonValues {
+  private JsonValues() {}
+
+  static Map<String, Object> immutableObject(Map<String, ?> source) {
+    return immutableMap(source, "content");
+  }
+
+  private static Map<String, Object> immutableMap(Map<?, ?> source, String path) {
+    Map<String, Object> copy = new LinkedHashMap<>(Math.max(4, source.size() * 2));
+    for (Map.Entry<?, ?> entry : source.entrySet()) {
+      if (!(entry.getKey() instanceof String key)) {
+        throw new InvalidMessageException(
+            path + " has a key that is not a string: " + entry.getKey());
+      }
+      copy.put(key, immutableValue(entry.getValue(), path + "." + key));
+    }
+    return Collections.unmodifiableMap(copy);
+  }
+
+  private static Object immutableValue(Object value, String path) {
+    if (value == null
+        || value instanceof String
+        || value instanceof Boolean
+        || value instanceof Integer
+        || value instanceof Long
+        || value instanceof Double
+        || value instanceof BigInteger
+        || value instanceof BigDecimal) {
+      return value;
+    }
+    if (value instanceof Float || value instanceof Short || value instanceof Byte) {
+      return value instanceof Float f ? (Object) f.doubleValue() : ((Number) value).intValue();
+    }
+    if (value instanceof Map<?, ?> map) {
+      return immutableMap(map, path);
+    }
+    if (value instanceof List<?> list) {
+      List<Object> copy = new ArrayList<>(list.size());
+      for (int i = 0; i < list.size(); i++) {
+        copy.add(immutableValue(list.get(i), path + "[" + i + "]"));
+      }
+      return Collections.unmodifiableList(copy);
+    }
+    throw new InvalidMessageException(
+        path
+            + " holds a "
+            + value.getClass().getName()
+            + ", which is not a JSON value (use maps, lists, strings, numbers, booleans or null)");
+  }
+
+  /** Converts a JSON object node in one pass, without re-validating. */
+  static Map<String, Object> fromObjectNode(JsonNode node) {
+    Map<String, Object> copy = new LinkedHashMap<>(Math.max(4, node.size() * 2));
+    Iterator<Map.Entry<String, JsonNode>> fields = node.fields();
+    while (fields.hasNext()) {
+      Map.Entry<String, JsonNode> field = fields.next();
+      copy.put(field.getKey(), fromNode(field.getValue()));
+    }
+    return Collections.unmodifiableMap(copy);
+  }
+
+  private static Object fromNode(JsonNode node) {
+    return switch (node.getNodeType()) {
+      case OBJECT -> fromObjectNode(node);
+      case ARRAY -> {
+        List<Object> list = new ArrayList<>(node.size());
+        for (JsonNode element : node) {
+          list.add(fromNode(element));
+        }
+        yield Collections.unmodifiableList(list);
+      }
+      case STRING -> node.textValue();
+      case BOOLEAN -> node.booleanValue();
+      // Floats are read exactly (for timestamps); content holds them as doubles.
+      case NUMBER -> node.isBigDecimal() ? (Object) node.doubleValue() : node.numberValue();
+      case NULL, MISSING -> null;
+      case BINARY, POJO -> node.toString();
+    };
+  }
+}

@@ -1,0 +1,47 @@
+package org.nisprotocol.core;
+
+/**
+ * The message bus port: agents publish {@link NisMessage}s to topics and consume them in consumer
+ * groups.
+ *
+ * <p>Contract, shared by every backend and checked by the message bus contract kit:
+ *
+ * <ul>
+ *   <li>{@link #publish} returns once the bus has accepted the message; from then on it is
+ *       delivered to every subscribed group or dead-lettered, never dropped. A bus that cannot
+ *       accept it throws ({@link RetriableException} when trying later may help).
+ *   <li>Each consumer group receives every message of its topics; the members of a group share
+ *       them. Delivery is at-least-once: a handler that throws gets the message again, with
+ *       backoff, up to the retry budget; then the message goes to the dead-letter topic {@code
+ *       <topic>.dlt} with headers naming the error.
+ *   <li>Messages with the same {@link NisMessage#orderingKey()} reach a group in publish order.
+ *   <li>A new group starts from the oldest message the bus still holds for its topics.
+ *   <li>{@link #close()} stops accepting, delivers what was accepted to the subscribed groups
+ *       (within the backend's shutdown window), then stops.
+ * </ul>
+ */
+public interface MessageBus extends AutoCloseable {
+
+  /**
+   * Publishes a message to its topic and returns once the bus has accepted it.
+   *
+   * @throws MessageBusFullException when the bus stayed full for the whole publish timeout
+   * @throws ClosedException after {@link #close()}
+   */
+  PublishReceipt publish(NisMessage message);
+
+  /**
+   * Starts delivering the topics (and message types) of the spec to the handler, as one member of
+   * the spec's consumer group.
+   *
+   * @throws ValidationException when the spec names no topic and no message type, or a bad name
+   */
+  Subscription subscribe(SubscriptionSpec spec, MessageHandler handler);
+
+  /** Which backend this is, e.g. "embedded" or "kafka". */
+  String name();
+
+  /** Stops accepting, delivers what was accepted, then releases everything. Idempotent. */
+  @Override
+  void close();
+}

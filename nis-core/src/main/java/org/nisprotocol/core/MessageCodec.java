@@ -1,0 +1,315 @@
+package org.nisprotocol.core;
+
+import com.fasterxml.jackson.core.JsonGenerator;
+import com.fasterxml.jackson.core.JsonParser;
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.databind.DeserializationFeature;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.json.JsonMapper;
+import com.fasterxml.jackson.databind.node.JsonNodeFactory;
+import java.io.ByteArrayOutputStream;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.math.BigDecimal;
+import java.math.RoundingMode;
+import java.nio.charset.StandardCharsets;
+import java.time.Instant;
+import java.time.InstantSource;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Objects;
+import java.util.UUID;
+import java.util.function.Supplier;
+
+/**
+ * The JSON wire format of {@link NisMessage}: UTF-8 JSON with the integration guide's snake_case
+ * field names. message_type and priority are lowercase names; timestamp is epoch seconds with a
+ * fraction (microseconds).
+ *
+ * <p>On input only message_type, source_agent and content are required. A missing message_id is
+ * generated, a missing timestamp is now, a missing topic is the one the type routes to, a missing
+ * priority is normal; priority may be given as a level 1-4. Unknown fields are ignored so that
+ * newer writers can talk to older readers. Every problem is reported at once.
+ *
+ * <p>Thread-safe.
+ */
+public final class MessageCodec {
+  private static final ObjectMapper MAPPER =
+      JsonMapper.builder()
+          .enable(DeserializationFeature.USE_BIG_DECIMAL_FOR_FLOATS)
+          .enable(JsonParser.Feature.STRICT_DUPLICATE_DETECTION)
+          .nodeFactory(JsonNodeFactory.withExactBigDecimals(true))
+          .build();
+
+  private static final BigDecimal NANOS_PER_SECOND = BigDecimal.valueOf(1_000_000_000L);
+
+  private final InstantSource clock;
+  private final Supplier<String> messageIds;
+
+  private MessageCodec(InstantSource clock, Supplier<String> messageIds) {
+    this.clock = clock;
+    this.messageIds = messageIds;
+  }
+
+  /** A codec that stamps absent timestamps with the system clock and ids with random UUIDs. */
+  public static MessageCodec create() {
+    return create(InstantSource.system());
+  }
+
+  /** A codec that stamps absent timestamps from the given clock. */
+  public static MessageCodec create(InstantSource clock) {
+    return new MessageCodec(
+        Objects.requireNonNull(clock, "clock"), () -> UUID.randomUUID().toString());
+  }
+
+  /** The message as UTF-8 JSON. */
+  public byte[] encode(NisMessage message) {
+    ByteArrayOutputStream out = new ByteArrayOutputStream(256 + message.content().size() * 32);
+    try (JsonGenerator json = MAPPER.getFactory().createGenerator(out)) {
+      write(message, json);
+    } catch (IOException e) {
+      throw new UncheckedIOException("could not encode " + message, e);
+    }
+    return out.toByteArray();
+  }
+
+  /** The message as a JSON string. */
+  public String encodeToString(NisMessage message) {
+    return new String(encode(message), StandardCharsets.UTF_8);
+  }
+
+  /**
+   * Parses a message from UTF-8 JSON.
+   *
+   * @throws MalformedJsonException when the bytes are not JSON at all
+   * @throws InvalidMessageException listing every field that is missing or wrong
+   */
+  public NisMessage decode(byte[] json) {
+    return fromTree(parse(json));
+  }
+
+  /** Parses a message from a JSON string; see {@link #decode(byte[])}. */
+  public NisMessage decode(String json) {
+    return decode(json.getBytes(StandardCharsets.UTF_8));
+  }
+
+  /**
+   * Parses any JSON document, with the same strictness as messages (duplicate keys refused).
+   *
+   * @throws MalformedJsonException naming where the text stops being JSON
+   */
+  public static JsonNode parse(byte[] json) {
+    try {
+      JsonNode node = MAPPER.readTree(json);
+      if (node == null || node.isMissingNode()) {
+        throw new MalformedJsonException("body is empty; expected a JSON document");
+      }
+      return node;
+    } catch (JsonProcessingException e) {
+      throw new MalformedJsonException("body is not valid JSON: " + e.getOriginalMessage()
+          + locationOf(e));
+    } catch (IOException e) {
+      throw new UncheckedIOException(e);
+    }
+  }
+
+  /** Shared JSON mapper configured as the wire format wants it. */
+  public static ObjectMapper mapper() {
+    return MAPPER;
+  }
+
+  private static String locationOf(JsonProcessingException e) {
+    return e.getLocation() == null
+        ? ""
+        : " (line " + e.getLocation().getLineNr() + ", column " + e.getLocation().getColumnNr() + ")";
+  }
+
+  private NisMessage fromTree(JsonNode node) {
+    if (!node.isObject()) {
+      throw new InvalidMessageException(
+          "a message must be a JSON object, got " + node.getNodeType().name().toLowerCase());
+    }
+    List<String> problems = new ArrayList<>();
+    MessageType type = null;
+    JsonNode typeNode = node.path("message_type");
+    if (typeNode.isMissingNode() || typeNode.isNull()) {
+      problems.add("message_type is required");
+    } else if (!typeNode.isTextual()) {
+      problems.add("message_type must be a string, got " + typeNode);
+    } else {
+      try {
+        type = MessageType.fromWire(typeNode.textValue());
+      } catch (IllegalArgumentException e) {
+        problems.add(e.getMessage());
+      }
+    }
+    String source = requiredText(node, "source_agent", problems);
+    JsonNode contentNode = node.path("content");
+    if (contentNode.isMissingNode() || contentNode.isNull()) {
+      problems.add("content is required (a JSON object)");
+    } else if (!contentNode.isObject()) {
+      problems.add(
+          "content must be a JSON object, got "
+              + contentNode.getNodeType().name().toLowerCase()
+              + " "
+              + abbreviate(contentNode.toString()));
+    }
+    MessagePriority priority = priority(node.path("priority"), problems);
+    String messageId = optionalText(node, "message_id", problems);
+    String target = optionalText(node, "target_agent", problems);
+    String topic = optionalText(node, "topic", problems);
+    String correlationId = optionalText(node, "correlation_id", problems);
+    Instant timestamp = timestamp(node.path("timestamp"), problems);
+    Double score = null;
+    JsonNode scoreNode = node.path("integrity_score");
+    if (scoreNode.isNumber()) {
+      score = scoreNode.doubleValue();
+    } else if (!scoreNode.isMissingNode() && !scoreNode.isNull()) {
+      problems.add("integrity_score must be a number, got " + abbreviate(scoreNode.toString()));
+    }
+    List<String> flags = new ArrayList<>();
+    JsonNode flagsNode = node.path("audit_flags");
+    if (flagsNode.isArray()) {
+      for (JsonNode flag : flagsNode) {
+        if (flag.isTextual()) {
+          flags.add(flag.textValue());
+        } else {
+          problems.add("audit_flags must hold strings, got " + abbreviate(flag.toString()));
+          break;
+        }
+      }
+    } else if (!flagsNode.isMissingNode() && !flagsNode.isNull()) {
+      problems.add("audit_flags must be an array of strings, got " + abbreviate(flagsNode.toString()));
+    }
+    if (!problems.isEmpty()) {
+      throw new InvalidMessageException(problems);
+    }
+    NisMessage.Builder builder =
+        NisMessage.builder(type, source)
+            .messageId(messageId == null ? messageIds.get() : messageId)
+            .priority(priority)
+            .trustedContent(JsonValues.fromObjectNode(contentNode))
+            .timestamp(timestamp == null ? clock.instant() : timestamp)
+            .auditFlags(flags);
+    if (target != null) {
+      builder.targetAgent(target);
+    }
+    if (topic != null) {
+      builder.topic(topic);
+    }
+    if (correlationId != null) {
+      builder.correlationId(correlationId);
+    }
+    if (score != null) {
+      builder.integrityScore(score);
+    }
+    return builder.build();
+  }
+
+  private static String requiredText(JsonNode node, String field, List<String> problems) {
+    JsonNode value = node.path(field);
+    if (value.isMissingNode() || value.isNull()) {
+      problems.add(field + " is required");
+      return null;
+    }
+    return optionalText(node, field, problems);
+  }
+
+  private static String optionalText(JsonNode node, String field, List<String> problems) {
+    JsonNode value = node.path(field);
+    if (value.isMissingNode() || value.isNull()) {
+      return null;
+    }
+    if (!value.isTextual()) {
+      problems.add(field + " must be a string, got " + abbreviate(value.toString()));
+      return null;
+    }
+    return value.textValue();
+  }
+
+  private static MessagePriority priority(JsonNode value, List<String> problems) {
+    if (value.isMissingNode() || value.isNull()) {
+      return MessagePriority.NORMAL;
+    }
+    try {
+      if (value.isIntegralNumber()) {
+        return MessagePriority.ofLevel(value.intValue());
+      }
+      if (value.isTextual()) {
+        return MessagePriority.fromWire(value.textValue());
+      }
+      problems.add("priority must be a name or a level 1-4, got " + abbreviate(value.toString()));
+    } catch (IllegalArgumentException e) {
+      problems.add(e.getMessage());
+    }
+    return MessagePriority.NORMAL;
+  }
+
+  private static Instant timestamp(JsonNode value, List<String> problems) {
+    if (value.isMissingNode() || value.isNull()) {
+      return null;
+    }
+    if (!value.isNumber()) {
+      problems.add(
+          "timestamp must be epoch seconds as a number, got " + abbreviate(value.toString()));
+      return null;
+    }
+    BigDecimal seconds = value.decimalValue();
+    if (seconds.signum() < 0 || seconds.compareTo(BigDecimal.valueOf(Instant.MAX.getEpochSecond())) > 0) {
+      problems.add("timestamp " + seconds.toPlainString() + " is out of range");
+      return null;
+    }
+    long whole = seconds.longValue();
+    long nanos =
+        seconds.subtract(BigDecimal.valueOf(whole)).multiply(NANOS_PER_SECOND)
+            .setScale(0, RoundingMode.HALF_UP).longValueExact();
+    return Instant.ofEpochSecond(whole, nanos);
+  }
+
+  private static void write(NisMessage message, JsonGenerator json) throws IOException {
+    json.writeStartObject();
+    json.writeStringField("message_id", message.messageId());
+    json.writeStringField("message_type", message.messageType().wireName());
+    json.writeStringField("priority", message.priority().wireName());
+    json.writeStringField("source_agent", message.sourceAgent());
+    writeOptional(json, "target_agent", message.targetAgent().orElse(null));
+    json.writeStringField("topic", message.topic());
+    json.writeFieldName("content");
+    MAPPER.writeValue(json, message.content());
+    json.writeFieldName("timestamp");
+    json.writeNumber(epochSeconds(message.timestamp()));
+    writeOptional(json, "correlation_id", message.correlationId().orElse(null));
+    json.writeFieldName("integrity_score");
+    if (message.integrityScore().isPresent()) {
+      json.writeNumber(message.integrityScore().getAsDouble());
+    } else {
+      json.writeNull();
+    }
+    json.writeArrayFieldStart("audit_flags");
+    for (String flag : message.auditFlags()) {
+      json.writeString(flag);
+    }
+    json.writeEndArray();
+    json.writeEndObject();
+  }
+
+  /** Epoch seconds with six decimals, e.g. {@code 1763759431.123456}. */
+  static BigDecimal epochSeconds(Instant instant) {
+    return BigDecimal.valueOf(instant.getEpochSecond())
+        .add(BigDecimal.valueOf(instant.getNano() / 1_000, 6));
+  }
+
+  private static void writeOptional(JsonGenerator json, String field, String value)
+      throws IOException {
+    if (value == null) {
+      json.writeNullField(field);
+    } else {
+      json.writeStringField(field, value);
+    }
+  }
+
+  private static String abbreviate(String text) {
+    return text.length() <= 60 ? text : text.substring(0, 57) + "...";
+  }
+}

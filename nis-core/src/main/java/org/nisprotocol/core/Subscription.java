@@ -1,0 +1,10 @@
+package org.nisprotocol.core;
+
+/** One member of a consumer group. Closing it stops deliveries to its handler. */
+public interface Subscription extends AutoCloseable {
+  SubscriptionSpec spec();
+
+  /** Stops deliveries; a delivery in progress finishes first. Idempotent. */
+  @Override
+  void close();
+}

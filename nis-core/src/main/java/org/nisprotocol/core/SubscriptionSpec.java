@@ -1,0 +1,93 @@
+package org.nisprotocol.core;
+
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.Collections;
+import java.util.EnumSet;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Objects;
+import java.util.Set;
+
+/**
+ * What a subscription receives: the topics and/or message types of one consumer group. With only
+ * message types, the topics are those the types route to, and messages of other types on them are
+ * skipped. With both, only messages of those types on those topics arrive.
+ *
+ * <pre>{@code
+ * SubscriptionSpec.group("analysis_group").withTopics("nis-simulation")
+ * SubscriptionSpec.group("health_monitor").withMessageTypes(MessageType.SYSTEM_HEALTH)
+ * }</pre>
+ *
+ * @param group the consumer group
+ * @param topics topics to read; may be empty when message types are given
+ * @param messageTypes the types to deliver; empty means every type
+ */
+public record SubscriptionSpec(String group, Set<String> topics, Set<MessageType> messageTypes) {
+
+  public SubscriptionSpec {
+    Objects.requireNonNull(group, "group");
+    topics = Collections.unmodifiableSet(new LinkedHashSet<>(topics));
+    messageTypes =
+        messageTypes.isEmpty()
+            ? Collections.unmodifiableSet(EnumSet.noneOf(MessageType.class))
+            : Collections.unmodifiableSet(EnumSet.copyOf(messageTypes));
+  }
+
+  /** A spec for the group with nothing chosen yet. */
+  public static SubscriptionSpec group(String group) {
+    return new SubscriptionSpec(group, Set.of(), Set.of());
+  }
+
+  /** This spec with the topics added. */
+  public SubscriptionSpec withTopics(String... moreTopics) {
+    Set<String> all = new LinkedHashSet<>(topics);
+    all.addAll(Arrays.asList(moreTopics));
+    return new SubscriptionSpec(group, all, messageTypes);
+  }
+
+  /** This spec with the message types added. */
+  public SubscriptionSpec withMessageTypes(MessageType... moreTypes) {
+    Set<MessageType> all = EnumSet.noneOf(MessageType.class);
+    all.addAll(messageTypes);
+    all.addAll(Arrays.asList(moreTypes));
+    return new SubscriptionSpec(group, topics, all);
+  }
+
+  /** The topics read: the topics given, else those the message types route to. */
+  public Set<String> effectiveTopics() {
+    if (!topics.isEmpty()) {
+      return topics;
+    }
+    Set<String> routed = new LinkedHashSet<>();
+    messageTypes.forEach(type -> routed.add(type.topic()));
+    return Collections.unmodifiableSet(routed);
+  }
+
+  /** Whether a message of this type is delivered to this subscription. */
+  public boolean accepts(MessageType type) {
+    return messageTypes.isEmpty() || messageTypes.contains(type);
+  }
+
+  /**
+   * @throws ValidationException listing every problem: no topic and no type, bad names
+   */
+  public SubscriptionSpec validated() {
+    List<String> problems = new ArrayList<>();
+    if (group.isBlank()) {
+      problems.add("group must not be blank");
+    }
+    if (topics.isEmpty() && messageTypes.isEmpty()) {
+      problems.add("a subscription needs at least one topic or message type");
+    }
+    for (String topic : topics) {
+      if (!StreamingTopics.isValidName(topic)) {
+        problems.add("topic '" + topic + "' is not a valid topic name");
+      }
+    }
+    if (!problems.isEmpty()) {
+      throw new ValidationException(problems);
+    }
+    return this;
+  }
+}

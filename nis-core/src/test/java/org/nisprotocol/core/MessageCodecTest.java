@@ -1,0 +1,217 @@
+package org.nisprotocol.core;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import java.nio.charset.StandardCharsets;
+import java.time.Instant;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Map;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.EnumSource;
+
+class MessageCodecTest {
+  private static final Instant NOW = Instant.parse("2026-11-21T10:15:30.123456Z");
+  private final MessageCodec codec = MessageCodec.create(() -> NOW);
+
+  private static NisMessage fullMessage() {
+    return NisMessage.builder(MessageType.SIMULATION_RESULT, "scenario_simulator")
+        .messageId("msg_001")
+        .priority(MessagePriority.HIGH)
+        .targetAgent("coordination_agent")
+        .content(
+            Map.of(
+                "scenario_id", "archaeological_site_001",
+                "success_probability", 0.847,
+                "iterations", 1000,
+                "recommendations", List.of("Increase team size", "Extend timeline"),
+                "nested", Map.of("ok", true)))
+        .timestamp(Instant.parse("2026-11-21T10:15:30.654321Z"))
+        .correlationId("corr-42")
+        .integrityScore(87.5)
+        .auditFlags(List.of("hype_language"))
+        .build();
+  }
+
+  @Test
+  void aMessageSurvivesTheRoundTrip() {
+    NisMessage message = fullMessage();
+
+    NisMessage decoded = codec.decode(codec.encode(message));
+
+    assertThat(decoded).isEqualTo(message);
+    assertThat(decoded.content()).isEqualTo(message.content());
+  }
+
+  @Test
+  void theWireUsesTheGuidesSnakeCaseNamesAndLowercaseEnums() {
+    JsonNode json = MessageCodec.parse(codec.encode(fullMessage()));
+
+    assertThat(iterableToList(json.fieldNames()))
+        .containsExactly(
+            "message_id", "message_type", "priority", "source_agent", "target_agent", "topic",
+            "content", "timestamp", "correlation_id", "integrity_score", "audit_flags");
+    assertThat(json.get("message_type").textValue()).isEqualTo("simulation_result");
+    assertThat(json.get("priority").textValue()).isEqualTo("high");
+    assertThat(json.get("topic").textValue()).isEqualTo("nis-simulation");
+    assertThat(json.get("timestamp").decimalValue()).isEqualByComparingTo("1795256130.654321");
+    assertThat(json.get("content").isObject()).isTrue();
+  }
+
+  @Test
+  void absentOptionalFieldsAreWrittenAsNull() {
+    NisMessage minimal = NisMessage.builder(MessageType.SYSTEM_HEALTH, "demo_agent").build();
+
+    JsonNode json = MessageCodec.parse(codec.encode(minimal));
+
+    assertThat(json.get("target_agent").isNull()).isTrue();
+    assertThat(json.get("correlation_id").isNull()).isTrue();
+    assertThat(json.get("integrity_score").isNull()).isTrue();
+    assertThat(json.get("audit_flags").isEmpty()).isTrue();
+  }
+
+  @Test
+  void aMinimalInputGetsDefaults() {
+    NisMessage message =
+        codec.decode(
+            "{\"message_type\":\"system_health\",\"source_agent\":\"demo_agent\",\"content\":{\"status\":\"healthy\"}}");
+
+    assertThat(message.messageId()).isNotBlank();
+    assertThat(message.priority()).isEqualTo(MessagePriority.NORMAL);
+    assertThat(message.topic()).isEqualTo(StreamingTopics.SYSTEM_HEALTH);
+    assertThat(message.timestamp()).isEqualTo(NOW);
+    assertThat(message.targetAgent()).isEmpty();
+    assertThat(message.content()).containsEntry("status", "healthy");
+  }
+
+  @Test
+  void priorityMayBeALevelOrAnyCaseName() {
+    String template =
+        "{\"message_type\":\"audit_alert\",\"source_agent\":\"a\",\"content\":{},\"priority\":%s}";
+
+    assertThat(codec.decode(String.format(template, "4")).priority()).isEqualTo(MessagePriority.CRITICAL);
+    assertThat(codec.decode(String.format(template, "\"LOW\"")).priority()).isEqualTo(MessagePriority.LOW);
+    assertThat(codec.decode(String.format(template, "\"2\"")).priority()).isEqualTo(MessagePriority.NORMAL);
+  }
+
+  @ParameterizedTest
+  @EnumSource(MessageType.class)
+  void everyTypeRoutesToItsTopic(MessageType type) {
+    NisMessage message = NisMessage.builder(type, "a").build();
+
+    assertThat(message.topic()).isEqualTo(type.topic()).startsWith("nis-");
+    assertThat(MessageType.fromWire(type.wireName())).isEqualTo(type);
+  }
+
+  @Test
+  void theNineTypesRouteToTheNineTopics() {
+    assertThat(Arrays.stream(MessageType.values()).map(MessageType::topic).distinct())
+        .containsExactlyInAnyOrderElementsOf(StreamingTopics.all().subList(0, 9));
+    assertThat(StreamingTopics.all()).contains(StreamingTopics.EVENTS);
+  }
+
+  @Test
+  void anUnknownTypeIsRefusedNamingTheTypeAndTheChoices() {
+    assertThatThrownBy(
+            () -> codec.decode("{\"message_type\":\"telepathy\",\"source_agent\":\"a\",\"content\":{}}"))
+        .isInstanceOf(InvalidMessageException.class)
+        .hasMessageContaining("unknown message_type 'telepathy'")
+        .hasMessageContaining("simulation_result");
+  }
+
+  @Test
+  void aMissingSourceAgentIsRefused() {
+    assertThatThrownBy(() -> codec.decode("{\"message_type\":\"system_health\",\"content\":{}}"))
+        .isInstanceOf(InvalidMessageException.class)
+        .hasMessageContaining("source_agent is required");
+  }
+
+  @Test
+  void contentThatIsNotAnObjectIsRefused() {
+    assertThatThrownBy(
+            () ->
+                codec.decode(
+                    "{\"message_type\":\"system_health\",\"source_agent\":\"a\",\"content\":[1,2]}"))
+        .isInstanceOf(InvalidMessageException.class)
+        .hasMessageContaining("content must be a JSON object, got array");
+  }
+
+  @Test
+  void everyProblemIsReportedAtOnce() {
+    assertThatThrownBy(
+            () -> codec.decode("{\"message_type\":\"nope\",\"content\":\"text\",\"priority\":9}"))
+        .isInstanceOfSatisfying(
+            InvalidMessageException.class,
+            e ->
+                assertThat(e.problems())
+                    .hasSize(4)
+                    .anyMatch(p -> p.contains("unknown message_type 'nope'"))
+                    .anyMatch(p -> p.contains("source_agent is required"))
+                    .anyMatch(p -> p.contains("content must be a JSON object"))
+                    .anyMatch(p -> p.contains("priority level 9")));
+  }
+
+  @Test
+  void textThatIsNotJsonIsAMalformedJsonError() {
+    assertThatThrownBy(() -> codec.decode("{\"message_type\": "))
+        .isInstanceOf(MalformedJsonException.class)
+        .hasMessageContaining("not valid JSON");
+    assertThatThrownBy(() -> codec.decode(""))
+        .isInstanceOf(MalformedJsonException.class)
+        .hasMessageContaining("empty");
+    assertThatThrownBy(() -> codec.decode("{\"a\":1,\"a\":2}"))
+        .isInstanceOf(MalformedJsonException.class)
+        .hasMessageContaining("Duplicate field 'a'");
+  }
+
+  @Test
+  void aMessageThatIsNotAnObjectIsRefused() {
+    assertThatThrownBy(() -> codec.decode("[1]".getBytes(StandardCharsets.UTF_8)))
+        .isInstanceOf(InvalidMessageException.class)
+        .hasMessageContaining("must be a JSON object, got array");
+  }
+
+  @Test
+  void unknownFieldsAreIgnored() {
+    NisMessage message =
+        codec.decode(
+            "{\"message_type\":\"goal_generation\",\"source_agent\":\"a\",\"content\":{},\"future_field\":1}");
+
+    assertThat(message.messageType()).isEqualTo(MessageType.GOAL_GENERATION);
+  }
+
+  @Test
+  void contentIsDeeplyImmutable() {
+    NisMessage message = fullMessage();
+
+    assertThatThrownBy(() -> message.content().put("x", 1)).isInstanceOf(UnsupportedOperationException.class);
+    @SuppressWarnings("unchecked")
+    List<Object> recommendations = (List<Object>) message.content().get("recommendations");
+    assertThatThrownBy(() -> recommendations.add("x")).isInstanceOf(UnsupportedOperationException.class);
+  }
+
+  @Test
+  void contentThatIsNotJsonIsRefusedNamingThePath() {
+    assertThatThrownBy(
+            () -> NisMessage.builder(MessageType.MEMORY_OPERATION, "a").content(Map.of("when", new Object())))
+        .isInstanceOf(InvalidMessageException.class)
+        .hasMessageContaining("content.when");
+  }
+
+  @Test
+  void orderingKeyIsTargetThenCorrelationThenSource() {
+    NisMessage.Builder builder = NisMessage.builder(MessageType.AGENT_COORDINATION, "source");
+    assertThat(builder.build().orderingKey()).isEqualTo("source");
+    assertThat(builder.correlationId("corr").build().orderingKey()).isEqualTo("corr");
+    assertThat(builder.targetAgent("target").build().orderingKey()).isEqualTo("target");
+  }
+
+  private static List<String> iterableToList(java.util.Iterator<String> names) {
+    List<String> list = new java.util.ArrayList<>();
+    names.forEachRemaining(list::add);
+    return list;
+  }
+}

@@ -1,0 +1,230 @@
+package org.nisprotocol.embedded;
+
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.ThreadLocalRandom;
+import java.util.concurrent.TimeUnit;
+import org.nisprotocol.core.Delivery;
+import org.nisprotocol.core.MessageHandler;
+import org.nisprotocol.core.SubscriptionSpec;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * One consumer group reading one topic: a cursor and a dispatcher (a virtual thread) per
+ * partition. Each dispatcher delivers its partition's entries one at a time, which keeps every
+ * ordering key in order; it hands each entry to one open member of the group that accepts the
+ * entry's type (members share the partitions), and advances the cursor only after the handler
+ * returned, or after the entry was dead-lettered.
+ */
+final class GroupConsumer {
+  private static final Logger log = LoggerFactory.getLogger(GroupConsumer.class);
+  private static final long IDLE_WAIT_NANOS = TimeUnit.MILLISECONDS.toNanos(200);
+
+  /** The bus as the dispatchers see it. */
+  interface Bus {
+    org.nisprotocol.core.RetryPolicy retryPolicy();
+
+    boolean stopped();
+
+    void releasePermits(int permits);
+
+    void deadLetter(
+        PartitionLog.Entry entry,
+        String topic,
+        int partition,
+        String group,
+        Throwable error,
+        int attempts);
+  }
+
+  /** A subscription's member in this group. */
+  static final class Member {
+    final SubscriptionSpec spec;
+    final MessageHandler handler;
+    volatile boolean closed;
+
+    Member(SubscriptionSpec spec, MessageHandler handler) {
+      this.spec = spec;
+      this.handler = handler;
+    }
+  }
+
+  final String group;
+  final TopicLog topic;
+  private final Bus bus;
+  private final List<Member> members = new CopyOnWriteArrayList<>();
+  private final long[] cursors; // cursors[p] guarded by topic.partitions[p].lock
+  private final List<Thread> dispatchers = new ArrayList<>();
+
+  GroupConsumer(String group, TopicLog topic, Bus bus) {
+    this.group = group;
+    this.topic = topic;
+    this.bus = bus;
+    this.cursors = new long[topic.partitions.length];
+  }
+
+  void start() {
+    for (PartitionLog partition : topic.partitions) {
+      dispatchers.add(
+          Thread.ofVirtual()
+              .name("nis-bus-" + group + "-" + topic.name + "-" + partition.index)
+              .start(() -> dispatch(partition)));
+    }
+  }
+
+  void addMember(Member member) {
+    members.add(member);
+    topic.signalAll();
+  }
+
+  void removeMember(Member member) {
+    members.remove(member);
+    topic.signalAll();
+  }
+
+  boolean isActive() {
+    for (Member member : members) {
+      if (!member.closed) {
+        return true;
+      }
+    }
+    return false;
+  }
+
+  /** Next offset to deliver in the partition. Caller holds the partition's lock. */
+  long cursor(int partition) {
+    return cursors[partition];
+  }
+
+  /** Whether this group still has accepted entries to deliver. Caller holds the lock. */
+  boolean hasBacklog(PartitionLog partition) {
+    return isActive() && Math.max(cursors[partition.index], partition.baseOffset())
+        < partition.endOffset();
+  }
+
+  void interruptDispatchers() {
+    dispatchers.forEach(Thread::interrupt);
+  }
+
+  void joinDispatchers(Duration timeout) throws InterruptedException {
+    long deadline = System.nanoTime() + timeout.toNanos();
+    for (Thread thread : dispatchers) {
+      long left = deadline - System.nanoTime();
+      if (left > 0) {
+        thread.join(Duration.ofNanos(left));
+      }
+    }
+  }
+
+  private void dispatch(PartitionLog partition) {
+    try {
+      while (!bus.stopped()) {
+        PartitionLog.Entry entry = nextEntry(partition);
+        if (entry == null) {
+          return;
+        }
+        if (deliver(entry, partition.index)) {
+          advance(partition, entry.offset() + 1);
+        }
+      }
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    }
+  }
+
+  /** Waits for an entry this group can take now; null when the bus stops. */
+  private PartitionLog.Entry nextEntry(PartitionLog partition) throws InterruptedException {
+    partition.lock.lock();
+    try {
+      while (!bus.stopped()) {
+        long cursor = Math.max(cursors[partition.index], partition.baseOffset());
+        cursors[partition.index] = cursor;
+        if (cursor < partition.endOffset() && isActive()) {
+          return partition.get(cursor);
+        }
+        partition.await(IDLE_WAIT_NANOS);
+      }
+      return null;
+    } finally {
+      partition.lock.unlock();
+    }
+  }
+
+  private void advance(PartitionLog partition, long next) {
+    int freed;
+    partition.lock.lock();
+    try {
+      cursors[partition.index] = Math.max(cursors[partition.index], next);
+      freed = topic.trim(partition);
+      partition.changed.signalAll();
+    } finally {
+      partition.lock.unlock();
+    }
+    bus.releasePermits(freed);
+  }
+
+  /**
+   * Delivers with retries. Returns true when the entry is done (handled, skipped as a type this
+   * group does not take, or dead-lettered); false when no member is open any more, so the entry
+   * waits for the next one.
+   */
+  private boolean deliver(PartitionLog.Entry entry, int partition) throws InterruptedException {
+    var retryPolicy = bus.retryPolicy();
+    for (int attempt = 1; ; attempt++) {
+      Member member = pickMember(entry, partition);
+      if (member == null) {
+        return false; // no open member: the entry waits for one
+      }
+      if (member == IGNORED) {
+        return true;
+      }
+      try {
+        member.handler.handle(
+            new Delivery(
+                entry.message(), topic.name, partition, entry.offset(), attempt, entry.headers()));
+        return true;
+      } catch (InterruptedException e) {
+        throw e;
+      } catch (Exception | LinkageError | AssertionError e) {
+        if (attempt >= retryPolicy.maxAttempts()) {
+          bus.deadLetter(entry, topic.name, partition, group, e, attempt);
+          return true;
+        }
+        log.debug(
+            "group {} handler failed on {} attempt {}; retrying",
+            group,
+            entry.message().messageId(),
+            attempt,
+            e);
+        Duration wait = retryPolicy.delayBefore(attempt, ThreadLocalRandom.current().nextDouble());
+        Thread.sleep(wait);
+      }
+    }
+  }
+
+  private static final Member IGNORED = new Member(SubscriptionSpec.group("ignored"), d -> {});
+
+  /**
+   * An open member that takes the entry's type, spread over members by partition; {@link
+   * #IGNORED} when open members exist but none takes the type; null when none is open.
+   */
+  private Member pickMember(PartitionLog.Entry entry, int partition) {
+    List<Member> eligible = new ArrayList<>(members.size());
+    boolean anyOpen = false;
+    for (Member member : members) {
+      if (!member.closed) {
+        anyOpen = true;
+        if (member.spec.accepts(entry.message().messageType())) {
+          eligible.add(member);
+        }
+      }
+    }
+    if (eligible.isEmpty()) {
+      return anyOpen ? IGNORED : null;
+    }
+    return eligible.get(partition % eligible.size());
+  }
+}

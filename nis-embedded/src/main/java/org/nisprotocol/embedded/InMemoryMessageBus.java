@@ -1,0 +1,310 @@
+package org.nisprotocol.embedded;
+
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Objects;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.Semaphore;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.locks.ReentrantReadWriteLock;
+import org.nisprotocol.core.ClosedException;
+import org.nisprotocol.core.DeadLetterHeaders;
+import org.nisprotocol.core.MessageBus;
+import org.nisprotocol.core.MessageBusFullException;
+import org.nisprotocol.core.MessageHandler;
+import org.nisprotocol.core.NisMessage;
+import org.nisprotocol.core.PublishReceipt;
+import org.nisprotocol.core.RetryPolicy;
+import org.nisprotocol.core.StreamingTopics;
+import org.nisprotocol.core.Subscription;
+import org.nisprotocol.core.SubscriptionSpec;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The in-process message bus, the default backend: no server, same contract as Kafka.
+ *
+ * <h2>Design</h2>
+ *
+ * Like Kafka, each topic is a log split into partitions by ordering key, and each consumer group
+ * keeps a cursor per partition. A virtual thread per (group, topic, partition) delivers entries
+ * one at a time, so each key stays in order while different keys are handled in parallel. A cursor
+ * moves only after the handler returned (or the entry was dead-lettered), which makes delivery
+ * at-least-once.
+ *
+ * <p>Memory is bounded by a count of accepted, undelivered messages ({@link
+ * InMemoryMessageBusConfig#capacity()}): an entry is trimmed once every group consuming its topic
+ * has passed it. A topic nobody consumes keeps its entries for the first subscriber. When the
+ * bound is reached, publish waits up to the publish timeout for room, then throws {@link
+ * MessageBusFullException}: nothing is ever dropped silently. Dead letters are never refused.
+ *
+ * <p>Thread-safe. Everything is lost when the process ends: use the Kafka backend for durability.
+ */
+public final class InMemoryMessageBus implements MessageBus {
+  private static final Logger log = LoggerFactory.getLogger(InMemoryMessageBus.class);
+
+  private final InMemoryMessageBusConfig config;
+  private final Semaphore capacity;
+  private final Map<String, TopicLog> topics = new ConcurrentHashMap<>();
+  private final Map<String, GroupConsumer> consumers = new ConcurrentHashMap<>();
+  // Publishers hold the read lock while appending; close takes the write lock to stop them.
+  private final ReentrantReadWriteLock closeLock = new ReentrantReadWriteLock();
+  private volatile boolean closed;
+  private volatile boolean stopped;
+  private final GroupConsumer.Bus dispatcherView = new DispatcherView();
+
+  private InMemoryMessageBus(InMemoryMessageBusConfig config) {
+    this.config = config;
+    this.capacity = new Semaphore(config.capacity());
+  }
+
+  /** A bus with {@link InMemoryMessageBusConfig#defaults()}. */
+  public static InMemoryMessageBus create() {
+    return create(InMemoryMessageBusConfig.defaults());
+  }
+
+  public static InMemoryMessageBus create(InMemoryMessageBusConfig config) {
+    return new InMemoryMessageBus(Objects.requireNonNull(config, "config"));
+  }
+
+  @Override
+  public String name() {
+    return "embedded";
+  }
+
+  /** Accepted messages not yet delivered to every group (dead letters excluded). */
+  public int pending() {
+    return config.capacity() - capacity.availablePermits();
+  }
+
+  @Override
+  public PublishReceipt publish(NisMessage message) {
+    Objects.requireNonNull(message, "message");
+    requireOpen();
+    boolean acquired;
+    try {
+      acquired =
+          capacity.tryAcquire(config.publishTimeout().toNanos(), TimeUnit.NANOSECONDS);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new MessageBusFullException("interrupted while waiting for room in the message bus");
+    }
+    if (!acquired) {
+      throw new MessageBusFullException(
+          "message bus is full: "
+              + config.capacity()
+              + " accepted messages are not yet delivered and none was delivered in "
+              + config.publishTimeout()
+              + "; consumers are slow or missing. Retry later, add consumers, or raise the"
+              + " capacity");
+    }
+    closeLock.readLock().lock();
+    try {
+      if (closed) {
+        capacity.release();
+        throw closedError();
+      }
+      append(message.topic(), message, Map.of(), true);
+    } finally {
+      closeLock.readLock().unlock();
+    }
+    return new PublishReceipt(message.messageId(), message.topic(), PublishReceipt.Status.SENT);
+  }
+
+  @Override
+  public Subscription subscribe(SubscriptionSpec spec, MessageHandler handler) {
+    Objects.requireNonNull(handler, "handler");
+    spec.validated();
+    requireOpen();
+    GroupConsumer.Member member = new GroupConsumer.Member(spec, handler);
+    List<GroupConsumer> joined = new ArrayList<>();
+    for (String topicName : spec.effectiveTopics()) {
+      TopicLog topic = topic(topicName);
+      GroupConsumer consumer =
+          consumers.computeIfAbsent(
+              spec.group() + '\u0000' + topicName,
+              key -> {
+                GroupConsumer created = new GroupConsumer(spec.group(), topic, dispatcherView);
+                topic.consumers.add(created);
+                created.start();
+                return created;
+              });
+      consumer.addMember(member);
+      joined.add(consumer);
+    }
+    return new MemberSubscription(spec, member, joined);
+  }
+
+  /**
+   * Stops accepting messages, waits up to the shutdown timeout for every group to consume what was
+   * accepted, then stops the dispatchers.
+   */
+  @Override
+  public void close() {
+    closeLock.writeLock().lock();
+    try {
+      if (closed) {
+        return;
+      }
+      closed = true;
+    } finally {
+      closeLock.writeLock().unlock();
+    }
+    long deadline = System.nanoTime() + config.shutdownTimeout().toNanos();
+    try {
+      drain(deadline);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    }
+    stopped = true;
+    consumers.values().forEach(GroupConsumer::interruptDispatchers);
+    for (GroupConsumer consumer : consumers.values()) {
+      try {
+        consumer.joinDispatchers(Duration.ofSeconds(5));
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        break;
+      }
+    }
+  }
+
+  /** Waits until no active group has anything left to deliver, or the deadline passes. */
+  private void drain(long deadline) throws InterruptedException {
+    boolean backlog = true;
+    while (backlog) {
+      backlog = false;
+      for (TopicLog topic : List.copyOf(topics.values())) {
+        for (PartitionLog partition : topic.partitions) {
+          partition.lock.lock();
+          try {
+            while (hasBacklog(topic, partition)) {
+              backlog = true;
+              long left = deadline - System.nanoTime();
+              if (left <= 0) {
+                log.warn(
+                    "message bus closed with undelivered messages on {} after the shutdown"
+                        + " timeout {}",
+                    topic.name,
+                    config.shutdownTimeout());
+                return;
+              }
+              partition.await(Math.min(left, TimeUnit.MILLISECONDS.toNanos(100)));
+            }
+          } finally {
+            partition.lock.unlock();
+          }
+        }
+      }
+    }
+  }
+
+  private static boolean hasBacklog(TopicLog topic, PartitionLog partition) {
+    for (GroupConsumer consumer : topic.consumers) {
+      if (consumer.hasBacklog(partition)) {
+        return true;
+      }
+    }
+    return false;
+  }
+
+  private TopicLog topic(String name) {
+    return topics.computeIfAbsent(name, n -> new TopicLog(n, config.partitions()));
+  }
+
+  private void append(
+      String topicName, NisMessage message, Map<String, String> headers, boolean holdsPermit) {
+    topic(topicName).partitionFor(message.orderingKey()).append(message, headers, holdsPermit);
+  }
+
+  private void requireOpen() {
+    if (closed) {
+      throw closedError();
+    }
+  }
+
+  private static ClosedException closedError() {
+    return new ClosedException("the message bus is closed; no more messages are accepted");
+  }
+
+  private final class DispatcherView implements GroupConsumer.Bus {
+    @Override
+    public RetryPolicy retryPolicy() {
+      return config.retryPolicy();
+    }
+
+    @Override
+    public boolean stopped() {
+      return stopped;
+    }
+
+    @Override
+    public void releasePermits(int permits) {
+      if (permits > 0) {
+        capacity.release(permits);
+      }
+    }
+
+    @Override
+    public void deadLetter(
+        PartitionLog.Entry entry,
+        String topic,
+        int partition,
+        String group,
+        Throwable error,
+        int attempts) {
+      Map<String, String> headers = new HashMap<>(entry.headers());
+      headers.put(DeadLetterHeaders.ERROR, describe(error));
+      headers.put(DeadLetterHeaders.ATTEMPTS, Integer.toString(attempts));
+      headers.put(DeadLetterHeaders.ORIGINAL_TOPIC, topic);
+      headers.put(DeadLetterHeaders.ORIGINAL_PARTITION, Integer.toString(partition));
+      headers.put(DeadLetterHeaders.ORIGINAL_OFFSET, Long.toString(entry.offset()));
+      headers.put(DeadLetterHeaders.GROUP, group);
+      String deadLetterTopic = StreamingTopics.deadLetterTopicOf(topic);
+      log.warn(
+          "group {} gave up on message {} from {} after {} attempts; moved to {}: {}",
+          group,
+          entry.message().messageId(),
+          topic,
+          attempts,
+          deadLetterTopic,
+          headers.get(DeadLetterHeaders.ERROR));
+      append(deadLetterTopic, entry.message(), Map.copyOf(headers), false);
+    }
+  }
+
+  static String describe(Throwable error) {
+    String text = error.getClass().getName() + ": " + error.getMessage();
+    return text.length() <= 1000 ? text : text.substring(0, 1000);
+  }
+
+  private final class MemberSubscription implements Subscription {
+    private final SubscriptionSpec spec;
+    private final GroupConsumer.Member member;
+    private final List<GroupConsumer> joined;
+    private final AtomicBoolean closedOnce = new AtomicBoolean();
+
+    MemberSubscription(
+        SubscriptionSpec spec, GroupConsumer.Member member, List<GroupConsumer> joined) {
+      this.spec = spec;
+      this.member = member;
+      this.joined = joined;
+    }
+
+    @Override
+    public SubscriptionSpec spec() {
+      return spec;
+    }
+
+    @Override
+    public void close() {
+      if (closedOnce.compareAndSet(false, true)) {
+        member.closed = true;
+        joined.forEach(consumer -> consumer.removeMember(member));
+      }
+    }
+  }
+}

@@ -1,0 +1,114 @@
+package org.nisprotocol.embedded;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+import static org.awaitility.Awaitility.await;
+
+import java.time.Duration;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.Test;
+import org.nisprotocol.core.Delivery;
+import org.nisprotocol.core.MessageBusFullException;
+import org.nisprotocol.core.MessageType;
+import org.nisprotocol.core.NisMessage;
+import org.nisprotocol.core.SubscriptionSpec;
+
+/** What the in-process bus does beyond the shared contract: bounded memory and backpressure. */
+class InMemoryMessageBusTest {
+
+  private static NisMessage message(int sequence) {
+    return NisMessage.builder(MessageType.AGENT_COORDINATION, "agent")
+        .topic("bounded")
+        .content(Map.of("sequence", sequence))
+        .build();
+  }
+
+  @Test
+  void aFullBusMakesPublishWaitThenFailWithoutLosingWhatItAccepted() throws Exception {
+    try (InMemoryMessageBus bus =
+        InMemoryMessageBus.create(
+            InMemoryMessageBusConfig.defaults()
+                .withCapacity(10)
+                .withPublishTimeout(Duration.ofMillis(200)))) {
+      for (int i = 0; i < 10; i++) {
+        bus.publish(message(i));
+      }
+      long start = System.nanoTime();
+
+      assertThatThrownBy(() -> bus.publish(message(10)))
+          .isInstanceOf(MessageBusFullException.class)
+          .hasMessageContaining("10 accepted messages");
+      assertThat(Duration.ofNanos(System.nanoTime() - start)).isGreaterThanOrEqualTo(Duration.ofMillis(200));
+
+      List<Delivery> received = new CopyOnWriteArrayList<>();
+      bus.subscribe(SubscriptionSpec.group("late").withTopics("bounded"), received::add);
+      await().atMost(Duration.ofSeconds(10)).until(() -> received.size() == 10);
+      assertThat(received)
+          .extracting(d -> d.message().content().get("sequence"))
+          .containsExactlyInAnyOrder(0, 1, 2, 3, 4, 5, 6, 7, 8, 9);
+      await().atMost(Duration.ofSeconds(10)).until(() -> bus.pending() == 0);
+      bus.publish(message(11));
+    }
+  }
+
+  @Test
+  void aWaitingPublishProceedsAsSoonAsAConsumerMakesRoom() throws Exception {
+    try (InMemoryMessageBus bus =
+        InMemoryMessageBus.create(
+            InMemoryMessageBusConfig.defaults()
+                .withCapacity(2)
+                .withPartitions(1)
+                .withPublishTimeout(Duration.ofSeconds(20)))) {
+      CountDownLatch release = new CountDownLatch(1);
+      List<Delivery> received = new CopyOnWriteArrayList<>();
+      bus.subscribe(
+          SubscriptionSpec.group("slow").withTopics("bounded"),
+          d -> {
+            release.await(20, TimeUnit.SECONDS);
+            received.add(d);
+          });
+      bus.publish(message(0));
+      bus.publish(message(1));
+
+      Thread publisher = Thread.ofVirtual().start(() -> bus.publish(message(2)));
+      Thread.sleep(100);
+      assertThat(publisher.isAlive()).as("publish waits while the bus is full").isTrue();
+      release.countDown();
+      publisher.join(Duration.ofSeconds(10));
+
+      assertThat(publisher.isAlive()).isFalse();
+      await().atMost(Duration.ofSeconds(10)).until(() -> received.size() == 3);
+    }
+  }
+
+  @Test
+  void deliveredMessagesAreReleasedFromMemory() {
+    try (InMemoryMessageBus bus = InMemoryMessageBus.create()) {
+      List<Delivery> first = new CopyOnWriteArrayList<>();
+      List<Delivery> second = new CopyOnWriteArrayList<>();
+      bus.subscribe(SubscriptionSpec.group("a").withTopics("bounded"), first::add);
+      var slow = bus.subscribe(SubscriptionSpec.group("b").withTopics("bounded"), second::add);
+      slow.close();
+      for (int i = 0; i < 500; i++) {
+        bus.publish(message(i));
+      }
+
+      await().atMost(Duration.ofSeconds(10)).until(() -> first.size() == 500 && bus.pending() == 0);
+      assertThat(second).isEmpty();
+    }
+  }
+
+  @Test
+  void messagesOnATopicNobodyReadsWaitForTheFirstSubscriber() {
+    try (InMemoryMessageBus bus = InMemoryMessageBus.create()) {
+      for (int i = 0; i < 5; i++) {
+        bus.publish(message(i));
+      }
+      assertThat(bus.pending()).isEqualTo(5);
+    }
+  }
+}

@@ -1,0 +1,200 @@
+package org.nisprotocol.testkit;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import java.time.Duration;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.UUID;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.nisprotocol.core.Cache;
+import org.nisprotocol.core.CacheKeys;
+import org.nisprotocol.core.NamespaceTtls;
+import org.nisprotocol.core.ValidationException;
+
+/**
+ * The contract every {@link Cache} backend keeps. A backend's test extends this class, builds its
+ * cache in {@link #createCache} and says in {@link #elapse} how time passes for it (a manual clock
+ * for in-process backends, real waiting for a server).
+ *
+ * <p>Each test works in namespaces of its own, so a shared server may hold other data.
+ */
+public abstract class CacheContract {
+  /** TTL of the namespace {@link #shortNamespace}: short so that servers can be tested in real time. */
+  protected static final Duration SHORT_NAMESPACE_TTL = Duration.ofMillis(600);
+
+  protected Cache cache;
+  protected String namespace;
+  protected String otherNamespace;
+  protected String shortNamespace;
+
+  /** A cache whose default TTLs are the ones given. */
+  protected abstract Cache createCache(NamespaceTtls namespaceTtls);
+
+  /** Lets the given time pass as the cache sees it. */
+  protected abstract void elapse(Duration duration);
+
+  @BeforeEach
+  void createCacheAndNamespaces() {
+    String run = UUID.randomUUID().toString().substring(0, 8);
+    namespace = "contract-" + run;
+    otherNamespace = "contract-other-" + run;
+    shortNamespace = "contract-short-" + run;
+    cache = createCache(NamespaceTtls.defaults().with(shortNamespace, SHORT_NAMESPACE_TTL));
+  }
+
+  @AfterEach
+  void closeCache() {
+    cache.close();
+  }
+
+  @Test
+  void storedJsonIsReadBackAsStored() {
+    String json = "{\"monte_carlo_iterations\":1000,\"physics_validation\":true,\"tags\":[\"a\",\"b\"]}";
+    cache.put(namespace, "simulation_config", json, Duration.ofMinutes(5));
+
+    assertThat(cache.get(namespace, "simulation_config")).contains(json);
+  }
+
+  @Test
+  void absentKeyIsEmpty() {
+    assertThat(cache.get(namespace, "never-written")).isEmpty();
+  }
+
+  @Test
+  void putReplacesTheValue() {
+    cache.put(namespace, "k", "1", Duration.ofMinutes(5));
+    cache.put(namespace, "k", "2", Duration.ofMinutes(5));
+
+    assertThat(cache.get(namespace, "k")).contains("2");
+  }
+
+  @Test
+  void entryExpiresAfterItsTtl() {
+    cache.put(namespace, "short", "\"soon gone\"", Duration.ofMillis(300));
+    cache.put(namespace, "long", "\"stays\"", Duration.ofMinutes(5));
+    assertThat(cache.get(namespace, "short")).contains("\"soon gone\"");
+
+    elapse(Duration.ofMillis(450));
+
+    assertThat(cache.get(namespace, "short")).isEmpty();
+    assertThat(cache.getAll(namespace, List.of("short", "long")))
+        .containsExactly(Map.entry("long", "\"stays\""));
+  }
+
+  @Test
+  void putWithoutTtlTakesTheNamespaceDefault() {
+    cache.put(shortNamespace, "k", "true");
+    cache.put(namespace, "k", "true");
+    assertThat(cache.get(shortNamespace, "k")).contains("true");
+
+    elapse(SHORT_NAMESPACE_TTL.plusMillis(200));
+
+    assertThat(cache.get(shortNamespace, "k")).isEmpty();
+    assertThat(cache.get(namespace, "k")).as("default TTL of an unnamed namespace is an hour").contains("true");
+  }
+
+  @Test
+  void rewritingAnEntryRestartsItsTtl() {
+    cache.put(namespace, "k", "1", Duration.ofMillis(500));
+    elapse(Duration.ofMillis(300));
+    cache.put(namespace, "k", "2", Duration.ofMillis(500));
+    elapse(Duration.ofMillis(300));
+
+    assertThat(cache.get(namespace, "k")).contains("2");
+  }
+
+  @Test
+  void namespacesAreSeparate() {
+    cache.put(namespace, "shared-key", "\"mine\"", Duration.ofMinutes(5));
+    cache.put(otherNamespace, "shared-key", "\"theirs\"", Duration.ofMinutes(5));
+
+    assertThat(cache.get(namespace, "shared-key")).contains("\"mine\"");
+    assertThat(cache.get(otherNamespace, "shared-key")).contains("\"theirs\"");
+  }
+
+  @Test
+  void deleteRemovesOneKey() {
+    cache.put(namespace, "a", "1", Duration.ofMinutes(5));
+    cache.put(namespace, "b", "2", Duration.ofMinutes(5));
+
+    assertThat(cache.delete(namespace, "a")).isTrue();
+    assertThat(cache.delete(namespace, "a")).isFalse();
+    assertThat(cache.get(namespace, "a")).isEmpty();
+    assertThat(cache.get(namespace, "b")).contains("2");
+  }
+
+  @Test
+  void clearRemovesTheWholeNamespaceAndNothingElse() {
+    Map<String, String> values = new LinkedHashMap<>();
+    for (int i = 0; i < 250; i++) {
+      values.put("key:" + i, Integer.toString(i));
+    }
+    cache.putAll(namespace, values, Duration.ofMinutes(5));
+    cache.put(otherNamespace, "key:1", "\"kept\"", Duration.ofMinutes(5));
+
+    assertThat(cache.clear(namespace)).isEqualTo(250);
+
+    assertThat(cache.get(namespace, "key:1")).isEmpty();
+    assertThat(cache.getAll(namespace, values.keySet())).isEmpty();
+    assertThat(cache.get(otherNamespace, "key:1")).contains("\"kept\"");
+    assertThat(cache.clear(namespace)).isZero();
+  }
+
+  @Test
+  void batchPutAndGetCarryEveryEntry() {
+    Map<String, String> values = Map.of("config_1", "{\"setting\":\"value1\"}", "config_2", "{\"setting\":\"value2\"}", "config_3", "{\"setting\":\"value3\"}");
+    cache.putAll(namespace, values);
+
+    Map<String, String> found = cache.getAll(namespace, List.of("config_1", "config_2", "config_3", "absent"));
+
+    assertThat(found).isEqualTo(values);
+  }
+
+  @Test
+  void batchPutHonoursItsTtl() {
+    cache.putAll(namespace, Map.of("a", "1", "b", "2"), Duration.ofMillis(300));
+    elapse(Duration.ofMillis(450));
+
+    assertThat(cache.getAll(namespace, List.of("a", "b"))).isEmpty();
+  }
+
+  @Test
+  void keysMayHoldColonsAndUnicode() {
+    cache.put(namespace, "agent:42:état", "\"ok\"", Duration.ofMinutes(5));
+
+    assertThat(cache.get(namespace, "agent:42:état")).contains("\"ok\"");
+    assertThat(cache.clear(namespace)).isEqualTo(1);
+  }
+
+  @Test
+  void badNamesAndTtlsAreRefusedWithTheValueNamed() {
+    assertThatThrownBy(() -> cache.put("bad namespace*", "k", "1"))
+        .isInstanceOf(ValidationException.class)
+        .hasMessageContaining("bad namespace*");
+    assertThatThrownBy(() -> cache.get(namespace, ""))
+        .isInstanceOf(ValidationException.class)
+        .hasMessageContaining("key");
+    assertThatThrownBy(() -> cache.put(namespace, "x".repeat(CacheKeys.MAX_KEY_LENGTH + 1), "1"))
+        .isInstanceOf(ValidationException.class)
+        .hasMessageContaining(Integer.toString(CacheKeys.MAX_KEY_LENGTH));
+    assertThatThrownBy(() -> cache.put(namespace, "k", "1", Duration.ZERO))
+        .isInstanceOf(ValidationException.class)
+        .hasMessageContaining("ttl");
+    assertThatThrownBy(() -> cache.clear("a:b"))
+        .isInstanceOf(ValidationException.class)
+        .hasMessageContaining("a:b");
+  }
+
+  @Test
+  void largeValuesSurvive() {
+    String json = "\"" + "x".repeat(200_000) + "\"";
+    cache.put(namespace, "big", json, Duration.ofMinutes(5));
+
+    assertThat(cache.get(namespace, "big")).contains(json);
+  }
+}

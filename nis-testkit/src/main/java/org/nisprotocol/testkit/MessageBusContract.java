@@ -1,0 +1,390 @@
+package org.nisprotocol.testkit;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+import static org.awaitility.Awaitility.await;
+
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.UUID;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.atomic.AtomicInteger;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.nisprotocol.core.ClosedException;
+import org.nisprotocol.core.DeadLetterHeaders;
+import org.nisprotocol.core.Delivery;
+import org.nisprotocol.core.MessageBus;
+import org.nisprotocol.core.MessagePriority;
+import org.nisprotocol.core.MessageType;
+import org.nisprotocol.core.NisMessage;
+import org.nisprotocol.core.PublishReceipt;
+import org.nisprotocol.core.RetryPolicy;
+import org.nisprotocol.core.StreamingTopics;
+import org.nisprotocol.core.Subscription;
+import org.nisprotocol.core.SubscriptionSpec;
+import org.nisprotocol.core.ValidationException;
+
+/**
+ * The contract every {@link MessageBus} backend keeps (see the port's Javadoc). A backend's test
+ * extends this class and builds a bus in {@link #createBus} whose retry policy is {@link
+ * #FAST_RETRIES}.
+ *
+ * <p>Each test publishes to topics of its own, so a shared broker may hold other data.
+ */
+public abstract class MessageBusContract {
+  /** The retry policy the bus under test must use: 3 attempts, short waits. */
+  protected static final RetryPolicy FAST_RETRIES =
+      new RetryPolicy(3, Duration.ofMillis(20), Duration.ofMillis(100), 0.5);
+
+  /** How long a test waits for deliveries. */
+  protected static final Duration DELIVERY_TIMEOUT = Duration.ofSeconds(30);
+
+  protected MessageBus bus;
+  private String run;
+
+  /** A fresh bus using {@link #FAST_RETRIES}. */
+  protected abstract MessageBus createBus();
+
+  /**
+   * Waits until the subscription receives messages published from now on. Buses whose
+   * subscriptions start at once need nothing; a broker-backed bus waits for its partition
+   * assignment.
+   */
+  protected void awaitReady(Subscription subscription) {}
+
+  @BeforeEach
+  void createBusUnderTest() {
+    run = UUID.randomUUID().toString().substring(0, 8);
+    bus = createBus();
+  }
+
+  @AfterEach
+  void closeBuses() {
+    bus.close();
+  }
+
+  /** A topic name no other test uses. */
+  protected String freshTopic(String label) {
+    return "contract-" + label + "-" + run;
+  }
+
+  protected static NisMessage message(String topic, String key, int sequence) {
+    return NisMessage.builder(MessageType.AGENT_COORDINATION, "contract_agent")
+        .topic(topic)
+        .targetAgent(key)
+        .content(Map.of("sequence", sequence))
+        .build();
+  }
+
+  private Subscription subscribe(SubscriptionSpec spec, List<Delivery> sink) {
+    Subscription subscription = bus.subscribe(spec, sink::add);
+    awaitReady(subscription);
+    return subscription;
+  }
+
+  @Test
+  void publishedMessageArrivesIntact() {
+    String topic = freshTopic("intact");
+    List<Delivery> received = new CopyOnWriteArrayList<>();
+    subscribe(SubscriptionSpec.group("g-" + run).withTopics(topic), received);
+    NisMessage sent =
+        NisMessage.builder(MessageType.SIMULATION_RESULT, "scenario_simulator")
+            .topic(topic)
+            .priority(MessagePriority.HIGH)
+            .targetAgent("coordination_agent")
+            .correlationId("corr-1")
+            .integrityScore(92.5)
+            .auditFlags(List.of("checked"))
+            .content(
+                Map.of(
+                    "scenario_id", "archaeological_site_001",
+                    "success_probability", 0.847,
+                    "recommendations", List.of("Increase team size", "Extend timeline")))
+            .build();
+
+    PublishReceipt receipt = bus.publish(sent);
+
+    assertThat(receipt.messageId()).isEqualTo(sent.messageId());
+    assertThat(receipt.topic()).isEqualTo(topic);
+    await().atMost(DELIVERY_TIMEOUT).until(() -> received.size() == 1);
+    Delivery delivery = received.get(0);
+    assertThat(delivery.message()).isEqualTo(sent);
+    assertThat(delivery.topic()).isEqualTo(topic);
+    assertThat(delivery.attempt()).isEqualTo(1);
+  }
+
+  @Test
+  void messageIsRoutedToTheTopicOfItsType() {
+    List<Delivery> received = new CopyOnWriteArrayList<>();
+    String group = "routing-" + run;
+    subscribe(SubscriptionSpec.group(group).withMessageTypes(MessageType.SYSTEM_HEALTH), received);
+    NisMessage health =
+        NisMessage.builder(MessageType.SYSTEM_HEALTH, "demo_agent")
+            .content(Map.of("status", "healthy", "run", run))
+            .build();
+
+    PublishReceipt receipt = bus.publish(health);
+
+    assertThat(receipt.topic()).isEqualTo(StreamingTopics.SYSTEM_HEALTH);
+    await()
+        .atMost(DELIVERY_TIMEOUT)
+        .until(() -> received.stream().anyMatch(d -> d.message().messageId().equals(health.messageId())));
+  }
+
+  @Test
+  void aGroupSubscribingLaterStillGetsWhatWasPublished() {
+    String topic = freshTopic("late");
+    for (int i = 0; i < 10; i++) {
+      bus.publish(message(topic, "k", i));
+    }
+    List<Delivery> received = new CopyOnWriteArrayList<>();
+    bus.subscribe(SubscriptionSpec.group("late-" + run).withTopics(topic), received::add);
+
+    await().atMost(DELIVERY_TIMEOUT).until(() -> received.size() == 10);
+  }
+
+  @Test
+  void everyGroupGetsEveryMessage() {
+    String topic = freshTopic("groups");
+    List<Delivery> first = new CopyOnWriteArrayList<>();
+    List<Delivery> second = new CopyOnWriteArrayList<>();
+    subscribe(SubscriptionSpec.group("first-" + run).withTopics(topic), first);
+    subscribe(SubscriptionSpec.group("second-" + run).withTopics(topic), second);
+
+    Set<String> sent = new HashSet<>();
+    for (int i = 0; i < 100; i++) {
+      sent.add(bus.publish(message(topic, "key-" + (i % 7), i)).messageId());
+    }
+
+    await().atMost(DELIVERY_TIMEOUT).until(() -> ids(first).containsAll(sent) && ids(second).containsAll(sent));
+    assertThat(ids(first)).isEqualTo(sent);
+    assertThat(ids(second)).isEqualTo(sent);
+  }
+
+  @Test
+  void membersOfAGroupShareItsMessages() {
+    String topic = freshTopic("share");
+    String group = "share-" + run;
+    Map<String, Integer> deliveriesPerMessage = new ConcurrentHashMap<>();
+    List<Delivery> memberA = new CopyOnWriteArrayList<>();
+    List<Delivery> memberB = new CopyOnWriteArrayList<>();
+    Subscription a =
+        bus.subscribe(
+            SubscriptionSpec.group(group).withTopics(topic),
+            d -> {
+              memberA.add(d);
+              deliveriesPerMessage.merge(d.message().messageId(), 1, Integer::sum);
+            });
+    Subscription b =
+        bus.subscribe(
+            SubscriptionSpec.group(group).withTopics(topic),
+            d -> {
+              memberB.add(d);
+              deliveriesPerMessage.merge(d.message().messageId(), 1, Integer::sum);
+            });
+    awaitReady(a);
+    awaitReady(b);
+
+    Set<String> sent = new HashSet<>();
+    for (int i = 0; i < 200; i++) {
+      sent.add(bus.publish(message(topic, "agent-" + i, i)).messageId());
+    }
+
+    await().atMost(DELIVERY_TIMEOUT).until(() -> deliveriesPerMessage.keySet().containsAll(sent));
+    assertThat(deliveriesPerMessage.keySet()).isEqualTo(sent);
+    assertThat(deliveriesPerMessage.values()).as("no message goes to both members").containsOnly(1);
+    assertThat(memberA.size() + memberB.size()).isEqualTo(sent.size());
+  }
+
+  @Test
+  void messagesWithTheSameKeyArriveInPublishOrder() {
+    String topic = freshTopic("order");
+    Map<String, List<Integer>> sequencesByKey = new ConcurrentHashMap<>();
+    AtomicInteger count = new AtomicInteger();
+    Subscription subscription =
+        bus.subscribe(
+            SubscriptionSpec.group("order-" + run).withTopics(topic),
+            d -> {
+              String key = d.message().orderingKey();
+              sequencesByKey
+                  .computeIfAbsent(key, k -> Collections.synchronizedList(new ArrayList<>()))
+                  .add(((Number) d.message().content().get("sequence")).intValue());
+              count.incrementAndGet();
+            });
+    awaitReady(subscription);
+
+    int perKey = 100;
+    List<String> keys = List.of("agent-a", "agent-b", "agent-c", "agent-d", "agent-e");
+    for (int i = 0; i < perKey; i++) {
+      for (String key : keys) {
+        bus.publish(message(topic, key, i));
+      }
+    }
+
+    await().atMost(DELIVERY_TIMEOUT).until(() -> count.get() >= perKey * keys.size());
+    List<Integer> expected = new ArrayList<>();
+    for (int i = 0; i < perKey; i++) {
+      expected.add(i);
+    }
+    for (String key : keys) {
+      assertThat(sequencesByKey.get(key)).as("order of key %s", key).isEqualTo(expected);
+    }
+  }
+
+  @Test
+  void aTypeFilterDeliversOnlyThoseTypes() {
+    String topic = freshTopic("types");
+    List<Delivery> received = new CopyOnWriteArrayList<>();
+    subscribe(
+        SubscriptionSpec.group("types-" + run).withTopics(topic).withMessageTypes(MessageType.AUDIT_ALERT),
+        received);
+
+    NisMessage wanted = NisMessage.builder(MessageType.AUDIT_ALERT, "health_monitor").topic(topic).build();
+    bus.publish(NisMessage.builder(MessageType.PERFORMANCE_METRIC, "agent").topic(topic).build());
+    bus.publish(wanted);
+    NisMessage marker = NisMessage.builder(MessageType.AUDIT_ALERT, "health_monitor").topic(topic).build();
+    bus.publish(NisMessage.builder(MessageType.MEMORY_OPERATION, "agent").topic(topic).build());
+    bus.publish(marker);
+
+    await().atMost(DELIVERY_TIMEOUT).until(() -> received.size() >= 2);
+    assertThat(ids(received)).containsExactlyInAnyOrder(wanted.messageId(), marker.messageId());
+  }
+
+  @Test
+  void aFailingHandlerGetsTheMessageAgainUntilItSucceeds() {
+    String topic = freshTopic("retry");
+    List<Delivery> attempts = new CopyOnWriteArrayList<>();
+    List<Delivery> handled = new CopyOnWriteArrayList<>();
+    Subscription subscription =
+        bus.subscribe(
+            SubscriptionSpec.group("retry-" + run).withTopics(topic),
+            d -> {
+              attempts.add(d);
+              if (((Number) d.message().content().get("sequence")).intValue() == 0 && d.attempt() < 3) {
+                throw new IllegalStateException("transient failure " + d.attempt());
+              }
+              handled.add(d);
+            });
+    awaitReady(subscription);
+
+    bus.publish(message(topic, "k", 0));
+    bus.publish(message(topic, "k", 1));
+
+    await().atMost(DELIVERY_TIMEOUT).until(() -> handled.size() == 2);
+    assertThat(attempts).extracting(Delivery::attempt).containsExactly(1, 2, 3, 1);
+    assertThat(handled)
+        .extracting(d -> ((Number) d.message().content().get("sequence")).intValue())
+        .containsExactly(0, 1);
+  }
+
+  @Test
+  void aMessageItsHandlerAlwaysRejectsIsDeadLetteredAndLaterOnesFlow() {
+    String topic = freshTopic("dlt");
+    String group = "dlt-" + run;
+    List<Delivery> handled = new CopyOnWriteArrayList<>();
+    Subscription subscription =
+        bus.subscribe(
+            SubscriptionSpec.group(group).withTopics(topic),
+            d -> {
+              if (((Number) d.message().content().get("sequence")).intValue() == 0) {
+                throw new IllegalArgumentException("cannot handle sequence 0");
+              }
+              handled.add(d);
+            });
+    awaitReady(subscription);
+    List<Delivery> deadLetters = new CopyOnWriteArrayList<>();
+    subscribe(
+        SubscriptionSpec.group("dlt-reader-" + run).withTopics(StreamingTopics.deadLetterTopicOf(topic)),
+        deadLetters);
+
+    NisMessage poison = message(topic, "k", 0);
+    bus.publish(poison);
+    bus.publish(message(topic, "k", 1));
+
+    await().atMost(DELIVERY_TIMEOUT).until(() -> handled.size() == 1 && deadLetters.size() == 1);
+    Delivery deadLetter = deadLetters.get(0);
+    assertThat(deadLetter.message()).isEqualTo(poison);
+    assertThat(deadLetter.topic()).isEqualTo(topic + ".dlt");
+    assertThat(deadLetter.headers())
+        .containsEntry(DeadLetterHeaders.ATTEMPTS, "3")
+        .containsEntry(DeadLetterHeaders.ORIGINAL_TOPIC, topic)
+        .containsEntry(DeadLetterHeaders.GROUP, group)
+        .containsKey(DeadLetterHeaders.ORIGINAL_OFFSET);
+    assertThat(deadLetter.headers().get(DeadLetterHeaders.ERROR))
+        .contains("IllegalArgumentException")
+        .contains("cannot handle sequence 0");
+  }
+
+  @Test
+  void aClosedSubscriptionGetsNothingMore() {
+    String topic = freshTopic("unsub");
+    String group = "unsub-" + run;
+    List<Delivery> stopped = new CopyOnWriteArrayList<>();
+    Subscription leaving = subscribe(SubscriptionSpec.group(group).withTopics(topic), stopped);
+    bus.publish(message(topic, "k", 0));
+    await().atMost(DELIVERY_TIMEOUT).until(() -> stopped.size() == 1);
+
+    leaving.close();
+    List<Delivery> staying = new CopyOnWriteArrayList<>();
+    subscribe(SubscriptionSpec.group(group).withTopics(topic), staying);
+    bus.publish(message(topic, "k", 1));
+
+    await().atMost(DELIVERY_TIMEOUT).until(() -> staying.size() == 1);
+    assertThat(stopped).hasSize(1);
+  }
+
+  @Test
+  void closeDeliversEverythingAcceptedFirst() {
+    String topic = freshTopic("close");
+    Set<String> delivered = ConcurrentHashMap.newKeySet();
+    Subscription subscription =
+        bus.subscribe(
+            SubscriptionSpec.group("close-" + run).withTopics(topic),
+            d -> {
+              Thread.sleep(1);
+              delivered.add(d.message().messageId());
+            });
+    awaitReady(subscription);
+    Set<String> sent = new HashSet<>();
+    for (int i = 0; i < 300; i++) {
+      sent.add(bus.publish(message(topic, "agent-" + (i % 3), i)).messageId());
+    }
+
+    bus.close();
+
+    assertThat(delivered).isEqualTo(sent);
+  }
+
+  @Test
+  void publishAfterCloseIsRefused() {
+    bus.close();
+
+    assertThatThrownBy(() -> bus.publish(message(freshTopic("closed"), "k", 0)))
+        .isInstanceOf(ClosedException.class)
+        .hasMessageContaining("closed");
+  }
+
+  @Test
+  void aSubscriptionWithNothingToReadIsRefused() {
+    assertThatThrownBy(() -> bus.subscribe(SubscriptionSpec.group("nothing"), d -> {}))
+        .isInstanceOf(ValidationException.class)
+        .hasMessageContaining("at least one topic or message type");
+    assertThatThrownBy(() -> bus.subscribe(SubscriptionSpec.group("bad").withTopics("no spaces allowed"), d -> {}))
+        .isInstanceOf(ValidationException.class)
+        .hasMessageContaining("no spaces allowed");
+  }
+
+  private static Set<String> ids(List<Delivery> deliveries) {
+    Set<String> ids = new HashSet<>();
+    deliveries.forEach(d -> ids.add(d.message().messageId()));
+    return ids;
+  }
+}
