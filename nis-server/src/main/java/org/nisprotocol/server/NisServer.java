@@ -1,0 +1,300 @@
+package org.nisprotocol.server;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import io.javalin.Javalin;
+import io.javalin.http.Context;
+import io.javalin.http.HttpResponseException;
+import io.javalin.http.HttpStatus;
+import io.javalin.json.JavalinJackson;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.UncheckedIOException;
+import java.math.BigDecimal;
+import java.time.Duration;
+import java.time.Instant;
+import java.time.InstantSource;
+import java.util.LinkedHashMap;
+import java.util.Map;
+import java.util.Objects;
+import java.util.Properties;
+import org.nisprotocol.core.Cache;
+import org.nisprotocol.core.ClosedException;
+import org.nisprotocol.core.InvalidMessageException;
+import org.nisprotocol.core.MalformedJsonException;
+import org.nisprotocol.core.MessageBus;
+import org.nisprotocol.core.MessageCodec;
+import org.nisprotocol.core.NisMessage;
+import org.nisprotocol.core.PublishReceipt;
+import org.nisprotocol.core.RetriableException;
+import org.nisprotocol.core.ValidationException;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The NIS HTTP service: health, messages and cache over the ports it is given. Handlers run on
+ * virtual threads. Every error is answered with a JSON body {@code {"error", "detail"}}.
+ *
+ * <p>Start with {@link #start(ServiceConfig, MessageBus, Cache)}; {@link #close()} stops taking
+ * requests, then closes the bus (delivering what it accepted) and the cache.
+ */
+public final class NisServer implements AutoCloseable {
+  private static final Logger log = LoggerFactory.getLogger(NisServer.class);
+  /** Largest request body accepted; bigger ones get 413. */
+  static final long MAX_REQUEST_BYTES = 2L * 1024 * 1024;
+
+  private final MessageBus bus;
+  private final Cache cache;
+  private final MessageCodec codec;
+  private final InstantSource clock;
+  private final Instant startedAt;
+  private final String version = readVersion();
+  private final ObjectMapper json = MessageCodec.mapper();
+  private volatile boolean shuttingDown;
+  private Javalin app;
+
+  private NisServer(MessageBus bus, Cache cache, InstantSource clock) {
+    this.bus = bus;
+    this.cache = cache;
+    this.clock = clock;
+    this.codec = MessageCodec.create(clock);
+    this.startedAt = clock.instant();
+  }
+
+  /** Starts serving on the configured host and port with the given backends. */
+  public static NisServer start(ServiceConfig config, MessageBus bus, Cache cache) {
+    return start(config, bus, cache, InstantSource.system());
+  }
+
+  static NisServer start(ServiceConfig config, MessageBus bus, Cache cache, InstantSource clock) {
+    NisServer server =
+        new NisServer(
+            Objects.requireNonNull(bus, "bus"), Objects.requireNonNull(cache, "cache"), clock);
+    server.app = server.createApp(config);
+    server.app.start();
+    return server;
+  }
+
+  /** The port the service listens on (the chosen one when configured with 0). */
+  public int port() {
+    return app.port();
+  }
+
+  MessageBus messageBus() {
+    return bus;
+  }
+
+  /** Stops taking requests, then closes the bus (delivering what it accepted) and the cache. */
+  @Override
+  public void close() {
+    shuttingDown = true;
+    try {
+      app.stop();
+    } finally {
+      try {
+        bus.close();
+      } finally {
+        cache.close();
+      }
+    }
+  }
+
+  private Javalin createApp(ServiceConfig config) {
+    return Javalin.create(
+        javalin -> {
+          javalin.jetty.host = config.host();
+          javalin.jetty.port = config.port();
+          javalin.concurrency.useVirtualThreads = true;
+          javalin.startup.showJavalinBanner = false;
+          javalin.startup.showOldJavalinVersionWarning = false;
+          javalin.http.maxRequestSize = MAX_REQUEST_BYTES;
+          javalin.http.defaultContentType = "application/json";
+          javalin.jsonMapper(new JavalinJackson(json, true));
+
+          javalin.routes.get("/health", this::health);
+          javalin.routes.get("/health/live", ctx -> ctx.json(Map.of("status", "alive")));
+          javalin.routes.get("/health/ready", this::ready);
+          javalin.routes.post("/messages", this::publish);
+          javalin.routes.put("/cache/{namespace}/{key}", this::putCacheEntry);
+          javalin.routes.get("/cache/{namespace}/{key}", this::getCacheEntry);
+          javalin.routes.delete("/cache/{namespace}/{key}", this::deleteCacheEntry);
+          javalin.routes.delete("/cache/{namespace}", this::clearNamespace);
+
+          javalin.routes.exception(ApiError.Failure.class, (e, ctx) -> answer(ctx, e.error));
+          javalin.routes.exception(
+              HttpResponseException.class, (e, ctx) -> answer(ctx, errorFor(e, ctx)));
+          javalin.routes.exception(Exception.class, (e, ctx) -> answer(ctx, errorFor(e, ctx)));
+        });
+  }
+
+  private void health(Context ctx) {
+    Map<String, Object> body = new LinkedHashMap<>();
+    body.put("status", "healthy");
+    body.put("version", version);
+    body.put("uptime_seconds", Duration.between(startedAt, clock.instant()).toMillis() / 1000.0);
+    body.put("backends", Map.of("message_bus", bus.name(), "cache", cache.name()));
+    ctx.json(body);
+  }
+
+  private void ready(Context ctx) {
+    if (shuttingDown) {
+      answer(ctx, ApiError.of(503, "shutting_down", "the service is shutting down"));
+      return;
+    }
+    ctx.json(Map.of("status", "ready"));
+  }
+
+  private void publish(Context ctx) {
+    NisMessage message = codec.decode(ctx.bodyAsBytes());
+    PublishReceipt receipt = bus.publish(message);
+    Map<String, Object> body = new LinkedHashMap<>();
+    body.put("message_id", receipt.messageId());
+    body.put("topic", receipt.topic());
+    body.put("status", receipt.status().wireName());
+    body.put("message_type", message.messageType().wireName());
+    body.put("priority", message.priority().wireName());
+    body.put("timestamp", epochSeconds(message.timestamp()));
+    ctx.status(HttpStatus.ACCEPTED).json(body);
+  }
+
+  private void putCacheEntry(Context ctx) {
+    String namespace = ctx.pathParam("namespace");
+    String key = ctx.pathParam("key");
+    JsonNode body = MessageCodec.parse(ctx.bodyAsBytes());
+    if (!body.isObject()) {
+      throw ApiError.badRequest("body must be a JSON object {\"value\": ..., \"ttl\": seconds}");
+    }
+    if (!body.has("value")) {
+      throw ApiError.badRequest("value is required (any JSON)");
+    }
+    String value = writeJson(body.get("value"));
+    JsonNode ttlNode = body.get("ttl");
+    Duration ttl;
+    if (ttlNode == null || ttlNode.isNull()) {
+      cache.put(namespace, key, value);
+      ttl = null;
+    } else {
+      ttl = ttlOf(ttlNode);
+      cache.put(namespace, key, value, ttl);
+    }
+    Map<String, Object> answer = new LinkedHashMap<>();
+    answer.put("namespace", namespace);
+    answer.put("key", key);
+    answer.put("stored", true);
+    answer.put("ttl", ttl == null ? null : ttl.toMillis() / 1000.0);
+    ctx.json(answer);
+  }
+
+  private void getCacheEntry(Context ctx) {
+    String namespace = ctx.pathParam("namespace");
+    String key = ctx.pathParam("key");
+    String value =
+        cache
+            .get(namespace, key)
+            .orElseThrow(
+                () ->
+                    new ApiError.Failure(
+                        ApiError.of(
+                            404,
+                            "not_found",
+                            "no entry '" + key + "' in namespace '" + namespace
+                                + "' (never stored, deleted or expired)")));
+    Map<String, Object> answer = new LinkedHashMap<>();
+    answer.put("namespace", namespace);
+    answer.put("key", key);
+    answer.put("value", readJson(value));
+    ctx.json(answer);
+  }
+
+  private void deleteCacheEntry(Context ctx) {
+    String namespace = ctx.pathParam("namespace");
+    String key = ctx.pathParam("key");
+    boolean deleted = cache.delete(namespace, key);
+    ctx.json(Map.of("namespace", namespace, "key", key, "deleted", deleted));
+  }
+
+  private void clearNamespace(Context ctx) {
+    String namespace = ctx.pathParam("namespace");
+    long cleared = cache.clear(namespace);
+    ctx.json(Map.of("namespace", namespace, "cleared", cleared));
+  }
+
+  private static Duration ttlOf(JsonNode ttlNode) {
+    if (!ttlNode.isNumber()) {
+      throw ApiError.badRequest("ttl must be a number of seconds, got " + ttlNode);
+    }
+    BigDecimal seconds = ttlNode.decimalValue();
+    if (seconds.signum() <= 0 || seconds.compareTo(BigDecimal.valueOf(10L * 365 * 24 * 3600)) > 0) {
+      throw ApiError.badRequest(
+          "ttl must be more than 0 and at most ten years of seconds, got " + seconds.toPlainString());
+    }
+    long millis = seconds.movePointRight(3).longValue();
+    if (millis < 1) {
+      throw ApiError.badRequest("ttl must be at least 0.001 seconds, got " + seconds.toPlainString());
+    }
+    return Duration.ofMillis(millis);
+  }
+
+  private ApiError errorFor(Exception e, Context ctx) {
+    if (e instanceof MalformedJsonException malformed) {
+      return new ApiError(400, "malformed_json", malformed.getMessage(), malformed.problems());
+    }
+    if (e instanceof InvalidMessageException invalid) {
+      return new ApiError(400, "invalid_message", invalid.getMessage(), invalid.problems());
+    }
+    if (e instanceof ValidationException invalid) {
+      return new ApiError(400, "invalid_request", invalid.getMessage(), invalid.problems());
+    }
+    if (e instanceof ClosedException closed) {
+      return ApiError.of(503, "shutting_down", closed.getMessage());
+    }
+    if (e instanceof RetriableException retriable) {
+      ctx.header("Retry-After", "1");
+      return ApiError.of(503, "unavailable", retriable.getMessage());
+    }
+    if (e instanceof HttpResponseException http) {
+      String code = HttpStatus.forStatus(http.getStatus()).name().toLowerCase();
+      return ApiError.of(http.getStatus(), code, http.getMessage());
+    }
+    log.error("unexpected error on {} {}", ctx.method(), ctx.path(), e);
+    return ApiError.of(
+        500, "internal_error", "unexpected " + e.getClass().getSimpleName() + "; see the service log");
+  }
+
+  private static void answer(Context ctx, ApiError error) {
+    ctx.status(error.status()).json(error.body());
+  }
+
+  private String writeJson(JsonNode node) {
+    try {
+      return json.writeValueAsString(node);
+    } catch (IOException e) {
+      throw new UncheckedIOException(e);
+    }
+  }
+
+  private JsonNode readJson(String text) {
+    try {
+      return json.readTree(text);
+    } catch (IOException e) {
+      throw new UncheckedIOException("the cache holds text that is not JSON", e);
+    }
+  }
+
+  private static BigDecimal epochSeconds(Instant instant) {
+    return BigDecimal.valueOf(instant.getEpochSecond())
+        .add(BigDecimal.valueOf(instant.getNano() / 1_000, 6));
+  }
+
+  private static String readVersion() {
+    try (InputStream in = NisServer.class.getResourceAsStream("version.properties")) {
+      Properties properties = new Properties();
+      if (in != null) {
+        properties.load(in);
+      }
+      return properties.getProperty("version", "unknown");
+    } catch (IOException e) {
+      return "unknown";
+    }
+  }
+}

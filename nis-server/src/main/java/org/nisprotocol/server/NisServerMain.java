@@ -1,0 +1,54 @@
+package org.nisprotocol.server;
+
+import java.util.Arrays;
+import org.nisprotocol.core.Cache;
+import org.nisprotocol.core.MessageBus;
+import org.nisprotocol.core.ValidationException;
+import org.nisprotocol.embedded.InMemoryCache;
+import org.nisprotocol.embedded.InMemoryMessageBus;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/** Entry point of {@code bin/nis serve}: reads the settings, builds the backends, serves. */
+public final class NisServerMain {
+  private static final Logger log = LoggerFactory.getLogger(NisServerMain.class);
+
+  private NisServerMain() {}
+
+  public static void main(String[] args) {
+    long start = System.nanoTime();
+    ServiceConfig config;
+    try {
+      config = ServiceConfig.from(System.getenv(), Arrays.asList(args));
+    } catch (ValidationException e) {
+      System.err.println("nis: cannot start: " + String.join("; ", e.problems()));
+      System.exit(2);
+      return;
+    }
+    if (config.kafkaBootstrapServers().isPresent() || config.redisHost().isPresent()) {
+      System.err.println(
+          "nis: KAFKA_BOOTSTRAP_SERVERS or REDIS_HOST is set, but this build has only the"
+              + " embedded backends; unset them to run embedded.");
+      System.exit(2);
+      return;
+    }
+    MessageBus bus = InMemoryMessageBus.create();
+    Cache cache = InMemoryCache.create();
+    NisServer server = NisServer.start(config, bus, cache);
+    Runtime.getRuntime()
+        .addShutdownHook(
+            new Thread(
+                () -> {
+                  log.info("shutting down: finishing accepted messages");
+                  server.close();
+                },
+                "nis-shutdown"));
+    log.info(
+        "NIS service listening on {}:{} (message bus: {}, cache: {}) in {} ms",
+        config.host(),
+        server.port(),
+        bus.name(),
+        cache.name(),
+        (System.nanoTime() - start) / 1_000_000);
+  }
+}
