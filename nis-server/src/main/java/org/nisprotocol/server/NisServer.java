@@ -80,14 +80,15 @@ public final class NisServer implements AutoCloseable {
     return app.port();
   }
 
-  MessageBus messageBus() {
-    return bus;
+  /** From now on readiness answers 503, so load balancers stop sending traffic here. */
+  void beginShutdown() {
+    shuttingDown = true;
   }
 
   /** Stops taking requests, then closes the bus (delivering what it accepted) and the cache. */
   @Override
   public void close() {
-    shuttingDown = true;
+    beginShutdown();
     try {
       app.stop();
     } finally {

@@ -1,0 +1,220 @@
+package org.nisprotocol.server;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.awaitility.Awaitility.await;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import java.io.IOException;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.nio.charset.StandardCharsets;
+import java.time.Duration;
+import java.util.List;
+import java.util.concurrent.CopyOnWriteArrayList;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.nisprotocol.core.Delivery;
+import org.nisprotocol.core.MessageCodec;
+import org.nisprotocol.core.MessagePriority;
+import org.nisprotocol.core.MessageType;
+import org.nisprotocol.core.NamespaceTtls;
+import org.nisprotocol.core.SubscriptionSpec;
+import org.nisprotocol.embedded.InMemoryCache;
+import org.nisprotocol.embedded.InMemoryCacheConfig;
+import org.nisprotocol.embedded.InMemoryMessageBus;
+import org.nisprotocol.embedded.InMemoryMessageBusConfig;
+import org.nisprotocol.testkit.ManualClock;
+
+class NisServerTest {
+  private final ManualClock clock = ManualClock.create();
+  private final HttpClient http = HttpClient.newHttpClient();
+  private NisServer server;
+  private InMemoryMessageBus bus;
+
+  record Answer(int status, JsonNode body, HttpResponse<String> raw) {}
+
+  @BeforeEach
+  void startServer() {
+    bus =
+        InMemoryMessageBus.create(
+            InMemoryMessageBusConfig.defaults().withCapacity(3).withPublishTimeout(Duration.ofMillis(50)));
+    InMemoryCache cache =
+        InMemoryCache.create(
+            InMemoryCacheConfig.defaults()
+                .withClock(clock)
+                .withNamespaceTtls(NamespaceTtls.defaults()));
+    server = NisServer.start(ServiceConfig.embedded(0), bus, cache, clock);
+  }
+
+  @AfterEach
+  void stopServer() {
+    server.close();
+  }
+
+  private Answer send(String method, String path, String body) throws IOException, InterruptedException {
+    HttpRequest request =
+        HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + server.port() + path))
+            .method(
+                method,
+                body == null
+                    ? HttpRequest.BodyPublishers.noBody()
+                    : HttpRequest.BodyPublishers.ofString(body, StandardCharsets.UTF_8))
+            .header("Content-Type", "application/json")
+            .build();
+    HttpResponse<String> response = http.send(request, HttpResponse.BodyHandlers.ofString());
+    JsonNode json = MessageCodec.parse(response.body().getBytes(StandardCharsets.UTF_8));
+    return new Answer(response.statusCode(), json, response);
+  }
+
+  private static void assertError(Answer answer, int status, String error, String detailPart) {
+    assertThat(answer.status()).isEqualTo(status);
+    assertThat(answer.raw().headers().firstValue("Content-Type")).hasValueSatisfying(v -> assertThat(v).contains("application/json"));
+    assertThat(answer.body().get("error").textValue()).isEqualTo(error);
+    assertThat(answer.body().get("detail").textValue()).contains(detailPart);
+  }
+
+  @Test
+  void healthSaysHealthyWithVersionAndBackends() throws Exception {
+    Answer health = send("GET", "/health", null);
+
+    assertThat(health.status()).isEqualTo(200);
+    assertThat(health.body().get("status").textValue()).isEqualTo("healthy");
+    assertThat(health.body().get("version").textValue()).isNotBlank().isNotEqualTo("unknown");
+    assertThat(health.body().at("/backends/message_bus").textValue()).isEqualTo("embedded");
+    assertThat(send("GET", "/health/live", null).status()).isEqualTo(200);
+    assertThat(send("GET", "/health/ready", null).status()).isEqualTo(200);
+  }
+
+  @Test
+  void aPostedMessageIsAcceptedAndDelivered() throws Exception {
+    List<Delivery> received = new CopyOnWriteArrayList<>();
+    bus.subscribe(SubscriptionSpec.group("analysis_group").withTopics("nis-simulation"), received::add);
+
+    Answer answer =
+        send(
+            "POST",
+            "/messages",
+            """
+            {"message_type": "simulation_result", "source_agent": "scenario_simulator",
+             "target_agent": "coordination_agent", "priority": 3, "correlation_id": "c-1",
+             "content": {"scenario_id": "archaeological_site_001", "success_probability": 0.847}}
+            """);
+
+    assertThat(answer.status()).isEqualTo(202);
+    assertThat(answer.body().get("topic").textValue()).isEqualTo("nis-simulation");
+    assertThat(answer.body().get("status").textValue()).isEqualTo("sent");
+    String id = answer.body().get("message_id").textValue();
+    await().atMost(Duration.ofSeconds(10)).until(() -> received.size() == 1);
+    var message = received.get(0).message();
+    assertThat(message.messageId()).isEqualTo(id);
+    assertThat(message.messageType()).isEqualTo(MessageType.SIMULATION_RESULT);
+    assertThat(message.priority()).isEqualTo(MessagePriority.HIGH);
+    assertThat(message.targetAgent()).contains("coordination_agent");
+    assertThat(message.correlationId()).contains("c-1");
+    assertThat(message.content()).containsEntry("success_probability", 0.847);
+  }
+
+  @Test
+  void anInvalidMessageGets400NamingEveryProblem() throws Exception {
+    Answer answer = send("POST", "/messages", "{\"message_type\":\"telepathy\",\"content\":[1]}");
+
+    assertError(answer, 400, "invalid_message", "unknown message_type 'telepathy'");
+    assertThat(answer.body().get("problems")).hasSize(3);
+    assertThat(answer.body().get("problems").toString())
+        .contains("source_agent is required")
+        .contains("content must be a JSON object");
+  }
+
+  @Test
+  void malformedJsonGets400() throws Exception {
+    assertError(send("POST", "/messages", "{\"message_type\": "), 400, "malformed_json", "not valid JSON");
+    assertError(send("PUT", "/cache/memory/k", "{value"), 400, "malformed_json", "not valid JSON");
+    assertError(send("POST", "/messages", ""), 400, "malformed_json", "empty");
+  }
+
+  @Test
+  void aFullBusGets503AndTheCallerCanRetry() throws Exception {
+    String body = "{\"message_type\":\"memory_operation\",\"source_agent\":\"a\",\"content\":{}}";
+    for (int i = 0; i < 3; i++) {
+      assertThat(send("POST", "/messages", body).status()).isEqualTo(202);
+    }
+
+    Answer full = send("POST", "/messages", body);
+
+    assertError(full, 503, "unavailable", "message bus is full");
+    assertThat(full.raw().headers().firstValue("Retry-After")).isPresent();
+  }
+
+  @Test
+  void cacheEntriesAreStoredReadDeletedAndCleared() throws Exception {
+    Answer stored = send("PUT", "/cache/simulation/config_1", "{\"value\": {\"iterations\": 1000, \"tags\": [\"a\"]}}");
+    assertThat(stored.status()).isEqualTo(200);
+    send("PUT", "/cache/simulation/config_2", "{\"value\": \"text\", \"ttl\": 60}");
+
+    Answer read = send("GET", "/cache/simulation/config_1", null);
+    assertThat(read.status()).isEqualTo(200);
+    assertThat(read.body().get("value").toString()).isEqualTo("{\"iterations\":1000,\"tags\":[\"a\"]}");
+
+    Answer deleted = send("DELETE", "/cache/simulation/config_1", null);
+    assertThat(deleted.body().get("deleted").booleanValue()).isTrue();
+    assertError(send("GET", "/cache/simulation/config_1", null), 404, "not_found", "config_1");
+
+    Answer cleared = send("DELETE", "/cache/simulation", null);
+    assertThat(cleared.body().get("cleared").longValue()).isEqualTo(1);
+    assertThat(send("GET", "/cache/simulation/config_2", null).status()).isEqualTo(404);
+  }
+
+  @Test
+  void aCacheEntryIsGoneAfterItsTtl() throws Exception {
+    send("PUT", "/cache/memory/short", "{\"value\": 1, \"ttl\": 1.5}");
+    send("PUT", "/cache/system/default", "{\"value\": 2}");
+
+    clock.advance(Duration.ofMillis(1400));
+    assertThat(send("GET", "/cache/memory/short", null).status()).isEqualTo(200);
+    clock.advance(Duration.ofMillis(200));
+    assertError(send("GET", "/cache/memory/short", null), 404, "not_found", "expired");
+
+    clock.advance(Duration.ofSeconds(299));
+    assertThat(send("GET", "/cache/system/default", null).status()).as("system namespace lives 300 s").isEqualTo(404);
+  }
+
+  @Test
+  void badCacheRequestsGet400NamingTheProblem() throws Exception {
+    assertError(send("PUT", "/cache/memory/k", "{\"ttl\": 5}"), 400, "invalid_request", "value is required");
+    assertError(send("PUT", "/cache/memory/k", "{\"value\": 1, \"ttl\": -5}"), 400, "invalid_request", "-5");
+    assertError(send("PUT", "/cache/memory/k", "{\"value\": 1, \"ttl\": \"soon\"}"), 400, "invalid_request", "ttl must be a number");
+    assertError(send("PUT", "/cache/memory/k", "[1]"), 400, "invalid_request", "JSON object");
+    assertError(send("PUT", "/cache/bad%20space/k", "{\"value\": 1}"), 400, "invalid_request", "bad space");
+  }
+
+  @Test
+  void unknownPathsAndMethodsGetJsonErrors() throws Exception {
+    assertError(send("GET", "/no/such/thing", null), 404, "not_found", "/no/such/thing");
+    Answer wrongMethod = send("PATCH", "/health", null);
+    assertThat(wrongMethod.status()).isIn(404, 405);
+    assertThat(wrongMethod.body().has("error")).isTrue();
+  }
+
+  @Test
+  void anOversizedBodyGets413() throws Exception {
+    String huge = "{\"value\": \"" + "x".repeat((int) NisServer.MAX_REQUEST_BYTES) + "\"}";
+
+    Answer answer = send("PUT", "/cache/memory/huge", huge);
+
+    assertThat(answer.status()).isEqualTo(413);
+    assertThat(answer.body().get("error").textValue()).isEqualTo("content_too_large");
+  }
+
+  @Test
+  void readinessFailsOnceShutdownBegins() throws Exception {
+    assertThat(send("GET", "/health/ready", null).status()).isEqualTo(200);
+
+    server.beginShutdown();
+
+    assertError(send("GET", "/health/ready", null), 503, "shutting_down", "shutting down");
+    assertThat(send("GET", "/health/live", null).status()).isEqualTo(200);
+  }
+}
