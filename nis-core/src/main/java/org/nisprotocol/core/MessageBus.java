@@ -1,5 +1,7 @@
 package org.nisprotocol.core;
 
+import java.util.concurrent.CompletableFuture;
+
 /**
  * The message bus port: agents publish {@link NisMessage}s to topics and consume them in consumer
  * groups.
@@ -29,6 +31,19 @@ public interface MessageBus extends AutoCloseable {
    * @throws ClosedException after {@link #close()}
    */
   PublishReceipt publish(NisMessage message);
+
+  /**
+   * Publishes without waiting: the future completes with the receipt once the bus has accepted
+   * the message, or fails with the error {@link #publish} would throw. Lets one caller keep many
+   * messages in flight. The default runs {@link #publish} at once.
+   */
+  default CompletableFuture<PublishReceipt> publishAsync(NisMessage message) {
+    try {
+      return CompletableFuture.completedFuture(publish(message));
+    } catch (RuntimeException e) {
+      return CompletableFuture.failedFuture(e);
+    }
+  }
 
   /**
    * Starts delivering the topics (and message types) of the spec to the handler, as one member of

@@ -1,0 +1,374 @@
+package org.nisprotocol.kafka;
+
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.nio.file.StandardOpenOption;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.TreeMap;
+import java.util.stream.Stream;
+import java.util.zip.CRC32C;
+import org.nisprotocol.core.RetriableException;
+
+/**
+ * A durable first-in first-out queue of byte records on local disk: where accepted messages wait
+ * while Kafka is unreachable.
+ *
+ * <h2>Format</h2>
+ *
+ * Records are appended to segment files {@code segment-NNNNNNNNNN.spool} (a new one past {@link
+ * #SEGMENT_BYTES}); each record is its length (4 bytes), the CRC32C of its payload (4 bytes) and
+ * the payload. The file {@code cursor} holds the segment and position of the first record not yet
+ * acknowledged; it is replaced atomically (write, then rename). Fully acknowledged segments are
+ * deleted.
+ *
+ * <h2>Crash safety</h2>
+ *
+ * An append returns once the record was written to the file, so it survives a kill -9 of the
+ * process (the operating system holds the data). With {@code fsync} it is also forced to the device
+ * first, so it survives a power loss. On open, the records after the cursor are read back; a torn
+ * or corrupt record at the tail (a write cut short by a crash) ends the log and is cut off. A
+ * record acknowledged but not yet recorded in the cursor may be delivered again (at-least-once).
+ *
+ * <p>Thread-safe: appends and the reader may run on different threads.
+ */
+final class DiskSpool implements AutoCloseable {
+  static final long SEGMENT_BYTES = 64L * 1024 * 1024;
+  private static final int HEADER_BYTES = 8;
+  private static final String CURSOR_FILE = "cursor";
+
+  /** A spooled record and where the next one starts, for {@link #acknowledge}. */
+  record Entry(byte[] payload, long segment, long nextPosition) {}
+
+  /** The spool holds as many bytes as it may. */
+  static final class SpoolFullException extends RetriableException {
+    private static final long serialVersionUID = 1L;
+
+    SpoolFullException(String message) {
+      super(message);
+    }
+  }
+
+  private final Path directory;
+  private final long maxBytes;
+  private final boolean fsync;
+  // segment index -> size in bytes of the valid records in it
+  private final TreeMap<Long, Long> segments = new TreeMap<>();
+  private long cursorSegment;
+  private long cursorPosition;
+  private long pendingRecords;
+  private long pendingBytes;
+  private FileChannel writer;
+  private long writerSegment;
+  private boolean closed;
+
+  private DiskSpool(Path directory, long maxBytes, boolean fsync) {
+    this.directory = directory;
+    this.maxBytes = maxBytes;
+    this.fsync = fsync;
+  }
+
+  /**
+   * Opens the spool in the directory, recovering what an earlier process left there.
+   *
+   * @param maxBytes bound on the bytes waiting; appends beyond it fail
+   */
+  static DiskSpool open(Path directory, long maxBytes, boolean fsync) {
+    DiskSpool spool = new DiskSpool(directory, maxBytes, fsync);
+    try {
+      Files.createDirectories(directory);
+      spool.recover();
+    } catch (IOException e) {
+      throw new UncheckedIOException("cannot open the message spool in " + directory, e);
+    }
+    return spool;
+  }
+
+  /**
+   * Appends a record.
+   *
+   * @throws SpoolFullException when it would take the spool past its bound
+   */
+  synchronized void append(byte[] payload) {
+    requireOpen();
+    long size = HEADER_BYTES + (long) payload.length;
+    if (pendingBytes + size > maxBytes) {
+      throw new SpoolFullException(
+          "the local message spool is full ("
+              + pendingBytes
+              + " of "
+              + maxBytes
+              + " bytes wait for Kafka); the message was not accepted. Retry when Kafka is back");
+    }
+    try {
+      long segmentSize = segments.getOrDefault(writerSegment, 0L);
+      if (segmentSize > 0 && segmentSize + size > SEGMENT_BYTES) {
+        rollSegment();
+        segmentSize = 0;
+      }
+      ByteBuffer record = ByteBuffer.allocate((int) size);
+      CRC32C crc = new CRC32C();
+      crc.update(payload);
+      record.putInt(payload.length).putInt((int) crc.getValue()).put(payload).flip();
+      while (record.hasRemaining()) {
+        writer.write(record, segmentSize + record.position());
+      }
+      if (fsync) {
+        writer.force(false);
+      }
+      segments.put(writerSegment, segmentSize + size);
+      pendingRecords++;
+      pendingBytes += size;
+    } catch (IOException e) {
+      throw new UncheckedIOException("cannot write to the message spool in " + directory, e);
+    }
+  }
+
+  /** Up to {@code max} records from the oldest unacknowledged one, without removing them. */
+  synchronized List<Entry> peek(int max) {
+    requireOpen();
+    List<Entry> entries = new ArrayList<>(Math.min(max, 1024));
+    long segment = cursorSegment;
+    long position = cursorPosition;
+    try {
+      while (entries.size() < max) {
+        Long size = segments.get(segment);
+        if (size == null) {
+          break;
+        }
+        if (position >= size) {
+          Long next = segments.higherKey(segment);
+          if (next == null) {
+            break;
+          }
+          segment = next;
+          position = 0;
+          continue;
+        }
+        try (FileChannel channel = FileChannel.open(segmentPath(segment), StandardOpenOption.READ)) {
+          while (entries.size() < max && position < size) {
+            ByteBuffer header = ByteBuffer.allocate(HEADER_BYTES);
+            readFully(channel, header, position);
+            int length = header.flip().getInt();
+            ByteBuffer payload = ByteBuffer.allocate(length);
+            readFully(channel, payload, position + HEADER_BYTES);
+            position += HEADER_BYTES + length;
+            entries.add(new Entry(payload.array(), segment, position));
+          }
+        }
+      }
+    } catch (IOException e) {
+      throw new UncheckedIOException("cannot read the message spool in " + directory, e);
+    }
+    return entries;
+  }
+
+  /**
+   * Removes the records delivered: a prefix of what {@link #peek} returned, in order.
+   *
+   * @throws IllegalArgumentException when the entries do not start at the oldest record
+   */
+  synchronized void acknowledge(List<Entry> delivered) {
+    requireOpen();
+    if (delivered.isEmpty()) {
+      return;
+    }
+    long bytes = 0;
+    for (Entry entry : delivered) {
+      bytes += HEADER_BYTES + (long) entry.payload().length;
+    }
+    Entry last = delivered.get(delivered.size() - 1);
+    if (delivered.size() > pendingRecords || bytes > pendingBytes) {
+      throw new IllegalArgumentException(
+          "acknowledged " + delivered.size() + " records but only " + pendingRecords + " wait");
+    }
+    try {
+      cursorSegment = last.segment();
+      cursorPosition = last.nextPosition();
+      Long next = segments.higherKey(cursorSegment);
+      if (next != null && cursorPosition >= segments.get(cursorSegment)) {
+        cursorSegment = next; // the segment is used up: its file can go
+        cursorPosition = 0;
+      }
+      writeCursor();
+      deleteConsumedSegments();
+    } catch (IOException e) {
+      throw new UncheckedIOException("cannot update the message spool in " + directory, e);
+    }
+    pendingRecords -= delivered.size();
+    pendingBytes -= bytes;
+  }
+
+  synchronized boolean isEmpty() {
+    return pendingRecords == 0;
+  }
+
+  /** Records waiting. */
+  synchronized long size() {
+    return pendingRecords;
+  }
+
+  /** Bytes waiting (payloads and record headers). */
+  synchronized long sizeBytes() {
+    return pendingBytes;
+  }
+
+  long maxBytes() {
+    return maxBytes;
+  }
+
+  @Override
+  public synchronized void close() {
+    if (closed) {
+      return;
+    }
+    closed = true;
+    try {
+      writer.force(true);
+      writer.close();
+    } catch (IOException e) {
+      throw new UncheckedIOException("cannot close the message spool in " + directory, e);
+    }
+  }
+
+  private void recover() throws IOException {
+    try (Stream<Path> files = Files.list(directory)) {
+      files
+          .map(path -> path.getFileName().toString())
+          .filter(name -> name.startsWith("segment-") && name.endsWith(".spool"))
+          .forEach(
+              name ->
+                  segments.put(
+                      Long.parseLong(name.substring("segment-".length(), name.length() - ".spool".length())),
+                      0L));
+    }
+    readCursor();
+    // Drop segments wholly before the cursor (their deletion may have been cut short).
+    for (Long segment : List.copyOf(segments.headMap(cursorSegment).keySet())) {
+      Files.deleteIfExists(segmentPath(segment));
+      segments.remove(segment);
+    }
+    for (Long segment : List.copyOf(segments.keySet())) {
+      long validEnd = scanSegment(segment);
+      segments.put(segment, validEnd);
+    }
+    if (segments.isEmpty()) {
+      segments.put(cursorSegment, 0L);
+      cursorPosition = 0;
+    }
+    if (!segments.containsKey(cursorSegment)) {
+      cursorSegment = segments.firstKey();
+      cursorPosition = 0;
+    }
+    writerSegment = segments.lastKey();
+    writer =
+        FileChannel.open(
+            segmentPath(writerSegment), StandardOpenOption.CREATE, StandardOpenOption.WRITE);
+    writer.truncate(segments.get(writerSegment));
+  }
+
+  /** Counts the valid records of a segment from the cursor on; returns where they end. */
+  private long scanSegment(long segment) throws IOException {
+    Path path = segmentPath(segment);
+    long start = segment == cursorSegment ? cursorPosition : 0;
+    try (FileChannel channel = FileChannel.open(path, StandardOpenOption.READ, StandardOpenOption.WRITE)) {
+      long fileSize = channel.size();
+      if (start > fileSize) {
+        start = fileSize;
+        cursorPosition = fileSize;
+      }
+      long position = start;
+      while (position + HEADER_BYTES <= fileSize) {
+        ByteBuffer header = ByteBuffer.allocate(HEADER_BYTES);
+        readFully(channel, header, position);
+        header.flip();
+        int length = header.getInt();
+        int expectedCrc = header.getInt();
+        if (length < 0 || position + HEADER_BYTES + length > fileSize) {
+          break;
+        }
+        ByteBuffer payload = ByteBuffer.allocate(length);
+        readFully(channel, payload, position + HEADER_BYTES);
+        CRC32C crc = new CRC32C();
+        crc.update(payload.array());
+        if ((int) crc.getValue() != expectedCrc) {
+          break;
+        }
+        position += HEADER_BYTES + length;
+        pendingRecords++;
+        pendingBytes += HEADER_BYTES + length;
+      }
+      if (position < fileSize) {
+        channel.truncate(position); // a torn or corrupt tail: cut it off
+      }
+      return position;
+    }
+  }
+
+  private void rollSegment() throws IOException {
+    writer.force(false);
+    writer.close();
+    writerSegment++;
+    segments.put(writerSegment, 0L);
+    writer =
+        FileChannel.open(
+            segmentPath(writerSegment),
+            StandardOpenOption.CREATE_NEW,
+            StandardOpenOption.WRITE);
+  }
+
+  private void deleteConsumedSegments() throws IOException {
+    for (Long segment : List.copyOf(segments.headMap(cursorSegment).keySet())) {
+      Files.deleteIfExists(segmentPath(segment));
+      segments.remove(segment);
+    }
+  }
+
+  private void readCursor() throws IOException {
+    Path cursor = directory.resolve(CURSOR_FILE);
+    if (!Files.exists(cursor)) {
+      cursorSegment = segments.isEmpty() ? 0 : segments.firstKey();
+      cursorPosition = 0;
+      return;
+    }
+    String[] parts = Files.readString(cursor, StandardCharsets.US_ASCII).trim().split(" ");
+    cursorSegment = Long.parseLong(parts[0]);
+    cursorPosition = Long.parseLong(parts[1]);
+  }
+
+  private void writeCursor() throws IOException {
+    Path temporary = directory.resolve(CURSOR_FILE + ".tmp");
+    Files.writeString(temporary, cursorSegment + " " + cursorPosition + "\n", StandardCharsets.US_ASCII);
+    Files.move(
+        temporary,
+        directory.resolve(CURSOR_FILE),
+        StandardCopyOption.ATOMIC_MOVE,
+        StandardCopyOption.REPLACE_EXISTING);
+  }
+
+  private Path segmentPath(long segment) {
+    return directory.resolve(String.format("segment-%010d.spool", segment));
+  }
+
+  private static void readFully(FileChannel channel, ByteBuffer buffer, long position)
+      throws IOException {
+    while (buffer.hasRemaining()) {
+      int read = channel.read(buffer, position + buffer.position());
+      if (read < 0) {
+        throw new IOException("unexpected end of spool file at " + position);
+      }
+    }
+  }
+
+  private void requireOpen() {
+    if (closed) {
+      throw new IllegalStateException("the message spool in " + directory + " is closed");
+    }
+  }
+}

@@ -1,0 +1,140 @@
+package org.nisprotocol.kafka;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import java.io.IOException;
+import java.io.RandomAccessFile;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+class DiskSpoolTest {
+  @TempDir Path directory;
+
+  private static byte[] bytes(String text) {
+    return text.getBytes(StandardCharsets.UTF_8);
+  }
+
+  private static List<String> texts(List<DiskSpool.Entry> entries) {
+    List<String> texts = new ArrayList<>();
+    entries.forEach(e -> texts.add(new String(e.payload(), StandardCharsets.UTF_8)));
+    return texts;
+  }
+
+  @Test
+  void recordsComeOutInTheOrderTheyWentIn() {
+    try (DiskSpool spool = DiskSpool.open(directory, 1 << 20, false)) {
+      for (int i = 0; i < 10; i++) {
+        spool.append(bytes("m" + i));
+      }
+
+      assertThat(texts(spool.peek(3))).containsExactly("m0", "m1", "m2");
+      spool.acknowledge(spool.peek(3));
+      assertThat(texts(spool.peek(100))).containsExactly("m3", "m4", "m5", "m6", "m7", "m8", "m9");
+      assertThat(spool.size()).isEqualTo(7);
+    }
+  }
+
+  @Test
+  void whatWasNotAcknowledgedSurvivesAReopen() {
+    try (DiskSpool spool = DiskSpool.open(directory, 1 << 20, false)) {
+      for (int i = 0; i < 5; i++) {
+        spool.append(bytes("m" + i));
+      }
+      spool.acknowledge(spool.peek(2));
+    }
+
+    try (DiskSpool reopened = DiskSpool.open(directory, 1 << 20, false)) {
+      assertThat(reopened.size()).isEqualTo(3);
+      assertThat(texts(reopened.peek(10))).containsExactly("m2", "m3", "m4");
+      reopened.append(bytes("m5"));
+      assertThat(texts(reopened.peek(10))).containsExactly("m2", "m3", "m4", "m5");
+    }
+  }
+
+  @Test
+  void aTornRecordAtTheTailIsCutOffOnOpen() throws IOException {
+    try (DiskSpool spool = DiskSpool.open(directory, 1 << 20, false)) {
+      spool.append(bytes("complete-1"));
+      spool.append(bytes("complete-2"));
+    }
+    Path segment = segments().get(0);
+    long intact = Files.size(segment);
+    try (RandomAccessFile file = new RandomAccessFile(segment.toFile(), "rw")) {
+      file.seek(intact);
+      file.writeInt(1000); // a header promising 1000 bytes, then only a few: a write cut short
+      file.writeInt(12345);
+      file.write(bytes("torn"));
+    }
+
+    try (DiskSpool reopened = DiskSpool.open(directory, 1 << 20, false)) {
+      assertThat(texts(reopened.peek(10))).containsExactly("complete-1", "complete-2");
+      reopened.append(bytes("after-crash"));
+      assertThat(texts(reopened.peek(10))).containsExactly("complete-1", "complete-2", "after-crash");
+    }
+  }
+
+  @Test
+  void aCorruptRecordEndsTheLog() throws IOException {
+    try (DiskSpool spool = DiskSpool.open(directory, 1 << 20, false)) {
+      spool.append(bytes("good"));
+      spool.append(bytes("flipped"));
+    }
+    Path segment = segments().get(0);
+    try (RandomAccessFile file = new RandomAccessFile(segment.toFile(), "rw")) {
+      file.seek(Files.size(segment) - 1);
+      file.write('X');
+    }
+
+    try (DiskSpool reopened = DiskSpool.open(directory, 1 << 20, false)) {
+      assertThat(texts(reopened.peek(10))).containsExactly("good");
+    }
+  }
+
+  @Test
+  void aFullSpoolRefusesWithAClearError() {
+    try (DiskSpool spool = DiskSpool.open(directory, 100, false)) {
+      spool.append(new byte[50]);
+
+      assertThatThrownBy(() -> spool.append(new byte[50]))
+          .isInstanceOf(DiskSpool.SpoolFullException.class)
+          .hasMessageContaining("spool is full");
+      spool.acknowledge(spool.peek(1));
+      spool.append(new byte[50]);
+    }
+  }
+
+  @Test
+  void segmentsRollAndConsumedOnesAreDeleted() throws IOException {
+    byte[] big = new byte[(int) (DiskSpool.SEGMENT_BYTES / 3)];
+    try (DiskSpool spool = DiskSpool.open(directory, 4 * DiskSpool.SEGMENT_BYTES, false)) {
+      for (int i = 0; i < 5; i++) {
+        big[0] = (byte) i;
+        spool.append(big);
+      }
+      assertThat(segments()).hasSize(3);
+
+      spool.acknowledge(spool.peek(4));
+
+      assertThat(segments()).hasSize(1);
+      List<DiskSpool.Entry> rest = spool.peek(10);
+      assertThat(rest).hasSize(1);
+      assertThat(rest.get(0).payload()[0]).isEqualTo((byte) 4);
+    }
+    try (DiskSpool reopened = DiskSpool.open(directory, 4 * DiskSpool.SEGMENT_BYTES, false)) {
+      assertThat(reopened.size()).isEqualTo(1);
+    }
+  }
+
+  private List<Path> segments() throws IOException {
+    try (Stream<Path> files = Files.list(directory)) {
+      return files.filter(p -> p.toString().endsWith(".spool")).sorted().toList();
+    }
+  }
+}
