@@ -1,5 +1,6 @@
 package org.nisprotocol.core;
 
+import java.util.Map;
 import java.util.concurrent.CompletableFuture;
 
 /**
@@ -30,16 +31,30 @@ public interface MessageBus extends AutoCloseable {
    * @throws MessageBusFullException when the bus stayed full for the whole publish timeout
    * @throws ClosedException after {@link #close()}
    */
-  PublishReceipt publish(NisMessage message);
+  default PublishReceipt publish(NisMessage message) {
+    return publish(message, Map.of());
+  }
+
+  /**
+   * Publishes a message with transport headers (e.g. a W3C {@code traceparent}), which its
+   * deliveries carry; see {@link #publish(NisMessage)}.
+   */
+  PublishReceipt publish(NisMessage message, Map<String, String> headers);
 
   /**
    * Publishes without waiting: the future completes with the receipt once the bus has accepted
    * the message, or fails with the error {@link #publish} would throw. Lets one caller keep many
-   * messages in flight. The default runs {@link #publish} at once.
+   * messages in flight.
    */
   default CompletableFuture<PublishReceipt> publishAsync(NisMessage message) {
+    return publishAsync(message, Map.of());
+  }
+
+  /** {@link #publishAsync(NisMessage)} with transport headers. The default waits for publish. */
+  default CompletableFuture<PublishReceipt> publishAsync(
+      NisMessage message, Map<String, String> headers) {
     try {
-      return CompletableFuture.completedFuture(publish(message));
+      return CompletableFuture.completedFuture(publish(message, headers));
     } catch (RuntimeException e) {
       return CompletableFuture.failedFuture(e);
     }

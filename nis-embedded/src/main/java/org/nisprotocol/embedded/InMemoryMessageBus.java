@@ -82,8 +82,9 @@ public final class InMemoryMessageBus implements MessageBus {
   }
 
   @Override
-  public PublishReceipt publish(NisMessage message) {
+  public PublishReceipt publish(NisMessage message, Map<String, String> headers) {
     Objects.requireNonNull(message, "message");
+    Map<String, String> copiedHeaders = Map.copyOf(headers);
     requireOpen();
     boolean acquired;
     try {
@@ -108,7 +109,7 @@ public final class InMemoryMessageBus implements MessageBus {
         capacity.release();
         throw closedError();
       }
-      append(message.topic(), message, Map.of(), true);
+      append(message.topic(), message, copiedHeaders, true);
     } finally {
       closeLock.readLock().unlock();
     }

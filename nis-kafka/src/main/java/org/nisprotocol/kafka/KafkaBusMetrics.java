@@ -1,0 +1,61 @@
+package org.nisprotocol.kafka;
+
+import io.micrometer.core.instrument.Counter;
+import io.micrometer.core.instrument.Gauge;
+import io.micrometer.core.instrument.MeterRegistry;
+import io.micrometer.core.instrument.Timer;
+import java.time.Duration;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.function.Supplier;
+
+/** The Kafka bus's meters, named {@code nis.messages.*}, {@code nis.spool.*}, {@code nis.consumer.lag}. */
+final class KafkaBusMetrics {
+  final Counter sent;
+  final Counter spooled;
+  final Counter failed;
+  final Counter received;
+  final Counter retried;
+  final Counter deadLettered;
+  final Timer sendLatency;
+  final Timer endToEndLatency;
+  private final MeterRegistry registry;
+  private final ConcurrentHashMap<String, AtomicLong> lagByGroup = new ConcurrentHashMap<>();
+
+  KafkaBusMetrics(MeterRegistry registry, Supplier<Number> spoolRecords, Supplier<Number> spoolBytes) {
+    this.registry = registry;
+    sent = Counter.builder("nis.messages.sent").description("messages acknowledged by Kafka").register(registry);
+    spooled = Counter.builder("nis.messages.spooled").description("messages kept in the local spool").register(registry);
+    failed = Counter.builder("nis.messages.failed").description("publishes refused, and handler failures").register(registry);
+    received = Counter.builder("nis.messages.received").description("messages handled successfully").register(registry);
+    retried = Counter.builder("nis.messages.retried").description("redeliveries after a handler failed").register(registry);
+    deadLettered = Counter.builder("nis.messages.dead_lettered").description("messages moved to a dead-letter topic").register(registry);
+    sendLatency =
+        Timer.builder("nis.messages.send.latency")
+            .description("publish to broker acknowledgement")
+            .publishPercentileHistogram()
+            .register(registry);
+    endToEndLatency =
+        Timer.builder("nis.messages.end_to_end.latency")
+            .description("message timestamp to handler start")
+            .publishPercentileHistogram()
+            .register(registry);
+    Gauge.builder("nis.spool.size", spoolRecords).description("messages waiting in the spool").register(registry);
+    Gauge.builder("nis.spool.bytes", spoolBytes).description("bytes waiting in the spool").register(registry);
+  }
+
+  /** The lag gauge of a consumer group on this instance (records behind the end of its partitions). */
+  AtomicLong lagOf(String group) {
+    return lagByGroup.computeIfAbsent(
+        group,
+        g -> {
+          AtomicLong lag = new AtomicLong();
+          Gauge.builder("nis.consumer.lag", lag, AtomicLong::get).tag("group", g).register(registry);
+          return lag;
+        });
+  }
+
+  void recordSend(long startNanos) {
+    sendLatency.record(Duration.ofNanos(System.nanoTime() - startNanos));
+  }
+}

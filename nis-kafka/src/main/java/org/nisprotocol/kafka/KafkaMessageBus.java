@@ -1,0 +1,758 @@
+package org.nisprotocol.kafka;
+
+import io.micrometer.core.instrument.MeterRegistry;
+import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
+import java.nio.charset.StandardCharsets;
+import java.time.Duration;
+import java.time.InstantSource;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Objects;
+import java.util.Optional;
+import java.util.Properties;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ThreadLocalRandom;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.locks.Condition;
+import java.util.concurrent.locks.ReentrantLock;
+import java.util.function.BooleanSupplier;
+import org.apache.kafka.clients.CommonClientConfigs;
+import org.apache.kafka.clients.admin.Admin;
+import org.apache.kafka.clients.admin.AdminClientConfig;
+import org.apache.kafka.clients.admin.NewTopic;
+import org.apache.kafka.clients.consumer.ConsumerConfig;
+import org.apache.kafka.clients.consumer.ConsumerRecord;
+import org.apache.kafka.clients.consumer.KafkaConsumer;
+import org.apache.kafka.clients.consumer.OffsetAndMetadata;
+import org.apache.kafka.clients.producer.KafkaProducer;
+import org.apache.kafka.clients.producer.ProducerConfig;
+import org.apache.kafka.clients.producer.ProducerRecord;
+import org.apache.kafka.clients.producer.RecordMetadata;
+import org.apache.kafka.common.KafkaException;
+import org.apache.kafka.common.TopicPartition;
+import org.apache.kafka.common.config.SaslConfigs;
+import org.apache.kafka.common.config.SslConfigs;
+import org.apache.kafka.common.errors.RecordTooLargeException;
+import org.apache.kafka.common.errors.TopicExistsException;
+import org.apache.kafka.common.header.Header;
+import org.apache.kafka.common.header.internals.RecordHeaders;
+import org.apache.kafka.common.serialization.ByteArrayDeserializer;
+import org.apache.kafka.common.serialization.ByteArraySerializer;
+import org.apache.kafka.common.utils.Utils;
+import org.nisprotocol.core.CircuitBreaker;
+import org.nisprotocol.core.ClosedException;
+import org.nisprotocol.core.DeadLetterHeaders;
+import org.nisprotocol.core.MessageBus;
+import org.nisprotocol.core.MessageCodec;
+import org.nisprotocol.core.MessageHandler;
+import org.nisprotocol.core.MessagePriority;
+import org.nisprotocol.core.NisException;
+import org.nisprotocol.core.NisMessage;
+import org.nisprotocol.core.PublishReceipt;
+import org.nisprotocol.core.RetriableException;
+import org.nisprotocol.core.StreamingTopics;
+import org.nisprotocol.core.Subscription;
+import org.nisprotocol.core.SubscriptionSpec;
+import org.nisprotocol.core.ValidationException;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The message bus on Apache Kafka.
+ *
+ * <h2>Wire</h2>
+ *
+ * Each record's value is the message in the JSON wire format (UTF-8) and its key the message's
+ * ordering key, so any Kafka client can read and write the topics. Transport headers (such as a
+ * W3C {@code traceparent}) travel as Kafka headers.
+ *
+ * <h2>Publishing</h2>
+ *
+ * Idempotent, acks=all, batched and compressed. A publish is accepted when the broker has
+ * acknowledged it ({@code sent}) or when it is safely in the local disk spool ({@code spooled}): a
+ * circuit breaker guards the broker, and while it is open, or while the spool still holds older
+ * messages (to keep their order), new messages go to the spool. A drainer sends the spool to Kafka
+ * in order as soon as the breaker lets a probe through. The spool survives a kill -9; a full spool
+ * refuses with {@link DiskSpool.SpoolFullException} (retriable).
+ *
+ * <h2>Priority lanes</h2>
+ *
+ * With two or more partitions, the last partition of each topic is the urgent lane: high and
+ * critical messages go there, the others are spread by key over the rest. Consumers fetch every
+ * partition on its own, and stop fetching a partition whose handler is behind (pause/resume), so
+ * an urgent message never waits behind a backlog of ordinary ones. Order is kept per key within a
+ * lane.
+ *
+ * <h2>Consuming</h2>
+ *
+ * See {@link KafkaSubscription}: one consumer per subscription, a virtual-thread worker per
+ * partition, offsets committed after the handler returned, retries with backoff without blocking
+ * the poll loop, dead letters to {@code <topic>.dlt} with headers.
+ *
+ * <p>Thread-safe.
+ */
+public final class KafkaMessageBus implements MessageBus {
+  private static final Logger log = LoggerFactory.getLogger(KafkaMessageBus.class);
+  private static final int SPOOL_BATCH = 500;
+  private static final Duration ADMIN_TIMEOUT = Duration.ofSeconds(10);
+
+  private final KafkaBusConfig config;
+  private final InstantSource clock;
+  private final MessageCodec codec;
+  private final KafkaProducer<byte[], byte[]> producer;
+  private final Admin admin;
+  private final DiskSpool spool;
+  private final CircuitBreaker breaker;
+  private final KafkaBusMetrics metrics;
+  private final Map<String, Integer> partitionCounts = new ConcurrentHashMap<>();
+  private final List<KafkaSubscription> subscriptions = new CopyOnWriteArrayList<>();
+  private final AtomicInteger subscriptionCount = new AtomicInteger();
+  // Direct sends not yet acknowledged: spooling waits for them, so that spooled messages keep
+  // their order behind messages whose sends are failing.
+  private final ReentrantLock inFlightLock = new ReentrantLock();
+  private final Condition inFlightChanged = inFlightLock.newCondition();
+  private int inFlight;
+  private final ReentrantLock spoolLock = new ReentrantLock();
+  private final Condition spoolChanged = spoolLock.newCondition();
+  private final Thread drainer;
+  private final Thread provisioner;
+  private volatile boolean closed;
+  private volatile boolean stopDraining;
+
+  private KafkaMessageBus(KafkaBusConfig config, MeterRegistry registry, InstantSource clock) {
+    this.config = config;
+    this.clock = clock;
+    this.codec = MessageCodec.create(clock);
+    this.spool = DiskSpool.open(config.spoolDirectory(), config.spoolMaxBytes(), config.spoolFsync());
+    this.breaker = CircuitBreaker.create("kafka-publish", config.circuitBreaker(), clock);
+    this.breaker.addListener(
+        t -> log.warn("Kafka publish circuit breaker {} -> {}", t.from().wireName(), t.to().wireName()));
+    this.metrics = new KafkaBusMetrics(registry, spool::size, spool::sizeBytes);
+    this.producer = new KafkaProducer<>(producerProperties(), new ByteArraySerializer(), new ByteArraySerializer());
+    this.admin = Admin.create(adminProperties());
+    this.drainer = Thread.ofVirtual().name("nis-spool-drainer").start(this::drainSpool);
+    this.provisioner = Thread.ofVirtual().name("nis-topic-provisioner").start(this::provisionTopics);
+  }
+
+  /** A bus with its meters in a private registry. */
+  public static KafkaMessageBus create(KafkaBusConfig config) {
+    return create(config, new SimpleMeterRegistry(), InstantSource.system());
+  }
+
+  public static KafkaMessageBus create(KafkaBusConfig config, MeterRegistry registry, InstantSource clock) {
+    return new KafkaMessageBus(
+        Objects.requireNonNull(config, "config"),
+        Objects.requireNonNull(registry, "registry"),
+        Objects.requireNonNull(clock, "clock"));
+  }
+
+  @Override
+  public String name() {
+    return "kafka";
+  }
+
+  /** The breaker around publishing, for health reports. */
+  public CircuitBreaker.State publishCircuitState() {
+    return breaker.state();
+  }
+
+  /** Messages waiting in the local spool. */
+  public long spooledMessages() {
+    return spool.size();
+  }
+
+  @Override
+  public PublishReceipt publish(NisMessage message, Map<String, String> headers) {
+    try {
+      return publishAsync(message, headers).get();
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new RetriableException("interrupted while publishing " + message.messageId(), e);
+    } catch (ExecutionException e) {
+      if (e.getCause() instanceof RuntimeException runtime) {
+        throw runtime;
+      }
+      throw new NisException("publishing " + message.messageId() + " failed", e.getCause());
+    }
+  }
+
+  @Override
+  public CompletableFuture<PublishReceipt> publishAsync(NisMessage message, Map<String, String> headers) {
+    Objects.requireNonNull(message, "message");
+    if (closed) {
+      return CompletableFuture.failedFuture(closedError());
+    }
+    byte[] value = codec.encode(message);
+    if (value.length > config.maxContentBytes()) {
+      metrics.failed.increment();
+      return CompletableFuture.failedFuture(
+          new ValidationException(
+              "message "
+                  + message.messageId()
+                  + " is "
+                  + value.length
+                  + " bytes as JSON; at most "
+                  + config.maxContentBytes()
+                  + " are accepted. Store large data in the cache and send its key"));
+    }
+    boolean urgent =
+        message.priority() == MessagePriority.HIGH || message.priority() == MessagePriority.CRITICAL;
+    SpooledRecord record =
+        new SpooledRecord(message.topic(), message.orderingKey(), value, Map.copyOf(headers), urgent);
+    PublishReceipt sent = new PublishReceipt(message.messageId(), message.topic(), PublishReceipt.Status.SENT);
+    PublishReceipt spooled = new PublishReceipt(message.messageId(), message.topic(), PublishReceipt.Status.SPOOLED);
+    if (!spool.isEmpty() || !breaker.tryAcquire()) {
+      return spoolAfterInFlight(record, spooled);
+    }
+    CompletableFuture<PublishReceipt> result = new CompletableFuture<>();
+    beginInFlight();
+    long start = System.nanoTime();
+    try {
+      producer.send(
+          toProducerRecord(record),
+          (metadata, error) -> {
+            try {
+              if (error == null) {
+                breaker.onSuccess();
+                metrics.sent.increment();
+                metrics.recordSend(start);
+                result.complete(sent);
+              } else {
+                onSendFailure(record, error, result, spooled);
+              }
+            } finally {
+              endInFlight();
+            }
+          });
+    } catch (RuntimeException e) {
+      // The producer refused before sending: no metadata in time, or closed.
+      try {
+        onSendFailure(record, e, result, spooled);
+      } finally {
+        endInFlight();
+      }
+    }
+    return result;
+  }
+
+  private void onSendFailure(
+      SpooledRecord record, Throwable error, CompletableFuture<PublishReceipt> result, PublishReceipt spooled) {
+    if (isTransient(error)) {
+      breaker.onFailure();
+      log.debug("send to {} failed ({}); spooling", record.topic(), error.toString());
+      try {
+        appendToSpool(record);
+        result.complete(spooled);
+      } catch (RuntimeException e) {
+        metrics.failed.increment();
+        result.completeExceptionally(e);
+      }
+      return;
+    }
+    breaker.onSuccess(); // the broker answered: it is reachable
+    metrics.failed.increment();
+    if (error instanceof RecordTooLargeException) {
+      result.completeExceptionally(
+          new ValidationException("Kafka refused the message as too large: " + error.getMessage()));
+    } else {
+      result.completeExceptionally(new NisException("Kafka refused the message: " + error, error));
+    }
+  }
+
+  private static boolean isTransient(Throwable error) {
+    return error instanceof org.apache.kafka.common.errors.RetriableException
+        || error instanceof org.apache.kafka.common.errors.TimeoutException
+        || error instanceof org.apache.kafka.common.errors.InterruptException
+        || error instanceof RetriableException
+        || (error instanceof KafkaException && error.getCause() instanceof java.io.IOException);
+  }
+
+  private CompletableFuture<PublishReceipt> spoolAfterInFlight(SpooledRecord record, PublishReceipt spooled) {
+    try {
+      awaitNoInFlight(config.sendTimeout().plusSeconds(5));
+      appendToSpool(record);
+      return CompletableFuture.completedFuture(spooled);
+    } catch (RuntimeException e) {
+      metrics.failed.increment();
+      return CompletableFuture.failedFuture(e);
+    }
+  }
+
+  private void appendToSpool(SpooledRecord record) {
+    spool.append(record.toBytes());
+    metrics.spooled.increment();
+    spoolLock.lock();
+    try {
+      spoolChanged.signalAll();
+    } finally {
+      spoolLock.unlock();
+    }
+  }
+
+  private ProducerRecord<byte[], byte[]> toProducerRecord(SpooledRecord record) {
+    ensureTopic(record.topic());
+    byte[] key = record.key().getBytes(StandardCharsets.UTF_8);
+    int partitions = partitionCount(record.topic());
+    int partition;
+    if (partitions < 2) {
+      partition = 0;
+    } else if (record.urgent()) {
+      partition = partitions - 1;
+    } else {
+      partition = Utils.toPositive(Utils.murmur2(key)) % (partitions - 1);
+    }
+    RecordHeaders headers = new RecordHeaders();
+    record.headers().forEach((name, value) -> headers.add(name, value.getBytes(StandardCharsets.UTF_8)));
+    return new ProducerRecord<>(record.topic(), partition, key, record.value(), headers);
+  }
+
+  private int partitionCount(String topic) {
+    Integer known = partitionCounts.get(topic);
+    if (known != null) {
+      return known;
+    }
+    int count = producer.partitionsFor(topic).size();
+    partitionCounts.put(topic, count);
+    return count;
+  }
+
+  /** Creates the topic if it does not exist yet (once per topic per bus). */
+  void ensureTopic(String topic) {
+    if (partitionCounts.containsKey(topic)) {
+      return;
+    }
+    NewTopic newTopic = new NewTopic(topic, config.topicPartitions(), config.replicationFactor());
+    config.minInsyncReplicas().ifPresent(
+        min -> newTopic.configs(Map.of("min.insync.replicas", Integer.toString(min))));
+    try {
+      admin.createTopics(List.of(newTopic)).all().get(ADMIN_TIMEOUT.toMillis(), TimeUnit.MILLISECONDS);
+    } catch (ExecutionException e) {
+      if (!(e.getCause() instanceof TopicExistsException)) {
+        throw new RetriableException("cannot create topic " + topic + ": " + e.getCause(), e.getCause());
+      }
+    } catch (TimeoutException e) {
+      throw new RetriableException("Kafka did not answer in " + ADMIN_TIMEOUT + " when creating topic " + topic, e);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new RetriableException("interrupted while creating topic " + topic, e);
+    }
+  }
+
+  private void provisionTopics() {
+    List<String> missing = new ArrayList<>(StreamingTopics.all());
+    while (!missing.isEmpty() && !closed) {
+      for (String topic : List.copyOf(missing)) {
+        try {
+          ensureTopic(topic);
+          partitionCount(topic);
+          missing.remove(topic);
+        } catch (RuntimeException e) {
+          log.debug("topic {} not provisioned yet: {}", topic, e.toString());
+        }
+      }
+      if (!missing.isEmpty()) {
+        sleepQuietly(Duration.ofSeconds(2));
+      }
+    }
+  }
+
+  // ---- the spool drainer ----
+
+  private void drainSpool() {
+    while (!stopDraining) {
+      try {
+        if (spool.isEmpty()) {
+          awaitSpoolChange(Duration.ofMillis(200));
+          continue;
+        }
+        if (!breaker.tryAcquire()) {
+          awaitSpoolChange(Duration.ofMillis(100));
+          continue;
+        }
+        List<DiskSpool.Entry> batch = spool.peek(SPOOL_BATCH);
+        int delivered = sendBatch(batch);
+        if (delivered > 0) {
+          spool.acknowledge(batch.subList(0, delivered));
+          metrics.sent.increment(delivered);
+        }
+        if (delivered == batch.size()) {
+          breaker.onSuccess();
+        } else {
+          breaker.onFailure();
+          sleepQuietly(Duration.ofMillis(200));
+        }
+      } catch (RuntimeException e) {
+        log.warn("spool drainer: {}", e.toString());
+        breaker.onFailure();
+        sleepQuietly(Duration.ofMillis(500));
+      }
+    }
+  }
+
+  /** Sends the batch in order; returns how many from the start were acknowledged. */
+  private int sendBatch(List<DiskSpool.Entry> batch) {
+    List<CompletableFuture<RecordMetadata>> acks = new ArrayList<>(batch.size());
+    for (DiskSpool.Entry entry : batch) {
+      CompletableFuture<RecordMetadata> ack = new CompletableFuture<>();
+      acks.add(ack);
+      try {
+        producer.send(
+            toProducerRecord(SpooledRecord.fromBytes(entry.payload())),
+            (metadata, error) -> {
+              if (error == null) {
+                ack.complete(metadata);
+              } else {
+                ack.completeExceptionally(error);
+              }
+            });
+      } catch (RuntimeException e) {
+        ack.completeExceptionally(e);
+        break;
+      }
+    }
+    int delivered = 0;
+    for (CompletableFuture<RecordMetadata> ack : acks) {
+      try {
+        ack.get(config.sendTimeout().toMillis() + 5_000, TimeUnit.MILLISECONDS);
+        delivered++;
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        return delivered;
+      } catch (ExecutionException | TimeoutException e) {
+        log.debug("spooled message not delivered yet: {}", e.toString());
+        return delivered;
+      }
+    }
+    return delivered;
+  }
+
+  private void awaitSpoolChange(Duration atMost) {
+    spoolLock.lock();
+    try {
+      spoolChanged.await(atMost.toNanos(), TimeUnit.NANOSECONDS);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    } finally {
+      spoolLock.unlock();
+    }
+  }
+
+  private void beginInFlight() {
+    inFlightLock.lock();
+    try {
+      inFlight++;
+    } finally {
+      inFlightLock.unlock();
+    }
+  }
+
+  private void endInFlight() {
+    inFlightLock.lock();
+    try {
+      if (--inFlight == 0) {
+        inFlightChanged.signalAll();
+      }
+    } finally {
+      inFlightLock.unlock();
+    }
+  }
+
+  private void awaitNoInFlight(Duration atMost) {
+    long deadline = System.nanoTime() + atMost.toNanos();
+    inFlightLock.lock();
+    try {
+      while (inFlight > 0) {
+        long left = deadline - System.nanoTime();
+        if (left <= 0) {
+          return;
+        }
+        inFlightChanged.await(left, TimeUnit.NANOSECONDS);
+      }
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    } finally {
+      inFlightLock.unlock();
+    }
+  }
+
+  // ---- consuming ----
+
+  @Override
+  public Subscription subscribe(SubscriptionSpec spec, MessageHandler handler) {
+    Objects.requireNonNull(handler, "handler");
+    spec.validated();
+    if (closed) {
+      throw closedError();
+    }
+    for (String topic : spec.effectiveTopics()) {
+      try {
+        ensureTopic(topic);
+      } catch (RetriableException e) {
+        log.warn("subscribing to {} before it could be created: {}", topic, e.getMessage());
+      }
+    }
+    KafkaSubscription subscription =
+        new KafkaSubscription(
+            this, spec, handler, consumerProperties(spec.group(), subscriptionCount.incrementAndGet()));
+    subscriptions.add(subscription);
+    subscription.start();
+    return subscription;
+  }
+
+  KafkaBusConfig config() {
+    return config;
+  }
+
+  MessageCodec codec() {
+    return codec;
+  }
+
+  KafkaBusMetrics metrics() {
+    return metrics;
+  }
+
+  InstantSource clock() {
+    return clock;
+  }
+
+  void forget(KafkaSubscription subscription) {
+    subscriptions.remove(subscription);
+  }
+
+  /**
+   * Publishes a record that could not be handled to {@code <topic>.dlt} with headers naming the
+   * error, attempts and origin; retries until Kafka acknowledges it or {@code giveUp} says stop.
+   *
+   * @return whether it was written (when false the record must not be committed)
+   */
+  boolean deadLetter(
+      ConsumerRecord<byte[], byte[]> record, String group, String error, int attempts, BooleanSupplier giveUp) {
+    String topic = StreamingTopics.deadLetterTopicOf(record.topic());
+    RecordHeaders headers = new RecordHeaders();
+    for (Header header : record.headers()) {
+      if (!header.key().startsWith("nis.dlt.")) {
+        headers.add(header);
+      }
+    }
+    Map<String, String> added = new LinkedHashMap<>();
+    added.put(DeadLetterHeaders.ERROR, error.length() <= 1000 ? error : error.substring(0, 1000));
+    added.put(DeadLetterHeaders.ATTEMPTS, Integer.toString(attempts));
+    added.put(DeadLetterHeaders.ORIGINAL_TOPIC, record.topic());
+    added.put(DeadLetterHeaders.ORIGINAL_PARTITION, Integer.toString(record.partition()));
+    added.put(DeadLetterHeaders.ORIGINAL_OFFSET, Long.toString(record.offset()));
+    added.put(DeadLetterHeaders.GROUP, group);
+    added.forEach((name, value) -> headers.add(name, value.getBytes(StandardCharsets.UTF_8)));
+    for (int retry = 1; ; retry++) {
+      try {
+        ensureTopic(topic);
+        producer
+            .send(new ProducerRecord<>(topic, null, record.key(), record.value(), headers))
+            .get(config.sendTimeout().toMillis() + 5_000, TimeUnit.MILLISECONDS);
+        metrics.deadLettered.increment();
+        log.warn(
+            "group {} moved {}-{}@{} to {} after {} attempts: {}",
+            group, record.topic(), record.partition(), record.offset(), topic, attempts, error);
+        return true;
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        return false;
+      } catch (ExecutionException | TimeoutException | RuntimeException e) {
+        log.warn("dead-letter publish to {} failed (try {}), retrying: {}", topic, retry, e.toString());
+        if (giveUp.getAsBoolean()) {
+          return false;
+        }
+        sleepQuietly(config.retryPolicy().delayBefore(Math.min(retry, 10), ThreadLocalRandom.current().nextDouble()));
+      }
+    }
+  }
+
+  /**
+   * Moves the dead letters of a topic back to it, from where the last replay stopped: each
+   * {@code <topic>.dlt} record is published again to its original topic (its dead-letter headers
+   * removed) and then committed in the replay group {@code nis-dlt-replay}.
+   *
+   * @return how many were replayed
+   */
+  public long replayDeadLetters(String topic, Duration timeout) {
+    String deadLetterTopic = StreamingTopics.deadLetterTopicOf(topic);
+    ensureTopic(deadLetterTopic);
+    long replayed = 0;
+    long deadline = System.nanoTime() + timeout.toNanos();
+    try (KafkaConsumer<byte[], byte[]> consumer =
+        new KafkaConsumer<>(consumerProperties("nis-dlt-replay", 0), new ByteArrayDeserializer(), new ByteArrayDeserializer())) {
+      consumer.subscribe(List.of(deadLetterTopic));
+      int idlePolls = 0;
+      while (System.nanoTime() < deadline && idlePolls < 5) {
+        var records = consumer.poll(Duration.ofMillis(500));
+        if (records.isEmpty()) {
+          idlePolls = consumer.assignment().isEmpty() ? 0 : idlePolls + 1;
+          continue;
+        }
+        idlePolls = 0;
+        Map<TopicPartition, OffsetAndMetadata> done = new HashMap<>();
+        for (ConsumerRecord<byte[], byte[]> record : records) {
+          String target = Optional.ofNullable(record.headers().lastHeader(DeadLetterHeaders.ORIGINAL_TOPIC))
+              .map(h -> new String(h.value(), StandardCharsets.UTF_8))
+              .orElse(topic);
+          RecordHeaders headers = new RecordHeaders();
+          for (Header header : record.headers()) {
+            if (!header.key().startsWith("nis.dlt.")) {
+              headers.add(header);
+            }
+          }
+          try {
+            producer.send(new ProducerRecord<>(target, null, record.key(), record.value(), headers))
+                .get(config.sendTimeout().toMillis() + 5_000, TimeUnit.MILLISECONDS);
+          } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new RetriableException("interrupted while replaying dead letters of " + topic, e);
+          } catch (ExecutionException | TimeoutException e) {
+            consumer.commitSync(done);
+            throw new RetriableException("replay of dead letters of " + topic + " stopped: " + e, e);
+          }
+          done.put(new TopicPartition(record.topic(), record.partition()), new OffsetAndMetadata(record.offset() + 1));
+          replayed++;
+        }
+        consumer.commitSync(done);
+      }
+    }
+    return replayed;
+  }
+
+  // ---- lifecycle ----
+
+  /**
+   * Stops accepting, sends what waits in the spool while Kafka answers, lets every subscription
+   * consume what is on its partitions and commit, then closes the clients; all within the shutdown
+   * timeout.
+   */
+  @Override
+  public void close() {
+    if (closed) {
+      return;
+    }
+    closed = true;
+    long deadline = System.nanoTime() + config.shutdownTimeout().toNanos();
+    awaitNoInFlight(remaining(deadline));
+    while (!spool.isEmpty() && System.nanoTime() < deadline - TimeUnit.SECONDS.toNanos(5)
+        && breaker.state() != CircuitBreaker.State.OPEN) {
+      sleepQuietly(Duration.ofMillis(50));
+    }
+    stopDraining = true;
+    joinQuietly(drainer, Duration.ofSeconds(5));
+    producer.flush();
+    List<KafkaSubscription> open = List.copyOf(subscriptions);
+    open.forEach(KafkaSubscription::beginDrainAndClose);
+    for (KafkaSubscription subscription : open) {
+      subscription.awaitClosed(remaining(deadline));
+    }
+    provisioner.interrupt();
+    producer.close(Duration.ofSeconds(5));
+    admin.close(Duration.ofSeconds(5));
+    spool.close();
+    if (!spool.isEmpty()) {
+      log.warn("{} messages stay in the spool {} until the next start", spool.size(), config.spoolDirectory());
+    }
+  }
+
+  private static Duration remaining(long deadline) {
+    return Duration.ofNanos(Math.max(0, deadline - System.nanoTime()));
+  }
+
+  private static void joinQuietly(Thread thread, Duration timeout) {
+    try {
+      thread.join(timeout);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    }
+  }
+
+  static void sleepQuietly(Duration duration) {
+    try {
+      Thread.sleep(duration);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    }
+  }
+
+  private static ClosedException closedError() {
+    return new ClosedException("the message bus is closed; no more messages are accepted");
+  }
+
+  // ---- client properties ----
+
+  private Properties commonProperties() {
+    Properties props = new Properties();
+    props.put(CommonClientConfigs.BOOTSTRAP_SERVERS_CONFIG, config.bootstrapServers());
+    props.put(CommonClientConfigs.SECURITY_PROTOCOL_CONFIG, config.securityProtocol());
+    config.saslMechanism().ifPresent(m -> props.put(SaslConfigs.SASL_MECHANISM, m));
+    if (config.saslUsername().isPresent() && config.saslMechanism().isPresent()) {
+      String module =
+          config.saslMechanism().get().startsWith("SCRAM")
+              ? "org.apache.kafka.common.security.scram.ScramLoginModule"
+              : "org.apache.kafka.common.security.plain.PlainLoginModule";
+      props.put(
+          SaslConfigs.SASL_JAAS_CONFIG,
+          module + " required username=\"" + config.saslUsername().get() + "\" password=\""
+              + config.saslPassword().orElse("") + "\";");
+    }
+    config.sslTruststoreLocation().ifPresent(path -> {
+      props.put(SslConfigs.SSL_TRUSTSTORE_LOCATION_CONFIG, path.toString());
+      if (path.toString().endsWith(".pem") || path.toString().endsWith(".crt")) {
+        props.put(SslConfigs.SSL_TRUSTSTORE_TYPE_CONFIG, "PEM");
+      }
+    });
+    config.sslTruststorePassword().ifPresent(p -> props.put(SslConfigs.SSL_TRUSTSTORE_PASSWORD_CONFIG, p));
+    props.put(CommonClientConfigs.RECONNECT_BACKOFF_MAX_MS_CONFIG, "2000");
+    return props;
+  }
+
+  private Properties producerProperties() {
+    Properties props = commonProperties();
+    props.put(ProducerConfig.CLIENT_ID_CONFIG, config.clientId() + "-producer");
+    props.put(ProducerConfig.ACKS_CONFIG, config.acks());
+    props.put(ProducerConfig.ENABLE_IDEMPOTENCE_CONFIG, Boolean.toString(config.idempotence()));
+    props.put(ProducerConfig.LINGER_MS_CONFIG, Integer.toString(config.lingerMs()));
+    props.put(ProducerConfig.BATCH_SIZE_CONFIG, Integer.toString(config.batchSize()));
+    props.put(ProducerConfig.COMPRESSION_TYPE_CONFIG, config.compressionType());
+    props.put(ProducerConfig.MAX_IN_FLIGHT_REQUESTS_PER_CONNECTION, "5");
+    long deliveryTimeout = config.sendTimeout().toMillis();
+    long requestTimeout = Math.max(1000, Math.min(5000, deliveryTimeout / 3));
+    props.put(ProducerConfig.REQUEST_TIMEOUT_MS_CONFIG, Long.toString(requestTimeout));
+    props.put(ProducerConfig.DELIVERY_TIMEOUT_MS_CONFIG, Long.toString(Math.max(deliveryTimeout, requestTimeout + config.lingerMs())));
+    props.put(ProducerConfig.MAX_BLOCK_MS_CONFIG, "5000");
+    props.put(ProducerConfig.MAX_REQUEST_SIZE_CONFIG, Integer.toString(Math.max(1_048_576, config.maxContentBytes() + 64 * 1024)));
+    props.putAll(config.clientProperties());
+    return props;
+  }
+
+  private Properties adminProperties() {
+    Properties props = commonProperties();
+    props.put(AdminClientConfig.CLIENT_ID_CONFIG, config.clientId() + "-admin");
+    props.put(AdminClientConfig.REQUEST_TIMEOUT_MS_CONFIG, "5000");
+    props.put(AdminClientConfig.DEFAULT_API_TIMEOUT_MS_CONFIG, Long.toString(ADMIN_TIMEOUT.toMillis()));
+    return props;
+  }
+
+  Properties consumerProperties(String group, int index) {
+    Properties props = commonProperties();
+    props.put(ConsumerConfig.GROUP_ID_CONFIG, group);
+    props.put(ConsumerConfig.CLIENT_ID_CONFIG, config.clientId() + "-" + group + "-" + index);
+    props.put(ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, "false");
+    props.put(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, "earliest");
+    props.put(ConsumerConfig.MAX_POLL_RECORDS_CONFIG, Integer.toString(config.maxPollRecords()));
+    props.put(ConsumerConfig.SESSION_TIMEOUT_MS_CONFIG, Long.toString(config.sessionTimeout().toMillis()));
+    props.put(ConsumerConfig.HEARTBEAT_INTERVAL_MS_CONFIG, "1000");
+    props.put(ConsumerConfig.FETCH_MAX_WAIT_MS_CONFIG, "100");
+    props.putAll(config.clientProperties());
+    return props;
+  }
+}

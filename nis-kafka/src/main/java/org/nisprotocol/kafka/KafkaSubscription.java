@@ -1,0 +1,374 @@
+package org.nisprotocol.kafka;
+
+import java.nio.charset.StandardCharsets;
+import java.time.Duration;
+import java.util.Collection;
+import java.util.HashMap;
+import java.util.HashSet;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Properties;
+import java.util.Set;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.LinkedBlockingQueue;
+import java.util.concurrent.ThreadLocalRandom;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicLong;
+import org.apache.kafka.clients.consumer.ConsumerRebalanceListener;
+import org.apache.kafka.clients.consumer.ConsumerRecord;
+import org.apache.kafka.clients.consumer.ConsumerRecords;
+import org.apache.kafka.clients.consumer.KafkaConsumer;
+import org.apache.kafka.clients.consumer.OffsetAndMetadata;
+import org.apache.kafka.common.TopicPartition;
+import org.apache.kafka.common.errors.WakeupException;
+import org.apache.kafka.common.header.Header;
+import org.apache.kafka.common.serialization.ByteArrayDeserializer;
+import org.nisprotocol.core.Delivery;
+import org.nisprotocol.core.InvalidMessageException;
+import org.nisprotocol.core.MessageHandler;
+import org.nisprotocol.core.NisMessage;
+import org.nisprotocol.core.Subscription;
+import org.nisprotocol.core.SubscriptionSpec;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * One member of a consumer group on Kafka.
+ *
+ * <h2>Design</h2>
+ *
+ * A platform thread owns the {@link KafkaConsumer} (which is not thread-safe) and only polls,
+ * hands records to workers, pauses and resumes partitions, and commits. Each assigned partition
+ * has a worker on a virtual thread that handles its records one at a time, in order, retrying a
+ * failing handler with backoff; retries never block the poll loop, so heartbeats and the other
+ * partitions go on. A partition whose worker has {@code partitionQueueLimit} records waiting is
+ * paused, so memory stays bounded and the urgent lane is fetched at once.
+ *
+ * <p>A worker moves its partition's committed offset only past records that were handled, skipped
+ * for their type, or dead-lettered (at-least-once). On revocation the worker finishes the record
+ * in hand and the offsets are committed before the partitions move. Bytes that are not a message
+ * are dead-lettered at once.
+ */
+final class KafkaSubscription implements Subscription {
+  private static final Logger log = LoggerFactory.getLogger(KafkaSubscription.class);
+
+  private final KafkaMessageBus bus;
+  private final SubscriptionSpec spec;
+  private final MessageHandler handler;
+  private final KafkaConsumer<byte[], byte[]> consumer;
+  private final Map<TopicPartition, PartitionWorker> workers = new HashMap<>(); // poll thread only
+  private final Map<TopicPartition, Long> committed = new HashMap<>(); // poll thread only
+  private final AtomicLong lag;
+  private final CountDownLatch closedLatch = new CountDownLatch(1);
+  private volatile boolean running = true;
+  private volatile boolean draining;
+  private volatile boolean assigned;
+  private Thread pollThread;
+
+  KafkaSubscription(KafkaMessageBus bus, SubscriptionSpec spec, MessageHandler handler, Properties properties) {
+    this.bus = bus;
+    this.spec = spec;
+    this.handler = handler;
+    this.consumer = new KafkaConsumer<>(properties, new ByteArrayDeserializer(), new ByteArrayDeserializer());
+    this.lag = bus.metrics().lagOf(spec.group());
+  }
+
+  void start() {
+    pollThread = Thread.ofPlatform().name("nis-consumer-" + spec.group()).start(this::pollLoop);
+  }
+
+  @Override
+  public SubscriptionSpec spec() {
+    return spec;
+  }
+
+  /** Whether partitions have been assigned to this member (it receives what is published now). */
+  boolean isAssigned() {
+    return assigned;
+  }
+
+  /** Stops at once: the record in hand is finished and committed, the rest is left for others. */
+  @Override
+  public void close() {
+    running = false;
+    consumer.wakeup();
+    awaitClosed(bus.config().shutdownTimeout());
+  }
+
+  /** Consumes what is on the assigned partitions, commits, then closes. */
+  void beginDrainAndClose() {
+    draining = true;
+  }
+
+  void awaitClosed(Duration timeout) {
+    try {
+      if (!closedLatch.await(timeout.toMillis(), TimeUnit.MILLISECONDS)) {
+        running = false;
+        consumer.wakeup();
+        closedLatch.await(5, TimeUnit.SECONDS);
+      }
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    }
+  }
+
+  private void pollLoop() {
+    try {
+      consumer.subscribe(List.copyOf(spec.effectiveTopics()), new Rebalance());
+      while (running) {
+        ConsumerRecords<byte[], byte[]> records;
+        try {
+          records = consumer.poll(Duration.ofMillis(50));
+        } catch (WakeupException e) {
+          continue;
+        }
+        for (TopicPartition partition : records.partitions()) {
+          PartitionWorker worker = workers.get(partition);
+          if (worker != null) {
+            List<ConsumerRecord<byte[], byte[]>> batch = records.records(partition);
+            worker.pending.addAndGet(batch.size());
+            worker.queue.addAll(batch);
+          }
+        }
+        balanceFetching();
+        commitProgress(false);
+        updateLag();
+        if (draining && drained()) {
+          break;
+        }
+      }
+    } catch (RuntimeException e) {
+      log.error("consumer of group {} stopped: {}", spec.group(), e.toString(), e);
+    } finally {
+      try {
+        stopWorkers(workers.keySet());
+        commitProgress(true);
+      } catch (RuntimeException e) {
+        log.warn("final commit of group {} failed: {}", spec.group(), e.toString());
+      }
+      try {
+        consumer.close(Duration.ofSeconds(5));
+      } catch (RuntimeException e) {
+        log.debug("closing consumer: {}", e.toString());
+      }
+      bus.forget(this);
+      closedLatch.countDown();
+    }
+  }
+
+  private void balanceFetching() {
+    Set<TopicPartition> paused = consumer.paused();
+    int limit = bus.config().partitionQueueLimit();
+    for (Map.Entry<TopicPartition, PartitionWorker> entry : workers.entrySet()) {
+      int queued = entry.getValue().pending.get();
+      boolean isPaused = paused.contains(entry.getKey());
+      if (!isPaused && queued >= limit) {
+        consumer.pause(List.of(entry.getKey()));
+      } else if (isPaused && queued <= limit / 2) {
+        consumer.resume(List.of(entry.getKey()));
+      }
+    }
+  }
+
+  private void commitProgress(boolean sync) {
+    Map<TopicPartition, OffsetAndMetadata> offsets = new HashMap<>();
+    for (Map.Entry<TopicPartition, PartitionWorker> entry : workers.entrySet()) {
+      long done = entry.getValue().completedOffset;
+      if (done >= 0 && !Long.valueOf(done).equals(committed.get(entry.getKey()))) {
+        offsets.put(entry.getKey(), new OffsetAndMetadata(done));
+      }
+    }
+    if (offsets.isEmpty()) {
+      return;
+    }
+    if (sync) {
+      consumer.commitSync(offsets, Duration.ofSeconds(10));
+      offsets.forEach((partition, offset) -> committed.put(partition, offset.offset()));
+    } else {
+      consumer.commitAsync(
+          offsets,
+          (done, error) -> {
+            if (error != null) {
+              log.debug("commit of group {} failed; it is retried: {}", spec.group(), error.toString());
+            }
+          });
+      offsets.forEach((partition, offset) -> committed.put(partition, offset.offset()));
+    }
+  }
+
+  private void updateLag() {
+    long total = 0;
+    for (TopicPartition partition : workers.keySet()) {
+      total += consumer.currentLag(partition).orElse(0) + workers.get(partition).pending.get();
+    }
+    lag.set(total);
+  }
+
+  /** Everything on the assigned partitions handled, then committed. */
+  private boolean drained() {
+    if (workers.isEmpty()) {
+      return !assigned || consumer.assignment().isEmpty();
+    }
+    Map<TopicPartition, Long> ends = consumer.endOffsets(workers.keySet(), Duration.ofSeconds(5));
+    for (Map.Entry<TopicPartition, PartitionWorker> entry : workers.entrySet()) {
+      if (entry.getValue().pending.get() > 0
+          || consumer.position(entry.getKey()) < ends.getOrDefault(entry.getKey(), 0L)) {
+        return false;
+      }
+    }
+    commitProgress(true);
+    return true;
+  }
+
+  private void stopWorkers(Collection<TopicPartition> partitions) {
+    List<PartitionWorker> stopping = partitions.stream().map(workers::get).filter(w -> w != null).toList();
+    stopping.forEach(PartitionWorker::stop);
+    long deadline = System.nanoTime() + bus.config().shutdownTimeout().toNanos();
+    for (PartitionWorker worker : stopping) {
+      worker.join(Duration.ofNanos(Math.max(0, deadline - System.nanoTime())));
+    }
+  }
+
+  private final class Rebalance implements ConsumerRebalanceListener {
+    @Override
+    public void onPartitionsRevoked(Collection<TopicPartition> partitions) {
+      stopWorkers(partitions);
+      try {
+        commitProgress(true);
+      } catch (RuntimeException e) {
+        log.warn("commit on revocation failed for group {}: {}", spec.group(), e.toString());
+      }
+      partitions.forEach(
+          partition -> {
+            workers.remove(partition);
+            committed.remove(partition);
+          });
+    }
+
+    @Override
+    public void onPartitionsLost(Collection<TopicPartition> partitions) {
+      List<PartitionWorker> lost = partitions.stream().map(workers::get).filter(w -> w != null).toList();
+      lost.forEach(PartitionWorker::stop);
+      partitions.forEach(
+          partition -> {
+            workers.remove(partition);
+            committed.remove(partition);
+          });
+    }
+
+    @Override
+    public void onPartitionsAssigned(Collection<TopicPartition> partitions) {
+      for (TopicPartition partition : partitions) {
+        workers.computeIfAbsent(partition, PartitionWorker::new);
+      }
+      Set<TopicPartition> all = new HashSet<>(consumer.assignment());
+      assigned = !all.isEmpty();
+    }
+  }
+
+  /** Handles one partition's records in order on a virtual thread. */
+  private final class PartitionWorker {
+    final TopicPartition partition;
+    final LinkedBlockingQueue<ConsumerRecord<byte[], byte[]>> queue = new LinkedBlockingQueue<>();
+    final CountDownLatch stopSignal = new CountDownLatch(1);
+    final Thread thread;
+    final java.util.concurrent.atomic.AtomicInteger pending = new java.util.concurrent.atomic.AtomicInteger();
+    volatile long completedOffset = -1;
+    volatile boolean stopped;
+
+    PartitionWorker(TopicPartition partition) {
+      this.partition = partition;
+      this.thread =
+          Thread.ofVirtual()
+              .name("nis-worker-" + spec.group() + "-" + partition)
+              .start(this::run);
+    }
+
+    void stop() {
+      stopped = true;
+      stopSignal.countDown();
+    }
+
+    void join(Duration timeout) {
+      try {
+        if (!thread.join(timeout)) {
+          log.warn("handler of {} in group {} still busy at shutdown", partition, spec.group());
+        }
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+      }
+    }
+
+    private void run() {
+      try {
+        while (!stopped) {
+          ConsumerRecord<byte[], byte[]> record = queue.poll(50, TimeUnit.MILLISECONDS);
+          if (record == null) {
+            continue;
+          }
+          if (!process(record)) {
+            return; // stopped before it was done: left for the next owner
+          }
+          completedOffset = record.offset() + 1;
+          pending.decrementAndGet();
+        }
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+      }
+    }
+
+    /** True when the record is done with; false when stopped before that. */
+    private boolean process(ConsumerRecord<byte[], byte[]> record) {
+      NisMessage message;
+      try {
+        message = bus.codec().decode(record.value());
+      } catch (InvalidMessageException e) {
+        return bus.deadLetter(record, spec.group(), "undecodable message: " + e.getMessage(), 1, () -> stopped);
+      } catch (RuntimeException e) {
+        return bus.deadLetter(record, spec.group(), "undecodable message: " + e, 1, () -> stopped);
+      }
+      if (!spec.accepts(message.messageType())) {
+        return true;
+      }
+      Map<String, String> headers = headersOf(record);
+      var retryPolicy = bus.config().retryPolicy();
+      for (int attempt = 1; ; attempt++) {
+        try {
+          bus.metrics().endToEndLatency.record(
+              Duration.between(message.timestamp(), bus.clock().instant()).abs());
+          handler.handle(
+              new Delivery(message, record.topic(), record.partition(), record.offset(), attempt, headers));
+          bus.metrics().received.increment();
+          return true;
+        } catch (Exception | LinkageError | AssertionError e) {
+          bus.metrics().failed.increment();
+          if (attempt >= retryPolicy.maxAttempts()) {
+            return bus.deadLetter(
+                record, spec.group(), e.getClass().getName() + ": " + e.getMessage(), attempt, () -> stopped);
+          }
+          bus.metrics().retried.increment();
+          Duration wait = retryPolicy.delayBefore(attempt, ThreadLocalRandom.current().nextDouble());
+          try {
+            if (stopSignal.await(wait.toNanos(), TimeUnit.NANOSECONDS)) {
+              return false;
+            }
+          } catch (InterruptedException interrupted) {
+            Thread.currentThread().interrupt();
+            return false;
+          }
+        }
+      }
+    }
+  }
+
+  private static Map<String, String> headersOf(ConsumerRecord<byte[], byte[]> record) {
+    Map<String, String> headers = new LinkedHashMap<>();
+    for (Header header : record.headers()) {
+      if (header.value() != null) {
+        headers.put(header.key(), new String(header.value(), StandardCharsets.UTF_8));
+      }
+    }
+    return headers;
+  }
+}
