@@ -54,6 +54,7 @@ import org.nisprotocol.core.MessageBus;
 import org.nisprotocol.core.MessageCodec;
 import org.nisprotocol.core.MessageHandler;
 import org.nisprotocol.core.MessagePriority;
+import org.nisprotocol.core.MessageTooLargeException;
 import org.nisprotocol.core.NisException;
 import org.nisprotocol.core.NisMessage;
 import org.nisprotocol.core.PublishReceipt;
@@ -61,7 +62,6 @@ import org.nisprotocol.core.RetriableException;
 import org.nisprotocol.core.StreamingTopics;
 import org.nisprotocol.core.Subscription;
 import org.nisprotocol.core.SubscriptionSpec;
-import org.nisprotocol.core.ValidationException;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -194,7 +194,7 @@ public final class KafkaMessageBus implements MessageBus {
     if (value.length > config.maxContentBytes()) {
       metrics.failed.increment();
       return CompletableFuture.failedFuture(
-          new ValidationException(
+          new MessageTooLargeException(
               "message "
                   + message.messageId()
                   + " is "
@@ -261,7 +261,7 @@ public final class KafkaMessageBus implements MessageBus {
     metrics.failed.increment();
     if (error instanceof RecordTooLargeException) {
       result.completeExceptionally(
-          new ValidationException("Kafka refused the message as too large: " + error.getMessage()));
+          new MessageTooLargeException("Kafka refused the message as too large: " + error.getMessage()));
     } else {
       result.completeExceptionally(new NisException("Kafka refused the message: " + error, error));
     }
@@ -575,9 +575,10 @@ public final class KafkaMessageBus implements MessageBus {
   }
 
   /**
-   * Moves the dead letters of a topic back to it, from where the last replay stopped: each
-   * {@code <topic>.dlt} record is published again to its original topic (its dead-letter headers
-   * removed) and then committed in the replay group {@code nis-dlt-replay}.
+   * Moves the dead letters of a topic back to it: each {@code <topic>.dlt} record present when the
+   * replay starts is published again to its original topic (its dead-letter headers removed) and
+   * then committed in the replay group {@code nis-dlt-replay}, so the next replay starts after it.
+   * Letters that fail again and come back during the replay wait for the next one.
    *
    * @return how many were replayed
    */
@@ -589,16 +590,21 @@ public final class KafkaMessageBus implements MessageBus {
     try (KafkaConsumer<byte[], byte[]> consumer =
         new KafkaConsumer<>(consumerProperties("nis-dlt-replay", 0), new ByteArrayDeserializer(), new ByteArrayDeserializer())) {
       consumer.subscribe(List.of(deadLetterTopic));
-      int idlePolls = 0;
-      while (System.nanoTime() < deadline && idlePolls < 5) {
-        var records = consumer.poll(Duration.ofMillis(500));
-        if (records.isEmpty()) {
-          idlePolls = consumer.assignment().isEmpty() ? 0 : idlePolls + 1;
-          continue;
+      Map<TopicPartition, Long> ends = null;
+      while (System.nanoTime() < deadline) {
+        var records = consumer.poll(Duration.ofMillis(200));
+        if (ends == null) {
+          if (consumer.assignment().isEmpty()) {
+            continue;
+          }
+          ends = consumer.endOffsets(consumer.assignment(), ADMIN_TIMEOUT);
         }
-        idlePolls = 0;
         Map<TopicPartition, OffsetAndMetadata> done = new HashMap<>();
         for (ConsumerRecord<byte[], byte[]> record : records) {
+          TopicPartition partition = new TopicPartition(record.topic(), record.partition());
+          if (record.offset() >= ends.getOrDefault(partition, 0L)) {
+            continue; // arrived during this replay
+          }
           String target = Optional.ofNullable(record.headers().lastHeader(DeadLetterHeaders.ORIGINAL_TOPIC))
               .map(h -> new String(h.value(), StandardCharsets.UTF_8))
               .orElse(topic);
@@ -618,13 +624,25 @@ public final class KafkaMessageBus implements MessageBus {
             consumer.commitSync(done);
             throw new RetriableException("replay of dead letters of " + topic + " stopped: " + e, e);
           }
-          done.put(new TopicPartition(record.topic(), record.partition()), new OffsetAndMetadata(record.offset() + 1));
+          done.put(partition, new OffsetAndMetadata(record.offset() + 1));
           replayed++;
         }
         consumer.commitSync(done);
+        if (reachedEnds(consumer, ends)) {
+          break;
+        }
       }
     }
     return replayed;
+  }
+
+  private static boolean reachedEnds(KafkaConsumer<byte[], byte[]> consumer, Map<TopicPartition, Long> ends) {
+    for (Map.Entry<TopicPartition, Long> end : ends.entrySet()) {
+      if (consumer.assignment().contains(end.getKey()) && consumer.position(end.getKey()) < end.getValue()) {
+        return false;
+      }
+    }
+    return true;
   }
 
   // ---- lifecycle ----

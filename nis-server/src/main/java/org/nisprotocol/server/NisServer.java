@@ -24,6 +24,7 @@ import org.nisprotocol.core.InvalidMessageException;
 import org.nisprotocol.core.MalformedJsonException;
 import org.nisprotocol.core.MessageBus;
 import org.nisprotocol.core.MessageCodec;
+import org.nisprotocol.core.MessageTooLargeException;
 import org.nisprotocol.core.NisMessage;
 import org.nisprotocol.core.PublishReceipt;
 import org.nisprotocol.core.RetriableException;
@@ -42,6 +43,9 @@ public final class NisServer implements AutoCloseable {
   private static final Logger log = LoggerFactory.getLogger(NisServer.class);
   /** Largest request body accepted; bigger ones get 413. */
   static final long MAX_REQUEST_BYTES = 2L * 1024 * 1024;
+
+  private static final java.util.regex.Pattern TRACEPARENT =
+      java.util.regex.Pattern.compile("[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}");
 
   private final MessageBus bus;
   private final Cache cache;
@@ -147,7 +151,7 @@ public final class NisServer implements AutoCloseable {
 
   private void publish(Context ctx) {
     NisMessage message = codec.decode(ctx.bodyAsBytes());
-    PublishReceipt receipt = bus.publish(message);
+    PublishReceipt receipt = bus.publish(message, traceHeaders(ctx));
     Map<String, Object> body = new LinkedHashMap<>();
     body.put("message_id", receipt.messageId());
     body.put("topic", receipt.topic());
@@ -156,6 +160,19 @@ public final class NisServer implements AutoCloseable {
     body.put("priority", message.priority().wireName());
     body.put("timestamp", epochSeconds(message.timestamp()));
     ctx.status(HttpStatus.ACCEPTED).json(body);
+  }
+
+  /** A W3C traceparent on the request travels with the message. */
+  private static Map<String, String> traceHeaders(Context ctx) {
+    String traceparent = ctx.header("traceparent");
+    if (traceparent == null) {
+      return Map.of();
+    }
+    if (!TRACEPARENT.matcher(traceparent).matches()) {
+      throw ApiError.badRequest(
+          "traceparent '" + traceparent + "' is not a W3C trace context (00-<32 hex>-<16 hex>-<2 hex>)");
+    }
+    return Map.of("traceparent", traceparent);
   }
 
   private void putCacheEntry(Context ctx) {
@@ -237,6 +254,9 @@ public final class NisServer implements AutoCloseable {
   }
 
   private ApiError errorFor(Exception e, Context ctx) {
+    if (e instanceof MessageTooLargeException tooLarge) {
+      return ApiError.of(413, "message_too_large", tooLarge.getMessage());
+    }
     if (e instanceof MalformedJsonException malformed) {
       return new ApiError(400, "malformed_json", malformed.getMessage(), malformed.problems());
     }

@@ -6,6 +6,7 @@ import org.nisprotocol.core.MessageBus;
 import org.nisprotocol.core.ValidationException;
 import org.nisprotocol.embedded.InMemoryCache;
 import org.nisprotocol.embedded.InMemoryMessageBus;
+import org.nisprotocol.kafka.KafkaMessageBus;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -25,14 +26,15 @@ public final class NisServerMain {
       System.exit(2);
       return;
     }
-    if (config.kafkaBootstrapServers().isPresent() || config.redisHost().isPresent()) {
+    if (config.redisHost().isPresent()) {
       System.err.println(
-          "nis: KAFKA_BOOTSTRAP_SERVERS or REDIS_HOST is set, but this build has only the"
-              + " embedded backends; unset them to run embedded.");
+          "nis: REDIS_HOST is set, but this build has only the embedded cache; unset it to run"
+              + " embedded.");
       System.exit(2);
       return;
     }
-    MessageBus bus = InMemoryMessageBus.create();
+    MessageBus bus =
+        config.kafka().<MessageBus>map(KafkaMessageBus::create).orElseGet(InMemoryMessageBus::create);
     Cache cache = InMemoryCache.create();
     NisServer server = NisServer.start(config, bus, cache);
     Runtime.getRuntime()

@@ -1,37 +1,31 @@
 package org.nisprotocol.server;
 
+import java.nio.file.Path;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.Objects;
 import java.util.Optional;
+import java.util.function.Consumer;
 import org.nisprotocol.core.ValidationException;
+import org.nisprotocol.kafka.KafkaBusConfig;
 
 /**
  * How the service is set up, read once from the environment variables of the runbook and the
- * command line. This is the one place that reads them.
+ * command line. This is the one place that reads them; see the README's Configuration table.
  *
- * <table>
- *   <caption>Settings</caption>
- *   <tr><th>variable</th><th>flag</th><th>default</th><th>meaning</th></tr>
- *   <tr><td>NIS_PORT</td><td>--port</td><td>8000</td><td>HTTP port (0 picks a free one)</td></tr>
- *   <tr><td>NIS_HOST</td><td>--host</td><td>0.0.0.0</td><td>address to listen on</td></tr>
- *   <tr><td>KAFKA_BOOTSTRAP_SERVERS</td><td></td><td>unset</td><td>Kafka brokers; unset means the
- *       embedded message bus</td></tr>
- *   <tr><td>REDIS_HOST, REDIS_PORT, REDIS_PASSWORD</td><td></td><td>unset, 6379</td><td>Redis;
- *       unset means the embedded cache</td></tr>
- * </table>
- *
- * @param host address to listen on
- * @param port HTTP port, 0 for any free one
- * @param kafkaBootstrapServers Kafka brokers, empty for the embedded bus
- * @param redisHost Redis host, empty for the embedded cache
- * @param redisPort Redis port
+ * @param host address to listen on ({@code NIS_HOST}, {@code --host}; default 0.0.0.0)
+ * @param port HTTP port, 0 for any free one ({@code NIS_PORT}, {@code --port}; default 8000)
+ * @param kafka the Kafka bus settings when {@code KAFKA_BOOTSTRAP_SERVERS} is set; else the
+ *     embedded bus
+ * @param redisHost Redis host ({@code REDIS_HOST}); empty for the embedded cache
+ * @param redisPort Redis port ({@code REDIS_PORT}; default 6379)
  */
 public record ServiceConfig(
     String host,
     int port,
-    Optional<String> kafkaBootstrapServers,
+    Optional<KafkaBusConfig> kafka,
     Optional<String> redisHost,
     int redisPort) {
   public static final int DEFAULT_PORT = 8000;
@@ -40,7 +34,7 @@ public record ServiceConfig(
 
   public ServiceConfig {
     Objects.requireNonNull(host, "host");
-    Objects.requireNonNull(kafkaBootstrapServers, "kafkaBootstrapServers");
+    Objects.requireNonNull(kafka, "kafka");
     Objects.requireNonNull(redisHost, "redisHost");
   }
 
@@ -88,7 +82,7 @@ public record ServiceConfig(
       }
     }
     int port = parsePort(portSource, portText, problems);
-    Optional<String> kafka = nonBlank(environment.get("KAFKA_BOOTSTRAP_SERVERS"));
+    Optional<KafkaBusConfig> kafka = kafka(environment, problems);
     Optional<String> redisHost = nonBlank(environment.get("REDIS_HOST"));
     int redisPort =
         parsePort(
@@ -99,6 +93,69 @@ public record ServiceConfig(
       throw new ValidationException(problems);
     }
     return new ServiceConfig(host, port, kafka, redisHost, redisPort);
+  }
+
+  private static Optional<KafkaBusConfig> kafka(Map<String, String> env, List<String> problems) {
+    Optional<String> servers = nonBlank(env.get("KAFKA_BOOTSTRAP_SERVERS"));
+    if (servers.isEmpty()) {
+      return Optional.empty();
+    }
+    KafkaBusConfig.Builder builder = KafkaBusConfig.builder(servers.get());
+    nonBlank(env.get("KAFKA_CLIENT_ID")).ifPresent(builder::clientId);
+    nonBlank(env.get("KAFKA_SECURITY_PROTOCOL")).ifPresent(builder::securityProtocol);
+    Optional<String> mechanism = nonBlank(env.get("KAFKA_SASL_MECHANISM"));
+    if (mechanism.isPresent()) {
+      builder.sasl(
+          mechanism.get(),
+          env.getOrDefault("KAFKA_SASL_USERNAME", ""),
+          env.getOrDefault("KAFKA_SASL_PASSWORD", ""));
+    }
+    nonBlank(env.get("KAFKA_SSL_TRUSTSTORE_LOCATION"))
+        .ifPresent(path -> builder.sslTruststore(Path.of(path), env.get("KAFKA_SSL_TRUSTSTORE_PASSWORD")));
+    integer(env, "KAFKA_TOPIC_PARTITIONS", problems, builder::topicPartitions);
+    integer(env, "KAFKA_REPLICATION_FACTOR", problems, builder::replicationFactor);
+    integer(env, "KAFKA_MIN_INSYNC_REPLICAS", problems, builder::minInsyncReplicas);
+    nonBlank(env.get("KAFKA_COMPRESSION_TYPE")).ifPresent(builder::compressionType);
+    integer(env, "NIS_MAX_MESSAGE_BYTES", problems, builder::maxContentBytes);
+    nonBlank(env.get("NIS_SPOOL_DIR")).ifPresent(dir -> builder.spoolDirectory(Path.of(dir)));
+    nonBlank(env.get("NIS_SPOOL_MAX_BYTES"))
+        .ifPresent(
+            text -> {
+              try {
+                builder.spoolMaxBytes(Long.parseLong(text));
+              } catch (NumberFormatException e) {
+                problems.add("NIS_SPOOL_MAX_BYTES='" + text + "' is not a number of bytes");
+              }
+            });
+    nonBlank(env.get("NIS_SPOOL_FSYNC")).ifPresent(v -> builder.spoolFsync(Boolean.parseBoolean(v)));
+    nonBlank(env.get("NIS_SHUTDOWN_TIMEOUT_SECONDS"))
+        .ifPresent(
+            text -> {
+              try {
+                builder.shutdownTimeout(Duration.ofSeconds(Long.parseLong(text)));
+              } catch (NumberFormatException e) {
+                problems.add("NIS_SHUTDOWN_TIMEOUT_SECONDS='" + text + "' is not a number of seconds");
+              }
+            });
+    try {
+      return Optional.of(builder.build());
+    } catch (ValidationException e) {
+      e.problems().forEach(problem -> problems.add("Kafka: " + problem));
+      return Optional.empty();
+    }
+  }
+
+  private static void integer(
+      Map<String, String> env, String name, List<String> problems, Consumer<Integer> setter) {
+    nonBlank(env.get(name))
+        .ifPresent(
+            text -> {
+              try {
+                setter.accept(Integer.parseInt(text));
+              } catch (NumberFormatException e) {
+                problems.add(name + "='" + text + "' is not a whole number");
+              }
+            });
   }
 
   private static int parsePort(String source, String text, List<String> problems) {

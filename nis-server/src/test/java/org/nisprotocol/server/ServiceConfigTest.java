@@ -15,7 +15,7 @@ class ServiceConfigTest {
     ServiceConfig config = ServiceConfig.from(Map.of(), List.of());
 
     assertThat(config.port()).isEqualTo(8000);
-    assertThat(config.kafkaBootstrapServers()).isEmpty();
+    assertThat(config.kafka()).isEmpty();
     assertThat(config.redisHost()).isEmpty();
   }
 
@@ -33,9 +33,53 @@ class ServiceConfigTest {
             Map.of("KAFKA_BOOTSTRAP_SERVERS", "kafka:9092", "REDIS_HOST", "redis", "REDIS_PORT", "6380"),
             List.of());
 
-    assertThat(config.kafkaBootstrapServers()).contains("kafka:9092");
+    assertThat(config.kafka()).hasValueSatisfying(kafka -> assertThat(kafka.bootstrapServers()).isEqualTo("kafka:9092"));
     assertThat(config.redisHost()).contains("redis");
     assertThat(config.redisPort()).isEqualTo(6380);
+  }
+
+  @Test
+  void theGuidesProductionKafkaSettingsMapOntoTheBus() {
+    ServiceConfig config =
+        ServiceConfig.from(
+            Map.of(
+                "KAFKA_BOOTSTRAP_SERVERS", "kafka-1:9092,kafka-2:9092",
+                "KAFKA_SECURITY_PROTOCOL", "SASL_SSL",
+                "KAFKA_SASL_MECHANISM", "PLAIN",
+                "KAFKA_SASL_USERNAME", "nis",
+                "KAFKA_SASL_PASSWORD", "secret",
+                "KAFKA_SSL_TRUSTSTORE_LOCATION", "/path/to/ca-cert.pem",
+                "KAFKA_REPLICATION_FACTOR", "3",
+                "KAFKA_MIN_INSYNC_REPLICAS", "2",
+                "NIS_SPOOL_DIR", "/var/lib/nis/spool"),
+            List.of());
+
+    var kafka = config.kafka().orElseThrow();
+    assertThat(kafka.securityProtocol()).isEqualTo("SASL_SSL");
+    assertThat(kafka.saslMechanism()).contains("PLAIN");
+    assertThat(kafka.saslUsername()).contains("nis");
+    assertThat(kafka.sslTruststoreLocation()).contains(java.nio.file.Path.of("/path/to/ca-cert.pem"));
+    assertThat(kafka.replicationFactor()).isEqualTo((short) 3);
+    assertThat(kafka.minInsyncReplicas()).contains(2);
+    assertThat(kafka.spoolDirectory()).isEqualTo(java.nio.file.Path.of("/var/lib/nis/spool"));
+  }
+
+  @Test
+  void badKafkaSettingsAreReportedWithTheirNames() {
+    assertThatThrownBy(
+            () ->
+                ServiceConfig.from(
+                    Map.of(
+                        "KAFKA_BOOTSTRAP_SERVERS", "k:9092",
+                        "KAFKA_SECURITY_PROTOCOL", "SASL_SSL",
+                        "KAFKA_TOPIC_PARTITIONS", "many"),
+                    List.of()))
+        .isInstanceOfSatisfying(
+            ValidationException.class,
+            e ->
+                assertThat(e.problems())
+                    .contains("KAFKA_TOPIC_PARTITIONS='many' is not a whole number")
+                    .anyMatch(p -> p.contains("SASL_SSL needs a saslMechanism")));
   }
 
   @Test

@@ -1,0 +1,300 @@
+package org.nisprotocol.kafka;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.awaitility.Awaitility.await;
+
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.UUID;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicInteger;
+import org.apache.kafka.clients.consumer.ConsumerConfig;
+import org.apache.kafka.clients.consumer.ConsumerRecord;
+import org.apache.kafka.clients.consumer.KafkaConsumer;
+import org.apache.kafka.clients.producer.KafkaProducer;
+import org.apache.kafka.clients.producer.ProducerConfig;
+import org.apache.kafka.clients.producer.ProducerRecord;
+import org.apache.kafka.common.serialization.ByteArrayDeserializer;
+import org.apache.kafka.common.serialization.ByteArraySerializer;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.nisprotocol.core.CircuitBreakerConfig;
+import org.nisprotocol.core.DeadLetterHeaders;
+import org.nisprotocol.core.Delivery;
+import org.nisprotocol.core.MessageHandlers;
+import org.nisprotocol.core.MessageType;
+import org.nisprotocol.core.NisMessage;
+import org.nisprotocol.core.PublishReceipt;
+import org.nisprotocol.core.RetryPolicy;
+import org.nisprotocol.core.StreamingTopics;
+import org.nisprotocol.core.SubscriptionSpec;
+import org.nisprotocol.embedded.InMemoryDeliveryLedger;
+import org.nisprotocol.testkit.KafkaBroker;
+
+/**
+ * Faults on a broker of this class's own: killed mid-stream, down before sending, our own process
+ * killed with a full spool, poison pills and handlers that always fail.
+ */
+class KafkaFaultIT {
+  private static KafkaBroker broker;
+
+  @TempDir Path temp;
+
+  @BeforeAll
+  static void startBroker() {
+    broker = KafkaBroker.builder().name("fault-kafka").build();
+    broker.start();
+  }
+
+  @AfterAll
+  static void closeBroker() {
+    broker.close();
+  }
+
+  @BeforeEach
+  void brokerRunning() {
+    broker.start();
+  }
+
+  private KafkaBusConfig.Builder config(String spool) {
+    return KafkaBusConfig.builder(broker.bootstrapServers())
+        .topicPartitions(3)
+        .sendTimeout(Duration.ofSeconds(5))
+        .retryPolicy(new RetryPolicy(3, Duration.ofMillis(20), Duration.ofMillis(200), 0.5))
+        .circuitBreaker(new CircuitBreakerConfig(5, Duration.ofSeconds(1), 1))
+        .spoolDirectory(temp.resolve(spool))
+        .shutdownTimeout(Duration.ofSeconds(20));
+  }
+
+  private static NisMessage message(String topic, String key, int sequence) {
+    return NisMessage.builder(MessageType.AGENT_COORDINATION, "fault_agent")
+        .topic(topic)
+        .targetAgent(key)
+        .content(Map.of("sequence", sequence))
+        .build();
+  }
+
+  private static int sequence(Delivery delivery) {
+    return ((Number) delivery.message().content().get("sequence")).intValue();
+  }
+
+  @Test
+  void killingTheBrokerMidStreamLosesNothingAcknowledgedAndDedupeShowsEachOnce() throws Exception {
+    String topic = "fault-kill-" + UUID.randomUUID();
+    Map<String, AtomicInteger> handledTimes = new ConcurrentHashMap<>();
+    AtomicInteger rawDeliveries = new AtomicInteger();
+    InMemoryDeliveryLedger ledger = InMemoryDeliveryLedger.create();
+    String group = "kill-" + UUID.randomUUID();
+    try (KafkaMessageBus bus = KafkaMessageBus.create(config("kill").build())) {
+      bus.subscribe(
+          SubscriptionSpec.group(group).withTopics(topic),
+          MessageHandlers.deduplicated(
+              delivery -> handledTimes.computeIfAbsent(delivery.message().messageId(), id -> new AtomicInteger()).incrementAndGet(),
+              ledger,
+              group,
+              Duration.ofMinutes(10)));
+      bus.subscribe(SubscriptionSpec.group(group + "-raw").withTopics(topic), delivery -> rawDeliveries.incrementAndGet());
+
+      int total = 20_000;
+      List<CompletableFuture<PublishReceipt>> receipts = new ArrayList<>(total);
+      for (int i = 0; i < total; i++) {
+        receipts.add(bus.publishAsync(message(topic, "agent-" + (i % 50), i)));
+        if (i == 5_000) {
+          broker.kill();
+        }
+        if (i == 12_000) {
+          broker.restart();
+        }
+      }
+      Set<String> acknowledged = ConcurrentHashMap.newKeySet();
+      int refused = 0;
+      for (CompletableFuture<PublishReceipt> receipt : receipts) {
+        try {
+          acknowledged.add(receipt.get(60, TimeUnit.SECONDS).messageId());
+        } catch (java.util.concurrent.ExecutionException e) {
+          refused++;
+        }
+      }
+      assertThat(acknowledged.size() + refused).isEqualTo(total);
+      assertThat(acknowledged).as("spool absorbs the outage: nothing is refused").hasSize(total);
+
+      await()
+          .atMost(Duration.ofSeconds(180))
+          .pollInterval(Duration.ofMillis(500))
+          .until(() -> handledTimes.keySet().containsAll(acknowledged));
+      assertThat(handledTimes.values()).as("deduplicated: each message handled once").allMatch(n -> n.get() == 1);
+      assertThat(rawDeliveries.get()).isGreaterThanOrEqualTo(total);
+    }
+  }
+
+  @Test
+  void messagesSentWhileTheBrokerIsDownAreSpooledAndDeliveredInOrderPerKey() {
+    String topic = "fault-down-" + UUID.randomUUID();
+    broker.stop();
+    List<PublishReceipt> receipts = new ArrayList<>();
+    Map<String, List<Integer>> sequencesByKey = new ConcurrentHashMap<>();
+    try (KafkaMessageBus bus = KafkaMessageBus.create(config("down").build())) {
+      for (int i = 0; i < 200; i++) {
+        receipts.add(bus.publish(message(topic, "agent-" + (i % 5), i)));
+      }
+      assertThat(receipts).extracting(PublishReceipt::status).containsOnly(PublishReceipt.Status.SPOOLED);
+      assertThat(bus.spooledMessages()).isEqualTo(200);
+
+      broker.start();
+      bus.subscribe(
+          SubscriptionSpec.group("down-" + UUID.randomUUID()).withTopics(topic),
+          delivery ->
+              sequencesByKey
+                  .computeIfAbsent(delivery.message().orderingKey(), k -> Collections.synchronizedList(new ArrayList<>()))
+                  .add(sequence(delivery)));
+
+      await()
+          .atMost(Duration.ofSeconds(90))
+          .until(() -> sequencesByKey.values().stream().mapToInt(List::size).sum() >= 200);
+      assertThat(bus.spooledMessages()).isZero();
+      for (int key = 0; key < 5; key++) {
+        List<Integer> expected = new ArrayList<>();
+        for (int i = key; i < 200; i += 5) {
+          expected.add(i);
+        }
+        assertThat(sequencesByKey.get("agent-" + key)).as("order of agent-%d", key).isEqualTo(expected);
+      }
+    }
+  }
+
+  @Test
+  void aSpoolLeftByAKilledProcessIsDeliveredByTheNextStart() throws Exception {
+    String topic = "fault-crash-" + UUID.randomUUID();
+    Path spool = temp.resolve("crash-spool");
+    broker.stop();
+    Process publisher =
+        new ProcessBuilder(
+                ProcessHandle.current().info().command().orElse("java"),
+                "-cp",
+                System.getProperty("java.class.path"),
+                SpoolingPublisherMain.class.getName(),
+                broker.bootstrapServers(),
+                spool.toString(),
+                topic,
+                "300")
+            .redirectErrorStream(true)
+            .start();
+    try {
+      var output = new java.io.BufferedReader(new java.io.InputStreamReader(publisher.getInputStream(), StandardCharsets.UTF_8));
+      String line;
+      boolean spooled = false;
+      while ((line = output.readLine()) != null) {
+        if (line.startsWith("SPOOLED 300")) {
+          spooled = true;
+          break;
+        }
+      }
+      assertThat(spooled).as("the publisher spooled its 300 messages").isTrue();
+    } finally {
+      publisher.destroyForcibly(); // kill -9: no shutdown hook, no close
+      publisher.waitFor(10, TimeUnit.SECONDS);
+    }
+
+    broker.start();
+    Set<Integer> received = ConcurrentHashMap.newKeySet();
+    try (KafkaMessageBus bus = KafkaMessageBus.create(config("unused").spoolDirectory(spool).build())) {
+      bus.subscribe(SubscriptionSpec.group("crash-" + UUID.randomUUID()).withTopics(topic), d -> received.add(sequence(d)));
+      await().atMost(Duration.ofSeconds(90)).until(() -> received.size() == 300);
+      assertThat(bus.spooledMessages()).isZero();
+    }
+  }
+
+  @Test
+  void poisonPillsAndRejectedMessagesAreDeadLetteredAndCanBeReplayed() throws Exception {
+    String topic = "fault-poison-" + UUID.randomUUID();
+    AtomicBoolean handlerFixed = new AtomicBoolean();
+    List<Integer> handled = Collections.synchronizedList(new ArrayList<>());
+    try (KafkaMessageBus bus = KafkaMessageBus.create(config("poison").build())) {
+      bus.ensureTopic(topic);
+      var subscription =
+          bus.subscribe(
+              SubscriptionSpec.group("poison-" + UUID.randomUUID()).withTopics(topic),
+              delivery -> {
+                if (sequence(delivery) == 1 && !handlerFixed.get()) {
+                  throw new IllegalStateException("cannot handle message 1 yet");
+                }
+                handled.add(sequence(delivery));
+              });
+      await().atMost(Duration.ofSeconds(30)).until(() -> ((KafkaSubscription) subscription).isAssigned());
+
+      try (KafkaProducer<byte[], byte[]> raw = rawProducer()) {
+        raw.send(new ProducerRecord<>(topic, 0, "agent".getBytes(StandardCharsets.UTF_8), "{not json at all".getBytes(StandardCharsets.UTF_8)))
+            .get(10, TimeUnit.SECONDS);
+      }
+      NisMessage rejected = message(topic, "agent", 1);
+      bus.publish(rejected);
+      for (int i = 2; i <= 5; i++) {
+        bus.publish(message(topic, "agent", i));
+      }
+
+      await().atMost(Duration.ofSeconds(60)).until(() -> handled.containsAll(List.of(2, 3, 4, 5)));
+      List<ConsumerRecord<byte[], byte[]>> deadLetters = readAll(StreamingTopics.deadLetterTopicOf(topic), 2);
+      assertThat(deadLetters).hasSize(2);
+      ConsumerRecord<byte[], byte[]> poison = deadLetters.stream()
+          .filter(r -> header(r, DeadLetterHeaders.ERROR).startsWith("undecodable message")).findFirst().orElseThrow();
+      assertThat(new String(poison.value(), StandardCharsets.UTF_8)).isEqualTo("{not json at all");
+      assertThat(header(poison, DeadLetterHeaders.ORIGINAL_TOPIC)).isEqualTo(topic);
+      ConsumerRecord<byte[], byte[]> failed = deadLetters.stream()
+          .filter(r -> header(r, DeadLetterHeaders.ERROR).contains("cannot handle message 1 yet")).findFirst().orElseThrow();
+      assertThat(header(failed, DeadLetterHeaders.ATTEMPTS)).isEqualTo("3");
+      assertThat(header(failed, DeadLetterHeaders.ORIGINAL_OFFSET)).isNotBlank();
+
+      handlerFixed.set(true);
+      long replayed = bus.replayDeadLetters(topic, Duration.ofSeconds(30));
+
+      assertThat(replayed).isEqualTo(2);
+      await().atMost(Duration.ofSeconds(60)).until(() -> handled.contains(1));
+      assertThat(bus.replayDeadLetters(topic, Duration.ofSeconds(10)))
+          .as("the poison pill went back to the dead letters; replay resumes after what it replayed")
+          .isEqualTo(1);
+    }
+  }
+
+  private KafkaProducer<byte[], byte[]> rawProducer() {
+    return new KafkaProducer<>(
+        Map.of(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, broker.bootstrapServers()),
+        new ByteArraySerializer(),
+        new ByteArraySerializer());
+  }
+
+  private List<ConsumerRecord<byte[], byte[]>> readAll(String topic, int expected) {
+    List<ConsumerRecord<byte[], byte[]>> records = new ArrayList<>();
+    try (KafkaConsumer<byte[], byte[]> consumer =
+        new KafkaConsumer<>(
+            Map.of(
+                ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, broker.bootstrapServers(),
+                ConsumerConfig.GROUP_ID_CONFIG, "reader-" + UUID.randomUUID(),
+                ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, "earliest"),
+            new ByteArrayDeserializer(),
+            new ByteArrayDeserializer())) {
+      consumer.subscribe(List.of(topic));
+      long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
+      while (records.size() < expected && System.nanoTime() < deadline) {
+        consumer.poll(Duration.ofMillis(200)).forEach(records::add);
+      }
+    }
+    return records;
+  }
+
+  private static String header(ConsumerRecord<byte[], byte[]> record, String name) {
+    var header = record.headers().lastHeader(name);
+    return header == null ? "" : new String(header.value(), StandardCharsets.UTF_8);
+  }
+}
