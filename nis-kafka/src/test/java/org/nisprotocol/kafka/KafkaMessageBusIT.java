@@ -1,0 +1,231 @@
+package org.nisprotocol.kafka;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+import static org.awaitility.Awaitility.await;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.time.InstantSource;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.UUID;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.TimeUnit;
+import org.apache.kafka.clients.consumer.ConsumerConfig;
+import org.apache.kafka.clients.consumer.ConsumerRecord;
+import org.apache.kafka.clients.consumer.KafkaConsumer;
+import org.apache.kafka.clients.producer.KafkaProducer;
+import org.apache.kafka.clients.producer.ProducerConfig;
+import org.apache.kafka.clients.producer.ProducerRecord;
+import org.apache.kafka.common.serialization.StringDeserializer;
+import org.apache.kafka.common.serialization.StringSerializer;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.nisprotocol.core.CircuitBreakerConfig;
+import org.nisprotocol.core.Delivery;
+import org.nisprotocol.core.MessageCodec;
+import org.nisprotocol.core.MessagePriority;
+import org.nisprotocol.core.MessageTooLargeException;
+import org.nisprotocol.core.MessageType;
+import org.nisprotocol.core.NisMessage;
+import org.nisprotocol.core.PublishReceipt;
+import org.nisprotocol.core.RetriableException;
+import org.nisprotocol.core.RetryPolicy;
+import org.nisprotocol.core.StreamingTopics;
+import org.nisprotocol.core.SubscriptionSpec;
+import org.nisprotocol.testkit.TestServers;
+
+/** What the Kafka bus does beyond the shared contract, against the harness's shared broker. */
+class KafkaMessageBusIT {
+  private static final String TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+  @TempDir Path temp;
+
+  private KafkaBusConfig.Builder config() {
+    return KafkaBusConfig.builder(TestServers.kafka().bootstrapServers())
+        .topicPartitions(3)
+        .retryPolicy(new RetryPolicy(2, Duration.ofMillis(10), Duration.ofMillis(50), 0))
+        .spoolDirectory(temp.resolve("spool"))
+        .shutdownTimeout(Duration.ofSeconds(15));
+  }
+
+  private static Map<String, Object> props(String... keyValues) {
+    Map<String, Object> map = new java.util.HashMap<>();
+    for (int i = 0; i < keyValues.length; i += 2) {
+      map.put(keyValues[i], keyValues[i + 1]);
+    }
+    return map;
+  }
+
+  @Test
+  void anyKafkaClientReadsOurRecordsAsJsonKeyedByTheOrderingKey() throws Exception {
+    String topic = "wire-out-" + UUID.randomUUID();
+    try (KafkaMessageBus bus = KafkaMessageBus.create(config().build())) {
+      NisMessage message =
+          NisMessage.builder(MessageType.SIMULATION_RESULT, "scenario_simulator")
+              .topic(topic)
+              .targetAgent("coordination_agent")
+              .priority(MessagePriority.LOW)
+              .content(Map.of("success_probability", 0.847))
+              .build();
+      bus.publish(message, Map.of("traceparent", TRACEPARENT));
+
+      try (KafkaConsumer<String, String> raw =
+          new KafkaConsumer<>(
+              props(
+                  ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, TestServers.kafka().bootstrapServers(),
+                  ConsumerConfig.GROUP_ID_CONFIG, "raw-" + UUID.randomUUID(),
+                  ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, "earliest"),
+              new StringDeserializer(),
+              new StringDeserializer())) {
+        raw.subscribe(List.of(topic));
+        List<ConsumerRecord<String, String>> records = new ArrayList<>();
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
+        while (records.isEmpty() && System.nanoTime() < deadline) {
+          raw.poll(Duration.ofMillis(200)).forEach(records::add);
+        }
+        assertThat(records).hasSize(1);
+        ConsumerRecord<String, String> record = records.get(0);
+        assertThat(record.key()).isEqualTo("coordination_agent");
+        JsonNode json = MessageCodec.parse(record.value().getBytes(StandardCharsets.UTF_8));
+        assertThat(json.get("message_type").textValue()).isEqualTo("simulation_result");
+        assertThat(json.get("priority").textValue()).isEqualTo("low");
+        assertThat(json.at("/content/success_probability").doubleValue()).isEqualTo(0.847);
+        assertThat(new String(record.headers().lastHeader("traceparent").value(), StandardCharsets.UTF_8))
+            .isEqualTo(TRACEPARENT);
+      }
+    }
+  }
+
+  @Test
+  void messagesWrittenByAnyKafkaClientAreDelivered() throws Exception {
+    String topic = "wire-in-" + UUID.randomUUID();
+    List<Delivery> received = new CopyOnWriteArrayList<>();
+    try (KafkaMessageBus bus = KafkaMessageBus.create(config().build())) {
+      var subscription = bus.subscribe(SubscriptionSpec.group("wire-" + UUID.randomUUID()).withTopics(topic), received::add);
+      await().atMost(Duration.ofSeconds(30)).until(((KafkaSubscription) subscription)::isAssigned);
+      try (KafkaProducer<String, String> raw =
+          new KafkaProducer<>(
+              props(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, TestServers.kafka().bootstrapServers()),
+              new StringSerializer(),
+              new StringSerializer())) {
+        var record =
+            new ProducerRecord<>(
+                topic,
+                "python_agent",
+                "{\"message_type\":\"goal_generation\",\"source_agent\":\"python_agent\",\"priority\":3,"
+                    + "\"content\":{\"goal\":\"map the site\"},\"timestamp\":1763759431.5}");
+        record.headers().add("traceparent", TRACEPARENT.getBytes(StandardCharsets.UTF_8));
+        raw.send(record).get(10, TimeUnit.SECONDS);
+      }
+
+      await().atMost(Duration.ofSeconds(30)).until(() -> received.size() == 1);
+      Delivery delivery = received.get(0);
+      assertThat(delivery.message().messageType()).isEqualTo(MessageType.GOAL_GENERATION);
+      assertThat(delivery.message().priority()).isEqualTo(MessagePriority.HIGH);
+      assertThat(delivery.message().content()).containsEntry("goal", "map the site");
+      assertThat(delivery.headers()).containsEntry("traceparent", TRACEPARENT);
+    }
+  }
+
+  @Test
+  void contentOverTheLimitIsRefusedBeforeItReachesKafka() {
+    try (KafkaMessageBus bus = KafkaMessageBus.create(config().maxContentBytes(2_000).build())) {
+      NisMessage big =
+          NisMessage.builder(MessageType.MEMORY_OPERATION, "a")
+              .topic("too-big-" + UUID.randomUUID())
+              .content(Map.of("blob", "x".repeat(3_000)))
+              .build();
+
+      assertThatThrownBy(() -> bus.publish(big))
+          .isInstanceOf(MessageTooLargeException.class)
+          .hasMessageContaining("at most 2000");
+    }
+  }
+
+  @Test
+  void aFullSpoolRefusesWithARetriableError() {
+    // A bootstrap address where nothing listens: every message goes to the spool.
+    KafkaBusConfig unreachable =
+        KafkaBusConfig.builder("127.0.0.1:" + freePort())
+            .spoolDirectory(temp.resolve("small-spool"))
+            .spoolMaxBytes(4_096)
+            .sendTimeout(Duration.ofSeconds(1))
+            .circuitBreaker(new CircuitBreakerConfig(1, Duration.ofMinutes(5), 1))
+            .shutdownTimeout(Duration.ofSeconds(2))
+            .build();
+    try (KafkaMessageBus bus = KafkaMessageBus.create(unreachable)) {
+      List<PublishReceipt> receipts = new ArrayList<>();
+      assertThatThrownBy(
+              () -> {
+                for (int i = 0; i < 100; i++) {
+                  receipts.add(bus.publish(NisMessage.builder(MessageType.SYSTEM_HEALTH, "a").content(Map.of("i", i)).build()));
+                }
+              })
+          .isInstanceOf(RetriableException.class)
+          .hasMessageContaining("spool is full");
+      assertThat(receipts).isNotEmpty().extracting(PublishReceipt::status).containsOnly(PublishReceipt.Status.SPOOLED);
+      assertThat(bus.spooledMessages()).isEqualTo(receipts.size());
+    }
+  }
+
+  @Test
+  void metersCountWhatHappens() {
+    String topic = "metered-" + UUID.randomUUID();
+    SimpleMeterRegistry registry = new SimpleMeterRegistry();
+    List<Delivery> handled = new CopyOnWriteArrayList<>();
+    try (KafkaMessageBus bus = KafkaMessageBus.create(config().build(), registry, InstantSource.system())) {
+      var subscription =
+          bus.subscribe(
+              SubscriptionSpec.group("metered-" + UUID.randomUUID()).withTopics(topic),
+              d -> {
+                if (d.message().content().containsKey("fail")) {
+                  throw new IllegalStateException("always fails");
+                }
+                handled.add(d);
+              });
+      await().atMost(Duration.ofSeconds(30)).until(((KafkaSubscription) subscription)::isAssigned);
+      for (int i = 0; i < 5; i++) {
+        bus.publish(NisMessage.builder(MessageType.PERFORMANCE_METRIC, "a").topic(topic).content(Map.of("i", i)).build());
+      }
+      bus.publish(NisMessage.builder(MessageType.PERFORMANCE_METRIC, "a").topic(topic).content(Map.of("fail", true)).build());
+
+      await()
+          .atMost(Duration.ofSeconds(30))
+          .until(() -> handled.size() == 5 && registry.counter("nis.messages.dead_lettered").count() == 1);
+      assertThat(registry.counter("nis.messages.sent").count()).isEqualTo(6);
+      assertThat(registry.counter("nis.messages.received").count()).isEqualTo(5);
+      assertThat(registry.counter("nis.messages.retried").count()).isEqualTo(1);
+      assertThat(registry.timer("nis.messages.send.latency").count()).isEqualTo(6);
+      assertThat(registry.timer("nis.messages.end_to_end.latency").count()).isGreaterThanOrEqualTo(5);
+      assertThat(registry.find("nis.consumer.lag").gauge()).isNotNull();
+      assertThat(registry.find("nis.spool.size").gauge().value()).isZero();
+    }
+  }
+
+  @Test
+  void theNineTopicsAndTheEventStreamAreProvisionedAtStart() throws Exception {
+    try (KafkaMessageBus bus = KafkaMessageBus.create(config().build());
+        var admin =
+            org.apache.kafka.clients.admin.Admin.create(
+                props(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, TestServers.kafka().bootstrapServers()))) {
+      await()
+          .atMost(Duration.ofSeconds(30))
+          .until(() -> admin.listTopics().names().get(5, TimeUnit.SECONDS).containsAll(StreamingTopics.all()));
+      assertThat(bus.name()).isEqualTo("kafka");
+    }
+  }
+
+  private static int freePort() {
+    try (var socket = new java.net.ServerSocket(0)) {
+      return socket.getLocalPort();
+    } catch (java.io.IOException e) {
+      throw new java.io.UncheckedIOException(e);
+    }
+  }
+}
