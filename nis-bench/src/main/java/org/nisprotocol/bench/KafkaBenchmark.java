@@ -1,0 +1,286 @@
+package org.nisprotocol.bench;
+
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.UUID;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ConcurrentLinkedQueue;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.locks.LockSupport;
+import org.apache.kafka.clients.consumer.ConsumerConfig;
+import org.apache.kafka.clients.consumer.KafkaConsumer;
+import org.apache.kafka.clients.producer.KafkaProducer;
+import org.apache.kafka.clients.producer.ProducerConfig;
+import org.apache.kafka.clients.producer.ProducerRecord;
+import org.apache.kafka.common.serialization.ByteArrayDeserializer;
+import org.apache.kafka.common.serialization.ByteArraySerializer;
+import org.nisprotocol.core.MessageCodec;
+import org.nisprotocol.core.MessagePriority;
+import org.nisprotocol.core.MessageType;
+import org.nisprotocol.core.NisMessage;
+import org.nisprotocol.core.PublishReceipt;
+import org.nisprotocol.core.SubscriptionSpec;
+import org.nisprotocol.kafka.KafkaBusConfig;
+import org.nisprotocol.kafka.KafkaMessageBus;
+import org.nisprotocol.testkit.KafkaBroker;
+
+/**
+ * Kafka bus against a raw {@link KafkaProducer} / {@link KafkaConsumer} with the same settings, on
+ * one broker of its own, in one run: publish throughput (1 KiB messages), end-to-end latency at a
+ * fixed 5,000 msg/s, and how long a critical message takes to reach its handler behind a backlog
+ * of 100,000 low ones. Prints a table with the baselines and the ratios.
+ *
+ * <p>Run with {@code bin/nis bench kafka [messages]}.
+ */
+public final class KafkaBenchmark {
+  private static final int PAYLOAD_BYTES = 1024;
+  private static final String FILLER = "x".repeat(PAYLOAD_BYTES - 60);
+
+  private KafkaBenchmark() {}
+
+  public static void main(String[] args) throws Exception {
+    int messages = args.length > 0 ? Integer.parseInt(args[0]) : 200_000;
+    Path spool = Files.createTempDirectory("nis-bench-spool");
+    try (KafkaBroker broker = KafkaBroker.builder().name("bench-kafka").maxHeap("1g").build()) {
+      broker.start();
+      String servers = broker.bootstrapServers();
+      KafkaBusConfig config =
+          KafkaBusConfig.builder(servers).spoolDirectory(spool).topicPartitions(6).build();
+      List<String[]> rows = new ArrayList<>();
+      try (KafkaMessageBus bus = KafkaMessageBus.create(config);
+          KafkaProducer<byte[], byte[]> raw = rawProducer(servers, config)) {
+        // Throughput: alternate raw and NIS runs, keep each one's best.
+        double rawBest = 0;
+        double nisBest = 0;
+        for (int round = 0; round < 3; round++) {
+          rawBest = Math.max(rawBest, rawThroughput(raw, "bench-raw-" + round, messages));
+          nisBest = Math.max(nisBest, nisThroughput(bus, "bench-nis-" + round, messages));
+        }
+        rows.add(row("publish throughput, 1 KiB (msg/s)", rawBest, nisBest, nisBest / rawBest, "≥ 0.90"));
+
+        double[] rawLatency = rawEndToEnd(raw, servers, 5_000, Duration.ofSeconds(10));
+        double[] nisLatency = nisEndToEnd(bus, 5_000, Duration.ofSeconds(10));
+        rows.add(row("end-to-end p50 at 5,000 msg/s (ms)", rawLatency[0], nisLatency[0], nisLatency[0] / rawLatency[0], "report"));
+        rows.add(row("end-to-end p99 at 5,000 msg/s (ms)", rawLatency[1], nisLatency[1], nisLatency[1] / rawLatency[1], "report"));
+      }
+      double[] singleLane = criticalBehindBacklog(servers, spool.resolve("one-lane"), 1, 5);
+      double[] lanes = criticalBehindBacklog(servers, spool.resolve("lanes"), 6, 100);
+      rows.add(row("critical behind 100k low, p50 (ms)", singleLane[0], lanes[0], lanes[0] / singleLane[0], "report"));
+      rows.add(row("critical behind 100k low, p99 (ms)", singleLane[1], lanes[1], lanes[1] / singleLane[1], "NIS < 100 ms"));
+      print(rows);
+    }
+  }
+
+  private static String[] row(String what, double baseline, double nis, double ratio, String target) {
+    return new String[] {
+      what, String.format(Locale.ROOT, "%,.1f", baseline), String.format(Locale.ROOT, "%,.1f", nis),
+      String.format(Locale.ROOT, "%.2f", ratio), target
+    };
+  }
+
+  private static void print(List<String[]> rows) {
+    String format = "%-40s %16s %16s %8s %14s%n";
+    System.out.printf(format, "measure", "baseline (raw)", "NIS", "ratio", "target");
+    rows.forEach(r -> System.out.printf(format, (Object[]) r));
+    System.out.println("baseline for throughput and end-to-end: raw KafkaProducer/KafkaConsumer, same settings and broker;");
+    System.out.println("baseline for the critical message: NIS with one partition (no urgent lane), 5 samples.");
+  }
+
+  private static NisMessage message(String topic, int i, MessagePriority priority, long sentNanos) {
+    return NisMessage.builder(MessageType.PERFORMANCE_METRIC, "bench")
+        .topic(topic)
+        .priority(priority)
+        .targetAgent("agent-" + (i % 64))
+        .content(Map.of("i", i, "sent_nanos", sentNanos, "filler", FILLER))
+        .build();
+  }
+
+  private static KafkaProducer<byte[], byte[]> rawProducer(String servers, KafkaBusConfig config) {
+    Map<String, Object> props = new HashMap<>();
+    props.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, servers);
+    props.put(ProducerConfig.ACKS_CONFIG, config.acks());
+    props.put(ProducerConfig.ENABLE_IDEMPOTENCE_CONFIG, config.idempotence());
+    props.put(ProducerConfig.LINGER_MS_CONFIG, config.lingerMs());
+    props.put(ProducerConfig.BATCH_SIZE_CONFIG, config.batchSize());
+    props.put(ProducerConfig.COMPRESSION_TYPE_CONFIG, config.compressionType());
+    props.put(ProducerConfig.MAX_IN_FLIGHT_REQUESTS_PER_CONNECTION, 5);
+    return new KafkaProducer<>(props, new ByteArraySerializer(), new ByteArraySerializer());
+  }
+
+  private static double rawThroughput(KafkaProducer<byte[], byte[]> raw, String topic, int count) throws Exception {
+    MessageCodec codec = MessageCodec.create();
+    byte[] value = codec.encode(message(topic, 0, MessagePriority.NORMAL, 0));
+    raw.send(new ProducerRecord<>(topic, value)).get(); // topic created, metadata known
+    CountDownLatch done = new CountDownLatch(count);
+    long start = System.nanoTime();
+    for (int i = 0; i < count; i++) {
+      raw.send(
+          new ProducerRecord<>(topic, ("agent-" + (i % 64)).getBytes(StandardCharsets.UTF_8), value),
+          (metadata, error) -> done.countDown());
+    }
+    done.await();
+    return count / ((System.nanoTime() - start) / 1e9);
+  }
+
+  private static double nisThroughput(KafkaMessageBus bus, String topic, int count) throws Exception {
+    bus.publish(message(topic, 0, MessagePriority.NORMAL, 0));
+    List<CompletableFuture<PublishReceipt>> receipts = new ArrayList<>(count);
+    long start = System.nanoTime();
+    for (int i = 0; i < count; i++) {
+      receipts.add(bus.publishAsync(message(topic, i, MessagePriority.NORMAL, 0)));
+    }
+    CompletableFuture.allOf(receipts.toArray(CompletableFuture[]::new)).get();
+    double rate = count / ((System.nanoTime() - start) / 1e9);
+    long spooled = receipts.stream().filter(r -> r.join().status() != PublishReceipt.Status.SENT).count();
+    if (spooled > 0) {
+      System.out.println("warning: " + spooled + " messages were spooled during the throughput run");
+    }
+    return rate;
+  }
+
+  /** Publishes at a fixed rate; returns {p50, p99} in ms of publish-to-handler time. */
+  private static double[] nisEndToEnd(KafkaMessageBus bus, int rate, Duration duration) throws Exception {
+    String topic = "bench-e2e-nis-" + UUID.randomUUID();
+    int total = (int) (rate * duration.toSeconds());
+    ConcurrentLinkedQueue<Long> latencies = new ConcurrentLinkedQueue<>();
+    AtomicInteger seen = new AtomicInteger();
+    bus.subscribe(
+        SubscriptionSpec.group("bench-e2e").withTopics(topic),
+        d -> {
+          long sent = ((Number) d.message().content().get("sent_nanos")).longValue();
+          latencies.add(System.nanoTime() - sent);
+          seen.incrementAndGet();
+        });
+    Thread.sleep(3_000); // let the group form
+    paced(rate, total, i -> bus.publishAsync(message(topic, i, MessagePriority.NORMAL, System.nanoTime())));
+    awaitCount(seen, total, Duration.ofSeconds(60));
+    return percentiles(latencies);
+  }
+
+  private static double[] rawEndToEnd(KafkaProducer<byte[], byte[]> raw, String servers, int rate, Duration duration) throws Exception {
+    String topic = "bench-e2e-raw-" + UUID.randomUUID();
+    int total = (int) (rate * duration.toSeconds());
+    ConcurrentLinkedQueue<Long> latencies = new ConcurrentLinkedQueue<>();
+    AtomicInteger seen = new AtomicInteger();
+    raw.send(new ProducerRecord<>(topic, new byte[8])).get();
+    Thread consumer =
+        Thread.ofPlatform().start(() -> {
+          Map<String, Object> props = new HashMap<>();
+          props.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, servers);
+          props.put(ConsumerConfig.GROUP_ID_CONFIG, "bench-raw-e2e");
+          props.put(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, "latest");
+          props.put(ConsumerConfig.FETCH_MAX_WAIT_MS_CONFIG, 100);
+          try (KafkaConsumer<byte[], byte[]> c = new KafkaConsumer<>(props, new ByteArrayDeserializer(), new ByteArrayDeserializer())) {
+            c.subscribe(List.of(topic));
+            while (seen.get() < total && !Thread.currentThread().isInterrupted()) {
+              c.poll(Duration.ofMillis(50)).forEach(r -> {
+                if (r.value().length == 8) {
+                  latencies.add(System.nanoTime() - java.nio.ByteBuffer.wrap(r.value()).getLong());
+                  seen.incrementAndGet();
+                }
+              });
+              c.commitAsync();
+            }
+          }
+        });
+    Thread.sleep(3_000);
+    paced(rate, total, i -> raw.send(new ProducerRecord<>(topic,
+        java.nio.ByteBuffer.allocate(8).putLong(System.nanoTime()).array())));
+    awaitCount(seen, total, Duration.ofSeconds(60));
+    consumer.interrupt();
+    return percentiles(latencies);
+  }
+
+  /**
+   * Backlogs 100,000 low messages behind a slow handler (1 ms each), then sends critical ones
+   * every 50 ms; returns {p50, p99} in ms of their send-to-handler time.
+   */
+  private static double[] criticalBehindBacklog(String servers, Path spool, int partitions, int criticals) throws Exception {
+    String topic = "bench-priority-" + partitions + "-" + UUID.randomUUID();
+    KafkaBusConfig config =
+        KafkaBusConfig.builder(servers).spoolDirectory(spool).topicPartitions(partitions).shutdownTimeout(Duration.ofSeconds(5)).build();
+    ConcurrentLinkedQueue<Long> latencies = new ConcurrentLinkedQueue<>();
+    AtomicInteger criticalSeen = new AtomicInteger();
+    long[] sentAt = new long[criticals];
+    java.util.Set<Integer> arrived = java.util.concurrent.ConcurrentHashMap.newKeySet();
+    try (KafkaMessageBus bus = KafkaMessageBus.create(config)) {
+      List<CompletableFuture<PublishReceipt>> backlog = new ArrayList<>();
+      for (int i = 0; i < 100_000; i++) {
+        backlog.add(bus.publishAsync(message(topic, i, MessagePriority.LOW, 0)));
+      }
+      CompletableFuture.allOf(backlog.toArray(CompletableFuture[]::new)).get();
+      bus.subscribe(
+          SubscriptionSpec.group("bench-priority").withTopics(topic),
+          d -> {
+            if (d.message().priority() == MessagePriority.CRITICAL) {
+              latencies.add(System.nanoTime() - ((Number) d.message().content().get("sent_nanos")).longValue());
+              arrived.add(((Number) d.message().content().get("i")).intValue());
+              criticalSeen.incrementAndGet();
+            } else {
+              Thread.sleep(1);
+            }
+          });
+      Thread.sleep(5_000); // the group forms and the handler is busy with the backlog
+      for (int i = 0; i < criticals; i++) {
+        sentAt[i] = System.nanoTime();
+        bus.publish(message(topic, i, MessagePriority.CRITICAL, sentAt[i]));
+        Thread.sleep(50);
+      }
+      awaitCount(criticalSeen, criticals, Duration.ofSeconds(partitions == 1 ? 20 : 60));
+      // Still behind the backlog when the wait ends: count each as waiting until now (a lower bound).
+      long now = System.nanoTime();
+      for (int i = 0; i < criticals; i++) {
+        if (!arrived.contains(i)) {
+          latencies.add(now - sentAt[i]);
+        }
+      }
+    }
+    return percentiles(latencies);
+  }
+
+  private interface Sender {
+    void send(int i) throws Exception;
+  }
+
+  private static void paced(int rate, int total, Sender sender) throws Exception {
+    long interval = TimeUnit.SECONDS.toNanos(1) / rate;
+    long next = System.nanoTime();
+    for (int i = 0; i < total; i++) {
+      long wait = next - System.nanoTime();
+      if (wait > 0) {
+        LockSupport.parkNanos(wait);
+      }
+      sender.send(i);
+      next += interval;
+    }
+  }
+
+  private static void awaitCount(AtomicInteger count, int expected, Duration timeout) throws InterruptedException {
+    long deadline = System.nanoTime() + timeout.toNanos();
+    while (count.get() < expected && System.nanoTime() < deadline) {
+      Thread.sleep(20);
+    }
+  }
+
+  private static double[] percentiles(ConcurrentLinkedQueue<Long> nanos) {
+    long[] sorted = nanos.stream().mapToLong(Long::longValue).sorted().toArray();
+    if (sorted.length == 0) {
+      return new double[] {Double.NaN, Double.NaN};
+    }
+    return new double[] {at(sorted, 0.50) / 1e6, at(sorted, 0.99) / 1e6};
+  }
+
+  private static long at(long[] sorted, double quantile) {
+    int index = (int) Math.ceil(quantile * sorted.length) - 1;
+    return sorted[Math.max(0, Math.min(sorted.length - 1, index))];
+  }
+}
