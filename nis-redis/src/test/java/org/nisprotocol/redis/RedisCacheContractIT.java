@@ -1,0 +1,33 @@
+package org.nisprotocol.redis;
+
+import java.time.Duration;
+import org.nisprotocol.core.Cache;
+import org.nisprotocol.core.NamespaceTtls;
+import org.nisprotocol.testkit.CacheContract;
+import org.nisprotocol.testkit.RedisServer;
+import org.nisprotocol.testkit.TestServers;
+
+/** The cache contract against the shared real Redis; Redis expires entries in real time. */
+class RedisCacheContractIT extends CacheContract {
+
+  @Override
+  protected Cache createCache(NamespaceTtls namespaceTtls) {
+    RedisServer redis = TestServers.redis();
+    return RedisCache.create(
+        RedisCacheConfig.builder()
+            .host(redis.host())
+            .port(redis.port())
+            .namespaceTtls(namespaceTtls)
+            .build());
+  }
+
+  @Override
+  protected void elapse(Duration duration) {
+    try {
+      Thread.sleep(duration.toMillis());
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new AssertionError(e);
+    }
+  }
+}
