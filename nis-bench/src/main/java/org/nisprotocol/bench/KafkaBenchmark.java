@@ -171,6 +171,7 @@ public final class KafkaBenchmark {
     int total = (int) (rate * duration.toSeconds());
     ConcurrentLinkedQueue<Long> latencies = new ConcurrentLinkedQueue<>();
     AtomicInteger seen = new AtomicInteger();
+    java.util.concurrent.atomic.AtomicBoolean stop = new java.util.concurrent.atomic.AtomicBoolean();
     raw.send(new ProducerRecord<>(topic, new byte[8])).get();
     Thread consumer =
         Thread.ofPlatform().start(() -> {
@@ -181,7 +182,7 @@ public final class KafkaBenchmark {
           props.put(ConsumerConfig.FETCH_MAX_WAIT_MS_CONFIG, 100);
           try (KafkaConsumer<byte[], byte[]> c = new KafkaConsumer<>(props, new ByteArrayDeserializer(), new ByteArrayDeserializer())) {
             c.subscribe(List.of(topic));
-            while (seen.get() < total && !Thread.currentThread().isInterrupted()) {
+            while (seen.get() < total && !stop.get()) {
               c.poll(Duration.ofMillis(50)).forEach(r -> {
                 if (r.value().length == 8) {
                   latencies.add(System.nanoTime() - java.nio.ByteBuffer.wrap(r.value()).getLong());
@@ -196,7 +197,8 @@ public final class KafkaBenchmark {
     paced(rate, total, i -> raw.send(new ProducerRecord<>(topic,
         java.nio.ByteBuffer.allocate(8).putLong(System.nanoTime()).array())));
     awaitCount(seen, total, Duration.ofSeconds(60));
-    consumer.interrupt();
+    stop.set(true);
+    consumer.join();
     return percentiles(latencies);
   }
 
