@@ -72,8 +72,8 @@ final class DefaultRules {
             "claim.percent",
             UNSUBSTANTIATED_CLAIM,
             HIGH,
-            "\\b(\\d{1,3}(?:\\.\\d+)?)\\s?%\\s*(?:of\\s+)?(" + CLAIM_METRICS + ")\\b",
-            "$2 measured on a named test set",
+            "\\b(?:\\d{1,3}(?:\\.\\d+)?\\s?%\\s*)+(?:of\\s+)?(" + CLAIM_METRICS + ")\\b",
+            "$1 measured on a named test set",
             "%"));
     rules.add(
         AuditRule.regex(
@@ -89,9 +89,9 @@ final class DefaultRules {
             "claim.multiplier",
             UNSUBSTANTIATED_CLAIM,
             HIGH,
-            "\\b(\\d+(?:\\.\\d+)?)\\s?(?:x|×|times)\\s+(faster|quicker|better|cheaper|smaller"
-                + "|(?:more|less|fewer)\\s+[a-z]+)\\b",
-            "$2 than a measured baseline",
+            "\\b(?:\\d+(?:\\.\\d+)?\\s?(?:x|×|times)\\s+)+(faster|quicker|better|cheaper"
+                + "|smaller|(?:more|less|fewer)\\s+[a-z]+)\\b",
+            "$1 than a measured baseline",
             "faster", "quicker", "better", "cheaper", "smaller", "more", "less", "fewer"));
 
     rules.add(AuditRule.metricLiteral("metric.literal", HIGH, METRIC_NAMES, EVIDENCE_KEYS));

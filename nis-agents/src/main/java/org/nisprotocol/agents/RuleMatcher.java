@@ -26,7 +26,7 @@ import org.nisprotocol.core.ValidationException;
  */
 final class RuleMatcher {
   /** Auto-correction re-audits its output and corrects again, at most this many times. */
-  static final int MAX_CORRECTION_PASSES = 3;
+  static final int MAX_CORRECTION_PASSES = 5;
 
   /** A phrase or metric name, filed under its first word. */
   private record Entry(AuditRule rule, char[][] rest, String marker) {

@@ -336,7 +336,7 @@ class SelfAuditEngineTest {
 
   @Test
   void aMessageIsQuarantinedWhenCorrectionCannotReachTheThreshold() {
-    // "aa" -> "a" halves a run of a's per pass; three passes leave 16 a's at two.
+    // "aa" -> "a" halves a run of a's per pass; five passes leave 64 a's at two.
     AuditRuleSet halving =
         AuditRuleSet.of(
             List.of(AuditRule.regex("test.halving", ViolationType.HYPE_LANGUAGE, Severity.HIGH,
@@ -344,7 +344,7 @@ class SelfAuditEngineTest {
     SelfAuditEngine strict =
         SelfAuditEngine.create(SelfAuditConfig.defaults().withRules(halving).withThreshold(100));
 
-    AuditDecision decision = strict.decide(message(Map.of("text", "a".repeat(16))));
+    AuditDecision decision = strict.decide(message(Map.of("text", "a".repeat(64))));
 
     assertThat(decision.action()).isEqualTo(Action.QUARANTINED);
     assertThat(decision.reasons()).last().asString().contains("after auto-correction the score is 90.0");
