@@ -80,9 +80,9 @@ final class RedisLink implements AutoCloseable {
                 .timeoutOptions(TimeoutOptions.enabled(config.commandTimeout()))
                 .socketOptions(socketOptions(config))
                 .topologyRefreshOptions(
+                    // adaptive triggers (MOVED, ASK, reconnects...) are on by default in Lettuce 7
                     ClusterTopologyRefreshOptions.builder()
                         .enablePeriodicRefresh(Duration.ofSeconds(30))
-                        .enableAllAdaptiveRefreshTriggers()
                         .build())
                 .build());
         StatefulRedisClusterConnection<String, String> c = cluster.connect(StringCodec.UTF8);

@@ -1,0 +1,670 @@
+package org.nisprotocol.redis;
+
+import com.github.benmanes.caffeine.cache.Caffeine;
+import io.micrometer.core.instrument.Counter;
+import io.micrometer.core.instrument.Gauge;
+import io.micrometer.core.instrument.MeterRegistry;
+import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
+import java.time.Duration;
+import java.time.Instant;
+import java.time.InstantSource;
+import java.util.ArrayList;
+import java.util.Collection;
+import java.util.Collections;
+import java.util.HashMap;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Objects;
+import java.util.Optional;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionException;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.Executor;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.ThreadLocalRandom;
+import java.util.concurrent.TimeUnit;
+import org.nisprotocol.core.Cache;
+import org.nisprotocol.core.CacheKeys;
+import org.nisprotocol.core.RetriableException;
+import org.nisprotocol.core.RetryPolicy;
+import org.nisprotocol.core.ValidationException;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * Gives namespaces of any {@link Cache} (Redis or embedded) a caching strategy. The original's six
+ * strategy names, and what each is here:
+ *
+ * <table>
+ *   <caption>Strategies</caption>
+ *   <tr><th>Strategy</th><th>Semantics</th><th>Where</th></tr>
+ *   <tr><td>TTL</td><td>An entry expires a fixed time after it was written (its own TTL, else the
+ *       namespace default); reads do not extend it. What every backend does, and the default of
+ *       every namespace here.</td><td>{@link org.nisprotocol.core.NamespaceTtls}</td></tr>
+ *   <tr><td>LRU, LFU</td><td>The eviction policy of the bounded local tier of the namespace: strict
+ *       least recently used, or strict least frequently used.</td><td>{@link NearCache} in {@link
+ *       RedisCacheConfig#nearCaches()}</td></tr>
+ *   <tr><td>WRITE_THROUGH</td><td>A put writes the {@link BackingStore} and then the cache, in the
+ *       caller's thread; when the store fails, the exception reaches the caller and the cache is not
+ *       written. A delete deletes from the store, then the cache.</td><td>{@link
+ *       Builder#writeThrough}</td></tr>
+ *   <tr><td>WRITE_BACK</td><td>A put is acknowledged once the cache has it; the store gets it later,
+ *       in batches (coalesced by key: the newest write wins), every {@link
+ *       Builder#writeBackInterval} or as soon as a batch is full. A batch the store refuses is
+ *       retried with backoff and never dropped while the cache is open; {@link #close()} flushes
+ *       what waits (for up to {@link Builder#shutdownTimeout}). Past {@link
+ *       Builder#writeBackMaxPending} waiting writes, puts are refused with {@link
+ *       RetriableException}. A put the cache refuses is not queued.</td><td>{@link
+ *       Builder#writeBack}</td></tr>
+ *   <tr><td>REFRESH_AHEAD</td><td>Reads go through a {@link CacheLoader}: a miss loads the value
+ *       (concurrent misses of a key load it once; they wait for that one load) and caches it for the
+ *       namespace's refresh TTL. A hit in the last part of its TTL (by default the last 20 %) returns
+ *       at once and starts one background reload; callers never wait for it. The remaining TTL comes
+ *       from Redis ({@code PTTL}) on the Redis backend, and on other backends from the writes and
+ *       loads this instance made.</td><td>{@link Builder#refreshAhead}</td></tr>
+ * </table>
+ *
+ * <p>A namespace has one strategy; namespaces not named keep TTL. {@code clear} only clears the
+ * cache; stores keep their data (write-back writes already acknowledged still reach the store).
+ * Closing this cache closes the one it decorates. Thread-safe.
+ *
+ * <p>Meters (on the registry given): {@code nis.cache.write_back.pending} (gauge), {@code
+ * nis.cache.write_back.flushed}, {@code nis.cache.write_back.failures}, {@code nis.cache.loads}
+ * (tag {@code kind}: miss or refresh, {@code result}: ok or failed).
+ */
+public final class StrategyCache implements Cache {
+  private static final Logger log = LoggerFactory.getLogger(StrategyCache.class);
+
+  /** Default share of the TTL at whose end a read triggers a reload. */
+  public static final double DEFAULT_REFRESH_AHEAD_FRACTION = 0.2;
+  public static final int DEFAULT_WRITE_BACK_BATCH_SIZE = 100;
+  public static final Duration DEFAULT_WRITE_BACK_INTERVAL = Duration.ofSeconds(1);
+  public static final int DEFAULT_WRITE_BACK_MAX_PENDING = 10_000;
+  public static final Duration DEFAULT_SHUTDOWN_TIMEOUT = Duration.ofSeconds(30);
+  /** Entries whose expiry this instance remembers for refresh-ahead on backends without PTTL. */
+  static final int TRACKED_EXPIRIES = 100_000;
+
+  private sealed interface Policy {}
+
+  private record WriteThrough(BackingStore store) implements Policy {}
+
+  private record WriteBack(BackingStore store) implements Policy {}
+
+  private record RefreshAhead(CacheLoader loader, Duration ttl, double fraction) implements Policy {}
+
+  private record Key(String namespace, String key) {}
+
+  private final Cache delegate;
+  private final Map<String, Policy> policies;
+  private final InstantSource clock;
+  private final Executor executor;
+  private final ExecutorService ownedExecutor;
+  private final ScheduledExecutorService ticker;
+  private final Duration shutdownTimeout;
+  private final WriteBackQueue writeBack;
+  private final ConcurrentHashMap<Key, CompletableFuture<Optional<String>>> loading =
+      new ConcurrentHashMap<>();
+  private final com.github.benmanes.caffeine.cache.Cache<Key, Instant> expiries;
+  private final Counter loadsOk;
+  private final Counter loadsFailed;
+  private final Counter refreshesOk;
+  private final Counter refreshesFailed;
+  private volatile boolean closed;
+
+  private StrategyCache(Builder b) {
+    this.delegate = b.delegate;
+    // a HashMap, so that a null namespace reaches the delegate's validation
+    this.policies = Collections.unmodifiableMap(new HashMap<>(b.policies));
+    this.clock = b.clock;
+    this.shutdownTimeout = b.shutdownTimeout;
+    if (b.executor == null) {
+      this.ownedExecutor = Executors.newVirtualThreadPerTaskExecutor();
+      this.executor = ownedExecutor;
+    } else {
+      this.ownedExecutor = null;
+      this.executor = b.executor;
+    }
+    Map<String, BackingStore> writeBackStores = new LinkedHashMap<>();
+    policies.forEach(
+        (namespace, policy) -> {
+          if (policy instanceof WriteBack wb) {
+            writeBackStores.put(namespace, wb.store());
+          }
+        });
+    MeterRegistry registry = b.registry;
+    if (writeBackStores.isEmpty()) {
+      this.writeBack = null;
+      this.ticker = null;
+    } else {
+      this.writeBack =
+          new WriteBackQueue(
+              writeBackStores,
+              b.writeBackBatchSize,
+              b.writeBackMaxPending,
+              b.writeBackRetry,
+              clock,
+              () -> ThreadLocalRandom.current().nextDouble());
+      Gauge.builder("nis.cache.write_back.pending", writeBack, WriteBackQueue::pending)
+          .description("writes acknowledged and not yet in the backing store")
+          .register(registry);
+      Gauge.builder("nis.cache.write_back.flushed", writeBack, WriteBackQueue::flushed)
+          .description("writes handed to the backing store")
+          .register(registry);
+      Gauge.builder("nis.cache.write_back.failures", writeBack, WriteBackQueue::failures)
+          .description("write-back batches the backing store refused")
+          .register(registry);
+      this.ticker =
+          Executors.newSingleThreadScheduledExecutor(
+              r -> {
+                Thread t = new Thread(r, "nis-write-back");
+                t.setDaemon(true);
+                return t;
+              });
+      long interval = b.writeBackInterval.toNanos();
+      ticker.scheduleWithFixedDelay(this::flushQuietly, interval, interval, TimeUnit.NANOSECONDS);
+    }
+    this.expiries = Caffeine.newBuilder().maximumSize(TRACKED_EXPIRIES).executor(Runnable::run).build();
+    loadsOk = loads(registry, "miss", "ok");
+    loadsFailed = loads(registry, "miss", "failed");
+    refreshesOk = loads(registry, "refresh", "ok");
+    refreshesFailed = loads(registry, "refresh", "failed");
+  }
+
+  /** A builder of strategies over the cache (which the result owns and closes). */
+  public static Builder builder(Cache delegate) {
+    return new Builder(Objects.requireNonNull(delegate, "delegate"));
+  }
+
+  @Override
+  public String name() {
+    return delegate.name();
+  }
+
+  // ---- reads ----
+
+  @Override
+  public Optional<String> get(String namespace, String key) {
+    if (policies.get(namespace) instanceof RefreshAhead policy) {
+      CacheKeys.requireValidKey(key);
+      return getRefreshingAhead(namespace, key, policy);
+    }
+    return delegate.get(namespace, key);
+  }
+
+  @Override
+  public Map<String, String> getAll(String namespace, Collection<String> keys) {
+    Map<String, String> found = delegate.getAll(namespace, keys);
+    if (!(policies.get(namespace) instanceof RefreshAhead policy)) {
+      return found;
+    }
+    Map<String, String> all = new LinkedHashMap<>();
+    for (String key : keys) {
+      String json = found.get(key);
+      if (json != null) {
+        all.put(key, json);
+        Instant expiresAt = expiries.getIfPresent(new Key(namespace, key));
+        if (expiresAt != null && dueForRefresh(Duration.between(clock.instant(), expiresAt), policy)) {
+          refreshInBackground(namespace, key, policy);
+        }
+      } else {
+        loadOnce(namespace, key, policy).ifPresent(v -> all.put(key, v));
+      }
+    }
+    return all;
+  }
+
+  private Optional<String> getRefreshingAhead(String namespace, String key, RefreshAhead policy) {
+    Optional<String> json;
+    Duration remaining;
+    if (delegate instanceof RedisCache redis) {
+      Optional<RedisCache.Found> found = redis.getWithTtl(namespace, key);
+      json = found.map(RedisCache.Found::json);
+      remaining = found.map(RedisCache.Found::remaining).orElse(null);
+    } else {
+      json = delegate.get(namespace, key);
+      Instant expiresAt = expiries.getIfPresent(new Key(namespace, key));
+      remaining = expiresAt == null ? null : Duration.between(clock.instant(), expiresAt);
+    }
+    if (json.isEmpty()) {
+      return loadOnce(namespace, key, policy);
+    }
+    if (remaining != null && dueForRefresh(remaining, policy)) {
+      refreshInBackground(namespace, key, policy);
+    }
+    return json;
+  }
+
+  private static boolean dueForRefresh(Duration remaining, RefreshAhead policy) {
+    return remaining.toNanos() <= policy.ttl().toNanos() * policy.fraction();
+  }
+
+  /** Loads in this thread, or waits for the load of the key already under way. */
+  private Optional<String> loadOnce(String namespace, String key, RefreshAhead policy) {
+    Key k = new Key(namespace, key);
+    CompletableFuture<Optional<String>> mine = new CompletableFuture<>();
+    CompletableFuture<Optional<String>> running = loading.putIfAbsent(k, mine);
+    if (running != null) {
+      try {
+        return running.join();
+      } catch (CompletionException e) {
+        throw e.getCause() instanceof RuntimeException r ? r : e;
+      }
+    }
+    try {
+      Optional<String> json = load(k, policy);
+      loadsOk.increment();
+      mine.complete(json);
+      return json;
+    } catch (RuntimeException | Error e) {
+      loadsFailed.increment();
+      mine.completeExceptionally(e);
+      throw e;
+    } finally {
+      loading.remove(k, mine);
+    }
+  }
+
+  /** Starts one reload of the key unless a load of it is under way; never blocks. */
+  private void refreshInBackground(String namespace, String key, RefreshAhead policy) {
+    Key k = new Key(namespace, key);
+    CompletableFuture<Optional<String>> mine = new CompletableFuture<>();
+    if (loading.putIfAbsent(k, mine) != null) {
+      return;
+    }
+    try {
+      executor.execute(
+          () -> {
+            try {
+              mine.complete(load(k, policy));
+              refreshesOk.increment();
+            } catch (RuntimeException | Error e) {
+              refreshesFailed.increment();
+              mine.completeExceptionally(e);
+              log.warn("refresh-ahead of {}:{} failed; the cached value stays until its TTL ends", namespace, key, e);
+            } finally {
+              loading.remove(k, mine);
+            }
+          });
+    } catch (RuntimeException e) {
+      loading.remove(k, mine);
+      mine.cancel(false);
+      log.warn("refresh-ahead of {}:{} could not start", namespace, key, e);
+    }
+  }
+
+  private Optional<String> load(Key k, RefreshAhead policy) {
+    Optional<String> json =
+        Objects.requireNonNull(policy.loader().load(k.namespace(), k.key()), "the loader returned null");
+    if (json.isPresent()) {
+      try {
+        delegate.put(k.namespace(), k.key(), json.get(), policy.ttl());
+        expiries.put(k, clock.instant().plus(policy.ttl()));
+      } catch (RetriableException e) {
+        // the cache is unavailable: the caller still gets the loaded value
+        log.debug("loaded {}:{} but could not cache it: {}", k.namespace(), k.key(), e.getMessage());
+      }
+    }
+    return json;
+  }
+
+  // ---- writes ----
+
+  @Override
+  public void put(String namespace, String key, String json) {
+    Policy policy = policies.get(namespace);
+    if (policy instanceof RefreshAhead ra) {
+      put(namespace, key, json, ra.ttl());
+    } else if (policy == null) {
+      delegate.put(namespace, key, json);
+    } else {
+      write(namespace, Map.of(key, json), null, policy);
+    }
+  }
+
+  @Override
+  public void put(String namespace, String key, String json, Duration ttl) {
+    Policy policy = policies.get(namespace);
+    if (policy == null) {
+      delegate.put(namespace, key, json, ttl);
+    } else {
+      CacheKeys.requireValidKey(key);
+      Objects.requireNonNull(json, "json");
+      write(namespace, Map.of(key, json), CacheKeys.requirePositiveTtl(ttl), policy);
+    }
+  }
+
+  @Override
+  public void putAll(String namespace, Map<String, String> entries) {
+    Policy policy = policies.get(namespace);
+    if (policy instanceof RefreshAhead ra) {
+      putAll(namespace, entries, ra.ttl());
+    } else if (policy == null) {
+      delegate.putAll(namespace, entries);
+    } else {
+      write(namespace, entries, null, policy);
+    }
+  }
+
+  @Override
+  public void putAll(String namespace, Map<String, String> entries, Duration ttl) {
+    Policy policy = policies.get(namespace);
+    if (policy == null) {
+      delegate.putAll(namespace, entries, ttl);
+    } else {
+      write(namespace, entries, CacheKeys.requirePositiveTtl(ttl), policy);
+    }
+  }
+
+  /** A write under a strategy; ttl null means the namespace default of the delegate. */
+  private void write(String namespace, Map<String, String> entries, Duration ttl, Policy policy) {
+    entries.keySet().forEach(CacheKeys::requireValidKey);
+    switch (policy) {
+      case WriteThrough wt -> {
+        if (entries.size() == 1) {
+          Map.Entry<String, String> e = entries.entrySet().iterator().next();
+          wt.store().write(namespace, e.getKey(), e.getValue());
+        } else {
+          wt.store().writeAll(namespace, entries);
+        }
+        putInDelegate(namespace, entries, ttl);
+      }
+      case WriteBack wb -> {
+        writeBack.requireRoom(namespace, entries.size());
+        putInDelegate(namespace, entries, ttl);
+        entries.forEach((key, json) -> writeBack.write(namespace, key, json));
+        if (writeBack.full()) {
+          executor.execute(this::flushQuietly);
+        }
+      }
+      case RefreshAhead ra -> {
+        putInDelegate(namespace, entries, ttl);
+        Instant expiresAt = clock.instant().plus(ttl);
+        entries.keySet().forEach(key -> expiries.put(new Key(namespace, key), expiresAt));
+      }
+    }
+  }
+
+  private void putInDelegate(String namespace, Map<String, String> entries, Duration ttl) {
+    if (entries.size() == 1) {
+      Map.Entry<String, String> e = entries.entrySet().iterator().next();
+      if (ttl == null) {
+        delegate.put(namespace, e.getKey(), e.getValue());
+      } else {
+        delegate.put(namespace, e.getKey(), e.getValue(), ttl);
+      }
+    } else if (ttl == null) {
+      delegate.putAll(namespace, entries);
+    } else {
+      delegate.putAll(namespace, entries, ttl);
+    }
+  }
+
+  @Override
+  public boolean delete(String namespace, String key) {
+    Policy policy = policies.get(namespace);
+    if (policy instanceof WriteThrough wt) {
+      CacheKeys.requireValidKey(key);
+      wt.store().delete(namespace, key);
+    }
+    boolean removed = delegate.delete(namespace, key);
+    if (policy instanceof WriteBack) {
+      writeBack.delete(namespace, key);
+    } else if (policy instanceof RefreshAhead) {
+      expiries.invalidate(new Key(namespace, key));
+    }
+    return removed;
+  }
+
+  @Override
+  public long clear(String namespace) {
+    long removed = delegate.clear(namespace);
+    if (policies.get(namespace) instanceof RefreshAhead) {
+      expiries.asMap().keySet().removeIf(k -> k.namespace().equals(namespace));
+    }
+    return removed;
+  }
+
+  // ---- write-back ----
+
+  /**
+   * Hands every waiting write-back write to its store now.
+   *
+   * @throws RetriableException when a store refuses a batch (its writes stay queued)
+   */
+  public void flush() {
+    if (writeBack != null) {
+      writeBack.flushNow();
+    }
+  }
+
+  /** Write-back writes acknowledged and not yet in their store. */
+  public int pendingWrites() {
+    return writeBack == null ? 0 : writeBack.pending();
+  }
+
+  /** The scheduled flush: writes what is due, leaves failures to the backoff. */
+  void flushQuietly() {
+    try {
+      if (writeBack.due()) {
+        writeBack.flushDue();
+      }
+    } catch (RuntimeException e) {
+      log.warn("write-back flush failed unexpectedly", e);
+    }
+  }
+
+  /**
+   * Flushes waiting write-back writes (retrying with backoff for up to the shutdown timeout), then
+   * closes the decorated cache. Writes the stores still refuse at the deadline are logged with
+   * their keys. Idempotent.
+   */
+  @Override
+  public void close() {
+    synchronized (this) {
+      if (closed) {
+        return;
+      }
+      closed = true;
+    }
+    try {
+      if (writeBack != null) {
+        ticker.shutdownNow();
+        drainWriteBack();
+      }
+    } finally {
+      if (ownedExecutor != null) {
+        ownedExecutor.shutdownNow();
+      }
+      delegate.close();
+    }
+  }
+
+  private void drainWriteBack() {
+    long deadline = System.nanoTime() + shutdownTimeout.toNanos();
+    while (writeBack.pending() > 0) {
+      try {
+        writeBack.flushNow();
+        return;
+      } catch (RetriableException e) {
+        long waitNanos =
+            Math.max(
+                TimeUnit.MILLISECONDS.toNanos(1),
+                Duration.between(clock.instant(), writeBack.nextAttemptAt()).toNanos());
+        long left = deadline - System.nanoTime();
+        if (left <= 0) {
+          break;
+        }
+        try {
+          TimeUnit.NANOSECONDS.sleep(Math.min(waitNanos, left));
+        } catch (InterruptedException interrupted) {
+          Thread.currentThread().interrupt();
+          break;
+        }
+      }
+    }
+    if (writeBack.pending() > 0) {
+      log.error(
+          "closing with {} write-back writes the backing store did not take within {} s; lost: {}",
+          writeBack.pending(),
+          shutdownTimeout.toSeconds(),
+          writeBack.pendingKeys(20));
+    }
+  }
+
+  private static Counter loads(MeterRegistry registry, String kind, String result) {
+    return Counter.builder("nis.cache.loads")
+        .description("refresh-ahead loads")
+        .tags("kind", kind, "result", result)
+        .register(registry);
+  }
+
+  /** Builds a {@link StrategyCache}; every setting has a documented default. Not thread-safe. */
+  public static final class Builder {
+    private final Cache delegate;
+    private final Map<String, Policy> policies = new LinkedHashMap<>();
+    private InstantSource clock = InstantSource.system();
+    private Executor executor;
+    private MeterRegistry registry = new SimpleMeterRegistry();
+    private int writeBackBatchSize = DEFAULT_WRITE_BACK_BATCH_SIZE;
+    private Duration writeBackInterval = DEFAULT_WRITE_BACK_INTERVAL;
+    private RetryPolicy writeBackRetry = RetryPolicy.defaults();
+    private int writeBackMaxPending = DEFAULT_WRITE_BACK_MAX_PENDING;
+    private Duration shutdownTimeout = DEFAULT_SHUTDOWN_TIMEOUT;
+    private final List<String> problems = new ArrayList<>();
+
+    private Builder(Cache delegate) {
+      this.delegate = delegate;
+    }
+
+    /** Writes of the namespace go to the store, then the cache, synchronously. */
+    public Builder writeThrough(String namespace, BackingStore store) {
+      return policy(namespace, new WriteThrough(Objects.requireNonNull(store, "store")));
+    }
+
+    /** Writes of the namespace are acknowledged after the cache write and reach the store later. */
+    public Builder writeBack(String namespace, BackingStore store) {
+      return policy(namespace, new WriteBack(Objects.requireNonNull(store, "store")));
+    }
+
+    /**
+     * Reads of the namespace load misses with the loader and cache them for {@code ttl}; a hit in
+     * the last {@value #DEFAULT_REFRESH_AHEAD_FRACTION} of the TTL reloads in the background.
+     */
+    public Builder refreshAhead(String namespace, CacheLoader loader, Duration ttl) {
+      return refreshAhead(namespace, loader, ttl, DEFAULT_REFRESH_AHEAD_FRACTION);
+    }
+
+    /**
+     * As {@link #refreshAhead(String, CacheLoader, Duration)}, reloading in the last {@code
+     * fraction} (0 to 1, exclusive) of the TTL.
+     */
+    public Builder refreshAhead(String namespace, CacheLoader loader, Duration ttl, double fraction) {
+      if (!(fraction > 0 && fraction < 1)) {
+        problems.add("refresh-ahead fraction of " + namespace + " must be between 0 and 1, got " + fraction);
+      }
+      try {
+        CacheKeys.requirePositiveTtl(ttl);
+      } catch (ValidationException e) {
+        problems.add("refresh-ahead TTL of " + namespace + ": " + e.getMessage());
+      }
+      return policy(namespace, new RefreshAhead(Objects.requireNonNull(loader, "loader"), ttl, fraction));
+    }
+
+    /** Time of expiry tracking and write-back retries (default the system clock). */
+    public Builder clock(InstantSource clock) {
+      this.clock = Objects.requireNonNull(clock, "clock");
+      return this;
+    }
+
+    /**
+     * Runs background reloads and full write-back batches (default: a virtual thread each, owned
+     * by the cache). An executor given here is not shut down by {@link #close()}.
+     */
+    public Builder executor(Executor executor) {
+      this.executor = Objects.requireNonNull(executor, "executor");
+      return this;
+    }
+
+    public Builder meterRegistry(MeterRegistry registry) {
+      this.registry = Objects.requireNonNull(registry, "registry");
+      return this;
+    }
+
+    /** Writes per write-back batch (default {@value #DEFAULT_WRITE_BACK_BATCH_SIZE}). */
+    public Builder writeBackBatchSize(int writeBackBatchSize) {
+      this.writeBackBatchSize = writeBackBatchSize;
+      return this;
+    }
+
+    /** How often waiting writes are flushed (default 1 s). */
+    public Builder writeBackInterval(Duration writeBackInterval) {
+      this.writeBackInterval = Objects.requireNonNull(writeBackInterval, "writeBackInterval");
+      return this;
+    }
+
+    /**
+     * Backoff between attempts at a batch the store refused (default: 1 s doubling to 30 s, jitter
+     * ±50 %). Attempts go on past {@code maxAttempts}, at the maximum delay, logged as errors.
+     */
+    public Builder writeBackRetry(RetryPolicy writeBackRetry) {
+      this.writeBackRetry = Objects.requireNonNull(writeBackRetry, "writeBackRetry");
+      return this;
+    }
+
+    /** Writes that may wait for the store before puts are refused (default 10 000). */
+    public Builder writeBackMaxPending(int writeBackMaxPending) {
+      this.writeBackMaxPending = writeBackMaxPending;
+      return this;
+    }
+
+    /** How long close may spend flushing write-back writes (default 30 s). */
+    public Builder shutdownTimeout(Duration shutdownTimeout) {
+      this.shutdownTimeout = Objects.requireNonNull(shutdownTimeout, "shutdownTimeout");
+      return this;
+    }
+
+    /**
+     * @throws ValidationException listing every setting that is wrong
+     */
+    public StrategyCache build() {
+      List<String> all = new ArrayList<>(problems);
+      if (writeBackBatchSize < 1) {
+        all.add("writeBackBatchSize must be at least 1, got " + writeBackBatchSize);
+      }
+      if (writeBackMaxPending < 1) {
+        all.add("writeBackMaxPending must be at least 1, got " + writeBackMaxPending);
+      }
+      if (writeBackInterval.toMillis() < 1) {
+        all.add("writeBackInterval must be at least 1 ms, got " + writeBackInterval);
+      }
+      if (shutdownTimeout.isNegative()) {
+        all.add("shutdownTimeout must not be negative, got " + shutdownTimeout);
+      }
+      if (!all.isEmpty()) {
+        throw new ValidationException(all);
+      }
+      return new StrategyCache(this);
+    }
+
+    private Builder policy(String namespace, Policy policy) {
+      try {
+        CacheKeys.requireValidNamespace(namespace);
+      } catch (ValidationException e) {
+        problems.add(e.getMessage());
+        return this;
+      }
+      if (policies.putIfAbsent(namespace, policy) != null) {
+        problems.add("namespace " + namespace + " has two strategies; give it one");
+      }
+      return this;
+    }
+  }
+
+  /** For tests in this package: the queue of write-back writes. */
+  WriteBackQueue writeBackQueue() {
+    return writeBack;
+  }
+}
