@@ -1,0 +1,522 @@
+package org.nisprotocol.redis;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+import static org.awaitility.Awaitility.await;
+import static org.junit.jupiter.api.Assertions.assertTimeoutPreemptively;
+
+import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
+import java.time.Duration;
+import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.Collection;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.Queue;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.CyclicBarrier;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
+import org.nisprotocol.core.Cache;
+import org.nisprotocol.core.RetriableException;
+import org.nisprotocol.core.RetryPolicy;
+import org.nisprotocol.core.ValidationException;
+import org.nisprotocol.embedded.InMemoryCache;
+import org.nisprotocol.embedded.InMemoryCacheConfig;
+import org.nisprotocol.testkit.ManualClock;
+
+/** The strategies over the embedded cache, with a manual clock and a manual executor. */
+class StrategyCacheTest {
+  private static final Duration TTL = Duration.ofSeconds(100);
+
+  private final ManualClock clock = ManualClock.create();
+  private final InMemoryCache memory =
+      InMemoryCache.create(InMemoryCacheConfig.defaults().withClock(clock));
+  private final ManualExecutor executor = new ManualExecutor();
+  private final RecordingStore store = new RecordingStore();
+  private final SimpleMeterRegistry registry = new SimpleMeterRegistry();
+  private StrategyCache cache;
+
+  @AfterEach
+  void close() {
+    if (cache != null) {
+      cache.close();
+    }
+  }
+
+  private StrategyCache.Builder builder(Cache delegate) {
+    return StrategyCache.builder(delegate)
+        .clock(clock)
+        .executor(executor)
+        .meterRegistry(registry)
+        .writeBackInterval(Duration.ofHours(1));
+  }
+
+  // ---- TTL (no strategy) ----
+
+  @Test
+  void aNamespaceWithoutStrategyExpiresAfterWriteAndReadsDoNotExtendIt() {
+    cache = builder(memory).writeThrough("orders", store).build();
+    cache.put("plain", "k", "1", Duration.ofSeconds(10));
+    clock.advance(Duration.ofSeconds(9));
+    assertThat(cache.get("plain", "k")).contains("1");
+    clock.advance(Duration.ofSeconds(1));
+
+    assertThat(cache.get("plain", "k")).isEmpty();
+    assertThat(store.calls).isEmpty();
+  }
+
+  // ---- WRITE_THROUGH ----
+
+  @Test
+  void writeThroughWritesTheStoreBeforeTheCache() {
+    List<Optional<String>> cacheSeenByStore = new ArrayList<>();
+    store.beforeEachCall(() -> cacheSeenByStore.add(memory.get("orders", "o1")));
+    cache = builder(memory).writeThrough("orders", store).build();
+
+    cache.put("orders", "o1", "{\"qty\":1}");
+
+    assertThat(cacheSeenByStore).containsExactly(Optional.empty());
+    assertThat(store.data).containsEntry("orders:o1", "{\"qty\":1}");
+    assertThat(memory.get("orders", "o1")).contains("{\"qty\":1}");
+  }
+
+  @Test
+  void writeThroughLeavesTheCacheAloneWhenTheStoreFails() {
+    cache = builder(memory).writeThrough("orders", store).build();
+    cache.put("orders", "o1", "1");
+    store.failNext(1);
+
+    assertThatThrownBy(() -> cache.put("orders", "o1", "2")).hasMessageContaining("store unavailable");
+
+    assertThat(cache.get("orders", "o1")).contains("1");
+    assertThat(store.data).containsEntry("orders:o1", "1");
+  }
+
+  @Test
+  void writeThroughBatchesAndDeletesReachTheStore() {
+    cache = builder(memory).writeThrough("orders", store).build();
+    cache.putAll("orders", Map.of("a", "1"), Duration.ofSeconds(5));
+    cache.putAll("orders", new LinkedHashMap<>(Map.of("b", "2", "c", "3")));
+
+    assertThat(cache.delete("orders", "b")).isTrue();
+
+    assertThat(store.data).isEqualTo(Map.of("orders:a", "1", "orders:c", "3"));
+    assertThat(cache.getAll("orders", List.of("a", "b", "c"))).isEqualTo(Map.of("a", "1", "c", "3"));
+    clock.advance(Duration.ofSeconds(5));
+    assertThat(cache.get("orders", "a")).as("the TTL given still applies").isEmpty();
+  }
+
+  // ---- WRITE_BACK ----
+
+  @Test
+  void writeBackAcknowledgesAfterTheCacheAndFlushesLater() {
+    cache = builder(memory).writeBack("memory", store).build();
+
+    cache.put("memory", "m1", "1");
+    cache.put("memory", "m1", "2");
+    cache.put("memory", "m2", "3");
+    cache.delete("memory", "m2");
+
+    assertThat(cache.get("memory", "m1")).contains("2");
+    assertThat(store.calls).isEmpty();
+    assertThat(cache.pendingWrites()).isEqualTo(2);
+
+    cache.flush();
+
+    assertThat(store.calls).containsExactly("writeAll memory {m1=2}", "delete memory:m2");
+    assertThat(cache.pendingWrites()).isZero();
+    assertThat(registry.get("nis.cache.write_back.flushed").gauge().value()).isEqualTo(2);
+  }
+
+  @Test
+  void aFullBatchIsFlushedInTheBackground() {
+    cache = builder(memory).writeBack("memory", store).writeBackBatchSize(3).build();
+    cache.put("memory", "a", "1");
+    cache.put("memory", "b", "1");
+    assertThat(executor.queued()).isZero();
+
+    cache.put("memory", "c", "1");
+
+    assertThat(executor.queued()).isEqualTo(1);
+    executor.runAll();
+    assertThat(store.data).hasSize(3);
+  }
+
+  @Test
+  void theScheduledFlushRunsOnItsInterval() {
+    cache = builder(memory).writeBack("memory", store).writeBackInterval(Duration.ofMillis(20)).build();
+    cache.put("memory", "a", "1");
+
+    await().atMost(Duration.ofSeconds(5))
+        .untilAsserted(() -> assertThat(store.data).containsEntry("memory:a", "1"));
+  }
+
+  @Test
+  void aFailingStoreKeepsTheWritesQueued() {
+    cache = builder(memory).writeBack("memory", store).build();
+    cache.put("memory", "a", "1");
+    store.failNext(1);
+
+    assertThatThrownBy(cache::flush).isInstanceOf(RetriableException.class).hasMessageContaining("store unavailable");
+    assertThat(cache.pendingWrites()).isEqualTo(1);
+
+    cache.flush();
+    assertThat(store.data).containsEntry("memory:a", "1");
+  }
+
+  @Test
+  void closeFlushesWhatWaitsRetryingAFailingStore() {
+    Cache delegate = new SwitchableCache(memory);
+    cache =
+        builder(delegate)
+            .writeBack("memory", store)
+            .writeBackRetry(new RetryPolicy(3, Duration.ofMillis(1), Duration.ofMillis(5), 0))
+            .build();
+    cache.put("memory", "a", "1");
+    cache.put("memory", "b", "2");
+    store.failNext(2);
+
+    cache.close();
+
+    assertThat(store.data).isEqualTo(Map.of("memory:a", "1", "memory:b", "2"));
+    assertThat(((SwitchableCache) delegate).closed).isTrue();
+  }
+
+  @Test
+  void aFullQueueRefusesWritesBeforeTheyReachTheCache() {
+    cache = builder(memory).writeBack("memory", store).writeBackMaxPending(1).build();
+    cache.put("memory", "a", "1");
+
+    assertThatThrownBy(() -> cache.put("memory", "b", "2"))
+        .isInstanceOf(RetriableException.class)
+        .hasMessageContaining("at most 1");
+    assertThat(cache.get("memory", "b")).isEmpty();
+  }
+
+  @Test
+  void aWriteTheCacheRefusesIsNotQueued() {
+    SwitchableCache delegate = new SwitchableCache(memory);
+    cache = builder(delegate).writeBack("memory", store).build();
+    delegate.refuseWrites = true;
+
+    assertThatThrownBy(() -> cache.put("memory", "a", "1")).isInstanceOf(RetriableException.class);
+
+    assertThat(cache.pendingWrites()).isZero();
+  }
+
+  // ---- REFRESH_AHEAD ----
+
+  @Test
+  void aMissLoadsAndCachesForTheRefreshTtl() {
+    CountingLoader loader = new CountingLoader();
+    cache = builder(memory).refreshAhead("goals", loader, TTL).build();
+
+    assertThat(cache.get("goals", "g1")).contains("\"g1#1\"");
+    assertThat(cache.get("goals", "g1")).contains("\"g1#1\"");
+
+    assertThat(loader.calls).hasValue(1);
+    clock.advance(TTL);
+    assertThat(memory.get("goals", "g1")).as("cached for the refresh TTL").isEmpty();
+  }
+
+  @Test
+  void concurrentMissesLoadOnce() throws Exception {
+    CountDownLatch release = new CountDownLatch(1);
+    CountingLoader loader = new CountingLoader(release);
+    cache = builder(memory).refreshAhead("goals", loader, TTL).build();
+    int callers = 8;
+    CyclicBarrier start = new CyclicBarrier(callers);
+    ExecutorService threads = Executors.newFixedThreadPool(callers);
+    try {
+      List<Future<Optional<String>>> results = new ArrayList<>();
+      for (int i = 0; i < callers; i++) {
+        results.add(threads.submit(() -> {
+          start.await();
+          return cache.get("goals", "g1");
+        }));
+      }
+      loader.started.await(5, TimeUnit.SECONDS);
+      Thread.sleep(50); // let the other callers reach the load in flight (not timing logic)
+      release.countDown();
+      for (Future<Optional<String>> result : results) {
+        assertThat(result.get(5, TimeUnit.SECONDS)).contains("\"g1#1\"");
+      }
+    } finally {
+      threads.shutdownNow();
+    }
+    assertThat(loader.calls).hasValue(1);
+  }
+
+  @Test
+  void aHitInTheLastFifthOfItsTtlReloadsInTheBackgroundOnce() {
+    CountingLoader loader = new CountingLoader();
+    cache = builder(memory).refreshAhead("goals", loader, TTL).build();
+    cache.get("goals", "g1");
+
+    clock.advance(Duration.ofSeconds(79));
+    assertThat(cache.get("goals", "g1")).contains("\"g1#1\"");
+    assertThat(executor.queued()).as("79 % of the TTL gone: no reload").isZero();
+
+    clock.advance(Duration.ofSeconds(1));
+    assertThat(cache.get("goals", "g1")).as("the caller gets the cached value at once").contains("\"g1#1\"");
+    assertThat(cache.get("goals", "g1")).contains("\"g1#1\"");
+    assertThat(executor.queued()).as("one reload for many reads").isEqualTo(1);
+    assertThat(loader.calls).hasValue(1);
+
+    executor.runAll();
+
+    assertThat(loader.calls).hasValue(2);
+    assertThat(cache.get("goals", "g1")).contains("\"g1#2\"");
+    clock.advance(Duration.ofSeconds(79));
+    assertThat(cache.get("goals", "g1")).as("the reload restarted the TTL").contains("\"g1#2\"");
+    assertThat(registry.get("nis.cache.loads").tags("kind", "refresh", "result", "ok").counter().count()).isEqualTo(1);
+  }
+
+  @Test
+  void theRefreshShareIsConfigurable() {
+    CountingLoader loader = new CountingLoader();
+    cache = builder(memory).refreshAhead("goals", loader, TTL, 0.5).build();
+    cache.get("goals", "g1");
+
+    clock.advance(Duration.ofSeconds(49));
+    cache.get("goals", "g1");
+    assertThat(executor.queued()).isZero();
+    clock.advance(Duration.ofSeconds(1));
+    cache.get("goals", "g1");
+    assertThat(executor.queued()).isEqualTo(1);
+  }
+
+  @Test
+  void aFailedReloadKeepsTheOldValueUntilItsTtlEnds() {
+    CountingLoader loader = new CountingLoader();
+    cache = builder(memory).refreshAhead("goals", loader, TTL).build();
+    cache.get("goals", "g1");
+    clock.advance(Duration.ofSeconds(90));
+    loader.failNext = true;
+    cache.get("goals", "g1");
+
+    executor.runAll();
+
+    assertThat(cache.get("goals", "g1")).contains("\"g1#1\"");
+    assertThat(registry.get("nis.cache.loads").tags("kind", "refresh", "result", "failed").counter().count()).isEqualTo(1);
+    clock.advance(Duration.ofSeconds(10));
+    executor.runAll();
+    assertThat(cache.get("goals", "g1")).as("expired: loaded anew on the miss").contains("\"g1#3\"");
+  }
+
+  @Test
+  void callersNeverWaitForAReload() {
+    CountDownLatch release = new CountDownLatch(1);
+    CountingLoader loader = new CountingLoader();
+    cache =
+        StrategyCache.builder(memory)
+            .clock(clock)
+            .refreshAhead("goals", loader, TTL)
+            .build(); // the default executor: real background threads
+    cache.get("goals", "g1");
+    loader.blockOn = release;
+    clock.advance(Duration.ofSeconds(90));
+
+    try {
+      Optional<String> read = assertTimeoutPreemptively(Duration.ofSeconds(2), () -> cache.get("goals", "g1"));
+      assertThat(read).contains("\"g1#1\"");
+    } finally {
+      release.countDown();
+    }
+  }
+
+  @Test
+  void anEmptyLoadCachesNothing() {
+    AtomicInteger calls = new AtomicInteger();
+    cache =
+        builder(memory)
+            .refreshAhead("goals", (ns, key) -> {
+              calls.incrementAndGet();
+              return Optional.empty();
+            }, TTL)
+            .build();
+
+    assertThat(cache.get("goals", "none")).isEmpty();
+    assertThat(cache.get("goals", "none")).isEmpty();
+    assertThat(calls).hasValue(2);
+  }
+
+  @Test
+  void getAllLoadsTheMissesAndRefreshesWhatIsDue() {
+    CountingLoader loader = new CountingLoader();
+    cache = builder(memory).refreshAhead("goals", loader, TTL).build();
+    cache.put("goals", "a", "\"a#0\"");
+
+    Map<String, String> first = cache.getAll("goals", List.of("a", "b"));
+    assertThat(first).isEqualTo(Map.of("a", "\"a#0\"", "b", "\"b#1\""));
+    clock.advance(Duration.ofSeconds(85));
+    cache.getAll("goals", List.of("a", "b"));
+
+    assertThat(executor.queued()).isEqualTo(2);
+  }
+
+  // ---- configuration ----
+
+  @Test
+  void badStrategiesAreAllReported() {
+    assertThatThrownBy(
+            () ->
+                StrategyCache.builder(memory)
+                    .writeThrough("orders", store)
+                    .writeBack("orders", store)
+                    .refreshAhead("goals", new CountingLoader(), TTL, 1.5)
+                    .writeThrough("bad ns", store)
+                    .writeBackBatchSize(0)
+                    .build())
+        .isInstanceOfSatisfying(
+            ValidationException.class,
+            e ->
+                assertThat(e.problems())
+                    .hasSize(4)
+                    .anySatisfy(p -> assertThat(p).contains("orders has two strategies"))
+                    .anySatisfy(p -> assertThat(p).contains("fraction").contains("1.5"))
+                    .anySatisfy(p -> assertThat(p).contains("bad ns"))
+                    .anySatisfy(p -> assertThat(p).contains("writeBackBatchSize")));
+  }
+
+  // ---- test doubles ----
+
+  /** Runs submitted tasks only when the test says so. */
+  static final class ManualExecutor implements java.util.concurrent.Executor {
+    private final Queue<Runnable> tasks = new ArrayDeque<>();
+
+    @Override
+    public synchronized void execute(Runnable task) {
+      tasks.add(task);
+    }
+
+    synchronized int queued() {
+      return tasks.size();
+    }
+
+    void runAll() {
+      Runnable task;
+      while ((task = poll()) != null) {
+        task.run();
+      }
+    }
+
+    private synchronized Runnable poll() {
+      return tasks.poll();
+    }
+  }
+
+  /** Loads "key#n" for the n-th load; can block or fail. */
+  static final class CountingLoader implements CacheLoader {
+    final AtomicInteger calls = new AtomicInteger();
+    final CountDownLatch started = new CountDownLatch(1);
+    volatile CountDownLatch blockOn;
+    volatile boolean failNext;
+
+    CountingLoader() {}
+
+    CountingLoader(CountDownLatch blockOn) {
+      this.blockOn = blockOn;
+    }
+
+    @Override
+    public Optional<String> load(String namespace, String key) {
+      int n = calls.incrementAndGet();
+      started.countDown();
+      if (failNext) {
+        failNext = false;
+        throw new IllegalStateException("loader down");
+      }
+      CountDownLatch latch = blockOn;
+      if (latch != null) {
+        try {
+          latch.await(10, TimeUnit.SECONDS);
+        } catch (InterruptedException e) {
+          Thread.currentThread().interrupt();
+        }
+      }
+      return Optional.of("\"" + key + "#" + n + "\"");
+    }
+  }
+
+  /** A real cache that can be told to refuse writes as an unavailable backend does. */
+  static final class SwitchableCache implements Cache {
+    private final Cache real;
+    volatile boolean refuseWrites;
+    volatile boolean closed;
+
+    SwitchableCache(Cache real) {
+      this.real = real;
+    }
+
+    @Override
+    public Optional<String> get(String namespace, String key) {
+      return real.get(namespace, key);
+    }
+
+    @Override
+    public Map<String, String> getAll(String namespace, Collection<String> keys) {
+      return real.getAll(namespace, keys);
+    }
+
+    @Override
+    public void put(String namespace, String key, String json) {
+      refuse();
+      real.put(namespace, key, json);
+    }
+
+    @Override
+    public void put(String namespace, String key, String json, Duration ttl) {
+      refuse();
+      real.put(namespace, key, json, ttl);
+    }
+
+    @Override
+    public void putAll(String namespace, Map<String, String> entries) {
+      refuse();
+      real.putAll(namespace, entries);
+    }
+
+    @Override
+    public void putAll(String namespace, Map<String, String> entries, Duration ttl) {
+      refuse();
+      real.putAll(namespace, entries, ttl);
+    }
+
+    @Override
+    public boolean delete(String namespace, String key) {
+      refuse();
+      return real.delete(namespace, key);
+    }
+
+    @Override
+    public long clear(String namespace) {
+      return real.clear(namespace);
+    }
+
+    @Override
+    public String name() {
+      return "switchable";
+    }
+
+    @Override
+    public void close() {
+      closed = true;
+      real.close();
+    }
+
+    private void refuse() {
+      if (refuseWrites) {
+        throw new RetriableException("backend unavailable");
+      }
+    }
+  }
+}
