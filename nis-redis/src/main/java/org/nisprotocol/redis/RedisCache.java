@@ -114,6 +114,9 @@ public final class RedisCache implements Cache {
   /** Invalidation counters per near-cached namespace; a power of two. */
   private static final int EPOCH_STRIPES = 64;
 
+  /** Commands written in one flush by putAll. */
+  private static final int PIPELINE_CHUNK = 500;
+
   /** Past this many namespaces, further ones are served without caching their state. */
   private static final int MAX_REMEMBERED_NAMESPACES = 10_000;
 
@@ -189,7 +192,8 @@ public final class RedisCache implements Cache {
     this.config = config;
     this.metrics = new CacheMetrics(registry);
     this.breaker = CircuitBreaker.create("redis-cache", config.circuitBreaker(), config.clock());
-    this.guardNanos = config.commandTimeout().toNanos() + TimeUnit.MILLISECONDS.toNanos(100);
+    // Lettuce times each command out after commandTimeout; this guard only backs it up
+    this.guardNanos = 2 * config.commandTimeout().toNanos() + TimeUnit.MILLISECONDS.toNanos(100);
     this.fallback =
         config.fallbackBytes() == 0
             ? null
@@ -559,7 +563,7 @@ public final class RedisCache implements Cache {
       commands.add(publish(Invalidation.ofKeys(origin, ns.name, entries.keySet())));
     }
     try {
-      dispatchAndAwait(commands, start);
+      dispatchAndAwait(commands);
       breaker.onSuccess();
     } catch (Unavailable e) {
       failed(ns, e);
@@ -611,7 +615,7 @@ public final class RedisCache implements Cache {
     }
     long removed;
     try {
-      dispatchAndAwait(commands, start);
+      dispatchAndAwait(commands);
       removed = unlink.get();
       breaker.onSuccess();
     } catch (Unavailable e) {
@@ -743,15 +747,24 @@ public final class RedisCache implements Cache {
     }
   }
 
-  private void dispatchAndAwait(List<AsyncCommand<String, String, ?>> commands, long startNanos)
+  /**
+   * Writes the commands together (one flush per {@value #PIPELINE_CHUNK}, so that a huge batch
+   * does not hold one deadline) and waits for each.
+   */
+  private void dispatchAndAwait(List<AsyncCommand<String, String, ?>> commands)
       throws Unavailable {
-    try {
-      link.connection().dispatch(commands);
-    } catch (RuntimeException e) {
-      throw unavailable(e);
-    }
-    for (AsyncCommand<String, String, ?> command : commands) {
-      await(command, startNanos);
+    for (int from = 0; from < commands.size(); from += PIPELINE_CHUNK) {
+      List<AsyncCommand<String, String, ?>> chunk =
+          commands.subList(from, Math.min(commands.size(), from + PIPELINE_CHUNK));
+      long dispatched = System.nanoTime();
+      try {
+        link.connection().dispatch(chunk);
+      } catch (RuntimeException e) {
+        throw unavailable(e);
+      }
+      for (AsyncCommand<String, String, ?> command : chunk) {
+        await(command, dispatched);
+      }
     }
   }
 
