@@ -39,7 +39,8 @@ import org.nisprotocol.testkit.KafkaBroker;
  * fixed 5,000 msg/s, and how long a critical message takes to reach its handler behind a backlog
  * of 100,000 low ones. Prints a table with the baselines and the ratios.
  *
- * <p>Run with {@code bin/nis bench kafka [messages]}.
+ * <p>Run with {@code bin/nis bench kafka [messages]}; {@code -Dnis.bench.only=priority} runs only the
+ * priority measurement.
  */
 public final class KafkaBenchmark {
   private static final int PAYLOAD_BYTES = 1024;
@@ -56,6 +57,8 @@ public final class KafkaBenchmark {
       KafkaBusConfig config =
           KafkaBusConfig.builder(servers).spoolDirectory(spool).topicPartitions(6).build();
       List<String[]> rows = new ArrayList<>();
+      String only = System.getProperty("nis.bench.only", "all");
+      if (!only.equals("priority")) {
       try (KafkaMessageBus bus = KafkaMessageBus.create(config);
           KafkaProducer<byte[], byte[]> raw = rawProducer(servers, config)) {
         // Throughput: alternate raw and NIS runs, keep each one's best.
@@ -71,6 +74,7 @@ public final class KafkaBenchmark {
         double[] nisLatency = nisEndToEnd(bus, 5_000, Duration.ofSeconds(10));
         rows.add(row("end-to-end p50 at 5,000 msg/s (ms)", rawLatency[0], nisLatency[0], nisLatency[0] / rawLatency[0], "report"));
         rows.add(row("end-to-end p99 at 5,000 msg/s (ms)", rawLatency[1], nisLatency[1], nisLatency[1] / rawLatency[1], "report"));
+      }
       }
       double[] singleLane = criticalBehindBacklog(servers, spool.resolve("one-lane"), 1, 5);
       double[] lanes = criticalBehindBacklog(servers, spool.resolve("lanes"), 6, 100);

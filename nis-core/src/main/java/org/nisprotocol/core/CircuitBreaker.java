@@ -152,6 +152,16 @@ public final class CircuitBreaker {
   }
 
   /**
+   * Gives back a permitted call's place without recording an outcome: for a call that failed for
+   * reasons that say nothing of the backend's health (e.g. local backpressure).
+   */
+  public synchronized void release() {
+    if (state == State.HALF_OPEN && probesInFlight > 0) {
+      probesInFlight--;
+    }
+  }
+
+  /**
    * Runs the call if the breaker permits it, recording its outcome: any exception counts as a
    * failure and is rethrown.
    *

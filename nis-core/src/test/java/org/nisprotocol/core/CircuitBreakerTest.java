@@ -102,6 +102,20 @@ class CircuitBreakerTest {
   }
 
   @Test
+  void aReleasedProbeFreesItsPlaceWithoutClosingOrOpening() {
+    fail(5);
+    now = now.plusSeconds(60);
+    assertThat(breaker.tryAcquire()).isTrue();
+    assertThat(breaker.tryAcquire()).isTrue();
+    assertThat(breaker.tryAcquire()).isFalse();
+
+    breaker.release();
+
+    assertThat(breaker.state()).isEqualTo(CircuitBreaker.State.HALF_OPEN);
+    assertThat(breaker.tryAcquire()).isTrue();
+  }
+
+  @Test
   void wireNamesAreThoseOfTheGuide() {
     assertThat(CircuitBreaker.State.HALF_OPEN.wireName()).isEqualTo("half-open");
     assertThat(CircuitBreaker.State.OPEN.wireName()).isEqualTo("open");

@@ -33,6 +33,8 @@ import org.nisprotocol.core.ValidationException;
  * @param lingerMs producer linger (default 10 ms)
  * @param batchSize producer batch size in bytes (default 16384)
  * @param compressionType none, gzip, snappy, lz4 or zstd (default snappy)
+ * @param maxInFlightBytes bytes of messages sent and not yet acknowledged, at most (default 32
+ *     MiB); past it publishers wait (backpressure), so a burst never looks like a broker failure
  * @param sendTimeout how long a send may take before the message goes to the spool (default
  *     15 s; Kafka's delivery.timeout.ms)
  * @param maxContentBytes largest message accepted, as encoded JSON (default 1 MiB)
@@ -65,6 +67,7 @@ public record KafkaBusConfig(
     int lingerMs,
     int batchSize,
     String compressionType,
+    long maxInFlightBytes,
     Duration sendTimeout,
     int maxContentBytes,
     RetryPolicy retryPolicy,
@@ -119,6 +122,9 @@ public record KafkaBusConfig(
     if (partitionQueueLimit < 1) {
       problems.add("partitionQueueLimit must be positive, got " + partitionQueueLimit);
     }
+    if (maxInFlightBytes < 1024 * 1024 || maxInFlightBytes > Integer.MAX_VALUE) {
+      problems.add("maxInFlightBytes must be 1 MiB to 2 GiB, got " + maxInFlightBytes);
+    }
     if (sendTimeout.toMillis() < 1000) {
       problems.add("sendTimeout must be at least 1 s, got " + sendTimeout);
     }
@@ -151,6 +157,7 @@ public record KafkaBusConfig(
     b.lingerMs = lingerMs;
     b.batchSize = batchSize;
     b.compressionType = compressionType;
+    b.maxInFlightBytes = maxInFlightBytes;
     b.sendTimeout = sendTimeout;
     b.maxContentBytes = maxContentBytes;
     b.retryPolicy = retryPolicy;
@@ -184,6 +191,7 @@ public record KafkaBusConfig(
     private int lingerMs = 10;
     private int batchSize = 16_384;
     private String compressionType = "snappy";
+    private long maxInFlightBytes = 32L * 1024 * 1024;
     private Duration sendTimeout = Duration.ofSeconds(15);
     private int maxContentBytes = DEFAULT_MAX_CONTENT_BYTES;
     private RetryPolicy retryPolicy = RetryPolicy.defaults();
@@ -264,6 +272,11 @@ public record KafkaBusConfig(
       return this;
     }
 
+    public Builder maxInFlightBytes(long value) {
+      maxInFlightBytes = value;
+      return this;
+    }
+
     public Builder sendTimeout(Duration value) {
       sendTimeout = Objects.requireNonNull(value);
       return this;
@@ -331,7 +344,8 @@ public record KafkaBusConfig(
       return new KafkaBusConfig(
           bootstrapServers, clientId, securityProtocol, saslMechanism, saslUsername, saslPassword,
           sslTruststoreLocation, sslTruststorePassword, topicPartitions, replicationFactor,
-          minInsyncReplicas, acks, idempotence, lingerMs, batchSize, compressionType, sendTimeout,
+          minInsyncReplicas, acks, idempotence, lingerMs, batchSize, compressionType, maxInFlightBytes,
+          sendTimeout,
           maxContentBytes, retryPolicy, circuitBreaker, spoolDirectory, spoolMaxBytes, spoolFsync,
           maxPollRecords, sessionTimeout, partitionQueueLimit, shutdownTimeout, clientProperties);
     }

@@ -120,6 +120,11 @@ public final class KafkaMessageBus implements MessageBus {
   private final ReentrantLock inFlightLock = new ReentrantLock();
   private final Condition inFlightChanged = inFlightLock.newCondition();
   private int inFlight;
+  // Bytes sent and not yet acknowledged: publishers wait for room (backpressure).
+  private final java.util.concurrent.Semaphore inFlightBytes;
+  // When Kafka last acknowledged a message: failures while acks still flow are overload, not an
+  // outage, and do not count against the breaker.
+  private volatile long lastAckNanos = System.nanoTime();
   private final ReentrantLock spoolLock = new ReentrantLock();
   private final Condition spoolChanged = spoolLock.newCondition();
   private final Thread drainer;
@@ -136,6 +141,7 @@ public final class KafkaMessageBus implements MessageBus {
     this.breaker.addListener(
         t -> log.warn("Kafka publish circuit breaker {} -> {}", t.from().wireName(), t.to().wireName()));
     this.metrics = new KafkaBusMetrics(registry, spool::size, spool::sizeBytes);
+    this.inFlightBytes = new java.util.concurrent.Semaphore((int) config.maxInFlightBytes());
     this.producer = new KafkaProducer<>(producerProperties(), new ByteArraySerializer(), new ByteArraySerializer());
     this.admin = Admin.create(adminProperties());
     this.drainer = Thread.ofVirtual().name("nis-spool-drainer").start(this::drainSpool);
@@ -213,6 +219,11 @@ public final class KafkaMessageBus implements MessageBus {
       return spoolAfterInFlight(record, spooled);
     }
     CompletableFuture<PublishReceipt> result = new CompletableFuture<>();
+    int permits = Math.min(value.length, (int) config.maxInFlightBytes());
+    if (!acquireInFlightBytes(permits)) {
+      onSendFailure(record, new RetriableException("no acknowledgement from Kafka for " + config.sendTimeout()), result, spooled);
+      return result;
+    }
     beginInFlight();
     long start = System.nanoTime();
     try {
@@ -220,7 +231,9 @@ public final class KafkaMessageBus implements MessageBus {
           toProducerRecord(record),
           (metadata, error) -> {
             try {
+              inFlightBytes.release(permits);
               if (error == null) {
+                lastAckNanos = System.nanoTime();
                 breaker.onSuccess();
                 metrics.sent.increment();
                 metrics.recordSend(start);
@@ -234,6 +247,7 @@ public final class KafkaMessageBus implements MessageBus {
           });
     } catch (RuntimeException e) {
       // The producer refused before sending: no metadata in time, or closed.
+      inFlightBytes.release(permits);
       try {
         onSendFailure(record, e, result, spooled);
       } finally {
@@ -243,10 +257,31 @@ public final class KafkaMessageBus implements MessageBus {
     return result;
   }
 
+  private boolean acquireInFlightBytes(int permits) {
+    try {
+      return inFlightBytes.tryAcquire(permits, config.sendTimeout().toNanos(), TimeUnit.NANOSECONDS);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      return false;
+    }
+  }
+
+  /**
+   * A transient send failure counts against the breaker only when Kafka has acknowledged nothing
+   * for a send timeout: failures while acknowledgements still flow are overload, not an outage.
+   */
+  private void recordTransientFailure() {
+    if (System.nanoTime() - lastAckNanos > config.sendTimeout().toNanos()) {
+      breaker.onFailure();
+    } else {
+      breaker.release();
+    }
+  }
+
   private void onSendFailure(
       SpooledRecord record, Throwable error, CompletableFuture<PublishReceipt> result, PublishReceipt spooled) {
     if (isTransient(error)) {
-      breaker.onFailure();
+      recordTransientFailure();
       log.debug("send to {} failed ({}); spooling", record.topic(), error.toString());
       try {
         appendToSpool(record);
@@ -380,18 +415,19 @@ public final class KafkaMessageBus implements MessageBus {
         List<DiskSpool.Entry> batch = spool.peek(SPOOL_BATCH);
         int delivered = sendBatch(batch);
         if (delivered > 0) {
+          lastAckNanos = System.nanoTime();
           spool.acknowledge(batch.subList(0, delivered));
           metrics.sent.increment(delivered);
         }
         if (delivered == batch.size()) {
           breaker.onSuccess();
         } else {
-          breaker.onFailure();
+          recordTransientFailure();
           sleepQuietly(Duration.ofMillis(200));
         }
       } catch (RuntimeException e) {
         log.warn("spool drainer: {}", e.toString());
-        breaker.onFailure();
+        recordTransientFailure();
         sleepQuietly(Duration.ofMillis(500));
       }
     }
@@ -747,6 +783,8 @@ public final class KafkaMessageBus implements MessageBus {
     props.put(ProducerConfig.REQUEST_TIMEOUT_MS_CONFIG, Long.toString(requestTimeout));
     props.put(ProducerConfig.DELIVERY_TIMEOUT_MS_CONFIG, Long.toString(Math.max(deliveryTimeout, requestTimeout + config.lingerMs())));
     props.put(ProducerConfig.MAX_BLOCK_MS_CONFIG, "5000");
+    // Twice the in-flight budget: the producer's buffer never fills, so send() never blocks on it.
+    props.put(ProducerConfig.BUFFER_MEMORY_CONFIG, Long.toString(2 * config.maxInFlightBytes()));
     props.put(ProducerConfig.MAX_REQUEST_SIZE_CONFIG, Integer.toString(Math.max(1_048_576, config.maxContentBytes() + 64 * 1024)));
     props.putAll(config.clientProperties());
     return props;

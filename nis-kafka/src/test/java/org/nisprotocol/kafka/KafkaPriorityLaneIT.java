@@ -1,0 +1,81 @@
+package org.nisprotocol.kafka;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.awaitility.Awaitility.await;
+
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.UUID;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.atomic.AtomicInteger;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.nisprotocol.core.Delivery;
+import org.nisprotocol.core.MessagePriority;
+import org.nisprotocol.core.MessageType;
+import org.nisprotocol.core.NisMessage;
+import org.nisprotocol.core.PublishReceipt;
+import org.nisprotocol.core.SubscriptionSpec;
+import org.nisprotocol.testkit.TestServers;
+
+/** A critical message does not wait behind a backlog of low ones (the urgent lane). */
+class KafkaPriorityLaneIT {
+  @TempDir Path temp;
+
+  private static NisMessage message(String topic, int i, MessagePriority priority) {
+    return NisMessage.builder(MessageType.PERFORMANCE_METRIC, "lane_test")
+        .topic(topic)
+        .priority(priority)
+        .targetAgent("agent-" + (i % 16))
+        .content(Map.of("i", i))
+        .build();
+  }
+
+  @Test
+  void criticalMessagesOvertakeABacklogOfLowOnes() throws Exception {
+    String topic = "lanes-" + UUID.randomUUID();
+    int backlog = 20_000;
+    AtomicInteger lowHandled = new AtomicInteger();
+    List<Integer> lowHandledWhenCriticalArrived = new CopyOnWriteArrayList<>();
+    List<Delivery> critical = new CopyOnWriteArrayList<>();
+    try (KafkaMessageBus bus =
+        KafkaMessageBus.create(
+            KafkaBusConfig.builder(TestServers.kafka().bootstrapServers())
+                .topicPartitions(4)
+                .spoolDirectory(temp.resolve("spool"))
+                .shutdownTimeout(Duration.ofSeconds(5))
+                .build())) {
+      List<CompletableFuture<PublishReceipt>> sent = new ArrayList<>();
+      for (int i = 0; i < backlog; i++) {
+        sent.add(bus.publishAsync(message(topic, i, MessagePriority.LOW)));
+      }
+      CompletableFuture.allOf(sent.toArray(CompletableFuture[]::new)).get();
+      bus.subscribe(
+          SubscriptionSpec.group("lanes-" + UUID.randomUUID()).withTopics(topic),
+          d -> {
+            if (d.message().priority() == MessagePriority.CRITICAL) {
+              lowHandledWhenCriticalArrived.add(lowHandled.get());
+              critical.add(d);
+            } else {
+              Thread.sleep(1);
+              lowHandled.incrementAndGet();
+            }
+          });
+      await().atMost(Duration.ofSeconds(30)).until(() -> lowHandled.get() > 100);
+
+      for (int i = 0; i < 3; i++) {
+        bus.publish(message(topic, i, MessagePriority.CRITICAL));
+      }
+
+      await().atMost(Duration.ofSeconds(60)).until(() -> critical.size() == 3);
+      assertThat(critical).extracting(Delivery::partition).containsOnly(3);
+      assertThat(lowHandledWhenCriticalArrived)
+          .as("critical messages are handled while most of the backlog still waits")
+          .allMatch(handled -> handled < backlog / 2);
+    }
+  }
+}
