@@ -548,8 +548,16 @@ public final class RedisCache implements Cache {
       throw refused(what, "the circuit breaker is open", null);
     }
     long start = System.nanoTime();
+    // For a near cache: the counters after this write's own bump. If another instance's
+    // invalidation moves one before Redis acknowledges, that instance may have written the key
+    // after us, so this value must not be kept locally.
+    Map<String, Long> epochs = null;
     if (ns.near != null) {
-      entries.keySet().forEach(ns::bump);
+      epochs = new LinkedHashMap<>();
+      for (String key : entries.keySet()) {
+        ns.bump(key);
+        epochs.put(key, ns.epoch(key));
+      }
     }
     List<AsyncCommand<String, String, ?>> commands = new ArrayList<>(entries.size() + 1);
     entries.forEach(
@@ -572,9 +580,25 @@ public final class RedisCache implements Cache {
     }
     ns.meters.recordLatency(op, start);
     ns.meters.puts.increment(entries.size());
-    applyLocally(ns, entries, ttlMillis, false);
+    if (epochs == null) {
+      applyLocally(ns, entries, ttlMillis, false);
+    } else {
+      long expiresAt = ticker.read() + TimeUnit.MILLISECONDS.toNanos(ttlMillis);
+      for (Map.Entry<String, Long> e : epochs.entrySet()) {
+        String key = e.getKey();
+        if (ns.epoch(key) == e.getValue()) {
+          ns.near.put(key, new LocalTier.Entry(entries.get(key), expiresAt));
+          if (ns.epoch(key) != e.getValue()) {
+            ns.near.invalidate(key);
+          }
+        } else {
+          ns.near.invalidate(key);
+        }
+      }
+    }
   }
 
+  /** Stores the entries in the local tier as they are, e.g. written while Redis refused them. */
   private void applyLocally(
       NamespaceState ns, Map<String, String> entries, long ttlMillis, boolean localOnly) {
     LocalTier tier = ns.near != null ? ns.near : fallback;

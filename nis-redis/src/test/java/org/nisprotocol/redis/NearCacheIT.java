@@ -1,0 +1,175 @@
+package org.nisprotocol.redis;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.awaitility.Awaitility.await;
+
+import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.UUID;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.ThreadLocalRandom;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.nisprotocol.testkit.RedisServer;
+import org.nisprotocol.testkit.TestServers;
+
+/** Two cache instances on one Redis, each with a near cache of the same namespaces. */
+class NearCacheIT {
+  private final RedisServer redis = TestServers.redis();
+  private final String run = UUID.randomUUID().toString().substring(0, 8);
+  private final String ns = "near-" + run;
+  private final String lruNs = "near-lru-" + run;
+  private final SimpleMeterRegistry registryA = new SimpleMeterRegistry();
+  private final SimpleMeterRegistry registryB = new SimpleMeterRegistry();
+  private RedisCache a;
+  private RedisCache b;
+  private RawRedis raw;
+
+  @BeforeEach
+  void connect() {
+    RedisCacheConfig config =
+        RedisCacheConfig.builder()
+            .host(redis.host())
+            .port(redis.port())
+            .nearCache(ns, NearCache.defaults())
+            .nearCache(lruNs, NearCache.lru(2))
+            .build();
+    a = RedisCache.create(config, registryA);
+    b = RedisCache.create(config, registryB);
+    raw = new RawRedis(redis);
+    await().atMost(Duration.ofSeconds(5)).until(() -> a.health().nearCacheInvalidations() && b.health().nearCacheInvalidations());
+  }
+
+  @AfterEach
+  void close() {
+    a.close();
+    b.close();
+    raw.close();
+  }
+
+  private static org.awaitility.core.ConditionFactory within100ms() {
+    return await().pollDelay(Duration.ZERO).pollInterval(Duration.ofMillis(2)).atMost(Duration.ofMillis(100));
+  }
+
+  @Test
+  void aRepeatedReadIsServedLocally() {
+    a.put(ns, "k", "\"v1\"");
+    assertThat(b.get(ns, "k")).contains("\"v1\"");
+    long gets = raw.calls("get");
+
+    for (int i = 0; i < 10; i++) {
+      assertThat(b.get(ns, "k")).contains("\"v1\"");
+    }
+
+    assertThat(raw.calls("get")).isEqualTo(gets);
+    assertThat(registryB.get("nis.cache.hits").tags("namespace", ns, "tier", "near").counter().count()).isEqualTo(10);
+  }
+
+  @Test
+  void aWriteThroughOneInstanceIsNotServedStaleByTheOtherForMoreThan100Ms() {
+    List<Long> staleMillis = new ArrayList<>();
+    for (int i = 1; i <= 30; i++) {
+      String previous = "\"v" + (i - 1) + "\"";
+      String next = "\"v" + i + "\"";
+      if (i > 1) {
+        assertThat(b.get(ns, "k")).contains(previous); // b holds the old value locally
+      }
+
+      a.put(ns, "k", next);
+      long written = System.nanoTime();
+      while (!b.get(ns, "k").equals(Optional.of(next))) {
+        assertThat(System.nanoTime() - written).as("stale for too long").isLessThan(TimeUnit.SECONDS.toNanos(1));
+        Thread.onSpinWait();
+      }
+      staleMillis.add(TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - written));
+    }
+
+    assertThat(staleMillis).allSatisfy(ms -> assertThat(ms).isLessThanOrEqualTo(100));
+  }
+
+  @Test
+  void deletesAndClearsReachTheOtherInstance() {
+    a.putAll(ns, Map.of("x", "1", "y", "2", "z", "3"));
+    assertThat(b.getAll(ns, List.of("x", "y", "z"))).hasSize(3);
+
+    a.delete(ns, "x");
+    within100ms().until(() -> b.get(ns, "x").isEmpty());
+    assertThat(b.get(ns, "y")).contains("2");
+
+    a.clear(ns);
+    within100ms().until(() -> b.getAll(ns, List.of("y", "z")).isEmpty());
+  }
+
+  @Test
+  void aLocalCopyEndsWithTheRedisTtl() throws InterruptedException {
+    a.put(ns, "short", "1", Duration.ofMillis(300));
+    assertThat(b.get(ns, "short")).contains("1");
+
+    Thread.sleep(400); // Redis expires in real time
+
+    assertThat(b.get(ns, "short")).isEmpty();
+    assertThat(a.get(ns, "short")).isEmpty();
+  }
+
+  @Test
+  void theLruTierEvictsAndCountsIt() {
+    a.put(lruNs, "k1", "1");
+    a.put(lruNs, "k2", "2");
+    a.get(lruNs, "k1");
+    a.put(lruNs, "k3", "3"); // k2 is the least recently used of three, with room for two
+
+    assertThat(registryA.get("nis.cache.evictions").tag("namespace", lruNs).counter().count()).isEqualTo(1);
+    long gets = raw.calls("get");
+    assertThat(a.get(lruNs, "k1")).contains("1");
+    assertThat(raw.calls("get")).as("k1 still local").isEqualTo(gets);
+    assertThat(a.get(lruNs, "k2")).as("k2 comes from Redis again").contains("2");
+    assertThat(raw.calls("get")).isEqualTo(gets + 1);
+  }
+
+  /** Racing writers and readers on both instances: once writes stop, nobody serves a stale value. */
+  @Test
+  void racingReadsNeverPinAStaleValue() throws Exception {
+    List<String> keys = List.of("r0", "r1", "r2", "r3");
+    ExecutorService threads = Executors.newFixedThreadPool(4);
+    long until = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(1500);
+    try {
+      List<Future<?>> work = new ArrayList<>();
+      for (RedisCache instance : List.of(a, b)) {
+        work.add(threads.submit(() -> {
+          int n = 0;
+          while (System.nanoTime() < until) {
+            instance.put(ns, keys.get(ThreadLocalRandom.current().nextInt(keys.size())), Integer.toString(n++));
+          }
+          return null;
+        }));
+        work.add(threads.submit(() -> {
+          while (System.nanoTime() < until) {
+            instance.get(ns, keys.get(ThreadLocalRandom.current().nextInt(keys.size())));
+          }
+          return null;
+        }));
+      }
+      for (Future<?> f : work) {
+        f.get(10, TimeUnit.SECONDS);
+      }
+    } finally {
+      threads.shutdownNow();
+    }
+
+    within100ms().untilAsserted(() -> {
+      for (String key : keys) {
+        String truth = raw.sync().get("nis:cache:" + ns + ":" + key);
+        assertThat(a.get(ns, key)).as("a " + key).contains(truth);
+        assertThat(b.get(ns, key)).as("b " + key).contains(truth);
+      }
+    });
+  }
+}
