@@ -18,8 +18,11 @@ import org.nisprotocol.core.ValidationException;
  *       "Real time processing" and "real_time_processing"). Fast: all phrases are found in one
  *       pass over the text.
  *   <li>{@link Regex}: a regular expression over the lowercased text, for claims with numbers
- *       ("95% accuracy"). It runs only when the text contains one of its trigger strings (or
- *       always, if it has none), so give triggers.
+ *       ("95% accuracy"). With triggers, it runs only within 48 characters either side of an
+ *       occurrence of one of them (a match must start and end there); a trigger that begins with
+ *       a letter or digit counts only at the start of a word ("more" in "more accurate" and
+ *       "moreover", not in "furthermore"). Without triggers it runs over the whole text, which
+ *       is much slower. Give triggers.
  *   <li>{@link MetricLiteral}: a metric written as a number instead of computed. In text, the
  *       metric's name followed by ':' or '=' and a number ("confidence: 0.95", "accuracy = 0.9",
  *       also inside JSON text); in JSON content, a field whose name ends with the metric's name
@@ -103,8 +106,8 @@ public sealed interface AuditRule {
    * @param regex a {@link java.util.regex.Pattern}, matched case-insensitively
    * @param replacement what auto-correction puts in place of a match; {@code $1}... insert the
    *     groups' text as written in the original
-   * @param triggers lowercase strings of which the text must contain one for the regex to run;
-   *     empty means it always runs
+   * @param triggers lowercase strings near which the regex runs (48 characters either side of
+   *     each occurrence); empty means it runs over the whole text
    */
   record Regex(
       String id,

@@ -4,6 +4,33 @@ package org.nisprotocol.agents;
 final class JsonPaths {
   private JsonPaths() {}
 
+  /** {@code parent.key} when key is given, else {@code parent[index]}. */
+  static String child(String parent, String key, int index) {
+    return key != null ? field(parent, key) : parent + '[' + index + ']';
+  }
+
+  /** A child path built only when asked for: most values have no violation to report. */
+  static final class Lazy {
+    private final String parent;
+    private final String key;
+    private final int index;
+    private String path;
+
+    Lazy(String parent, String key, int index) {
+      this.parent = parent;
+      this.key = key;
+      this.index = index;
+    }
+
+    @Override
+    public String toString() {
+      if (path == null) {
+        path = child(parent, key, index);
+      }
+      return path;
+    }
+  }
+
   /** {@code parent.key}, or {@code parent["odd key"]} when the key is not a plain name. */
   static String field(String parent, String key) {
     if (isPlain(key)) {

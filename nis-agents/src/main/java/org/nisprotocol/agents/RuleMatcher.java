@@ -7,6 +7,7 @@ import java.util.Comparator;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 import org.nisprotocol.core.ValidationException;
@@ -27,6 +28,10 @@ import org.nisprotocol.core.ValidationException;
 final class RuleMatcher {
   /** Auto-correction re-audits its output and corrects again, at most this many times. */
   static final int MAX_CORRECTION_PASSES = 5;
+  /** A regex rule looks this many characters either side of each occurrence of a trigger. */
+  static final int REGEX_WINDOW = 48;
+
+  private static final int[] NO_HITS = {};
 
   /** A phrase or metric name, filed under its first word. */
   private record Entry(AuditRule rule, char[][] rest, String marker) {
@@ -35,7 +40,8 @@ final class RuleMatcher {
     }
   }
 
-  private record CompiledRegex(AuditRule.Regex rule, Pattern pattern, List<String> triggers) {}
+  /** A regex rule, with which of the matcher's distinct triggers are its own. */
+  private record CompiledRegex(AuditRule.Regex rule, Pattern pattern, boolean[] ownsTrigger) {}
 
   private record MetricName(AuditRule.MetricLiteral rule, List<String> words, String marker) {}
 
@@ -46,20 +52,26 @@ final class RuleMatcher {
   private final int maxWordLength;
   private final List<CompiledRegex> regexes;
   private final List<MetricName> metricNames;
+  private final Set<String> metricLastWords;
+  private final char[][] triggers;
+  /** For each ASCII character, the triggers that start with it. */
+  private final int[][] triggersByAsciiStart = new int[128][];
+  private final int[] nonAsciiTriggers;
 
   RuleMatcher(List<AuditRule> rules) {
     Map<String, List<Entry>> byFirstWord = new LinkedHashMap<>();
-    List<CompiledRegex> compiled = new ArrayList<>();
+    List<AuditRule.Regex> regexRules = new ArrayList<>();
+    List<String> distinctTriggers = new ArrayList<>();
     List<MetricName> names = new ArrayList<>();
     for (AuditRule rule : rules) {
       switch (rule) {
         case AuditRule.Phrase phrase -> file(byFirstWord, phrase, Words.split(phrase.phrase()), null);
-        case AuditRule.Regex regex ->
-            compiled.add(
-                new CompiledRegex(
-                    regex,
-                    Pattern.compile(regex.regex(), Pattern.CASE_INSENSITIVE),
-                    regex.triggers()));
+        case AuditRule.Regex regex -> {
+          regexRules.add(regex);
+          regex.triggers().stream()
+              .filter(trigger -> !distinctTriggers.contains(trigger))
+              .forEach(distinctTriggers::add);
+        }
         case AuditRule.MetricLiteral metric -> {
           for (String name : metric.metricNames()) {
             List<String> words = Words.split(name);
@@ -70,6 +82,28 @@ final class RuleMatcher {
         }
       }
     }
+    List<CompiledRegex> compiled = new ArrayList<>();
+    for (AuditRule.Regex regex : regexRules) {
+      boolean[] owns = new boolean[distinctTriggers.size()];
+      regex.triggers().forEach(trigger -> owns[distinctTriggers.indexOf(trigger)] = true);
+      // the text is lowercased already: fold case only if the regex has upper-case literals
+      int flags = hasUpperCaseLiteral(regex.regex()) ? Pattern.CASE_INSENSITIVE : 0;
+      compiled.add(new CompiledRegex(regex, Pattern.compile(regex.regex(), flags), owns));
+    }
+    this.triggers = distinctTriggers.stream().map(String::toCharArray).toArray(char[][]::new);
+    List<Integer> nonAscii = new ArrayList<>();
+    for (int t = 0; t < triggers.length; t++) {
+      char first = triggers[t][0];
+      if (first < 128) {
+        int[] list = triggersByAsciiStart[first];
+        list = list == null ? new int[1] : java.util.Arrays.copyOf(list, list.length + 1);
+        list[list.length - 1] = t;
+        triggersByAsciiStart[first] = list;
+      } else {
+        nonAscii.add(t);
+      }
+    }
+    this.nonAsciiTriggers = nonAscii.stream().mapToInt(Integer::intValue).toArray();
     int capacity = Integer.highestOneBit(Math.max(4, byFirstWord.size() * 4) - 1) << 1;
     this.keys = new String[capacity];
     this.entries = new Entry[capacity][];
@@ -93,6 +127,30 @@ final class RuleMatcher {
     this.maxWordLength = max;
     this.regexes = List.copyOf(compiled);
     this.metricNames = List.copyOf(names);
+    this.metricLastWords =
+        names.stream().map(name -> name.words.get(name.words.size() - 1)).collect(
+            java.util.stream.Collectors.toUnmodifiableSet());
+  }
+
+  /**
+   * Whether a regex has an upper-case letter outside escapes ({@code \D}, {@code \p{Lu}}):
+   * only then must it be matched case-insensitively against the lowercased text.
+   */
+  static boolean hasUpperCaseLiteral(String regex) {
+    for (int i = 0; i < regex.length(); i++) {
+      char c = regex.charAt(i);
+      if (c == '\\' && i + 1 < regex.length()) {
+        char escaped = regex.charAt(++i);
+        if ((escaped == 'p' || escaped == 'P' || escaped == 'x') && i + 1 < regex.length()
+            && regex.charAt(i + 1) == '{') {
+          int close = regex.indexOf('}', i);
+          i = close < 0 ? regex.length() : close;
+        }
+      } else if (Character.isUpperCase(c)) {
+        return true;
+      }
+    }
+    return false;
   }
 
   private static void file(
@@ -112,24 +170,39 @@ final class RuleMatcher {
 
   /** The violations in one text, without overlaps, in text order. */
   List<Violation> scanText(String text, String path) {
+    return scanText(text, (Object) path);
+  }
+
+  /** As {@link #scanText(String, String)}; path is a String or a {@link JsonPaths.Lazy}. */
+  private List<Violation> scanText(String text, Object path) {
     if (text.isEmpty()) {
       return List.of();
     }
     char[] lower = Words.lowerChars(text);
     List<Violation> found = new ArrayList<>(4);
-    scanWords(text, lower, path, found);
+    Hits hits = triggers.length == 0 ? null : new Hits();
+    scanWords(text, lower, path, found, hits);
     if (!regexes.isEmpty()) {
-      scanRegexes(text, new String(lower), path, found);
+      scanRegexes(text, lower, hits, path, found);
     }
     return resolveOverlaps(found);
   }
 
-  private void scanWords(String text, char[] lower, String path, List<Violation> found) {
+  /**
+   * Finds the phrases and metric literals, and notes where the regex triggers occur (in the same
+   * pass, so the regexes cost nothing when no trigger is present).
+   */
+  private void scanWords(
+      String text, char[] lower, Object path, List<Violation> found, Hits hits) {
     int n = lower.length;
     int i = 0;
     while (i < n) {
+      int gap = i;
       while (i < n && !Words.isWordChar(lower[i])) {
         i++;
+      }
+      if (hits != null) {
+        noteTriggers(lower, gap, Math.min(i + 1, n), hits); // the gap and the next word's start
       }
       int start = i;
       int hash = 0;
@@ -154,6 +227,9 @@ final class RuleMatcher {
           String flagged = text.substring(start, end);
           found.add(violation(entry.rule, flagged, path, start, end,
               capitalizedLike(flagged, ((AuditRule.Phrase) entry.rule).replacement())));
+          if (hits != null) {
+            noteTriggers(lower, i, end, hits);
+          }
           i = end;
           break;
         }
@@ -163,8 +239,49 @@ final class RuleMatcher {
           int numberEnd = (int) number;
           found.add(violation(entry.rule, text.substring(start, numberEnd), path, start, numberEnd,
               text.substring(start, numberStart) + entry.marker));
+          if (hits != null) {
+            noteTriggers(lower, i, numberEnd, hits);
+          }
           i = numberEnd;
           break;
+        }
+      }
+    }
+  }
+
+  /** Where the regex triggers occur: (trigger index, position) pairs in position order. */
+  private static final class Hits {
+    int[] pairs = new int[8];
+    int count;
+
+    void add(int trigger, int position) {
+      if (count + 2 > pairs.length) {
+        pairs = java.util.Arrays.copyOf(pairs, pairs.length * 2);
+      }
+      pairs[count++] = trigger;
+      pairs[count++] = position;
+    }
+  }
+
+  /**
+   * Notes the triggers that start in [from, to): anywhere for triggers that start with a
+   * non-word character, at the start of a word for the others. Scanning stops at {@code to} but
+   * a trigger may run past it.
+   */
+  private void noteTriggers(char[] lower, int from, int to, Hits hits) {
+    for (int i = from; i < to; i++) {
+      char c = lower[i];
+      int[] candidates = c < 128 ? triggersByAsciiStart[c] : nonAsciiTriggers;
+      if (candidates == null || candidates.length == 0) {
+        continue;
+      }
+      if (Words.isWordChar(c) && i > 0 && Words.isWordChar(lower[i - 1])) {
+        continue;
+      }
+      for (int t : candidates) {
+        char[] trigger = triggers[t];
+        if (trigger[0] == c && i + trigger.length <= lower.length && startsAt(lower, i, trigger)) {
+          hits.add(t, i);
         }
       }
     }
@@ -294,38 +411,80 @@ final class RuleMatcher {
     return p;
   }
 
-  private void scanRegexes(String text, String lower, String path, List<Violation> found) {
+  private void scanRegexes(
+      String text, char[] lower, Hits triggerHits, Object path, List<Violation> found) {
+    String lowerText = null;
+    int[] hits = triggerHits == null ? NO_HITS : triggerHits.pairs;
+    int hitCount = triggerHits == null ? 0 : triggerHits.count;
     for (CompiledRegex regex : regexes) {
-      if (!triggered(lower, regex.triggers)) {
+      if (regex.rule.triggers().isEmpty()) {
+        lowerText = lowerText == null ? new String(lower) : lowerText;
+        findAll(regex, regex.pattern.matcher(lowerText), text, path, found);
         continue;
       }
-      Matcher match = regex.pattern.matcher(lower);
-      while (match.find()) {
-        if (match.end() == match.start()) {
+      Matcher match = null;
+      int windowStart = -1;
+      int windowEnd = -1;
+      for (int h = 0; h < hitCount; h += 2) {
+        if (!regex.ownsTrigger[hits[h]]) {
           continue;
         }
-        String flagged = text.substring(match.start(), match.end());
-        found.add(violation(regex.rule, flagged, path, match.start(), match.end(),
-            capitalizedLike(flagged, regex.rule.expand(match, text))));
+        int at = hits[h + 1];
+        int start = Math.max(0, at - REGEX_WINDOW);
+        int end = Math.min(lower.length, at + triggers[hits[h]].length + REGEX_WINDOW);
+        if (windowStart >= 0 && start <= windowEnd) {
+          windowEnd = Math.max(windowEnd, end);
+          continue;
+        }
+        if (windowStart >= 0) {
+          lowerText = lowerText == null ? new String(lower) : lowerText;
+          match = findIn(regex, match, lowerText, windowStart, windowEnd, text, path, found);
+        }
+        windowStart = start;
+        windowEnd = end;
+      }
+      if (windowStart >= 0) {
+        lowerText = lowerText == null ? new String(lower) : lowerText;
+        findIn(regex, match, lowerText, windowStart, windowEnd, text, path, found);
       }
     }
   }
 
-  private static boolean triggered(String lower, List<String> triggers) {
-    if (triggers.isEmpty()) {
-      return true;
-    }
-    for (String trigger : triggers) {
-      if (lower.contains(trigger)) {
-        return true;
+  private static Matcher findIn(CompiledRegex regex, Matcher match, String lowerText, int start,
+      int end, String text, Object path, List<Violation> found) {
+    Matcher m = match != null
+        ? match
+        : regex.pattern.matcher(lowerText).useTransparentBounds(true).useAnchoringBounds(false);
+    m.region(start, end);
+    findAll(regex, m, text, path, found);
+    return m;
+  }
+
+  private static boolean startsAt(char[] text, int at, char[] word) {
+    for (int k = 1; k < word.length; k++) {
+      if (text[at + k] != word[k]) {
+        return false;
       }
     }
-    return false;
+    return true;
+  }
+
+  private static void findAll(
+      CompiledRegex regex, Matcher match, String text, Object path, List<Violation> found) {
+    while (match.find()) {
+      if (match.end() == match.start()) {
+        continue;
+      }
+      String flagged = text.substring(match.start(), match.end());
+      found.add(violation(regex.rule, flagged, path, match.start(), match.end(),
+          capitalizedLike(flagged, regex.rule.expand(match, text))));
+    }
   }
 
   private static Violation violation(
-      AuditRule rule, String text, String path, int start, int end, String suggestion) {
-    return new Violation(rule.type(), rule.severity(), rule.id(), text, path, start, end, suggestion);
+      AuditRule rule, String text, Object path, int start, int end, String suggestion) {
+    return new Violation(
+        rule.type(), rule.severity(), rule.id(), text, path.toString(), start, end, suggestion);
   }
 
   /** The replacement, with its first letter capitalised if the flagged text's is. */
@@ -380,33 +539,37 @@ final class RuleMatcher {
     for (Map.Entry<?, ?> field : object.entrySet()) {
       String key = keyOf(field.getKey(), path);
       Object value = field.getValue();
-      String fieldPath = JsonPaths.field(path, key);
       if (isNumeric(value)) {
         MetricName metric = metricOf(key, object);
         if (metric != null) {
           String literal = literalText(value);
-          found.add(violation(metric.rule, literal, fieldPath, 0, literal.length(),
-              metricMarker(key)));
+          found.add(violation(metric.rule, literal, JsonPaths.field(path, key), 0,
+              literal.length(), metricMarker(key)));
           continue;
         }
       }
-      scanValue(value, fieldPath, found);
+      if (value instanceof String text) {
+        found.addAll(scanText(text, new JsonPaths.Lazy(path, key, -1)));
+      } else {
+        scanValue(value, path, key, -1, found);
+      }
     }
   }
 
-  private void scanValue(Object value, String path, List<Violation> found) {
+  private void scanValue(Object value, String parent, String key, int index, List<Violation> found) {
     switch (value) {
       case null -> {}
-      case String text -> found.addAll(scanText(text, path));
-      case Map<?, ?> object -> scanObject(object, path, found);
+      case String text -> found.addAll(scanText(text, new JsonPaths.Lazy(parent, key, index)));
+      case Map<?, ?> object -> scanObject(object, JsonPaths.child(parent, key, index), found);
       case List<?> array -> {
+        String path = JsonPaths.child(parent, key, index);
         for (int i = 0; i < array.size(); i++) {
-          scanValue(array.get(i), path + '[' + i + ']', found);
+          scanValue(array.get(i), path, null, i, found);
         }
       }
       case Number number -> {}
       case Boolean bool -> {}
-      default -> throw notJson(value, path);
+      default -> throw notJson(value, JsonPaths.child(parent, key, index));
     }
   }
 
@@ -450,6 +613,9 @@ final class RuleMatcher {
     if (metricNames.isEmpty()) {
       return null;
     }
+    if (!metricLastWords.contains(lastWord(key))) {
+      return null;
+    }
     List<String> keyWords = Words.split(key);
     for (MetricName name : metricNames) {
       if (endsWith(keyWords, name.words) && !hasEvidence(object, name.rule.evidenceKeys())) {
@@ -457,6 +623,19 @@ final class RuleMatcher {
       }
     }
     return null;
+  }
+
+  /** The last word of a key, lowercased; empty if it has none. */
+  private static String lastWord(String key) {
+    int end = key.length();
+    while (end > 0 && !Words.isWordChar(key.charAt(end - 1))) {
+      end--;
+    }
+    int start = end;
+    while (start > 0 && Words.isWordChar(key.charAt(start - 1))) {
+      start--;
+    }
+    return Words.lower(key.substring(start, end));
   }
 
   private static boolean endsWith(List<String> words, List<String> suffix) {
