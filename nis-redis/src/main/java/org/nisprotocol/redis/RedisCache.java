@@ -3,6 +3,7 @@ package org.nisprotocol.redis;
 import io.lettuce.core.KeyScanCursor;
 import io.lettuce.core.KeyValue;
 import io.lettuce.core.RedisCommandExecutionException;
+import io.lettuce.core.RedisCommandTimeoutException;
 import io.lettuce.core.RedisFuture;
 import io.lettuce.core.ScanArgs;
 import io.lettuce.core.ScanCursor;
@@ -801,6 +802,10 @@ public final class RedisCache implements Cache {
         throw new NisException("Redis refused the command: " + message, reply);
       }
       return new Unavailable("Redis answered " + message, reply, true);
+    }
+    if (cause instanceof RedisCommandTimeoutException) {
+      return new Unavailable(
+          "Redis did not answer within " + config.commandTimeout().toMillis() + " ms", cause, true);
     }
     String message = cause == null ? "unknown failure" : cause.getClass().getSimpleName() + ": " + cause.getMessage();
     return new Unavailable("Redis failed (" + message + ")", cause, true);

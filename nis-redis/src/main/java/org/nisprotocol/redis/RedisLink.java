@@ -21,6 +21,7 @@ import io.lettuce.core.pubsub.RedisPubSubListener;
 import io.lettuce.core.pubsub.StatefulRedisPubSubConnection;
 import io.lettuce.core.resource.ClientResources;
 import io.lettuce.core.resource.DefaultClientResources;
+import io.lettuce.core.resource.Delay;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
@@ -64,7 +65,14 @@ final class RedisLink implements AutoCloseable {
    */
   static RedisLink connect(
       RedisCacheConfig config, RedisPubSubListener<String, String> listener, Runnable onPubSubDown) {
-    ClientResources resources = DefaultClientResources.builder().ioThreadPoolSize(2).computationThreadPoolSize(2).build();
+    ClientResources resources =
+        DefaultClientResources.builder()
+            .ioThreadPoolSize(2)
+            .computationThreadPoolSize(2)
+            // reconnect attempts back off from 10 ms to at most 2 s, so a returning Redis is found fast
+            .reconnectDelay(
+                Delay.exponential(Duration.ofMillis(10), Duration.ofSeconds(2), 2, TimeUnit.MILLISECONDS))
+            .build();
     AbstractRedisClient client = null;
     try {
       StatefulConnection<String, String> connection;

@@ -1,0 +1,193 @@
+package org.nisprotocol.redis;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+import static org.awaitility.Awaitility.await;
+
+import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
+import java.time.Duration;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.concurrent.TimeUnit;
+import java.util.function.Supplier;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.nisprotocol.core.CircuitBreaker;
+import org.nisprotocol.core.CircuitBreakerConfig;
+import org.nisprotocol.core.RetriableException;
+import org.nisprotocol.testkit.RedisServer;
+
+/**
+ * A Redis of its own, hung (SIGSTOP) or killed under a live cache: reads keep answering from the
+ * local tier within the timeout, writes are refused, health says degraded, and the cache recovers
+ * by itself once Redis is back.
+ */
+class RedisResilienceIT {
+  private static final Duration TIMEOUT = Duration.ofMillis(200);
+  /** Scheduling slack on a busy two-core machine. */
+  private static final long MARGIN_MS = 150;
+
+  private final SimpleMeterRegistry registry = new SimpleMeterRegistry();
+  private RedisServer redis;
+  private RedisCache cache;
+
+  @BeforeEach
+  void start() {
+    redis = RedisServer.builder().name("resilience").build();
+    redis.start();
+    cache =
+        RedisCache.create(
+            RedisCacheConfig.builder()
+                .host(redis.host())
+                .port(redis.port())
+                .commandTimeout(TIMEOUT)
+                .circuitBreaker(new CircuitBreakerConfig(3, Duration.ofMillis(500), 2))
+                .healthProbeInterval(Duration.ofMillis(100))
+                .nearCache("near", NearCache.defaults())
+                .build(),
+            registry);
+  }
+
+  @AfterEach
+  void stop() {
+    if (cache != null) {
+      cache.close();
+    }
+    redis.close();
+  }
+
+  @Test
+  void whileRedisHangsReadsAnswerLocallyWithinTheTimeoutAndWritesAreRefused() {
+    cache.put("plain", "k", "\"before\"");
+    cache.put("near", "n", "\"before\"");
+    cache.putAll("plain", Map.of("b1", "1", "b2", "2"));
+
+    redis.pause();
+    try {
+      for (int i = 0; i < 4; i++) {
+        Timed<Optional<String>> read = timed(() -> cache.get("plain", "k"));
+        assertThat(read.value()).contains("\"before\"");
+        assertThat(read.millis()).isLessThan(TIMEOUT.toMillis() + MARGIN_MS);
+      }
+      assertThat(cache.get("plain", "never-written")).isEmpty();
+      assertThat(cache.getAll("plain", List.of("b1", "b2", "b3"))).isEqualTo(Map.of("b1", "1", "b2", "2"));
+      await().atMost(Duration.ofSeconds(2)).until(() -> cache.health().breaker() == CircuitBreaker.State.OPEN);
+
+      Timed<Optional<String>> fast = timed(() -> cache.get("plain", "k"));
+      assertThat(fast.value()).contains("\"before\"");
+      assertThat(fast.millis()).as("the open breaker answers at once").isLessThan(50);
+      assertThat(cache.get("near", "n")).contains("\"before\"");
+
+      CacheHealth health = cache.health();
+      assertThat(health.status()).isEqualTo(CacheHealth.Status.DEGRADED);
+      assertThat(health.lastError()).hasValueSatisfying(e -> assertThat(e).contains("did not answer within 200 ms"));
+      assertThat(registry.get("nis.cache.errors").tag("namespace", "plain").counter().count()).isGreaterThanOrEqualTo(4);
+      assertThat(registry.get("nis.cache.hits").tags("namespace", "plain", "tier", "fallback").counter().count()).isGreaterThanOrEqualTo(5);
+
+      Timed<RuntimeException> refused = timed(() -> catching(() -> cache.put("plain", "k", "\"during\"")));
+      assertThat(refused.value())
+          .isInstanceOf(RetriableException.class)
+          .hasMessageContaining("local tier only")
+          .hasMessageContaining(redis.host() + ":" + redis.port());
+      assertThat(refused.millis()).isLessThan(TIMEOUT.toMillis() + MARGIN_MS);
+      assertThat(cache.get("plain", "k")).as("this instance reads its own refused write").contains("\"during\"");
+      assertThatThrownBy(() -> cache.put("near", "n", "\"during\"")).isInstanceOf(RetriableException.class);
+      assertThat(cache.get("near", "n")).contains("\"during\"");
+      assertThatThrownBy(() -> cache.delete("plain", "b1")).isInstanceOf(RetriableException.class);
+      assertThat(cache.get("plain", "b1")).isEmpty();
+      assertThatThrownBy(() -> cache.clear("plain")).isInstanceOf(RetriableException.class);
+    } finally {
+      redis.resume();
+    }
+
+    long resumed = System.nanoTime();
+    await().atMost(Duration.ofSeconds(5)).until(() -> cache.health().status() == CacheHealth.Status.HEALTHY);
+    assertThat(TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - resumed)).isLessThan(5_000);
+    assertThat(cache.health().breaker()).isEqualTo(CircuitBreaker.State.CLOSED);
+
+    assertThat(cache.get("plain", "k")).as("refused writes never reached Redis; the local copy is gone").contains("\"before\"");
+    assertThat(cache.get("near", "n")).contains("\"before\"");
+    assertThat(cache.get("plain", "b1")).contains("1");
+    cache.put("plain", "k", "\"after\"");
+    try (RawRedis raw = new RawRedis(redis)) {
+      assertThat(raw.sync().get("nis:cache:plain:k")).isEqualTo("\"after\"");
+    }
+  }
+
+  @Test
+  void aWriteThatTimedOutOnAHungRedisMayStillLandWhenItResumes() {
+    cache.put("plain", "k", "\"before\"");
+    redis.pause();
+    try {
+      assertThatThrownBy(() -> cache.put("plain", "k", "\"sent while hung\"")).isInstanceOf(RetriableException.class);
+    } finally {
+      redis.resume();
+    }
+    await().atMost(Duration.ofSeconds(5)).until(() -> cache.health().status() == CacheHealth.Status.HEALTHY);
+
+    // the SET had reached the server's socket before the timeout, so Redis applied it on resume
+    assertThat(cache.get("plain", "k")).contains("\"sent while hung\"");
+  }
+
+  @Test
+  void whileRedisIsDownReadsNeverThrowAndTheCacheReconnectsWhenItReturns() {
+    cache.put("plain", "k", "\"before\"");
+    cache.put("near", "n", "\"before\"");
+
+    redis.kill();
+    for (int i = 0; i < 5; i++) {
+      Timed<Optional<String>> read = timed(() -> cache.get("plain", "k"));
+      assertThat(read.value()).contains("\"before\"");
+      assertThat(read.millis()).isLessThan(TIMEOUT.toMillis() + MARGIN_MS);
+      assertThat(cache.get("near", "n")).contains("\"before\"");
+    }
+    await().atMost(Duration.ofSeconds(2)).until(() -> cache.health().status() == CacheHealth.Status.DEGRADED);
+    assertThatThrownBy(() -> cache.put("plain", "k", "1")).isInstanceOf(RetriableException.class);
+
+    redis.start();
+    long started = System.nanoTime();
+    await().atMost(Duration.ofSeconds(5)).until(() -> cache.health().status() == CacheHealth.Status.HEALTHY);
+    assertThat(TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - started)).isLessThan(5_000);
+
+    assertThat(cache.get("plain", "k")).as("the restarted Redis kept nothing").isEmpty();
+    assertThat(cache.get("near", "n")).as("the near cache was emptied on resubscribing").isEmpty();
+    cache.put("near", "n", "\"again\"");
+    assertThat(cache.get("near", "n")).contains("\"again\"");
+  }
+
+  @Test
+  void anUnreachableRedisIsReportedWithItsAddress() {
+    RedisServer never = RedisServer.builder().name("never-started").build();
+    try {
+      assertThatThrownBy(
+              () -> RedisCache.create(RedisCacheConfig.builder().host(never.host()).port(never.port()).connectTimeout(Duration.ofSeconds(2)).build()))
+          .isInstanceOf(RetriableException.class)
+          .hasMessageContaining(never.host() + ":" + never.port())
+          .hasMessageContaining("cannot be reached");
+    } finally {
+      never.close();
+    }
+  }
+
+  // ---- helpers ----
+
+  record Timed<T>(T value, long millis) {}
+
+  private static <T> Timed<T> timed(Supplier<T> call) {
+    long start = System.nanoTime();
+    T value = call.get();
+    return new Timed<>(value, TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - start));
+  }
+
+  private static RuntimeException catching(Runnable call) {
+    try {
+      call.run();
+    } catch (RuntimeException e) {
+      return e;
+    }
+    throw new AssertionError("expected the call to be refused");
+  }
+
+}
