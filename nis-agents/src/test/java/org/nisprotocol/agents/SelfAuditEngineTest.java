@@ -223,6 +223,25 @@ class SelfAuditEngineTest {
   }
 
   @Test
+  void regexRulesRunNearTheirTriggersOnly() {
+    SelfAuditEngine custom =
+        engine(AuditRuleSet.of(List.of(
+            AuditRule.regex("test.acme", ViolationType.UNSUBSTANTIATED_CLAIM, Severity.LOW,
+                "ACME-\\d+\\s+wins", "ACME model", "wins"))));
+
+    // upper-case literals still match: the rule is matched case-insensitively
+    assertThat(custom.auditText("acme-4 wins, ACME-7 Wins").violations())
+        .extracting(Violation::text).containsExactly("acme-4 wins", "ACME-7 Wins");
+    // a word trigger counts at the start of a word only
+    assertThat(custom.auditText("acme-4 nowins").violations()).isEmpty();
+    // and the regex looks 48 characters either side of it
+    assertThat(custom.auditText("acme-4 " + " ".repeat(30) + "wins").violations()).hasSize(1);
+    assertThat(custom.auditText("acme-4 " + " ".repeat(60) + "wins").violations()).isEmpty();
+    assertThat(RuleMatcher.hasUpperCaseLiteral("\\d+\\s\\p{Lu}[a-z]")).isFalse();
+    assertThat(RuleMatcher.hasUpperCaseLiteral("[A-Z]x")).isTrue();
+  }
+
+  @Test
   void badRulesAreRejectedWithEveryProblem() {
     assertThatThrownBy(
             () -> AuditRule.regex("Bad Id", ViolationType.HYPE_LANGUAGE, null, "(unclosed",
