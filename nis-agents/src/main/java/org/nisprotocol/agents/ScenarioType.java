@@ -29,10 +29,16 @@ import java.util.stream.Collectors;
  * </table>
  */
 public enum ScenarioType {
-  ARCHAEOLOGICAL_EXCAVATION(1000, new ScenarioModel(0.9, "team_size", 5, "daily_rate", 2, "site_area", 250)),
-  ENVIRONMENTAL_ASSESSMENT(500, new ScenarioModel(0.85, "field_teams", 2, "samples_per_day", 5, "required_samples", 200)),
-  CULTURAL_PRESERVATION(500, new ScenarioModel(0.8, "conservators", 3, "items_per_day", 1, "item_count", 60)),
-  RESOURCE_ALLOCATION(500, new ScenarioModel(0.9, "supply_sources", 4, "units_per_day", 25, "demand_units", 2400)),
+  ARCHAEOLOGICAL_EXCAVATION(
+      1000, new ScenarioModel(0.9, "team_size", 5, "daily_rate", 2, "site_area", 250)),
+  ENVIRONMENTAL_ASSESSMENT(
+      500,
+      new ScenarioModel(0.85, "field_teams", 2, "samples_per_day", 5, "required_samples", 200)),
+  CULTURAL_PRESERVATION(
+      500, new ScenarioModel(0.8, "conservators", 3, "items_per_day", 1, "item_count", 60)),
+  RESOURCE_ALLOCATION(
+      500,
+      new ScenarioModel(0.9, "supply_sources", 4, "units_per_day", 25, "demand_units", 2400)),
   GENERIC(500, new ScenarioModel(0.75, "workers", 1, "rate", 1, "workload", 30));
 
   private final String wireName = name().toLowerCase(Locale.ROOT);
