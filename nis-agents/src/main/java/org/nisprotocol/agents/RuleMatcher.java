@@ -251,12 +251,12 @@ final class RuleMatcher {
 
   /** Where the regex triggers occur: (trigger index, position) pairs in position order. */
   private static final class Hits {
-    int[] pairs = new int[8];
+    int[] pairs = NO_HITS;
     int count;
 
     void add(int trigger, int position) {
       if (count + 2 > pairs.length) {
-        pairs = java.util.Arrays.copyOf(pairs, pairs.length * 2);
+        pairs = java.util.Arrays.copyOf(pairs, Math.max(8, pairs.length * 2));
       }
       pairs[count++] = trigger;
       pairs[count++] = position;
@@ -587,7 +587,19 @@ final class RuleMatcher {
   }
 
   private static boolean isNumeric(Object value) {
-    return value instanceof Number || (value instanceof String text && isNumericText(text));
+    return value instanceof Number
+        || (value instanceof String text && mayBeNumber(text) && isNumericText(text));
+  }
+
+  /** A cheap first test: whether the first non-blank character could start a number. */
+  private static boolean mayBeNumber(String text) {
+    for (int i = 0; i < text.length(); i++) {
+      char c = text.charAt(i);
+      if (c != ' ' && c != '\t') {
+        return (c >= '0' && c <= '9') || c == '-' || c == '+';
+      }
+    }
+    return false;
   }
 
   /** Whether a string is only a number, like "0.95" or "95%". */
