@@ -16,6 +16,7 @@ import io.lettuce.core.cluster.ClusterTopologyRefreshOptions;
 import io.lettuce.core.cluster.RedisClusterClient;
 import io.lettuce.core.cluster.api.StatefulRedisClusterConnection;
 import io.lettuce.core.cluster.api.async.RedisClusterAsyncCommands;
+import io.lettuce.core.cluster.models.partitions.RedisClusterNode;
 import io.lettuce.core.codec.StringCodec;
 import io.lettuce.core.pubsub.RedisPubSubListener;
 import io.lettuce.core.pubsub.StatefulRedisPubSubConnection;
@@ -94,6 +95,12 @@ final class RedisLink implements AutoCloseable {
                         .build())
                 .build());
         StatefulRedisClusterConnection<String, String> c = cluster.connect(StringCodec.UTF8);
+        // Lettuce opens node connections on first use, and rejects commands to a node while its
+        // connection is not up (REJECT_COMMANDS): open them all now, so that first calls work.
+        for (RedisClusterNode node : c.getPartitions()) {
+          c.getConnection(node.getNodeId());
+          c.getConnection(node.getUri().getHost(), node.getUri().getPort());
+        }
         connection = c;
         async = c.async();
         pubSub = cluster.connectPubSub(StringCodec.UTF8);
