@@ -1,0 +1,92 @@
+package org.nisprotocol.redis;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import java.time.Duration;
+import java.util.Optional;
+import java.util.UUID;
+import org.junit.jupiter.api.Test;
+import org.nisprotocol.core.CircuitBreakerConfig;
+import org.nisprotocol.testkit.RedisServer;
+import org.nisprotocol.testkit.TestServers;
+
+/** The strategies over the Redis backend. */
+class StrategyCacheOnRedisIT {
+  private final RedisServer redis = TestServers.redis();
+  private final String ns = "strategy-" + UUID.randomUUID().toString().substring(0, 8);
+
+  private RedisCacheConfig config(RedisServer server) {
+    return RedisCacheConfig.builder().host(server.host()).port(server.port()).build();
+  }
+
+  @Test
+  void refreshAheadReadsTheRemainingTtlFromRedisSoItRefreshesWhatOthersWrote() {
+    StrategyCacheTest.ManualExecutor executor = new StrategyCacheTest.ManualExecutor();
+    StrategyCacheTest.CountingLoader loader = new StrategyCacheTest.CountingLoader();
+    try (RedisCache other = RedisCache.create(config(redis));
+        StrategyCache cache =
+            StrategyCache.builder(RedisCache.create(config(redis)))
+                .executor(executor)
+                .refreshAhead(ns, loader, Duration.ofSeconds(10))
+                .build()) {
+      other.put(ns, "fresh", "\"from another instance\"", Duration.ofSeconds(9));
+      other.put(ns, "ageing", "\"from another instance\"", Duration.ofMillis(1500));
+
+      assertThat(cache.get(ns, "fresh")).contains("\"from another instance\"");
+      assertThat(executor.queued()).as("90 % of the TTL left: no reload").isZero();
+      assertThat(cache.get(ns, "ageing")).as("answered at once").contains("\"from another instance\"");
+      assertThat(executor.queued()).as("15 % of the TTL left: one reload").isEqualTo(1);
+
+      executor.runAll();
+
+      assertThat(other.get(ns, "ageing")).contains("\"ageing#1\"");
+      try (RawRedis raw = new RawRedis(redis)) {
+        assertThat(raw.sync().pttl("nis:cache:" + ns + ":ageing")).isBetween(9_000L, 10_000L);
+      }
+    }
+  }
+
+  @Test
+  void writeBackReachesTheStoreOnCloseWhileRedisHasItAtOnce() {
+    RecordingStore store = new RecordingStore();
+    StrategyCache cache =
+        StrategyCache.builder(RedisCache.create(config(redis)))
+            .writeBack(ns, store)
+            .writeBackInterval(Duration.ofHours(1))
+            .build();
+    cache.put(ns, "k", "\"v\"");
+    try (RawRedis raw = new RawRedis(redis)) {
+      assertThat(raw.sync().get("nis:cache:" + ns + ":k")).isEqualTo("\"v\"");
+    }
+    assertThat(store.data).isEmpty();
+
+    cache.close();
+
+    assertThat(store.data).containsEntry(ns + ":k", "\"v\"");
+  }
+
+  @Test
+  void aRefreshAheadMissIsLoadedAndAnsweredWhileRedisIsDown() {
+    try (RedisServer own = RedisServer.builder().name("strategy-down").build()) {
+      own.start();
+      StrategyCacheTest.CountingLoader loader = new StrategyCacheTest.CountingLoader();
+      try (StrategyCache cache =
+          StrategyCache.builder(
+                  RedisCache.create(
+                      config(own).toBuilder()
+                          .commandTimeout(Duration.ofMillis(100))
+                          .circuitBreaker(new CircuitBreakerConfig(3, Duration.ofSeconds(30), 2))
+                          .build()))
+              .refreshAhead(ns, loader, Duration.ofSeconds(10))
+              .build()) {
+        own.kill();
+
+        assertThat(cache.get(ns, "k")).isEqualTo(Optional.of("\"k#1\""));
+        assertThat(cache.get(ns, "k"))
+            .as("kept in the local tier though Redis refused it")
+            .isEqualTo(Optional.of("\"k#1\""));
+        assertThat(loader.calls).hasValue(1);
+      }
+    }
+  }
+}
