@@ -42,8 +42,9 @@ public final class CircuitBreaker {
   private final InstantSource clock;
   private final List<Consumer<Transition>> listeners = new CopyOnWriteArrayList<>();
 
-  private State state = State.CLOSED;
-  private int consecutiveFailures;
+  // Written under the lock; volatile so the closed-state fast paths need no lock.
+  private volatile State state = State.CLOSED;
+  private volatile int consecutiveFailures;
   private int halfOpenSuccesses;
   private int probesInFlight;
   private Instant openedAt = Instant.EPOCH;
@@ -83,7 +84,7 @@ public final class CircuitBreaker {
   }
 
   /** Consecutive failures counted since the last success. */
-  public synchronized int failureCount() {
+  public int failureCount() {
     return consecutiveFailures;
   }
 
@@ -101,6 +102,9 @@ public final class CircuitBreaker {
    * {@link #onFailure()}.
    */
   public boolean tryAcquire() {
+    if (state == State.CLOSED) {
+      return true; // fast path: no lock while all is well
+    }
     Transition transition;
     boolean permitted;
     synchronized (this) {
@@ -124,6 +128,9 @@ public final class CircuitBreaker {
 
   /** Reports that a permitted call succeeded. */
   public void onSuccess() {
+    if (state == State.CLOSED && consecutiveFailures == 0) {
+      return; // fast path: nothing to record
+    }
     Transition transition = null;
     synchronized (this) {
       consecutiveFailures = 0;

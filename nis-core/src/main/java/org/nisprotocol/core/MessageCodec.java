@@ -3,12 +3,12 @@ package org.nisprotocol.core;
 import com.fasterxml.jackson.core.JsonGenerator;
 import com.fasterxml.jackson.core.JsonParser;
 import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.core.util.ByteArrayBuilder;
 import com.fasterxml.jackson.databind.DeserializationFeature;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.json.JsonMapper;
 import com.fasterxml.jackson.databind.node.JsonNodeFactory;
-import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.math.BigDecimal;
@@ -19,7 +19,6 @@ import java.time.InstantSource;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Objects;
-import java.util.UUID;
 import java.util.function.Supplier;
 
 /**
@@ -60,18 +59,19 @@ public final class MessageCodec {
   /** A codec that stamps absent timestamps from the given clock. */
   public static MessageCodec create(InstantSource clock) {
     return new MessageCodec(
-        Objects.requireNonNull(clock, "clock"), () -> UUID.randomUUID().toString());
+        Objects.requireNonNull(clock, "clock"), NisMessage::randomId);
   }
 
   /** The message as UTF-8 JSON. */
   public byte[] encode(NisMessage message) {
-    ByteArrayOutputStream out = new ByteArrayOutputStream(256 + message.content().size() * 32);
-    try (JsonGenerator json = MAPPER.getFactory().createGenerator(out)) {
+    try (ByteArrayBuilder out = new ByteArrayBuilder(2048);
+        JsonGenerator json = MAPPER.getFactory().createGenerator(out)) {
       write(message, json);
+      json.flush();
+      return out.toByteArray();
     } catch (IOException e) {
       throw new UncheckedIOException("could not encode " + message, e);
     }
-    return out.toByteArray();
   }
 
   /** The message as a JSON string. */
@@ -276,9 +276,9 @@ public final class MessageCodec {
     writeOptional(json, "target_agent", message.targetAgent().orElse(null));
     json.writeStringField("topic", message.topic());
     json.writeFieldName("content");
-    MAPPER.writeValue(json, message.content());
+    JsonValues.write(json, message.content());
     json.writeFieldName("timestamp");
-    json.writeNumber(epochSeconds(message.timestamp()));
+    json.writeNumber(epochSecondsText(message.timestamp()));
     writeOptional(json, "correlation_id", message.correlationId().orElse(null));
     json.writeFieldName("integrity_score");
     if (message.integrityScore().isPresent()) {
@@ -295,9 +295,9 @@ public final class MessageCodec {
   }
 
   /** Epoch seconds with six decimals, e.g. {@code 1763759431.123456}. */
-  static BigDecimal epochSeconds(Instant instant) {
-    return BigDecimal.valueOf(instant.getEpochSecond())
-        .add(BigDecimal.valueOf(instant.getNano() / 1_000, 6));
+  static String epochSecondsText(Instant instant) {
+    String micros = Integer.toString(instant.getNano() / 1_000);
+    return instant.getEpochSecond() + "." + "000000".substring(micros.length()) + micros;
   }
 
   private static void writeOptional(JsonGenerator json, String field, String value)

@@ -48,6 +48,17 @@ public final class NisMessage {
   }
 
   /**
+   * A random (version 4) UUID as text. Message ids need to be unique, not secret, so this draws
+   * from a fast thread-local generator rather than {@link UUID#randomUUID()}'s secure one.
+   */
+  static String randomId() {
+    java.util.concurrent.ThreadLocalRandom random = java.util.concurrent.ThreadLocalRandom.current();
+    long high = (random.nextLong() & ~0xF000L) | 0x4000L; // version 4
+    long low = (random.nextLong() & 0x3FFFFFFFFFFFFFFFL) | 0x8000000000000000L; // IETF variant
+    return new UUID(high, low).toString();
+  }
+
+  /**
    * A builder with a fresh message_id, priority normal, empty content, timestamp now and the topic
    * the type routes to.
    */
@@ -169,7 +180,7 @@ public final class NisMessage {
 
   /** Builds a {@link NisMessage}; {@link #build()} checks every field and reports all problems. */
   public static final class Builder {
-    private String messageId = UUID.randomUUID().toString();
+    private String messageId = randomId();
     private final MessageType messageType;
     private MessagePriority priority = MessagePriority.NORMAL;
     private final String sourceAgent;

@@ -209,6 +209,19 @@ class MessageCodecTest {
     assertThat(builder.targetAgent("target").build().orderingKey()).isEqualTo("target");
   }
 
+  @Test
+  void generatedMessageIdsAreDistinctVersion4Uuids() {
+    java.util.Set<String> ids = new java.util.HashSet<>();
+    for (int i = 0; i < 10_000; i++) {
+      String id = NisMessage.builder(MessageType.SYSTEM_HEALTH, "a").build().messageId();
+      java.util.UUID uuid = java.util.UUID.fromString(id);
+      assertThat(uuid.version()).isEqualTo(4);
+      assertThat(uuid.variant()).isEqualTo(2);
+      ids.add(id);
+    }
+    assertThat(ids).hasSize(10_000);
+  }
+
   private static List<String> iterableToList(java.util.Iterator<String> names) {
     List<String> list = new java.util.ArrayList<>();
     names.forEachRemaining(list::add);

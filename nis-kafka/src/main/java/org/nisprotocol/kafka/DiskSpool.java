@@ -62,7 +62,7 @@ final class DiskSpool implements AutoCloseable {
   private final TreeMap<Long, Long> segments = new TreeMap<>();
   private long cursorSegment;
   private long cursorPosition;
-  private long pendingRecords;
+  private volatile long pendingRecords; // read without the lock by isEmpty()
   private long pendingBytes;
   private FileChannel writer;
   private long writerSegment;
@@ -205,7 +205,7 @@ final class DiskSpool implements AutoCloseable {
     pendingBytes -= bytes;
   }
 
-  synchronized boolean isEmpty() {
+  boolean isEmpty() {
     return pendingRecords == 0;
   }
 

@@ -117,9 +117,7 @@ public final class KafkaMessageBus implements MessageBus {
   private final AtomicInteger subscriptionCount = new AtomicInteger();
   // Direct sends not yet acknowledged: spooling waits for them, so that spooled messages keep
   // their order behind messages whose sends are failing.
-  private final ReentrantLock inFlightLock = new ReentrantLock();
-  private final Condition inFlightChanged = inFlightLock.newCondition();
-  private int inFlight;
+  private final AtomicInteger inFlight = new AtomicInteger();
   // Bytes sent and not yet acknowledged: publishers wait for room (backpressure).
   private final java.util.concurrent.Semaphore inFlightBytes;
   // When Kafka last acknowledged a message: failures while acks still flow are overload, not an
@@ -482,40 +480,21 @@ public final class KafkaMessageBus implements MessageBus {
   }
 
   private void beginInFlight() {
-    inFlightLock.lock();
-    try {
-      inFlight++;
-    } finally {
-      inFlightLock.unlock();
-    }
+    inFlight.incrementAndGet();
   }
 
   private void endInFlight() {
-    inFlightLock.lock();
-    try {
-      if (--inFlight == 0) {
-        inFlightChanged.signalAll();
-      }
-    } finally {
-      inFlightLock.unlock();
-    }
+    inFlight.decrementAndGet();
   }
 
+  /** Waits (rarely: only on the way into the spool) until no direct send is unanswered. */
   private void awaitNoInFlight(Duration atMost) {
     long deadline = System.nanoTime() + atMost.toNanos();
-    inFlightLock.lock();
-    try {
-      while (inFlight > 0) {
-        long left = deadline - System.nanoTime();
-        if (left <= 0) {
-          return;
-        }
-        inFlightChanged.await(left, TimeUnit.NANOSECONDS);
+    while (inFlight.get() > 0 && System.nanoTime() < deadline) {
+      sleepQuietly(Duration.ofMillis(1));
+      if (Thread.currentThread().isInterrupted()) {
+        return;
       }
-    } catch (InterruptedException e) {
-      Thread.currentThread().interrupt();
-    } finally {
-      inFlightLock.unlock();
     }
   }
 
@@ -778,10 +757,11 @@ public final class KafkaMessageBus implements MessageBus {
     props.put(ProducerConfig.BATCH_SIZE_CONFIG, Integer.toString(config.batchSize()));
     props.put(ProducerConfig.COMPRESSION_TYPE_CONFIG, config.compressionType());
     props.put(ProducerConfig.MAX_IN_FLIGHT_REQUESTS_PER_CONNECTION, "5");
+    // A request may take the whole send timeout: cutting it shorter under load only resends.
     long deliveryTimeout = config.sendTimeout().toMillis();
-    long requestTimeout = Math.max(1000, Math.min(5000, deliveryTimeout / 3));
+    long requestTimeout = Math.max(500, deliveryTimeout - config.lingerMs() - 100);
     props.put(ProducerConfig.REQUEST_TIMEOUT_MS_CONFIG, Long.toString(requestTimeout));
-    props.put(ProducerConfig.DELIVERY_TIMEOUT_MS_CONFIG, Long.toString(Math.max(deliveryTimeout, requestTimeout + config.lingerMs())));
+    props.put(ProducerConfig.DELIVERY_TIMEOUT_MS_CONFIG, Long.toString(requestTimeout + config.lingerMs() + 100));
     props.put(ProducerConfig.MAX_BLOCK_MS_CONFIG, "5000");
     // Twice the in-flight budget: the producer's buffer never fills, so send() never blocks on it.
     props.put(ProducerConfig.BUFFER_MEMORY_CONFIG, Long.toString(2 * config.maxInFlightBytes()));

@@ -65,6 +65,8 @@ final class KafkaSubscription implements Subscription {
   private volatile boolean draining;
   private volatile boolean assigned;
   private Thread pollThread;
+  private long lastCommitNanos; // poll thread only
+  private static final long COMMIT_INTERVAL_NANOS = TimeUnit.MILLISECONDS.toNanos(100);
 
   KafkaSubscription(KafkaMessageBus bus, SubscriptionSpec spec, MessageHandler handler, Properties properties) {
     this.bus = bus;
@@ -132,8 +134,11 @@ final class KafkaSubscription implements Subscription {
           }
         }
         balanceFetching();
-        commitProgress(false);
-        updateLag();
+        if (System.nanoTime() - lastCommitNanos > COMMIT_INTERVAL_NANOS) {
+          commitProgress(false);
+          updateLag();
+          lastCommitNanos = System.nanoTime();
+        }
         if (draining && drained()) {
           break;
         }

@@ -68,6 +68,7 @@ public final class KafkaBroker extends AbstractManagedServer {
 
     private final Map<String, String> brokerProperties;
     private final String heap;
+    private final boolean forLoad;
     private final String clusterId = newClusterId();
     private final Path dataDir;
     private final Path configFile;
@@ -83,13 +84,14 @@ public final class KafkaBroker extends AbstractManagedServer {
         super(builder.name, "kafka", builder.startTimeout);
         this.brokerProperties = Map.copyOf(builder.brokerProperties);
         this.heap = builder.heap;
+        this.forLoad = builder.forLoad;
         this.dataDir = directory().resolve("data");
         this.configFile = directory().resolve("server.properties");
         this.log4jFile = directory().resolve("log4j2.properties");
         this.serverLog = directory().resolve("server.log");
         try {
-            this.formatArchive = ClassDataArchive.of("kafka-storage-format", archiveKey(FORMAT_HEAP));
-            this.brokerArchive = ClassDataArchive.of("kafka-broker", archiveKey(heap));
+            this.formatArchive = ClassDataArchive.of("kafka-storage-format", archiveKey(FORMAT_HEAP, false));
+            this.brokerArchive = ClassDataArchive.of(forLoad ? "kafka-broker-load" : "kafka-broker", archiveKey(heap, forLoad));
         } catch (RuntimeException e) {
             ServerProcess.deleteTree(directory());
             throw e;
@@ -195,7 +197,7 @@ public final class KafkaBroker extends AbstractManagedServer {
     private List<String> jvm(String maxHeap, ClassDataArchive archive) {
         List<String> jvm = new ArrayList<>();
         jvm.add(javaExecutable());
-        jvm.addAll(stableJvmOptions(maxHeap));
+        jvm.addAll(stableJvmOptions(maxHeap, forLoad && archive == brokerArchive));
         jvm.addAll(archive.jvmOptions());
         jvm.add("-Dlog4j2.configurationFile=" + log4jFile.toUri());
         jvm.add("-Dnis.kafka.log.file=" + serverLog);
@@ -204,21 +206,26 @@ public final class KafkaBroker extends AbstractManagedServer {
         return jvm;
     }
 
-    private static List<String> archiveKey(String maxHeap) {
-        List<String> key = new ArrayList<>(stableJvmOptions(maxHeap));
+    private static List<String> archiveKey(String maxHeap, boolean forLoad) {
+        List<String> key = new ArrayList<>(stableJvmOptions(maxHeap, forLoad));
         key.add(brokerClasspath());
         return key;
     }
 
     /**
      * The JVM options that are the same for every broker (they, with the class path, key the class data archive).
-     * C1 only and the serial collector: a broker for tests starts much faster that way on a small machine.
+     * C1 only and the serial collector: a broker for tests starts much faster that way on a small machine. A broker
+     * for load (benchmarks) runs with the full JIT and G1 instead.
      */
-    private static List<String> stableJvmOptions(String maxHeap) {
-        return List.of("-Xms64m", "-Xmx" + maxHeap,
-                "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-XX:-UsePerfData",
-                "-Djava.awt.headless=true",
-                "-Djava.net.preferIPv4Stack=true");
+    private static List<String> stableJvmOptions(String maxHeap, boolean forLoad) {
+        List<String> options = new ArrayList<>(List.of("-Xms64m", "-Xmx" + maxHeap));
+        if (forLoad) {
+            options.add("-XX:+UseG1GC");
+        } else {
+            options.addAll(List.of("-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1"));
+        }
+        options.addAll(List.of("-XX:-UsePerfData", "-Djava.awt.headless=true", "-Djava.net.preferIPv4Stack=true"));
+        return options;
     }
 
     private String config() {
@@ -335,6 +342,7 @@ public final class KafkaBroker extends AbstractManagedServer {
         private String name = "kafka";
         private final Map<String, String> brokerProperties = new LinkedHashMap<>();
         private String heap = "384m";
+        private boolean forLoad;
         private Duration startTimeout = Duration.ofSeconds(60);
 
         private Builder() {
@@ -361,6 +369,15 @@ public final class KafkaBroker extends AbstractManagedServer {
                 throw new IllegalArgumentException("not a heap size like 384m: " + heap);
             }
             this.heap = heap;
+            return this;
+        }
+
+        /**
+         * Runs the broker with the full JIT and the G1 collector, for benchmarks; the default (C1 only, serial
+         * collector) starts faster but is slower under load.
+         */
+        public Builder forLoad() {
+            this.forLoad = true;
             return this;
         }
 
