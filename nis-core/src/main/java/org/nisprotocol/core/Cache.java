@@ -53,6 +53,14 @@ public interface Cache extends AutoCloseable {
   /** Removes every entry of the namespace; returns how many were removed. */
   long clear(String namespace);
 
+  /**
+   * Probes the backend with a round trip to its server, waiting at most the timeout. An
+   * in-process backend is always healthy.
+   */
+  default HealthCheck checkHealth(java.time.Duration timeout) {
+    return HealthCheck.healthy(java.time.Duration.ZERO);
+  }
+
   /** Which backend this is, e.g. "embedded" or "redis". */
   String name();
 

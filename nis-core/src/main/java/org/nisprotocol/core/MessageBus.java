@@ -68,6 +68,14 @@ public interface MessageBus extends AutoCloseable {
    */
   Subscription subscribe(SubscriptionSpec spec, MessageHandler handler);
 
+  /**
+   * Probes the backend with a round trip to its server, waiting at most the timeout. An
+   * in-process backend is always healthy.
+   */
+  default HealthCheck checkHealth(java.time.Duration timeout) {
+    return HealthCheck.healthy(java.time.Duration.ZERO);
+  }
+
   /** Which backend this is, e.g. "embedded" or "kafka". */
   String name();
 

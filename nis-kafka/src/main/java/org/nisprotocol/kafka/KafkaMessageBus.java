@@ -50,6 +50,8 @@ import org.apache.kafka.common.utils.Utils;
 import org.nisprotocol.core.CircuitBreaker;
 import org.nisprotocol.core.ClosedException;
 import org.nisprotocol.core.DeadLetterHeaders;
+import org.nisprotocol.core.HealthCheck;
+import org.nisprotocol.core.HealthStatus;
 import org.nisprotocol.core.MessageBus;
 import org.nisprotocol.core.MessageCodec;
 import org.nisprotocol.core.MessageHandler;
@@ -161,6 +163,39 @@ public final class KafkaMessageBus implements MessageBus {
   @Override
   public String name() {
     return "kafka";
+  }
+
+  /**
+   * Healthy when the cluster answers a metadata request within the timeout and nothing waits in
+   * the spool; degraded when it answers but the breaker is not closed or the spool holds messages;
+   * unhealthy when it does not answer.
+   */
+  @Override
+  public HealthCheck checkHealth(Duration timeout) {
+    long start = System.nanoTime();
+    try {
+      int nodes = admin.describeCluster().nodes().get(timeout.toMillis(), TimeUnit.MILLISECONDS).size();
+      Duration latency = Duration.ofNanos(System.nanoTime() - start);
+      if (nodes == 0) {
+        return HealthCheck.of(HealthStatus.UNHEALTHY, latency, "the cluster reports no brokers");
+      }
+      CircuitBreaker.State state = breaker.state();
+      if (state != CircuitBreaker.State.CLOSED || !spool.isEmpty()) {
+        return HealthCheck.of(
+            HealthStatus.DEGRADED,
+            latency,
+            "publish circuit " + state.wireName() + ", " + spool.size() + " messages in the spool");
+      }
+      return HealthCheck.healthy(latency);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      return HealthCheck.of(HealthStatus.UNKNOWN, Duration.ofNanos(System.nanoTime() - start), "interrupted");
+    } catch (ExecutionException | TimeoutException e) {
+      return HealthCheck.of(
+          HealthStatus.UNHEALTHY,
+          Duration.ofNanos(System.nanoTime() - start),
+          "Kafka did not answer in " + timeout + ": " + (e.getCause() == null ? e : e.getCause()));
+    }
   }
 
   /** The breaker around publishing, for health reports. */

@@ -32,6 +32,7 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.nisprotocol.core.CircuitBreakerConfig;
 import org.nisprotocol.core.DeadLetterHeaders;
+import org.nisprotocol.core.HealthStatus;
 import org.nisprotocol.core.Delivery;
 import org.nisprotocol.core.MessageHandlers;
 import org.nisprotocol.core.MessageType;
@@ -151,6 +152,7 @@ class KafkaFaultIT {
       }
       assertThat(receipts).extracting(PublishReceipt::status).containsOnly(PublishReceipt.Status.SPOOLED);
       assertThat(bus.spooledMessages()).isEqualTo(200);
+      assertThat(bus.checkHealth(Duration.ofSeconds(1)).status()).isEqualTo(HealthStatus.UNHEALTHY);
 
       broker.start();
       bus.subscribe(
@@ -164,6 +166,7 @@ class KafkaFaultIT {
           .atMost(Duration.ofSeconds(90))
           .until(() -> sequencesByKey.values().stream().mapToInt(List::size).sum() >= 200);
       assertThat(bus.spooledMessages()).isZero();
+      await().atMost(Duration.ofSeconds(10)).until(() -> bus.checkHealth(Duration.ofSeconds(2)).status() == HealthStatus.HEALTHY);
       for (int key = 0; key < 5; key++) {
         List<Integer> expected = new ArrayList<>();
         for (int i = key; i < 200; i += 5) {
