@@ -18,7 +18,7 @@ import org.nisprotocol.core.ValidationException;
  *       "Real time processing" and "real_time_processing"). Fast: all phrases are found in one
  *       pass over the text.
  *   <li>{@link Regex}: a regular expression over the lowercased text, for claims with numbers
- *       ("95% accuracy"). With triggers, it runs only within 48 characters either side of an
+ *       ("95% accuracy"). With triggers, it runs only within 32 characters either side of an
  *       occurrence of one of them (a match must start and end there); a trigger that begins with
  *       a letter or digit counts only at the start of a word ("more" in "more accurate" and
  *       "moreover", not in "furthermore"). Without triggers it runs over the whole text, which
@@ -106,7 +106,7 @@ public sealed interface AuditRule {
    * @param regex a {@link java.util.regex.Pattern}, matched case-insensitively
    * @param replacement what auto-correction puts in place of a match; {@code $1}... insert the
    *     groups' text as written in the original
-   * @param triggers lowercase strings near which the regex runs (48 characters either side of
+   * @param triggers lowercase strings near which the regex runs (32 characters either side of
    *     each occurrence); empty means it runs over the whole text
    */
   record Regex(

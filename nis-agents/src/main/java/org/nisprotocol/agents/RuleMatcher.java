@@ -29,7 +29,7 @@ final class RuleMatcher {
   /** Auto-correction re-audits its output and corrects again, at most this many times. */
   static final int MAX_CORRECTION_PASSES = 5;
   /** A regex rule looks this many characters either side of each occurrence of a trigger. */
-  static final int REGEX_WINDOW = 48;
+  static final int REGEX_WINDOW = 32;
 
   private static final int[] NO_HITS = {};
 

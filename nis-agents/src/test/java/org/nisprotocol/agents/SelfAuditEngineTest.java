@@ -234,8 +234,8 @@ class SelfAuditEngineTest {
         .extracting(Violation::text).containsExactly("acme-4 wins", "ACME-7 Wins");
     // a word trigger counts at the start of a word only
     assertThat(custom.auditText("acme-4 nowins").violations()).isEmpty();
-    // and the regex looks 48 characters either side of it
-    assertThat(custom.auditText("acme-4 " + " ".repeat(30) + "wins").violations()).hasSize(1);
+    // and the regex looks 32 characters either side of it
+    assertThat(custom.auditText("acme-4 " + " ".repeat(20) + "wins").violations()).hasSize(1);
     assertThat(custom.auditText("acme-4 " + " ".repeat(60) + "wins").violations()).isEmpty();
     assertThat(RuleMatcher.hasUpperCaseLiteral("\\d+\\s\\p{Lu}[a-z]")).isFalse();
     assertThat(RuleMatcher.hasUpperCaseLiteral("[A-Z]x")).isTrue();
