@@ -31,7 +31,7 @@ import org.nisprotocol.testkit.RedisServer;
  *       keyed by the same Redis key strings, 1 and 2 threads (target ratio ≥ 0.5).
  * </ul>
  *
- * <p>Each measure runs a warm-up, then three rounds alternating baseline and NIS, keeping each
+ * <p>Each measure runs a warm-up, then five rounds alternating baseline and NIS, keeping each
  * one's best. Run with {@code bin/nis bench redis [secondsPerRound]} (default 2); {@code
  * -Dnis.bench.parts=get,put,near} (through {@code NIS_JAVA_OPTS}) runs only some of them, {@code
  * -Dnis.bench.threads=1,8} picks the Redis thread counts.
@@ -41,6 +41,7 @@ public final class RedisCacheBenchmark {
   private static final String NS = "bench";
   private static final String NEAR_NS = "bench-near";
   private static final Duration TTL = Duration.ofHours(1);
+  private static final int ROUNDS = 5;
 
   private RedisCacheBenchmark() {}
 
@@ -133,7 +134,7 @@ public final class RedisCacheBenchmark {
 
   private static void print(Duration round, List<String[]> rows) {
     System.out.println();
-    System.out.println("Redis cache vs raw clients (" + round.toSeconds() + " s rounds, best of 3)");
+    System.out.println("Redis cache vs raw clients (" + round.toSeconds() + " s rounds, best of " + ROUNDS + ")");
     String format = "%-36s %16s %16s %8s %10s%n";
     System.out.printf(format, "measure", "baseline (raw)", "NIS", "ratio", "target");
     rows.forEach(r -> System.out.printf(format, (Object[]) r));
@@ -146,7 +147,7 @@ public final class RedisCacheBenchmark {
     throughput(threads, round, nis);
     double baselineBest = 0;
     double nisBest = 0;
-    for (int r = 0; r < 3; r++) {
+    for (int r = 0; r < ROUNDS; r++) {
       baselineBest = Math.max(baselineBest, throughput(threads, round, baseline));
       nisBest = Math.max(nisBest, throughput(threads, round, nis));
     }

@@ -2,7 +2,6 @@ package org.nisprotocol.redis;
 
 import com.github.benmanes.caffeine.cache.Cache;
 import com.github.benmanes.caffeine.cache.Caffeine;
-import com.github.benmanes.caffeine.cache.Expiry;
 import com.github.benmanes.caffeine.cache.RemovalCause;
 import java.util.function.Predicate;
 
@@ -11,6 +10,12 @@ import java.util.function.Predicate;
  * balance between the two tuned as the workload goes. Neither LRU nor LFU, usually a better hit rate
  * than both, and reads scale across threads without a lock. The default eviction of a near cache
  * and of the fallback tier.
+ *
+ * <p>Expiry is checked here on each read against the entry's own instant rather than by Caffeine's
+ * variable expiry, which costs a timer-wheel update on every read; an expired entry is dropped when
+ * read and otherwise ages out through the size bound. Caffeine's bookkeeping runs on the common
+ * fork-join pool, off the caller's path, so a put may stand over the bound (and its eviction be
+ * counted) a moment later.
  */
 final class AdaptiveTier implements LocalTier {
   private final Ticker ticker;
@@ -37,27 +42,6 @@ final class AdaptiveTier implements LocalTier {
     }
     this.entries =
         builder
-            .ticker(ticker::read)
-            .executor(Runnable::run)
-            .expireAfter(
-                new Expiry<String, Entry>() {
-                  @Override
-                  public long expireAfterCreate(String key, Entry value, long currentTime) {
-                    return value.expiresAtNanos() - currentTime;
-                  }
-
-                  @Override
-                  public long expireAfterUpdate(
-                      String key, Entry value, long currentTime, long currentDuration) {
-                    return value.expiresAtNanos() - currentTime;
-                  }
-
-                  @Override
-                  public long expireAfterRead(
-                      String key, Entry value, long currentTime, long currentDuration) {
-                    return currentDuration;
-                  }
-                })
             .evictionListener(
                 (String key, Entry value, RemovalCause cause) -> {
                   if (cause == RemovalCause.SIZE) {
@@ -69,7 +53,12 @@ final class AdaptiveTier implements LocalTier {
 
   @Override
   public Entry get(String key) {
-    return entries.getIfPresent(key);
+    Entry entry = entries.getIfPresent(key);
+    if (entry != null && entry.expiresAtNanos() - ticker.read() <= 0) {
+      entries.asMap().remove(key, entry);
+      return null;
+    }
+    return entry;
   }
 
   @Override
@@ -83,7 +72,8 @@ final class AdaptiveTier implements LocalTier {
 
   @Override
   public boolean invalidate(String key) {
-    return entries.asMap().remove(key) != null;
+    Entry removed = entries.asMap().remove(key);
+    return removed != null && removed.expiresAtNanos() - ticker.read() > 0;
   }
 
   @Override
@@ -98,6 +88,7 @@ final class AdaptiveTier implements LocalTier {
 
   @Override
   public long size() {
+    entries.cleanUp();
     return entries.estimatedSize();
   }
 }

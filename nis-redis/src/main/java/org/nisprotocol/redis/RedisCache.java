@@ -116,7 +116,7 @@ public final class RedisCache implements Cache {
   private static final int EPOCH_STRIPES = 64;
 
   /** Commands written in one flush by putAll. */
-  private static final int PIPELINE_CHUNK = 500;
+  private static final int PIPELINE_CHUNK = 100;
 
   /** Past this many namespaces, further ones are served without caching their state. */
   private static final int MAX_REMEMBERED_NAMESPACES = 10_000;
@@ -292,15 +292,16 @@ public final class RedisCache implements Cache {
   @Override
   public Optional<String> get(String namespace, String key) {
     NamespaceState ns = state(namespace);
-    CacheKeys.requireValidKey(key);
-    requireOpen();
-    if (ns.near != null && invalidationsLive) {
+    // A key in the near cache was valid when it was stored, so a hit needs no key check.
+    if (ns.near != null && key != null && invalidationsLive && !closed) {
       LocalTier.Entry entry = ns.near.get(key);
       if (entry != null && !entry.localOnly()) {
         ns.meters.nearHits.increment();
         return Optional.of(entry.json());
       }
     }
+    CacheKeys.requireValidKey(key);
+    requireOpen();
     Found found = read(ns, key, ns.near != null, CacheMetrics.Operation.GET);
     return found == null ? Optional.empty() : Optional.of(found.json());
   }
