@@ -61,6 +61,14 @@ public interface Cache extends AutoCloseable {
     return HealthCheck.healthy(java.time.Duration.ZERO);
   }
 
+  /**
+   * Lets traffic flow again after an outage as soon as the server answers (for example by
+   * closing an open circuit breaker after a successful probe) instead of waiting for the next
+   * scheduled retry. The coordinator's auto-recovery loop calls it for a backend found unhealthy
+   * or degraded. Backends that reconnect by themselves need do nothing: the default.
+   */
+  default void recover() {}
+
   /** Which backend this is, e.g. "embedded" or "redis". */
   String name();
 

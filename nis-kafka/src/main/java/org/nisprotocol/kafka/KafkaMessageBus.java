@@ -198,6 +198,15 @@ public final class KafkaMessageBus implements MessageBus {
     }
   }
 
+  /** Closes the publish breaker when the cluster answers, so the spool drains at once. */
+  @Override
+  public void recover() {
+    if (breaker.state() != CircuitBreaker.State.CLOSED
+        && checkHealth(Duration.ofSeconds(5)).status() != HealthStatus.UNHEALTHY) {
+      breaker.reset();
+    }
+  }
+
   /** The breaker around publishing, for health reports. */
   public CircuitBreaker.State publishCircuitState() {
     return breaker.state();

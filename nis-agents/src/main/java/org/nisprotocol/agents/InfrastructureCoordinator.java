@@ -1,0 +1,501 @@
+package org.nisprotocol.agents;
+
+import com.fasterxml.jackson.core.JsonProcessingException;
+import java.time.Duration;
+import java.time.Instant;
+import java.time.InstantSource;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Objects;
+import java.util.Optional;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.ScheduledFuture;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.function.Supplier;
+import org.nisprotocol.core.Cache;
+import org.nisprotocol.core.HealthCheck;
+import org.nisprotocol.core.HealthStatus;
+import org.nisprotocol.core.MessageBus;
+import org.nisprotocol.core.MessageCodec;
+import org.nisprotocol.core.MessageHandler;
+import org.nisprotocol.core.MessagePriority;
+import org.nisprotocol.core.MessageType;
+import org.nisprotocol.core.NisException;
+import org.nisprotocol.core.NisMessage;
+import org.nisprotocol.core.PublishReceipt;
+import org.nisprotocol.core.Subscription;
+import org.nisprotocol.core.SubscriptionSpec;
+import org.nisprotocol.core.ValidationException;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The one interface agents use for messaging and shared state: send a message, cache and read
+ * data, subscribe; with self-audit of outgoing messages, health monitoring and auto-recovery.
+ *
+ * <h2>Health</h2>
+ *
+ * Each service (the message bus and the cache) is probed with a real round trip bounded by the
+ * health check timeout, at start and then every health check interval; its health, last check,
+ * uptime (since it last became healthy), error count and response time are kept. A change of
+ * health publishes an audit_alert (severity high when unhealthy, medium when degraded). With
+ * auto-recovery on, a service that is not healthy is asked to {@code recover()}.
+ *
+ * <h2>Self-audit</h2>
+ *
+ * When enabled every outgoing message is audited: its integrity_score and audit_flags are filled
+ * in; below the threshold it is auto-corrected, or quarantined to nis-audit-alerts with the reasons
+ * (never dropped), as {@link SelfAuditConfig} says.
+ *
+ * <p>Thread-safe.
+ */
+public final class InfrastructureCoordinator implements AutoCloseable {
+  private static final Logger log = LoggerFactory.getLogger(InfrastructureCoordinator.class);
+  /** Namespace of the data agents cache through {@link #cacheData}; keys are {@code agent_id:key}. */
+  public static final String AGENT_NAMESPACE = "agents";
+  /** The source_agent of health alerts. */
+  public static final String HEALTH_MONITOR = "health_monitor";
+  /** The source_agent of self-audit alerts. */
+  public static final String SELF_AUDIT = "self_audit";
+
+  private final CoordinatorConfig config;
+  private final MessageBus bus;
+  private final Cache cache;
+  private final InstantSource clock;
+  private final Optional<SelfAuditEngine> audit;
+  private final Instant startedAt;
+  private final Map<String, ServiceState> services = new LinkedHashMap<>();
+  private final Map<String, List<String>> subscriptions = new ConcurrentHashMap<>();
+  private final List<Subscription> openSubscriptions = new CopyOnWriteArrayList<>();
+  private final AtomicLong totalMessages = new AtomicLong();
+  private final AtomicLong totalCacheOperations = new AtomicLong();
+  private final AtomicLong errors = new AtomicLong();
+  private final AtomicLong responseNanos = new AtomicLong();
+  private final ScheduledExecutorService scheduler;
+  private final boolean ownScheduler;
+  private final ScheduledFuture<?> healthLoop;
+
+  /** One monitored service and what its probes found. Guarded by itself. */
+  private static final class ServiceState {
+    final String name;
+    final String backend;
+    final Supplier<HealthCheck> probe;
+    final Runnable recover;
+    HealthStatus health = HealthStatus.UNKNOWN;
+    Optional<Instant> lastCheck = Optional.empty();
+    Optional<Instant> healthySince = Optional.empty();
+    long errorCount;
+    Duration responseTime = Duration.ZERO;
+    Optional<String> detail = Optional.empty();
+
+    ServiceState(String name, String backend, Supplier<HealthCheck> probe, Runnable recover) {
+      this.name = name;
+      this.backend = backend;
+      this.probe = probe;
+      this.recover = recover;
+    }
+  }
+
+  private InfrastructureCoordinator(
+      CoordinatorConfig config,
+      MessageBus bus,
+      Cache cache,
+      InstantSource clock,
+      ScheduledExecutorService scheduler,
+      boolean ownScheduler) {
+    this.config = config;
+    this.bus = bus;
+    this.cache = cache;
+    this.clock = clock;
+    this.audit = config.selfAuditEnabled() ? Optional.of(SelfAuditEngine.create(config.selfAudit())) : Optional.empty();
+    this.startedAt = clock.instant();
+    Duration timeout = config.healthCheckTimeout();
+    services.put(
+        bus.name().equals("kafka") ? "kafka" : "message_bus",
+        new ServiceState("message bus", bus.name(), () -> bus.checkHealth(timeout), bus::recover));
+    services.put(
+        cache.name().equals("redis") ? "redis" : "cache",
+        new ServiceState("cache", cache.name(), () -> cache.checkHealth(timeout), cache::recover));
+    this.scheduler = scheduler;
+    this.ownScheduler = ownScheduler;
+    checkHealth();
+    this.healthLoop =
+        config.autoRecovery()
+            ? scheduler.scheduleWithFixedDelay(
+                this::checkHealthQuietly,
+                config.healthCheckInterval().toMillis(),
+                config.healthCheckInterval().toMillis(),
+                TimeUnit.MILLISECONDS)
+            : null;
+  }
+
+  /** A coordinator over the given backends, with its own scheduler, probing them once now. */
+  public static InfrastructureCoordinator create(CoordinatorConfig config, MessageBus bus, Cache cache) {
+    ScheduledExecutorService scheduler =
+        Executors.newSingleThreadScheduledExecutor(
+            runnable -> Thread.ofPlatform().daemon().name("nis-health-monitor").unstarted(runnable));
+    return new InfrastructureCoordinator(
+        Objects.requireNonNull(config, "config"), Objects.requireNonNull(bus, "bus"),
+        Objects.requireNonNull(cache, "cache"), InstantSource.system(), scheduler, true);
+  }
+
+  /** As {@link #create(CoordinatorConfig, MessageBus, Cache)}, with an injected clock and scheduler. */
+  public static InfrastructureCoordinator create(
+      CoordinatorConfig config,
+      MessageBus bus,
+      Cache cache,
+      InstantSource clock,
+      ScheduledExecutorService scheduler) {
+    return new InfrastructureCoordinator(
+        Objects.requireNonNull(config, "config"), Objects.requireNonNull(bus, "bus"),
+        Objects.requireNonNull(cache, "cache"), Objects.requireNonNull(clock, "clock"),
+        Objects.requireNonNull(scheduler, "scheduler"), false);
+  }
+
+  public MessageBus messageBus() {
+    return bus;
+  }
+
+  public Cache cache() {
+    return cache;
+  }
+
+  /** The self-audit engine, when self-audit is enabled. */
+  public Optional<SelfAuditEngine> selfAudit() {
+    return audit;
+  }
+
+  // ---- messaging ----
+
+  /** Sends a message of the type with normal priority; see {@link #sendMessage(NisMessage)}. */
+  public SendResult sendMessage(MessageType type, Map<String, ?> content, String sourceAgent) {
+    return sendMessage(NisMessage.builder(type, sourceAgent).content(content).build());
+  }
+
+  /** Sends a message of the type with the priority; see {@link #sendMessage(NisMessage)}. */
+  public SendResult sendMessage(
+      MessageType type, Map<String, ?> content, String sourceAgent, MessagePriority priority) {
+    return sendMessage(NisMessage.builder(type, sourceAgent).content(content).priority(priority).build());
+  }
+
+  /**
+   * Audits the message (when self-audit is enabled) and publishes it, or its corrected form, or
+   * only an alert quarantining it. Returns once the bus accepted what was published.
+   */
+  public SendResult sendMessage(NisMessage message) {
+    return sendMessage(message, Map.of());
+  }
+
+  /** {@link #sendMessage(NisMessage)} with transport headers such as a traceparent. */
+  public SendResult sendMessage(NisMessage message, Map<String, String> headers) {
+    Objects.requireNonNull(message, "message");
+    return timed(totalMessages, () -> {
+      if (audit.isEmpty()) {
+        return SendResult.unaudited(bus.publish(message, headers), message);
+      }
+      AuditDecision decision = audit.get().decide(message);
+      Optional<NisMessage> alert = decision.alert(SELF_AUDIT);
+      PublishReceipt receipt =
+          decision.action() == AuditDecision.Action.QUARANTINED
+              ? bus.publish(alert.orElseThrow(), headers)
+              : bus.publish(decision.message(), headers);
+      if (decision.action() == AuditDecision.Action.CORRECTED) {
+        alert.ifPresent(a -> bus.publish(a, headers));
+      }
+      return SendResult.audited(receipt, decision);
+    });
+  }
+
+  /**
+   * Subscribes a handler (see {@link MessageBus#subscribe}); the subscription shows in the status
+   * under agent_subscriptions until it is closed.
+   */
+  public Subscription subscribe(SubscriptionSpec spec, MessageHandler handler) {
+    Subscription subscription = bus.subscribe(spec, handler);
+    List<String> what = new ArrayList<>(spec.effectiveTopics());
+    spec.messageTypes().forEach(type -> what.add(type.wireName()));
+    subscriptions.merge(spec.group(), what, (a, b) -> {
+      List<String> merged = new ArrayList<>(a);
+      b.stream().filter(x -> !merged.contains(x)).forEach(merged::add);
+      return merged;
+    });
+    openSubscriptions.add(subscription);
+    return new Subscription() {
+      @Override
+      public SubscriptionSpec spec() {
+        return spec;
+      }
+
+      @Override
+      public void close() {
+        subscription.close();
+        openSubscriptions.remove(subscription);
+        subscriptions.remove(spec.group());
+      }
+    };
+  }
+
+  // ---- caching ----
+
+  /** Caches a JSON-able value for an agent with the namespace's default TTL. */
+  public void cacheData(String key, Object value, String agentId) {
+    writeCache(AGENT_NAMESPACE, agentKey(agentId, key), value, Optional.empty());
+  }
+
+  /** Caches a JSON-able value for an agent for the given time. */
+  public void cacheData(String key, Object value, String agentId, Duration ttl) {
+    writeCache(AGENT_NAMESPACE, agentKey(agentId, key), value, Optional.of(ttl));
+  }
+
+  /** Caches a JSON-able value in a namespace, for the TTL given or the namespace's default. */
+  public void writeCache(String namespace, String key, Object value, Optional<Duration> ttl) {
+    String json = toJson(value);
+    timed(totalCacheOperations, () -> {
+      if (ttl.isPresent()) {
+        cache.put(namespace, key, json, ttl.get());
+      } else {
+        cache.put(namespace, key, json);
+      }
+      return null;
+    });
+  }
+
+  /** The value an agent cached under the key, as maps, lists and scalars; empty when absent. */
+  public Optional<Object> getCachedData(String key, String agentId) {
+    return readCache(AGENT_NAMESPACE, agentKey(agentId, key));
+  }
+
+  /** The value cached in the namespace under the key, as maps, lists and scalars. */
+  public Optional<Object> readCache(String namespace, String key) {
+    Optional<String> json = timed(totalCacheOperations, () -> cache.get(namespace, key));
+    return json.map(InfrastructureCoordinator::fromJson);
+  }
+
+  static String agentKey(String agentId, String key) {
+    if (agentId == null || agentId.isBlank()) {
+      throw new ValidationException("agent_id must not be blank");
+    }
+    return agentId + ":" + key;
+  }
+
+  // ---- health ----
+
+  /** Probes every service now (each bounded by the health check timeout) and records the result. */
+  public void checkHealth() {
+    for (ServiceState service : services.values()) {
+      HealthCheck check = probe(service);
+      HealthStatus previous;
+      synchronized (service) {
+        previous = service.health;
+        service.health = check.status();
+        service.lastCheck = Optional.of(clock.instant());
+        service.responseTime = check.latency();
+        service.detail = check.detail();
+        if (check.status() == HealthStatus.HEALTHY) {
+          if (service.healthySince.isEmpty()) {
+            service.healthySince = service.lastCheck;
+          }
+        } else {
+          service.healthySince = Optional.empty();
+          if (check.status() == HealthStatus.UNHEALTHY) {
+            service.errorCount++;
+          }
+        }
+      }
+      if (previous != check.status() && previous != HealthStatus.UNKNOWN) {
+        alertHealthChange(service, previous, check);
+      }
+      if (config.autoRecovery() && check.status() != HealthStatus.HEALTHY) {
+        try {
+          service.recover.run();
+        } catch (RuntimeException e) {
+          log.warn("recovery of the {} failed: {}", service.name, e.toString());
+        }
+      }
+    }
+  }
+
+  private void checkHealthQuietly() {
+    try {
+      checkHealth();
+    } catch (RuntimeException e) {
+      log.warn("health check failed: {}", e.toString());
+    }
+  }
+
+  /** The probe in a virtual thread, so a backend that ignores its timeout cannot hold us up. */
+  private HealthCheck probe(ServiceState service) {
+    Duration timeout = config.healthCheckTimeout();
+    long start = System.nanoTime();
+    try (var executor = Executors.newVirtualThreadPerTaskExecutor()) {
+      Future<HealthCheck> check = executor.submit(service.probe::get);
+      try {
+        return check.get(timeout.toMillis() + 500, TimeUnit.MILLISECONDS);
+      } catch (java.util.concurrent.TimeoutException e) {
+        check.cancel(true);
+        return HealthCheck.of(HealthStatus.UNHEALTHY, Duration.ofNanos(System.nanoTime() - start),
+            "no answer within " + timeout);
+      } catch (java.util.concurrent.ExecutionException e) {
+        return HealthCheck.of(HealthStatus.UNHEALTHY, Duration.ofNanos(System.nanoTime() - start),
+            String.valueOf(e.getCause()));
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        return HealthCheck.of(HealthStatus.UNKNOWN, Duration.ZERO, "interrupted");
+      } finally {
+        executor.shutdownNow();
+      }
+    }
+  }
+
+  private void alertHealthChange(ServiceState service, HealthStatus previous, HealthCheck check) {
+    log.warn("{} ({}) health {} -> {}", service.name, service.backend, previous.wireName(), check.status().wireName());
+    if (check.status() == HealthStatus.HEALTHY) {
+      return;
+    }
+    Map<String, Object> alert = new LinkedHashMap<>();
+    alert.put("alert_type", "health_degradation");
+    alert.put("service", service.backend);
+    alert.put("status", check.status().wireName());
+    alert.put("previous_status", previous.wireName());
+    alert.put("detail", check.detail().orElse(""));
+    alert.put("timestamp", clock.instant().toEpochMilli() / 1000.0);
+    alert.put("severity", check.status() == HealthStatus.UNHEALTHY ? "high" : "medium");
+    try {
+      bus.publish(
+          NisMessage.builder(MessageType.AUDIT_ALERT, HEALTH_MONITOR)
+              .priority(MessagePriority.CRITICAL)
+              .content(alert)
+              .build());
+    } catch (NisException e) {
+      log.warn("could not publish the health alert for the {}: {}", service.name, e.getMessage());
+    }
+  }
+
+  /** The health of each service by its status key ("kafka"/"message_bus", "redis"/"cache"). */
+  public Map<String, HealthStatus> serviceHealth() {
+    Map<String, HealthStatus> health = new LinkedHashMap<>();
+    services.forEach((key, service) -> {
+      synchronized (service) {
+        health.put(key, service.health);
+      }
+    });
+    return health;
+  }
+
+  public IntegrationStatus integrationStatus() {
+    return IntegrationStatus.of(serviceHealth().values());
+  }
+
+  /** The worst health among the services. */
+  public HealthStatus overallHealth() {
+    HealthStatus worst = HealthStatus.HEALTHY;
+    for (HealthStatus health : serviceHealth().values()) {
+      if (rank(health) > rank(worst)) {
+        worst = health;
+      }
+    }
+    return worst;
+  }
+
+  private static int rank(HealthStatus status) {
+    return switch (status) {
+      case HEALTHY -> 0;
+      case DEGRADED -> 1;
+      case UNKNOWN -> 2;
+      case UNHEALTHY -> 3;
+    };
+  }
+
+  /**
+   * The comprehensive status as JSON-ready maps, in the shape of the integration guide:
+   * integration_status, overall_health, services{name: health, last_check, uptime, error_count,
+   * response_time, backend, detail}, metrics{total_messages, total_cache_operations, error_rate,
+   * avg_response_time, uptime}, agent_subscriptions, auto_recovery_enabled, self_audit_enabled.
+   * Times are seconds (last_check in epoch seconds); response times milliseconds.
+   */
+  public Map<String, Object> comprehensiveStatus() {
+    Instant now = clock.instant();
+    Map<String, Object> status = new LinkedHashMap<>();
+    status.put("integration_status", integrationStatus().wireName());
+    status.put("overall_health", overallHealth().wireName());
+    Map<String, Object> serviceJson = new LinkedHashMap<>();
+    services.forEach((key, service) -> {
+      synchronized (service) {
+        Map<String, Object> json = new LinkedHashMap<>();
+        json.put("health", service.health.wireName());
+        json.put("last_check", service.lastCheck.map(i -> i.toEpochMilli() / 1000.0).orElse(null));
+        json.put("uptime", service.healthySince.map(since -> seconds(Duration.between(since, now))).orElse(0.0));
+        json.put("error_count", service.errorCount);
+        json.put("response_time", service.responseTime.toNanos() / 1e6);
+        json.put("backend", service.backend);
+        json.put("detail", service.detail.orElse(null));
+        serviceJson.put(key, json);
+      }
+    });
+    status.put("services", serviceJson);
+    long operations = totalMessages.get() + totalCacheOperations.get();
+    Map<String, Object> metrics = new LinkedHashMap<>();
+    metrics.put("total_messages", totalMessages.get());
+    metrics.put("total_cache_operations", totalCacheOperations.get());
+    metrics.put("error_rate", operations == 0 ? 0.0 : (double) errors.get() / operations);
+    metrics.put("avg_response_time", operations == 0 ? 0.0 : responseNanos.get() / 1e6 / operations);
+    metrics.put("uptime", seconds(Duration.between(startedAt, now)));
+    status.put("metrics", metrics);
+    status.put("agent_subscriptions", Map.copyOf(subscriptions));
+    status.put("auto_recovery_enabled", config.autoRecovery());
+    status.put("self_audit_enabled", config.selfAuditEnabled());
+    return status;
+  }
+
+  private static double seconds(Duration duration) {
+    return duration.toMillis() / 1000.0;
+  }
+
+  private <T> T timed(AtomicLong counter, Supplier<T> operation) {
+    long start = System.nanoTime();
+    counter.incrementAndGet();
+    try {
+      return operation.get();
+    } catch (RuntimeException e) {
+      errors.incrementAndGet();
+      throw e;
+    } finally {
+      responseNanos.addAndGet(System.nanoTime() - start);
+    }
+  }
+
+  static String toJson(Object value) {
+    try {
+      return MessageCodec.mapper().writeValueAsString(value);
+    } catch (JsonProcessingException e) {
+      throw new ValidationException("value cannot be written as JSON: " + e.getOriginalMessage());
+    }
+  }
+
+  static Object fromJson(String json) {
+    try {
+      return MessageCodec.mapper().readValue(json, Object.class);
+    } catch (JsonProcessingException e) {
+      throw new NisException("the cache holds text that is not JSON: " + e.getOriginalMessage(), e);
+    }
+  }
+
+  /** Stops the health loop and closes what this coordinator subscribed; the backends stay open. */
+  @Override
+  public void close() {
+    if (healthLoop != null) {
+      healthLoop.cancel(false);
+    }
+    if (ownScheduler) {
+      scheduler.shutdownNow();
+    }
+    openSubscriptions.forEach(Subscription::close);
+  }
+}
