@@ -213,6 +213,15 @@ public final class InfrastructureCoordinator implements AutoCloseable {
     });
   }
 
+  /** Publishes without the self-audit (for agents that opted out of it). */
+  SendResult sendUnaudited(NisMessage message) {
+    return timed(totalMessages, () -> SendResult.unaudited(bus.publish(message), message));
+  }
+
+  InstantSource clock() {
+    return clock;
+  }
+
   /**
    * Subscribes a handler (see {@link MessageBus#subscribe}); the subscription shows in the status
    * under agent_subscriptions until it is closed.

@@ -122,6 +122,25 @@ public final class InMemoryCache implements Cache {
   }
 
   @Override
+  public Map<String, String> entries(String namespace, int limit) {
+    requireOpen();
+    CacheKeys.requireValidNamespace(namespace);
+    Map<String, String> found = new LinkedHashMap<>();
+    for (Key key : List.copyOf(entries.asMap().keySet())) {
+      if (found.size() >= limit) {
+        break;
+      }
+      if (key.namespace().equals(namespace)) {
+        Stored stored = entries.getIfPresent(key); // honours expiry
+        if (stored != null) {
+          found.put(key.key(), stored.json());
+        }
+      }
+    }
+    return found;
+  }
+
+  @Override
   public boolean delete(String namespace, String key) {
     return entries.asMap().remove(key(namespace, key)) != null;
   }

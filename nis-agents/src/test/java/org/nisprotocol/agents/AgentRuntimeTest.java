@@ -1,0 +1,267 @@
+package org.nisprotocol.agents;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+import static org.awaitility.Awaitility.await;
+
+import java.time.Duration;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.Set;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.TimeoutException;
+import java.util.concurrent.atomic.AtomicInteger;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
+import org.nisprotocol.core.Delivery;
+import org.nisprotocol.core.MessagePriority;
+import org.nisprotocol.core.MessageType;
+import org.nisprotocol.core.NisMessage;
+import org.nisprotocol.core.RetryPolicy;
+import org.nisprotocol.core.StreamingTopics;
+import org.nisprotocol.core.SubscriptionSpec;
+import org.nisprotocol.embedded.InMemoryCache;
+import org.nisprotocol.embedded.InMemoryCacheConfig;
+import org.nisprotocol.embedded.InMemoryMessageBus;
+import org.nisprotocol.embedded.InMemoryMessageBusConfig;
+import org.nisprotocol.testkit.ManualClock;
+
+class AgentRuntimeTest {
+  private final ManualClock clock = ManualClock.create();
+  private final InMemoryMessageBus bus =
+      InMemoryMessageBus.create(
+          InMemoryMessageBusConfig.defaults()
+              .withRetryPolicy(new RetryPolicy(2, Duration.ofMillis(10), Duration.ofMillis(20), 0)));
+  private final InMemoryCache cache = InMemoryCache.create(InMemoryCacheConfig.defaults().withClock(clock));
+  private final ScheduledExecutorService scheduler = Executors.newSingleThreadScheduledExecutor();
+  private final InfrastructureCoordinator coordinator =
+      InfrastructureCoordinator.create(CoordinatorConfig.defaults().withAutoRecovery(false), bus, cache, clock, scheduler);
+  private final AgentRuntime runtime = AgentRuntime.create(coordinator, scheduler, "instance-a");
+
+  @AfterEach
+  void stop() {
+    runtime.close();
+    coordinator.close();
+    scheduler.shutdownNow();
+    bus.close();
+  }
+
+  /** An agent that records what it handles and can be told to fail or dawdle. */
+  static class RecordingAgent extends NisAgent {
+    final List<NisMessage> handled = new CopyOnWriteArrayList<>();
+    final AtomicInteger running = new AtomicInteger();
+    final AtomicInteger mostAtOnce = new AtomicInteger();
+    volatile boolean failing;
+    volatile Duration dawdle = Duration.ZERO;
+    final Set<MessageType> types;
+
+    RecordingAgent(AgentConfiguration config, MessageType... types) {
+      super(config);
+      this.types = Set.of(types);
+    }
+
+    @Override
+    protected Set<MessageType> subscriptions() {
+      return types;
+    }
+
+    @Override
+    protected void handleMessage(NisMessage message) throws Exception {
+      int now = running.incrementAndGet();
+      mostAtOnce.accumulateAndGet(now, Math::max);
+      try {
+        Thread.sleep(dawdle);
+        if (failing) {
+          throw new IllegalStateException("told to fail");
+        }
+        handled.add(message);
+        if (message.correlationId().isPresent() && message.messageType() == MessageType.ALIGNMENT_CHECK) {
+          reply(message, Map.of("aligned", true, "checked", message.content().get("plan")));
+        }
+      } finally {
+        running.decrementAndGet();
+      }
+    }
+
+    SendResult send(MessageType type, Map<String, ?> content, String target) {
+      return sendMessage(type, content, Optional.ofNullable(target), MessagePriority.NORMAL);
+    }
+
+    void remember(String key, Object value) {
+      cacheData(key, value, Duration.ofMinutes(30));
+    }
+
+    Optional<Object> recall(String key) {
+      return getCachedData(key);
+    }
+  }
+
+  private RecordingAgent agent(String id, MessageType... types) {
+    return new RecordingAgent(AgentConfiguration.of(id, "analysis").withMaxRetries(0), types);
+  }
+
+  @Test
+  void anAgentHandlesTheTypesItSubscribedToAndReportsItsHealth() {
+    RecordingAgent analysis = agent("analysis_agent", MessageType.SIMULATION_RESULT);
+    runtime.start(analysis);
+    assertThat(analysis.state()).isEqualTo(AgentState.READY);
+
+    coordinator.sendMessage(MessageType.SIMULATION_RESULT, Map.of("success_probability", "computed"), "scenario_simulator");
+    coordinator.sendMessage(MessageType.MEMORY_OPERATION, Map.of("op", "store"), "memory_agent");
+
+    await().atMost(Duration.ofSeconds(10)).until(() -> analysis.handled.size() == 1);
+    assertThat(analysis.handled.get(0).messageType()).isEqualTo(MessageType.SIMULATION_RESULT);
+    assertThat(analysis.health()).containsEntry("processed", 1L).containsEntry("failed", 0L).containsEntry("state", "ready");
+  }
+
+  @Test
+  void messagesForAnotherAgentAreNotHandled() {
+    RecordingAgent mine = agent("mine", MessageType.GOAL_GENERATION);
+    runtime.start(mine);
+    RecordingAgent sender = agent("sender", MessageType.PERFORMANCE_METRIC);
+    runtime.start(sender);
+
+    sender.send(MessageType.GOAL_GENERATION, Map.of("goal", "for someone else"), "someone_else");
+    sender.send(MessageType.GOAL_GENERATION, Map.of("goal", "for me"), "mine");
+
+    await().atMost(Duration.ofSeconds(10)).until(() -> mine.handled.size() == 1);
+    assertThat(mine.handled.get(0).content()).containsEntry("goal", "for me");
+  }
+
+  @Test
+  void aRequestIsAnsweredByCorrelationId() throws Exception {
+    runtime.start(agent("alignment_agent", MessageType.ALIGNMENT_CHECK));
+    RecordingAgent planner = agent("planner", MessageType.GOAL_GENERATION);
+    runtime.start(planner);
+
+    NisMessage answer =
+        planner.request("alignment_agent", MessageType.ALIGNMENT_CHECK, Map.of("plan", "excavate"), Duration.ofSeconds(10)).get();
+
+    assertThat(answer.content()).containsEntry("aligned", true).containsEntry("checked", "excavate");
+    assertThat(answer.sourceAgent()).isEqualTo("alignment_agent");
+    assertThat(answer.messageType()).isEqualTo(MessageType.AGENT_COORDINATION);
+  }
+
+  @Test
+  void aRequestNobodyAnswersTimesOut() {
+    RecordingAgent planner = agent("lonely_planner", MessageType.GOAL_GENERATION);
+    runtime.start(planner);
+
+    assertThatThrownBy(
+            () -> planner.request("nobody", MessageType.ALIGNMENT_CHECK, Map.of("plan", "x"), Duration.ofMillis(200)).get())
+        .isInstanceOf(ExecutionException.class)
+        .hasCauseInstanceOf(TimeoutException.class);
+  }
+
+  @Test
+  void noMoreThanMaxConcurrentTasksRunAtOnce() {
+    RecordingAgent busy =
+        new RecordingAgent(AgentConfiguration.of("busy", "worker").withMaxConcurrentTasks(2), MessageType.PERFORMANCE_METRIC);
+    busy.dawdle = Duration.ofMillis(50);
+    runtime.start(busy);
+
+    for (int i = 0; i < 20; i++) {
+      coordinator.sendMessage(
+          NisMessage.builder(MessageType.PERFORMANCE_METRIC, "source-" + i).content(Map.of("i", i)).build());
+    }
+
+    await().atMost(Duration.ofSeconds(30)).until(() -> busy.handled.size() == 20);
+    assertThat(busy.mostAtOnce.get()).isEqualTo(2);
+  }
+
+  @Test
+  void aMessageTakingTooLongFailsAndEndsInTheDeadLetters() {
+    RecordingAgent slow =
+        new RecordingAgent(
+            AgentConfiguration.of("slow", "worker").withProcessingTimeout(Duration.ofMillis(100)).withMaxRetries(1),
+            MessageType.MEMORY_OPERATION);
+    slow.dawdle = Duration.ofSeconds(5);
+    runtime.start(slow);
+    List<Delivery> deadLetters = new CopyOnWriteArrayList<>();
+    bus.subscribe(SubscriptionSpec.group("dlt").withTopics(StreamingTopics.deadLetterTopicOf(StreamingTopics.MEMORY)), deadLetters::add);
+
+    coordinator.sendMessage(MessageType.MEMORY_OPERATION, Map.of("op", "store"), "memory_agent");
+
+    await().atMost(Duration.ofSeconds(30)).until(() -> deadLetters.size() == 1);
+    assertThat(deadLetters.get(0).headers().get("nis.dlt.error")).contains("took longer than PT0.1S");
+    assertThat(slow.health()).containsEntry("processed", 0L);
+    assertThat((Long) slow.health().get("failed")).isGreaterThanOrEqualTo(4L);
+    assertThat(slow.state()).isEqualTo(AgentState.DEGRADED);
+  }
+
+  @Test
+  void repeatedFailuresDegradeTheAgentAndASuccessRestoresIt() {
+    RecordingAgent flaky = agent("flaky", MessageType.CONSCIOUSNESS_EVENT);
+    flaky.failing = true;
+    runtime.start(flaky);
+
+    for (int i = 0; i < 2; i++) {
+      coordinator.sendMessage(MessageType.CONSCIOUSNESS_EVENT, Map.of("i", i), "a");
+    }
+    await().atMost(Duration.ofSeconds(10)).until(() -> flaky.state() == AgentState.DEGRADED);
+
+    flaky.failing = false;
+    coordinator.sendMessage(MessageType.CONSCIOUSNESS_EVENT, Map.of("i", 9), "a");
+    await().atMost(Duration.ofSeconds(10)).until(() -> flaky.state() == AgentState.READY && !flaky.handled.isEmpty());
+  }
+
+  @Test
+  void anAgentWhoseInitializationFailsIsInError() {
+    NisAgent broken =
+        new RecordingAgent(AgentConfiguration.of("broken", "x"), MessageType.SYSTEM_HEALTH) {
+          @Override
+          protected void initialize() {
+            throw new IllegalStateException("no config");
+          }
+        };
+
+    runtime.start(broken);
+
+    assertThat(broken.state()).isEqualTo(AgentState.ERROR);
+  }
+
+  @Test
+  void agentsKeepTheirOwnCachedState() {
+    RecordingAgent first = agent("first", MessageType.SYSTEM_HEALTH);
+    RecordingAgent second = agent("second", MessageType.SYSTEM_HEALTH);
+    runtime.start(first);
+    runtime.start(second);
+
+    first.remember("agent_state", Map.of("current_task", "data_analysis", "progress", "measured"));
+
+    assertThat(first.recall("agent_state")).contains(Map.of("current_task", "data_analysis", "progress", "measured"));
+    assertThat(second.recall("agent_state")).isEmpty();
+  }
+
+  @Test
+  void theDirectoryListsTheAgentsOfEveryInstanceAndForgetsSilentOnes() {
+    runtime.start(agent("analysis_agent", MessageType.SIMULATION_RESULT));
+    InMemoryMessageBus otherBus = InMemoryMessageBus.create();
+    try (InfrastructureCoordinator other =
+            InfrastructureCoordinator.create(CoordinatorConfig.defaults().withAutoRecovery(false), otherBus, cache, clock, scheduler);
+        AgentRuntime otherRuntime = AgentRuntime.create(other, scheduler, "instance-b")) {
+      otherRuntime.start(agent("memory_agent", MessageType.MEMORY_OPERATION));
+
+      List<Map<String, Object>> directory = runtime.directory();
+
+      assertThat(directory).extracting(e -> e.get("agent_id")).containsExactly("analysis_agent", "memory_agent");
+      assertThat(directory.get(1))
+          .containsEntry("instance", "instance-b")
+          .containsEntry("agent_type", "analysis")
+          .containsEntry("state", "ready")
+          .containsEntry("subscriptions", List.of("memory_operation"))
+          .containsKey("last_heartbeat");
+
+      clock.advance(Duration.ofSeconds(31)); // three 10 s heartbeats missed (the scheduler runs on real time)
+      assertThat(runtime.directory()).isEmpty();
+      runtime.heartbeat(runtime.agent("analysis_agent").orElseThrow());
+      assertThat(otherRuntime.directory()).extracting(e -> e.get("agent_id")).containsExactly("analysis_agent");
+    } finally {
+      otherBus.close();
+    }
+  }
+}
