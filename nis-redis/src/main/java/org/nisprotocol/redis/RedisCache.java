@@ -57,7 +57,7 @@ import org.slf4j.LoggerFactory;
  * Each entry is a Redis string under {@code nis:cache:{namespace}:{key}} holding the JSON text as
  * given (UTF-8), written with {@code SET ... PX ttl}; a put without a TTL takes the namespace's
  * default. {@link #getAll} is one {@code MGET}; {@link #putAll} is one {@code SET PX} per entry,
- * dispatched together in one write (a pipeline, one round trip); {@link #clear} walks the namespace
+ * written to the connection together (a pipeline: one flush per 100 commands, one round trip); {@link #clear} walks the namespace
  * with {@code SCAN MATCH nis:cache:{namespace}:* COUNT n} and removes each page with {@code UNLINK}
  * (never {@code KEYS}). In cluster mode Lettuce splits {@code MGET}/{@code UNLINK} by slot, routes
  * each {@code SET} to its node and scans every master.
@@ -71,9 +71,11 @@ import org.slf4j.LoggerFactory;
  * acknowledged it; every instance drops those keys when the message arrives (within milliseconds).
  * A read that raced with an invalidation does not store what it read: each namespace keeps
  * invalidation counters (striped by key), and a read stores its value only if the counter of its
- * key did not move while the read was in flight. While the subscription is down, the near cache is
- * bypassed (reads go to Redis); when it is back, the near cache is emptied, since messages may have
- * been missed.
+ * key did not move while the read was in flight; a write keeps its own value locally on the same
+ * condition. While the subscription is down, the near cache is bypassed (reads go to Redis); when it
+ * is back, the near cache is emptied, since messages may have been missed. Writes made to Redis by
+ * other programs (which publish no invalidation) reach a near cache only when its copy expires, so
+ * a namespace that others write should not be near-cached.
  *
  * <h2>When Redis is unavailable</h2>
  *
