@@ -18,6 +18,15 @@ import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.Objects;
 import java.util.Properties;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
+import org.nisprotocol.agents.AgentRuntime;
+import org.nisprotocol.agents.CoordinatorConfig;
+import org.nisprotocol.agents.InfrastructureCoordinator;
+import org.nisprotocol.agents.ScenarioSimulatorAgent;
+import org.nisprotocol.agents.ScenarioSimulatorService;
+import org.nisprotocol.agents.SelfAuditEngine;
+import org.nisprotocol.agents.SendResult;
 import org.nisprotocol.core.Cache;
 import org.nisprotocol.core.ClosedException;
 import org.nisprotocol.core.InvalidMessageException;
@@ -26,7 +35,6 @@ import org.nisprotocol.core.MessageBus;
 import org.nisprotocol.core.MessageCodec;
 import org.nisprotocol.core.MessageTooLargeException;
 import org.nisprotocol.core.NisMessage;
-import org.nisprotocol.core.PublishReceipt;
 import org.nisprotocol.core.RetriableException;
 import org.nisprotocol.core.ValidationException;
 import org.slf4j.Logger;
@@ -44,12 +52,19 @@ public final class NisServer implements AutoCloseable {
   /** Largest request body accepted; bigger ones get 413. */
   static final long MAX_REQUEST_BYTES = 2L * 1024 * 1024;
 
+  private static final com.fasterxml.jackson.core.type.TypeReference<Map<String, Object>> JSON_OBJECT =
+      new com.fasterxml.jackson.core.type.TypeReference<>() {};
   private static final java.util.regex.Pattern TRACEPARENT =
       java.util.regex.Pattern.compile("[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}");
 
   private final MessageBus bus;
   private final Cache cache;
   private final MessageCodec codec;
+  private final ScheduledExecutorService scheduler;
+  private final InfrastructureCoordinator coordinator;
+  private final AgentRuntime agents;
+  private final ScenarioSimulatorService simulations;
+  private final SelfAuditEngine auditEngine;
   private final InstantSource clock;
   private final Instant startedAt;
   private final String version = readVersion();
@@ -57,12 +72,28 @@ public final class NisServer implements AutoCloseable {
   private volatile boolean shuttingDown;
   private Javalin app;
 
-  private NisServer(MessageBus bus, Cache cache, InstantSource clock) {
+  private NisServer(ServiceConfig config, MessageBus bus, Cache cache, InstantSource clock) {
     this.bus = bus;
     this.cache = cache;
     this.clock = clock;
     this.codec = MessageCodec.create(clock);
     this.startedAt = clock.instant();
+    this.scheduler =
+        Executors.newSingleThreadScheduledExecutor(
+            runnable -> Thread.ofPlatform().daemon().name("nis-scheduler").unstarted(runnable));
+    this.coordinator =
+        InfrastructureCoordinator.create(
+            CoordinatorConfig.defaults()
+                .withSelfAuditEnabled(config.selfAudit())
+                .withHealthCheckInterval(config.healthCheckInterval()),
+            bus,
+            cache,
+            clock,
+            scheduler);
+    this.auditEngine = coordinator.selfAudit().orElseGet(SelfAuditEngine::create);
+    this.simulations = ScenarioSimulatorService.create(cache, bus);
+    this.agents = AgentRuntime.create(coordinator, scheduler, AgentRuntime.newInstanceId());
+    agents.start(new ScenarioSimulatorAgent(simulations));
   }
 
   /** Starts serving on the configured host and port with the given backends. */
@@ -73,7 +104,7 @@ public final class NisServer implements AutoCloseable {
   static NisServer start(ServiceConfig config, MessageBus bus, Cache cache, InstantSource clock) {
     NisServer server =
         new NisServer(
-            Objects.requireNonNull(bus, "bus"), Objects.requireNonNull(cache, "cache"), clock);
+            config, Objects.requireNonNull(bus, "bus"), Objects.requireNonNull(cache, "cache"), clock);
     server.app = server.createApp(config);
     server.app.start();
     return server;
@@ -97,6 +128,9 @@ public final class NisServer implements AutoCloseable {
       app.stop();
     } finally {
       try {
+        agents.close();
+        coordinator.close();
+        scheduler.shutdownNow();
         bus.close();
       } finally {
         cache.close();
@@ -124,6 +158,10 @@ public final class NisServer implements AutoCloseable {
           javalin.routes.get("/cache/{namespace}/{key}", this::getCacheEntry);
           javalin.routes.delete("/cache/{namespace}/{key}", this::deleteCacheEntry);
           javalin.routes.delete("/cache/{namespace}", this::clearNamespace);
+          javalin.routes.post("/audit", this::audit);
+          javalin.routes.post("/simulations", this::simulate);
+          javalin.routes.get("/agents", this::listAgents);
+          javalin.routes.get("/infrastructure/status", ctx -> ctx.json(coordinator.comprehensiveStatus()));
 
           javalin.routes.exception(ApiError.Failure.class, (e, ctx) -> answer(ctx, e.error));
           javalin.routes.exception(
@@ -151,15 +189,42 @@ public final class NisServer implements AutoCloseable {
 
   private void publish(Context ctx) {
     NisMessage message = codec.decode(ctx.bodyAsBytes());
-    PublishReceipt receipt = bus.publish(message, traceHeaders(ctx));
-    Map<String, Object> body = new LinkedHashMap<>();
-    body.put("message_id", receipt.messageId());
-    body.put("topic", receipt.topic());
-    body.put("status", receipt.status().wireName());
+    SendResult result = coordinator.sendMessage(message, traceHeaders(ctx));
+    Map<String, Object> body = new LinkedHashMap<>(result.toJson());
     body.put("message_type", message.messageType().wireName());
     body.put("priority", message.priority().wireName());
     body.put("timestamp", epochSeconds(message.timestamp()));
     ctx.status(HttpStatus.ACCEPTED).json(body);
+  }
+
+  private void audit(Context ctx) {
+    JsonNode body = MessageCodec.parse(ctx.bodyAsBytes());
+    JsonNode text = body.path("text");
+    JsonNode content = body.path("content");
+    if (text.isTextual() == content.isObject()) {
+      throw ApiError.badRequest(
+          "give either \"text\": a string, or \"content\": a JSON object (not both, not neither)");
+    }
+    ctx.json(
+        text.isTextual()
+            ? auditEngine.reportJson(text.textValue())
+            : auditEngine.reportJson(json.convertValue(content, JSON_OBJECT)));
+  }
+
+  private void simulate(Context ctx) {
+    JsonNode body = MessageCodec.parse(ctx.bodyAsBytes());
+    if (!body.isObject()) {
+      throw ApiError.badRequest("body must be a JSON object {\"scenario_id\", \"scenario_type\", \"parameters\"}");
+    }
+    ctx.json(simulations.simulateJson(json.convertValue(body, JSON_OBJECT)));
+  }
+
+  private void listAgents(Context ctx) {
+    var directory = agents.directory();
+    Map<String, Object> answer = new LinkedHashMap<>();
+    answer.put("agents", directory);
+    answer.put("count", directory.size());
+    ctx.json(answer);
   }
 
   /** A W3C traceparent on the request travels with the message. */

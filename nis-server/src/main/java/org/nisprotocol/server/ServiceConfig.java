@@ -21,13 +21,18 @@ import org.nisprotocol.kafka.KafkaBusConfig;
  *     embedded bus
  * @param redisHost Redis host ({@code REDIS_HOST}); empty for the embedded cache
  * @param redisPort Redis port ({@code REDIS_PORT}; default 6379)
+ * @param selfAudit audit every outgoing message ({@code ENABLE_SELF_AUDIT}; default true)
+ * @param healthCheckInterval how often backends are probed ({@code
+ *     NIS_HEALTH_CHECK_INTERVAL_SECONDS}; default 30)
  */
 public record ServiceConfig(
     String host,
     int port,
     Optional<KafkaBusConfig> kafka,
     Optional<String> redisHost,
-    int redisPort) {
+    int redisPort,
+    boolean selfAudit,
+    Duration healthCheckInterval) {
   public static final int DEFAULT_PORT = 8000;
   public static final String DEFAULT_HOST = "0.0.0.0";
   public static final int DEFAULT_REDIS_PORT = 6379;
@@ -36,11 +41,13 @@ public record ServiceConfig(
     Objects.requireNonNull(host, "host");
     Objects.requireNonNull(kafka, "kafka");
     Objects.requireNonNull(redisHost, "redisHost");
+    Objects.requireNonNull(healthCheckInterval, "healthCheckInterval");
   }
 
   /** Embedded backends on the given port of 127.0.0.1 (for tests and samples). */
   public static ServiceConfig embedded(int port) {
-    return new ServiceConfig("127.0.0.1", port, Optional.empty(), Optional.empty(), DEFAULT_REDIS_PORT);
+    return new ServiceConfig(
+        "127.0.0.1", port, Optional.empty(), Optional.empty(), DEFAULT_REDIS_PORT, true, Duration.ofSeconds(30));
   }
 
   /**
@@ -89,10 +96,23 @@ public record ServiceConfig(
             "REDIS_PORT",
             environment.getOrDefault("REDIS_PORT", Integer.toString(DEFAULT_REDIS_PORT)),
             problems);
+    boolean selfAudit = !"false".equalsIgnoreCase(environment.getOrDefault("ENABLE_SELF_AUDIT", "true").trim());
+    Duration healthCheckInterval = Duration.ofSeconds(30);
+    Optional<String> interval = nonBlank(environment.get("NIS_HEALTH_CHECK_INTERVAL_SECONDS"));
+    if (interval.isPresent()) {
+      try {
+        healthCheckInterval = Duration.ofSeconds(Long.parseLong(interval.get()));
+        if (healthCheckInterval.isZero() || healthCheckInterval.isNegative()) {
+          problems.add("NIS_HEALTH_CHECK_INTERVAL_SECONDS must be positive, got " + interval.get());
+        }
+      } catch (NumberFormatException e) {
+        problems.add("NIS_HEALTH_CHECK_INTERVAL_SECONDS='" + interval.get() + "' is not a number of seconds");
+      }
+    }
     if (!problems.isEmpty()) {
       throw new ValidationException(problems);
     }
-    return new ServiceConfig(host, port, kafka, redisHost, redisPort);
+    return new ServiceConfig(host, port, kafka, redisHost, redisPort, selfAudit, healthCheckInterval);
   }
 
   private static Optional<KafkaBusConfig> kafka(Map<String, String> env, List<String> problems) {
