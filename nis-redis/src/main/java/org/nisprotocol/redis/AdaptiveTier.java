@@ -3,6 +3,8 @@ package org.nisprotocol.redis;
 import com.github.benmanes.caffeine.cache.Cache;
 import com.github.benmanes.caffeine.cache.Caffeine;
 import com.github.benmanes.caffeine.cache.RemovalCause;
+import java.util.LinkedHashMap;
+import java.util.Map;
 import java.util.function.Predicate;
 
 /**
@@ -79,6 +81,21 @@ final class AdaptiveTier implements LocalTier {
   @Override
   public void invalidateIf(Predicate<String> keys) {
     entries.asMap().keySet().removeIf(keys);
+  }
+
+  @Override
+  public Map<String, Entry> snapshot(Predicate<String> keys, int limit) {
+    long now = ticker.read();
+    Map<String, Entry> found = new LinkedHashMap<>();
+    for (Map.Entry<String, Entry> e : entries.asMap().entrySet()) {
+      if (found.size() >= limit) {
+        break;
+      }
+      if (keys.test(e.getKey()) && e.getValue().expiresAtNanos() - now > 0) {
+        found.put(e.getKey(), e.getValue());
+      }
+    }
+    return found;
   }
 
   @Override

@@ -38,7 +38,8 @@ final class CacheMetrics {
     PUT("put"),
     PUT_ALL("put_all"),
     DELETE("delete"),
-    CLEAR("clear");
+    CLEAR("clear"),
+    ENTRIES("entries");
 
     final String tag;
 

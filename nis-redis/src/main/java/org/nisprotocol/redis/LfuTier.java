@@ -106,6 +106,24 @@ final class LfuTier implements LocalTier {
   }
 
   @Override
+  public Map<String, Entry> snapshot(Predicate<String> keys, int limit) {
+    long now = ticker.read();
+    Map<String, Entry> found = new java.util.LinkedHashMap<>();
+    synchronized (this) {
+      for (Map.Entry<String, Node> e : nodes.entrySet()) {
+        if (found.size() >= limit) {
+          break;
+        }
+        Entry entry = e.getValue().entry;
+        if (keys.test(e.getKey()) && entry.expiresAtNanos() - now > 0) {
+          found.put(e.getKey(), entry);
+        }
+      }
+    }
+    return found;
+  }
+
+  @Override
   public synchronized void invalidateAll() {
     nodes.clear();
     byUses.clear();

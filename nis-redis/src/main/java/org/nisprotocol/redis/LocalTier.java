@@ -1,5 +1,6 @@
 package org.nisprotocol.redis;
 
+import java.util.Map;
 import java.util.function.Predicate;
 
 /**
@@ -36,6 +37,9 @@ interface LocalTier {
 
   /** Removes everything. Not evictions. */
   void invalidateAll();
+
+  /** Up to {@code limit} live entries whose keys the filter accepts, without counting as uses. */
+  Map<String, Entry> snapshot(Predicate<String> keys, int limit);
 
   /** Entries held, expired ones not yet removed included. */
   long size();

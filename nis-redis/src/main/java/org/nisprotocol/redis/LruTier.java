@@ -74,6 +74,23 @@ final class LruTier implements LocalTier {
   }
 
   @Override
+  public Map<String, Entry> snapshot(Predicate<String> keys, int limit) {
+    long now = ticker.read();
+    Map<String, Entry> found = new LinkedHashMap<>();
+    synchronized (entries) {
+      for (Map.Entry<String, Entry> e : entries.entrySet()) {
+        if (found.size() >= limit) {
+          break;
+        }
+        if (keys.test(e.getKey()) && e.getValue().expiresAtNanos() - now > 0) {
+          found.put(e.getKey(), e.getValue());
+        }
+      }
+    }
+    return found;
+  }
+
+  @Override
   public void invalidateAll() {
     synchronized (entries) {
       entries.clear();

@@ -43,6 +43,8 @@ import org.nisprotocol.core.Cache;
 import org.nisprotocol.core.CacheKeys;
 import org.nisprotocol.core.CircuitBreaker;
 import org.nisprotocol.core.ClosedException;
+import org.nisprotocol.core.HealthCheck;
+import org.nisprotocol.core.HealthStatus;
 import org.nisprotocol.core.NisException;
 import org.nisprotocol.core.RetriableException;
 import org.slf4j.Logger;
@@ -95,7 +97,8 @@ import org.slf4j.LoggerFactory;
  *       replay after recovery could overwrite newer values other instances wrote, and a cache
  *       entry is cheap to write again. A write that timed out may still be applied by Redis if it
  *       reached a server that was only slow.
- *   <li>{@link #health()} reports {@link CacheHealth.Status#DEGRADED}.
+ *   <li>{@link #health()} and {@link #checkHealth} report {@link HealthStatus#DEGRADED}; {@link
+ *       #recover()} closes the breaker as soon as Redis answers a ping.
  * </ul>
  *
  * When the breaker closes again, the local tiers are emptied: they may hold writes Redis never got
@@ -268,17 +271,20 @@ public final class RedisCache implements Cache {
     return config;
   }
 
-  /** Whether Redis answers, and the breaker's state; see {@link CacheHealth.Status}. */
+  /**
+   * Whether Redis answered lately, and the breaker's state; see {@link CacheHealth}. Costs no
+   * round trip.
+   */
   public CacheHealth health() {
     CircuitBreaker.State state = breaker.state();
-    CacheHealth.Status status;
+    HealthStatus status;
     if (closed) {
-      status = CacheHealth.Status.UNHEALTHY;
+      status = HealthStatus.UNHEALTHY;
     } else if (state == CircuitBreaker.State.CLOSED
         && (config.nearCaches().isEmpty() || invalidationsLive)) {
-      status = CacheHealth.Status.HEALTHY;
+      status = HealthStatus.HEALTHY;
     } else {
-      status = CacheHealth.Status.DEGRADED;
+      status = HealthStatus.DEGRADED;
     }
     return new CacheHealth(
         status,
@@ -287,6 +293,66 @@ public final class RedisCache implements Cache {
         breaker.lastFailureAt(),
         Optional.ofNullable(lastError),
         invalidationsLive);
+  }
+
+  /**
+   * Pings Redis, waiting at most the timeout (outside the breaker). Healthy when Redis answers,
+   * the breaker is closed and invalidations arrive; degraded when Redis does not answer (reads are
+   * then served locally and writes refused), when it answers but the breaker is still open, or when
+   * invalidations do not arrive; unhealthy once closed.
+   */
+  @Override
+  public HealthCheck checkHealth(Duration timeout) {
+    if (closed) {
+      return HealthCheck.of(HealthStatus.UNHEALTHY, Duration.ZERO, "the Redis cache is closed");
+    }
+    long start = System.nanoTime();
+    try {
+      link.async().ping().get(timeout.toNanos(), TimeUnit.NANOSECONDS);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      return HealthCheck.of(HealthStatus.UNKNOWN, Duration.ofNanos(System.nanoTime() - start), "interrupted");
+    } catch (ExecutionException | TimeoutException | RuntimeException e) {
+      Throwable cause = e instanceof ExecutionException ? e.getCause() : e;
+      String why = e instanceof TimeoutException ? "no answer within " + timeout.toMillis() + " ms" : String.valueOf(cause);
+      return HealthCheck.of(
+          HealthStatus.DEGRADED,
+          Duration.ofNanos(System.nanoTime() - start),
+          "Redis at " + config.target() + " does not answer (" + why
+              + "); reads are served from the local tier, writes are refused");
+    }
+    Duration latency = Duration.ofNanos(System.nanoTime() - start);
+    CircuitBreaker.State state = breaker.state();
+    if (state != CircuitBreaker.State.CLOSED) {
+      return HealthCheck.of(
+          HealthStatus.DEGRADED,
+          latency,
+          "Redis answers again but the circuit breaker is " + state.wireName()
+              + " until its probes pass; reads are served from the local tier");
+    }
+    if (!config.nearCaches().isEmpty() && !invalidationsLive) {
+      return HealthCheck.of(
+          HealthStatus.DEGRADED,
+          latency,
+          "near-cache invalidations are not arriving; near caches are bypassed");
+    }
+    return HealthCheck.healthy(latency);
+  }
+
+  /** Closes the breaker at once if Redis answers a ping within the command timeout. */
+  @Override
+  public void recover() {
+    if (closed || breaker.state() == CircuitBreaker.State.CLOSED) {
+      return;
+    }
+    try {
+      link.async().ping().get(config.commandTimeout().toNanos(), TimeUnit.NANOSECONDS);
+      breaker.reset();
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    } catch (ExecutionException | TimeoutException | RuntimeException e) {
+      lastError = "recovery probe failed: " + e;
+    }
   }
 
   // ---- reads ----
@@ -667,6 +733,66 @@ public final class RedisCache implements Cache {
     }
   }
 
+  /**
+   * Up to {@code limit} entries of the namespace: {@code SCAN MATCH} pages, each read with one
+   * {@code MGET}. While Redis is unavailable, what the local tier holds of the namespace.
+   */
+  @Override
+  public Map<String, String> entries(String namespace, int limit) {
+    NamespaceState ns = state(namespace);
+    requireOpen();
+    Map<String, String> found = new LinkedHashMap<>();
+    if (limit <= 0) {
+      return found;
+    }
+    if (!breaker.tryAcquire()) {
+      ns.meters.errors.increment();
+      return entriesLocally(ns, limit);
+    }
+    long start = System.nanoTime();
+    try {
+      ScanArgs match = ScanArgs.Builder.matches(globEscape(ns.prefix) + "*").limit(config.scanBatchSize());
+      ScanCursor cursor = ScanCursor.INITIAL;
+      do {
+        KeyScanCursor<String> page = await(link.async().scan(cursor, match), System.nanoTime());
+        List<String> keys = new ArrayList<>();
+        for (String key : page.getKeys()) {
+          String suffix = key.substring(ns.prefix.length());
+          if (keys.size() + found.size() < limit && !found.containsKey(suffix)) {
+            keys.add(key);
+          }
+        }
+        if (!keys.isEmpty()) {
+          for (KeyValue<String, String> kv : await(link.async().mget(keys.toArray(String[]::new)), System.nanoTime())) {
+            if (kv.hasValue()) {
+              found.put(kv.getKey().substring(ns.prefix.length()), kv.getValue());
+            }
+          }
+        }
+        cursor = page;
+      } while (!cursor.isFinished() && found.size() < limit);
+      breaker.onSuccess();
+    } catch (Unavailable e) {
+      failed(ns, e);
+      return entriesLocally(ns, limit);
+    }
+    ns.meters.recordLatency(CacheMetrics.Operation.ENTRIES, start);
+    return found;
+  }
+
+  private Map<String, String> entriesLocally(NamespaceState ns, int limit) {
+    Map<String, String> found = new LinkedHashMap<>();
+    if (ns.near != null) {
+      ns.near.snapshot(k -> true, limit).forEach((key, entry) -> found.put(key, entry.json()));
+    } else if (fallback != null) {
+      String prefix = ns.prefix;
+      fallback
+          .snapshot(k -> k.startsWith(prefix), limit)
+          .forEach((key, entry) -> found.put(key.substring(prefix.length()), entry.json()));
+    }
+    return found;
+  }
+
   @Override
   public long clear(String namespace) {
     NamespaceState ns = state(namespace);
@@ -820,7 +946,7 @@ public final class RedisCache implements Cache {
       lastError = e.getMessage();
       breaker.onFailure();
     } else {
-      breaker.onSuccess();
+      breaker.release();
     }
   }
 
@@ -853,7 +979,7 @@ public final class RedisCache implements Cache {
           if (e.countsAgainstBreaker) {
             breaker.onFailure();
           } else {
-            breaker.onSuccess();
+            breaker.release();
           }
           return;
         } catch (NisException e) {

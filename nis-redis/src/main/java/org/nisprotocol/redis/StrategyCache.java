@@ -28,6 +28,7 @@ import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.TimeUnit;
 import org.nisprotocol.core.Cache;
 import org.nisprotocol.core.CacheKeys;
+import org.nisprotocol.core.HealthCheck;
 import org.nisprotocol.core.RetriableException;
 import org.nisprotocol.core.RetryPolicy;
 import org.nisprotocol.core.ValidationException;
@@ -425,6 +426,21 @@ public final class StrategyCache implements Cache {
       expiries.asMap().keySet().removeIf(k -> k.namespace().equals(namespace));
     }
     return removed;
+  }
+
+  @Override
+  public Map<String, String> entries(String namespace, int limit) {
+    return delegate.entries(namespace, limit);
+  }
+
+  @Override
+  public HealthCheck checkHealth(Duration timeout) {
+    return delegate.checkHealth(timeout);
+  }
+
+  @Override
+  public void recover() {
+    delegate.recover();
   }
 
   // ---- write-back ----

@@ -117,6 +117,21 @@ class LocalTierTest {
   }
 
   @Test
+  void aSnapshotListsLiveEntriesUpToTheLimitWithoutUsingThem() {
+    for (NearCache.Eviction eviction : NearCache.Eviction.values()) {
+      LocalTier t = tier(new NearCache(10, eviction));
+      t.put("a:1", ticker.entry("1", LONG));
+      t.put("a:2", ticker.entry("2", Duration.ofMillis(10)));
+      t.put("a:3", ticker.entry("3", LONG));
+      t.put("b:1", ticker.entry("4", LONG));
+      ticker.advance(Duration.ofMillis(10));
+
+      assertThat(t.snapshot(k -> k.startsWith("a:"), 10)).as(eviction.name()).containsOnlyKeys("a:1", "a:3");
+      assertThat(t.snapshot(k -> true, 2)).as(eviction.name()).hasSize(2);
+    }
+  }
+
+  @Test
   void adaptiveTierStaysWithinItsBound() {
     LocalTier adaptive = tier(NearCache.adaptive(100));
     for (int i = 0; i < 1_000; i++) {

@@ -7,6 +7,7 @@ import java.util.List;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
+import org.nisprotocol.core.HealthStatus;
 import org.nisprotocol.core.NisException;
 import org.nisprotocol.core.RetriableException;
 import org.nisprotocol.testkit.RedisServer;
@@ -73,7 +74,7 @@ class RedisAuthIT {
       assertThat(cache.get("memory", "k")).contains("\"agent\"");
       assertThat(cache.getAll("memory", List.of("k"))).containsEntry("k", "\"agent\"");
       assertThat(cache.clear("memory")).isEqualTo(1);
-      assertThat(cache.health().status()).isEqualTo(CacheHealth.Status.HEALTHY);
+      assertThat(cache.health().status()).isEqualTo(HealthStatus.HEALTHY);
     }
   }
 

@@ -14,6 +14,7 @@ import java.util.UUID;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
+import org.nisprotocol.core.HealthStatus;
 import org.nisprotocol.core.NisException;
 import org.nisprotocol.core.RetriableException;
 import org.nisprotocol.testkit.RedisServer;
@@ -116,6 +117,32 @@ class RedisCacheIT {
   }
 
   @Test
+  void entriesListsTheNamespaceAcrossScanPagesUpToTheLimit() {
+    Map<String, String> entries = new LinkedHashMap<>();
+    for (int i = 0; i < 1_200; i++) {
+      entries.put("agent:" + i, "{\"i\":" + i + "}");
+    }
+    cache.putAll(ns, entries, Duration.ofMinutes(1));
+    cache.put(ns + "x", "agent:1", "\"other\"", Duration.ofMinutes(1));
+
+    assertThat(cache.entries(ns, 10_000)).isEqualTo(entries);
+    Map<String, String> some = cache.entries(ns, 50);
+    assertThat(some).hasSize(50);
+    assertThat(entries).containsAllEntriesOf(some);
+    assertThat(cache.entries(ns, 0)).isEmpty();
+    cache.clear(ns + "x");
+  }
+
+  @Test
+  void checkHealthIsARoundTrip() {
+    var check = cache.checkHealth(Duration.ofSeconds(1));
+
+    assertThat(check.status()).isEqualTo(HealthStatus.HEALTHY);
+    assertThat(check.latency()).isPositive();
+    assertThat(check.detail()).isEmpty();
+  }
+
+  @Test
   void aKeyOfAnotherTypeIsADataErrorNotAnOutage() {
     raw.sync().hset("nis:cache:" + ns + ":hash", "f", "v");
 
@@ -123,7 +150,7 @@ class RedisCacheIT {
         .isInstanceOf(NisException.class)
         .isNotInstanceOf(RetriableException.class)
         .hasMessageContaining("WRONGTYPE");
-    assertThat(cache.health().status()).isEqualTo(CacheHealth.Status.HEALTHY);
+    assertThat(cache.health().status()).isEqualTo(HealthStatus.HEALTHY);
     assertThat(cache.health().consecutiveFailures()).isZero();
   }
 
@@ -155,7 +182,7 @@ class RedisCacheIT {
   void aHealthyCacheSaysSo() {
     CacheHealth health = cache.health();
 
-    assertThat(health.status()).isEqualTo(CacheHealth.Status.HEALTHY);
+    assertThat(health.status()).isEqualTo(HealthStatus.HEALTHY);
     assertThat(health.status().wireName()).isEqualTo("healthy");
     assertThat(health.lastError()).isEmpty();
     assertThat(cache.name()).isEqualTo("redis");
@@ -167,6 +194,7 @@ class RedisCacheIT {
     cache.close();
 
     assertThatThrownBy(() -> cache.get(ns, "k")).isInstanceOf(org.nisprotocol.core.ClosedException.class);
-    assertThat(cache.health().status()).isEqualTo(CacheHealth.Status.UNHEALTHY);
+    assertThat(cache.health().status()).isEqualTo(HealthStatus.UNHEALTHY);
+    assertThat(cache.checkHealth(Duration.ofSeconds(1)).status()).isEqualTo(HealthStatus.UNHEALTHY);
   }
 }

@@ -13,6 +13,7 @@ import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
+import org.nisprotocol.core.HealthStatus;
 import org.nisprotocol.testkit.RedisServer;
 
 /** The cache on a three-master Redis Cluster started for this test. */
@@ -116,7 +117,7 @@ class RedisClusterIT {
 
   @Test
   void theClusterIsHealthy() {
-    assertThat(a.health().status()).isEqualTo(CacheHealth.Status.HEALTHY);
+    assertThat(a.health().status()).isEqualTo(HealthStatus.HEALTHY);
     assertThat(a.getAll(ns, List.of("none"))).isEmpty();
   }
 }

@@ -14,6 +14,7 @@ import java.util.function.Supplier;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
+import org.nisprotocol.core.HealthStatus;
 import org.nisprotocol.core.CircuitBreaker;
 import org.nisprotocol.core.CircuitBreakerConfig;
 import org.nisprotocol.core.RetriableException;
@@ -81,7 +82,7 @@ class RedisResilienceIT {
       assertThat(cache.get("near", "n")).contains("\"before\"");
 
       CacheHealth health = cache.health();
-      assertThat(health.status()).isEqualTo(CacheHealth.Status.DEGRADED);
+      assertThat(health.status()).isEqualTo(HealthStatus.DEGRADED);
       assertThat(health.lastError()).hasValueSatisfying(e -> assertThat(e).contains("did not answer within 200 ms"));
       assertThat(registry.get("nis.cache.errors").tag("namespace", "plain").counter().count()).isGreaterThanOrEqualTo(4);
       assertThat(registry.get("nis.cache.hits").tags("namespace", "plain", "tier", "fallback").counter().count()).isGreaterThanOrEqualTo(5);
@@ -97,13 +98,20 @@ class RedisResilienceIT {
       assertThat(cache.get("near", "n")).contains("\"during\"");
       assertThatThrownBy(() -> cache.delete("plain", "b1")).isInstanceOf(RetriableException.class);
       assertThat(cache.get("plain", "b1")).isEmpty();
+      assertThat(cache.entries("plain", 10)).as("listed from the local tier").isEqualTo(Map.of("k", "\"during\"", "b2", "2"));
       assertThatThrownBy(() -> cache.clear("plain")).isInstanceOf(RetriableException.class);
+      assertThat(cache.entries("plain", 10)).as("the refused clear applied locally").isEmpty();
+
+      Timed<org.nisprotocol.core.HealthCheck> check = timed(() -> cache.checkHealth(Duration.ofMillis(100)));
+      assertThat(check.value().status()).isEqualTo(HealthStatus.DEGRADED);
+      assertThat(check.value().detail()).hasValueSatisfying(d -> assertThat(d).contains("does not answer"));
+      assertThat(check.millis()).isLessThan(100 + MARGIN_MS);
     } finally {
       redis.resume();
     }
 
     long resumed = System.nanoTime();
-    await().atMost(Duration.ofSeconds(5)).until(() -> cache.health().status() == CacheHealth.Status.HEALTHY);
+    await().atMost(Duration.ofSeconds(5)).until(() -> cache.health().status() == HealthStatus.HEALTHY);
     assertThat(TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - resumed)).isLessThan(5_000);
     assertThat(cache.health().breaker()).isEqualTo(CircuitBreaker.State.CLOSED);
 
@@ -125,7 +133,7 @@ class RedisResilienceIT {
     } finally {
       redis.resume();
     }
-    await().atMost(Duration.ofSeconds(5)).until(() -> cache.health().status() == CacheHealth.Status.HEALTHY);
+    await().atMost(Duration.ofSeconds(5)).until(() -> cache.health().status() == HealthStatus.HEALTHY);
 
     // the SET had reached the server's socket before the timeout, so Redis applied it on resume
     assertThat(cache.get("plain", "k")).contains("\"sent while hung\"");
@@ -143,18 +151,47 @@ class RedisResilienceIT {
       assertThat(read.millis()).isLessThan(TIMEOUT.toMillis() + MARGIN_MS);
       assertThat(cache.get("near", "n")).contains("\"before\"");
     }
-    await().atMost(Duration.ofSeconds(2)).until(() -> cache.health().status() == CacheHealth.Status.DEGRADED);
+    await().atMost(Duration.ofSeconds(2)).until(() -> cache.health().status() == HealthStatus.DEGRADED);
     assertThatThrownBy(() -> cache.put("plain", "k", "1")).isInstanceOf(RetriableException.class);
 
     redis.start();
     long started = System.nanoTime();
-    await().atMost(Duration.ofSeconds(5)).until(() -> cache.health().status() == CacheHealth.Status.HEALTHY);
+    await().atMost(Duration.ofSeconds(5)).until(() -> cache.health().status() == HealthStatus.HEALTHY);
     assertThat(TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - started)).isLessThan(5_000);
 
     assertThat(cache.get("plain", "k")).as("the restarted Redis kept nothing").isEmpty();
     assertThat(cache.get("near", "n")).as("the near cache was emptied on resubscribing").isEmpty();
     cache.put("near", "n", "\"again\"");
     assertThat(cache.get("near", "n")).contains("\"again\"");
+  }
+
+  @Test
+  void recoverClosesTheBreakerAsSoonAsRedisAnswers() {
+    try (RedisCache patient =
+        RedisCache.create(
+            RedisCacheConfig.builder()
+                .host(redis.host())
+                .port(redis.port())
+                .commandTimeout(TIMEOUT)
+                .circuitBreaker(new CircuitBreakerConfig(3, Duration.ofMinutes(5), 2))
+                .build())) {
+      redis.pause();
+      try {
+        await().atMost(Duration.ofSeconds(5)).until(() -> patient.health().breaker() == CircuitBreaker.State.OPEN);
+        patient.recover();
+        assertThat(patient.health().breaker()).as("no answer: stays open").isEqualTo(CircuitBreaker.State.OPEN);
+      } finally {
+        redis.resume();
+      }
+      assertThat(patient.checkHealth(Duration.ofSeconds(2)).detail())
+          .hasValueSatisfying(d -> assertThat(d).contains("breaker is open"));
+
+      patient.recover();
+
+      assertThat(patient.health().status()).isEqualTo(HealthStatus.HEALTHY);
+      patient.put("plain", "k", "\"flowing\"");
+      assertThat(patient.get("plain", "k")).contains("\"flowing\"");
+    }
   }
 
   @Test

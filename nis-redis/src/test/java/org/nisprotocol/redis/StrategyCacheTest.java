@@ -363,6 +363,16 @@ class StrategyCacheTest {
     assertThat(executor.queued()).isEqualTo(2);
   }
 
+  @Test
+  void listingAndHealthAreTheDelegates() {
+    cache = builder(memory).writeThrough("orders", store).build();
+    cache.put("orders", "o1", "1");
+
+    assertThat(cache.entries("orders", 10)).isEqualTo(Map.of("o1", "1"));
+    assertThat(cache.checkHealth(Duration.ofSeconds(1)).status()).isEqualTo(org.nisprotocol.core.HealthStatus.HEALTHY);
+    cache.recover();
+  }
+
   // ---- configuration ----
 
   @Test
