@@ -5,7 +5,6 @@ import java.math.BigDecimal;
 import java.math.BigInteger;
 import java.util.ArrayList;
 import java.util.Collections;
-import java.util.Iterator;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -103,9 +102,7 @@ final class JsonValues {
   /** Converts a JSON object node in one pass, without re-validating. */
   static Map<String, Object> fromObjectNode(JsonNode node) {
     Map<String, Object> copy = new LinkedHashMap<>(Math.max(4, node.size() * 2));
-    Iterator<Map.Entry<String, JsonNode>> fields = node.fields();
-    while (fields.hasNext()) {
-      Map.Entry<String, JsonNode> field = fields.next();
+    for (Map.Entry<String, JsonNode> field : node.properties()) {
       copy.put(field.getKey(), fromNode(field.getValue()));
     }
     return Collections.unmodifiableMap(copy);

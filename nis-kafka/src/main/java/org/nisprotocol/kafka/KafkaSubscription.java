@@ -153,7 +153,7 @@ final class KafkaSubscription implements Subscription {
         log.warn("final commit of group {} failed: {}", spec.group(), e.toString());
       }
       try {
-        consumer.close(Duration.ofSeconds(5));
+        consumer.close(org.apache.kafka.clients.consumer.CloseOptions.timeout(Duration.ofSeconds(5)));
       } catch (RuntimeException e) {
         log.debug("closing consumer: {}", e.toString());
       }
