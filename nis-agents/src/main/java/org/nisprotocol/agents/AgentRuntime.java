@@ -21,8 +21,9 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * Runs agents on a coordinator and keeps the agent directory: one entry per running agent
- * (agent_id, agent_type, state, subscriptions, last_heartbeat, instance) in the cache namespace
+ * Runs agents on a coordinator and keeps the agent directory: one entry per running agent and
+ * service instance (agent_id, agent_type, state, subscriptions, last_heartbeat, instance), under
+ * the key {@code agent_id@instance} in the cache namespace
  * {@value #DIRECTORY_NAMESPACE}, refreshed every heartbeat and expiring after three missed ones.
  * With Redis as the cache, every instance of the service sees every instance's agents.
  *
@@ -86,7 +87,11 @@ public final class AgentRuntime implements AutoCloseable {
     return Optional.ofNullable(agents.get(agentId));
   }
 
-  /** Every agent listed by any instance, sorted by agent_id. */
+  private String directoryKey(NisAgent agent) {
+    return agent.agentId() + "@" + instanceId;
+  }
+
+  /** Every agent listed by any instance, sorted by agent_id, then instance. */
   public List<Map<String, Object>> directory() {
     Cache cache = coordinator.cache();
     List<Map<String, Object>> entries = new ArrayList<>();
@@ -99,7 +104,9 @@ public final class AgentRuntime implements AutoCloseable {
         log.warn("skipping an unreadable directory entry: {}", e.getOriginalMessage());
       }
     });
-    entries.sort(Comparator.comparing(e -> String.valueOf(e.get("agent_id"))));
+    entries.sort(
+        Comparator.comparing((Map<String, Object> e) -> String.valueOf(e.get("agent_id")))
+            .thenComparing(e -> String.valueOf(e.get("instance"))));
     return entries;
   }
 
@@ -116,7 +123,7 @@ public final class AgentRuntime implements AutoCloseable {
     try {
       coordinator.cache().put(
           DIRECTORY_NAMESPACE,
-          agent.agentId(),
+          directoryKey(agent),
           MessageCodec.mapper().writeValueAsString(entry),
           agent.configuration().heartbeatInterval().multipliedBy(3));
     } catch (JsonProcessingException | NisException e) {
@@ -131,7 +138,7 @@ public final class AgentRuntime implements AutoCloseable {
     for (NisAgent agent : agents.values()) {
       agent.close();
       try {
-        coordinator.cache().delete(DIRECTORY_NAMESPACE, agent.agentId());
+        coordinator.cache().delete(DIRECTORY_NAMESPACE, directoryKey(agent));
       } catch (NisException e) {
         log.debug("directory entry of {} stays until it expires: {}", agent.agentId(), e.toString());
       }

@@ -55,6 +55,7 @@ class InfrastructureCoordinatorTest {
     @Override public void putAll(String namespace, Map<String, String> entries, Duration ttl) { delegate.putAll(namespace, entries, ttl); }
     @Override public boolean delete(String namespace, String key) { return delegate.delete(namespace, key); }
     @Override public long clear(String namespace) { return delegate.clear(namespace); }
+    @Override public Map<String, String> entries(String namespace, int limit) { return delegate.entries(namespace, limit); }
     @Override public String name() { return "switchable"; }
     @Override public void close() { delegate.close(); }
 

@@ -50,12 +50,8 @@ public interface Cache extends AutoCloseable {
   /**
    * Up to {@code limit} present, unexpired entries of the namespace, in no particular order: for
    * small namespaces such as directories, not for hot paths.
-   *
-   * @throws UnsupportedOperationException from a backend that cannot list (the default)
    */
-  default Map<String, String> entries(String namespace, int limit) {
-    throw new UnsupportedOperationException("the " + name() + " cache cannot list a namespace");
-  }
+  Map<String, String> entries(String namespace, int limit);
 
   /** Removes the key; true if it was present. */
   boolean delete(String namespace, String key);

@@ -27,26 +27,6 @@ class InMemoryCacheTest {
   }
 
   @Test
-  void entriesListsTheNamespaceWithinItsLimit() {
-    ManualClock clock = ManualClock.create();
-    try (InMemoryCache cache = InMemoryCache.create(InMemoryCacheConfig.defaults().withClock(clock))) {
-      for (int i = 0; i < 30; i++) {
-        cache.put("directory", "agent-" + i, "{\"n\":" + i + "}", Duration.ofMinutes(5));
-      }
-      cache.put("directory", "expiring", "0", Duration.ofMillis(300));
-      cache.put("other", "agent-0", "\"other\"", Duration.ofMinutes(5));
-      clock.advance(Duration.ofMillis(450));
-
-      assertThat(cache.entries("directory", 1000))
-          .hasSize(30)
-          .containsEntry("agent-7", "{\"n\":7}")
-          .doesNotContainKey("expiring");
-      assertThat(cache.entries("directory", 10)).hasSize(10);
-      assertThat(cache.entries("empty", 10)).isEmpty();
-    }
-  }
-
-  @Test
   void expiryFollowsTheInjectedClockNotTheWallClock() {
     ManualClock clock = ManualClock.create();
     try (InMemoryCache cache = InMemoryCache.create(InMemoryCacheConfig.defaults().withClock(clock))) {

@@ -508,6 +508,11 @@ class StrategyCacheTest {
     }
 
     @Override
+    public Map<String, String> entries(String namespace, int limit) {
+      return real.entries(namespace, limit);
+    }
+
+    @Override
     public long clear(String namespace) {
       return real.clear(namespace);
     }

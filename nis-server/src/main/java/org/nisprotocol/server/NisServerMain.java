@@ -7,6 +7,7 @@ import org.nisprotocol.core.ValidationException;
 import org.nisprotocol.embedded.InMemoryCache;
 import org.nisprotocol.embedded.InMemoryMessageBus;
 import org.nisprotocol.kafka.KafkaMessageBus;
+import org.nisprotocol.redis.RedisCache;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -26,16 +27,9 @@ public final class NisServerMain {
       System.exit(2);
       return;
     }
-    if (config.redisHost().isPresent()) {
-      System.err.println(
-          "nis: REDIS_HOST is set, but this build has only the embedded cache; unset it to run"
-              + " embedded.");
-      System.exit(2);
-      return;
-    }
     MessageBus bus =
         config.kafka().<MessageBus>map(KafkaMessageBus::create).orElseGet(InMemoryMessageBus::create);
-    Cache cache = InMemoryCache.create();
+    Cache cache = config.redis().<Cache>map(RedisCache::create).orElseGet(InMemoryCache::create);
     NisServer server = NisServer.start(config, bus, cache);
     Runtime.getRuntime()
         .addShutdownHook(

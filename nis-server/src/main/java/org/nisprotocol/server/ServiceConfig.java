@@ -10,6 +10,7 @@ import java.util.Optional;
 import java.util.function.Consumer;
 import org.nisprotocol.core.ValidationException;
 import org.nisprotocol.kafka.KafkaBusConfig;
+import org.nisprotocol.redis.RedisCacheConfig;
 
 /**
  * How the service is set up, read once from the environment variables of the runbook and the
@@ -19,8 +20,8 @@ import org.nisprotocol.kafka.KafkaBusConfig;
  * @param port HTTP port, 0 for any free one ({@code NIS_PORT}, {@code --port}; default 8000)
  * @param kafka the Kafka bus settings when {@code KAFKA_BOOTSTRAP_SERVERS} is set; else the
  *     embedded bus
- * @param redisHost Redis host ({@code REDIS_HOST}); empty for the embedded cache
- * @param redisPort Redis port ({@code REDIS_PORT}; default 6379)
+ * @param redis the Redis cache settings when {@code REDIS_HOST} or {@code REDIS_CLUSTER_NODES} is
+ *     set (see {@link RedisCacheConfig#fromEnvironment}); else the embedded cache
  * @param selfAudit audit every outgoing message ({@code ENABLE_SELF_AUDIT}; default true)
  * @param healthCheckInterval how often backends are probed ({@code
  *     NIS_HEALTH_CHECK_INTERVAL_SECONDS}; default 30)
@@ -29,25 +30,23 @@ public record ServiceConfig(
     String host,
     int port,
     Optional<KafkaBusConfig> kafka,
-    Optional<String> redisHost,
-    int redisPort,
+    Optional<RedisCacheConfig> redis,
     boolean selfAudit,
     Duration healthCheckInterval) {
   public static final int DEFAULT_PORT = 8000;
   public static final String DEFAULT_HOST = "0.0.0.0";
-  public static final int DEFAULT_REDIS_PORT = 6379;
 
   public ServiceConfig {
     Objects.requireNonNull(host, "host");
     Objects.requireNonNull(kafka, "kafka");
-    Objects.requireNonNull(redisHost, "redisHost");
+    Objects.requireNonNull(redis, "redis");
     Objects.requireNonNull(healthCheckInterval, "healthCheckInterval");
   }
 
   /** Embedded backends on the given port of 127.0.0.1 (for tests and samples). */
   public static ServiceConfig embedded(int port) {
     return new ServiceConfig(
-        "127.0.0.1", port, Optional.empty(), Optional.empty(), DEFAULT_REDIS_PORT, true, Duration.ofSeconds(30));
+        "127.0.0.1", port, Optional.empty(), Optional.empty(), true, Duration.ofSeconds(30));
   }
 
   /**
@@ -90,12 +89,12 @@ public record ServiceConfig(
     }
     int port = parsePort(portSource, portText, problems);
     Optional<KafkaBusConfig> kafka = kafka(environment, problems);
-    Optional<String> redisHost = nonBlank(environment.get("REDIS_HOST"));
-    int redisPort =
-        parsePort(
-            "REDIS_PORT",
-            environment.getOrDefault("REDIS_PORT", Integer.toString(DEFAULT_REDIS_PORT)),
-            problems);
+    Optional<RedisCacheConfig> redis = Optional.empty();
+    try {
+      redis = RedisCacheConfig.fromEnvironment(environment);
+    } catch (ValidationException e) {
+      e.problems().forEach(problem -> problems.add("Redis: " + problem));
+    }
     boolean selfAudit = !"false".equalsIgnoreCase(environment.getOrDefault("ENABLE_SELF_AUDIT", "true").trim());
     Duration healthCheckInterval = Duration.ofSeconds(30);
     Optional<String> interval = nonBlank(environment.get("NIS_HEALTH_CHECK_INTERVAL_SECONDS"));
@@ -112,7 +111,7 @@ public record ServiceConfig(
     if (!problems.isEmpty()) {
       throw new ValidationException(problems);
     }
-    return new ServiceConfig(host, port, kafka, redisHost, redisPort, selfAudit, healthCheckInterval);
+    return new ServiceConfig(host, port, kafka, redis, selfAudit, healthCheckInterval);
   }
 
   private static Optional<KafkaBusConfig> kafka(Map<String, String> env, List<String> problems) {

@@ -164,6 +164,23 @@ public abstract class CacheContract {
   }
 
   @Test
+  void entriesListsTheNamespaceWithinItsLimit() {
+    for (int i = 0; i < 30; i++) {
+      cache.put(namespace, "agent-" + i, "{\"n\":" + i + "}", Duration.ofMinutes(5));
+    }
+    cache.put(namespace, "expiring", "0", Duration.ofMillis(300));
+    cache.put(otherNamespace, "agent-0", "\"other\"", Duration.ofMinutes(5));
+    elapse(Duration.ofMillis(450));
+
+    assertThat(cache.entries(namespace, 1000))
+        .hasSize(30)
+        .containsEntry("agent-7", "{\"n\":7}")
+        .doesNotContainKey("expiring");
+    assertThat(cache.entries(namespace, 10)).hasSize(10);
+    assertThat(cache.entries("contract-empty-" + namespace.substring(9), 10)).isEmpty();
+  }
+
+  @Test
   void keysMayHoldColonsAndUnicode() {
     cache.put(namespace, "agent:42:état", "\"ok\"", Duration.ofMinutes(5));
 
