@@ -23,7 +23,7 @@ import java.util.Optional;
  * <p>Namespaces and keys are checked by {@link CacheKeys}; a bad one raises {@link
  * ValidationException}.
  */
-public interface Cache extends AutoCloseable {
+public interface Cache extends Backend {
 
   /** The JSON stored under the key, if present and not expired. */
   Optional<String> get(String namespace, String key);
@@ -58,27 +58,4 @@ public interface Cache extends AutoCloseable {
 
   /** Removes every entry of the namespace; returns how many were removed. */
   long clear(String namespace);
-
-  /**
-   * Probes the backend with a round trip to its server, waiting at most the timeout. An
-   * in-process backend is always healthy.
-   */
-  default HealthCheck checkHealth(java.time.Duration timeout) {
-    return HealthCheck.healthy(java.time.Duration.ZERO);
-  }
-
-  /**
-   * Lets traffic flow again after an outage as soon as the server answers (for example by
-   * closing an open circuit breaker after a successful probe) instead of waiting for the next
-   * scheduled retry. The coordinator's auto-recovery loop calls it for a backend found unhealthy
-   * or degraded. Backends that reconnect by themselves need do nothing: the default.
-   */
-  default void recover() {}
-
-  /** Which backend this is, e.g. "embedded" or "redis". */
-  String name();
-
-  /** Releases the backend's resources. Idempotent. */
-  @Override
-  void close();
 }

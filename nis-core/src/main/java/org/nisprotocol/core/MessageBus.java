@@ -23,7 +23,7 @@ import java.util.concurrent.CompletableFuture;
  *       (within the backend's shutdown window), then stops.
  * </ul>
  */
-public interface MessageBus extends AutoCloseable {
+public interface MessageBus extends Backend {
 
   /**
    * Publishes a message to its topic and returns once the bus has accepted it.
@@ -67,25 +67,6 @@ public interface MessageBus extends AutoCloseable {
    * @throws ValidationException when the spec names no topic and no message type, or a bad name
    */
   Subscription subscribe(SubscriptionSpec spec, MessageHandler handler);
-
-  /**
-   * Probes the backend with a round trip to its server, waiting at most the timeout. An
-   * in-process backend is always healthy.
-   */
-  default HealthCheck checkHealth(java.time.Duration timeout) {
-    return HealthCheck.healthy(java.time.Duration.ZERO);
-  }
-
-  /**
-   * Lets traffic flow again after an outage as soon as the server answers (for example by
-   * closing an open circuit breaker after a successful probe) instead of waiting for the next
-   * scheduled retry. The coordinator's auto-recovery loop calls it for a backend found unhealthy
-   * or degraded. Backends that reconnect by themselves need do nothing: the default.
-   */
-  default void recover() {}
-
-  /** Which backend this is, e.g. "embedded" or "kafka". */
-  String name();
 
   /** Stops accepting, delivers what was accepted, then releases everything. Idempotent. */
   @Override
