@@ -60,45 +60,6 @@ final class JsonValues {
             + ", which is not a JSON value (use maps, lists, strings, numbers, booleans or null)");
   }
 
-  /**
-   * Writes a value built by this class (maps, lists, scalars) straight to the generator, without
-   * the object mapper's per-call setup: the hot path of encoding a message.
-   */
-  static void write(com.fasterxml.jackson.core.JsonGenerator json, Object value) throws java.io.IOException {
-    if (value == null) {
-      json.writeNull();
-    } else if (value instanceof String text) {
-      json.writeString(text);
-    } else if (value instanceof Map<?, ?> map) {
-      json.writeStartObject();
-      for (Map.Entry<?, ?> entry : map.entrySet()) {
-        json.writeFieldName((String) entry.getKey());
-        write(json, entry.getValue());
-      }
-      json.writeEndObject();
-    } else if (value instanceof List<?> list) {
-      json.writeStartArray();
-      for (Object element : list) {
-        write(json, element);
-      }
-      json.writeEndArray();
-    } else if (value instanceof Integer number) {
-      json.writeNumber(number);
-    } else if (value instanceof Long number) {
-      json.writeNumber(number);
-    } else if (value instanceof Double number) {
-      json.writeNumber(number);
-    } else if (value instanceof Boolean bool) {
-      json.writeBoolean(bool);
-    } else if (value instanceof BigDecimal number) {
-      json.writeNumber(number);
-    } else if (value instanceof BigInteger number) {
-      json.writeNumber(number);
-    } else {
-      json.writeString(value.toString());
-    }
-  }
-
   /** Converts a JSON object node in one pass, without re-validating. */
   static Map<String, Object> fromObjectNode(JsonNode node) {
     Map<String, Object> copy = new LinkedHashMap<>(Math.max(4, node.size() * 2));

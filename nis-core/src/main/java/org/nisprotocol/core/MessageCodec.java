@@ -1,9 +1,7 @@
 package org.nisprotocol.core;
 
-import com.fasterxml.jackson.core.JsonGenerator;
 import com.fasterxml.jackson.core.JsonParser;
 import com.fasterxml.jackson.core.JsonProcessingException;
-import com.fasterxml.jackson.core.util.ByteArrayBuilder;
 import com.fasterxml.jackson.databind.DeserializationFeature;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
@@ -17,6 +15,7 @@ import java.time.Instant;
 import java.time.InstantSource;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.Objects;
 import java.util.function.Supplier;
 
@@ -63,14 +62,44 @@ public final class MessageCodec {
 
   /** The message as UTF-8 JSON. */
   public byte[] encode(NisMessage message) {
-    try (ByteArrayBuilder out = new ByteArrayBuilder(2048);
-        JsonGenerator json = MAPPER.getFactory().createGenerator(out)) {
-      write(message, json);
-      json.flush();
-      return out.toByteArray();
-    } catch (IOException e) {
-      throw new UncheckedIOException("could not encode " + message, e);
+    JsonWriter json = new JsonWriter(512 + estimateSize(message.content()));
+    json.raw('{').field("message_id").string(message.messageId());
+    json.raw(',').field("message_type").string(message.messageType().wireName());
+    json.raw(',').field("priority").string(message.priority().wireName());
+    json.raw(',').field("source_agent").string(message.sourceAgent());
+    json.raw(',').field("target_agent");
+    optional(json, message.targetAgent().orElse(null));
+    json.raw(',').field("topic").string(message.topic());
+    json.raw(',').field("content").value(message.content());
+    json.raw(',').field("timestamp").raw(epochSecondsText(message.timestamp()));
+    json.raw(',').field("correlation_id");
+    optional(json, message.correlationId().orElse(null));
+    json.raw(',').field("integrity_score");
+    if (message.integrityScore().isPresent()) {
+      json.value(message.integrityScore().getAsDouble());
+    } else {
+      json.nullValue();
     }
+    json.raw(',').field("audit_flags").value(message.auditFlags());
+    return json.raw('}').toBytes();
+  }
+
+  private static void optional(JsonWriter json, String value) {
+    if (value == null) {
+      json.nullValue();
+    } else {
+      json.string(value);
+    }
+  }
+
+  /** A first guess of the content's size as JSON: the lengths of its top-level strings. */
+  private static int estimateSize(Map<String, Object> content) {
+    int size = 2;
+    for (Map.Entry<String, Object> entry : content.entrySet()) {
+      size += entry.getKey().length() + 4;
+      size += entry.getValue() instanceof String text ? text.length() + 2 : 16;
+    }
+    return size;
   }
 
   /** The message as a JSON string. */
@@ -266,46 +295,10 @@ public final class MessageCodec {
     return Instant.ofEpochSecond(whole, nanos);
   }
 
-  private static void write(NisMessage message, JsonGenerator json) throws IOException {
-    json.writeStartObject();
-    json.writeStringField("message_id", message.messageId());
-    json.writeStringField("message_type", message.messageType().wireName());
-    json.writeStringField("priority", message.priority().wireName());
-    json.writeStringField("source_agent", message.sourceAgent());
-    writeOptional(json, "target_agent", message.targetAgent().orElse(null));
-    json.writeStringField("topic", message.topic());
-    json.writeFieldName("content");
-    JsonValues.write(json, message.content());
-    json.writeFieldName("timestamp");
-    json.writeNumber(epochSecondsText(message.timestamp()));
-    writeOptional(json, "correlation_id", message.correlationId().orElse(null));
-    json.writeFieldName("integrity_score");
-    if (message.integrityScore().isPresent()) {
-      json.writeNumber(message.integrityScore().getAsDouble());
-    } else {
-      json.writeNull();
-    }
-    json.writeArrayFieldStart("audit_flags");
-    for (String flag : message.auditFlags()) {
-      json.writeString(flag);
-    }
-    json.writeEndArray();
-    json.writeEndObject();
-  }
-
   /** Epoch seconds with six decimals, e.g. {@code 1763759431.123456}. */
   static String epochSecondsText(Instant instant) {
     String micros = Integer.toString(instant.getNano() / 1_000);
     return instant.getEpochSecond() + "." + "000000".substring(micros.length()) + micros;
-  }
-
-  private static void writeOptional(JsonGenerator json, String field, String value)
-      throws IOException {
-    if (value == null) {
-      json.writeNullField(field);
-    } else {
-      json.writeStringField(field, value);
-    }
   }
 
   private static String abbreviate(String text) {

@@ -1,0 +1,103 @@
+package org.nisprotocol.core;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import net.jqwik.api.Arbitraries;
+import net.jqwik.api.Arbitrary;
+import net.jqwik.api.ForAll;
+import net.jqwik.api.Property;
+import net.jqwik.api.Provide;
+import org.junit.jupiter.api.Test;
+
+/** The hand-written encoder writes JSON any parser reads back to the same message. */
+class WireRoundTripPropertiesTest {
+  private final MessageCodec codec = MessageCodec.create();
+
+  @Provide
+  Arbitrary<String> anyText() {
+    // All of Unicode's UTF-16 units, lone surrogates and control characters included.
+    return Arbitraries.strings().all().ofMaxLength(200);
+  }
+
+  @Property(tries = 500)
+  void anyTextSurvivesTheRoundTrip(@ForAll("anyText") String text, @ForAll("anyText") String key, @ForAll long number, @ForAll double decimal) {
+    // JSON numbers come back as the smallest fitting type (Integer, Long, ...) and -0.0 as 0.0,
+    // so the content is compared as JSON, and exactly when no number is involved.
+    Map<String, Object> content = new LinkedHashMap<>();
+    content.put("text", text);
+    content.put(key.isEmpty() ? "k" : key, List.of(text, number, Double.isFinite(decimal) ? decimal : 0.5, true));
+    content.put("nested", Map.of("n", number, "none", "x"));
+    NisMessage message =
+        NisMessage.builder(MessageType.MEMORY_OPERATION, "agent").content(content).correlationId("c").build();
+
+    byte[] json = codec.encode(message);
+
+    NisMessage decoded = codec.decode(json);
+    assertThat(MessageCodec.parse(codec.encode(decoded))).isEqualTo(MessageCodec.parse(json));
+    assertThat(decoded.messageId()).isEqualTo(message.messageId());
+    assertThat(decoded.timestamp()).isEqualTo(message.timestamp());
+    JsonNode parsed = MessageCodec.parse(json);
+    assertThat(parsed.at("/content/text").textValue()).isEqualTo(replacingLoneSurrogates(text));
+  }
+
+  private static String replacingLoneSurrogates(String text) {
+    StringBuilder out = new StringBuilder(text.length());
+    for (int i = 0; i < text.length(); i++) {
+      char c = text.charAt(i);
+      if (Character.isHighSurrogate(c) && i + 1 < text.length() && Character.isLowSurrogate(text.charAt(i + 1))) {
+        out.append(c).append(text.charAt(++i));
+      } else {
+        out.append(Character.isSurrogate(c) ? '?' : c);
+      }
+    }
+    return out.toString();
+  }
+
+  /** No lone surrogates: the text has a UTF-8 form. */
+  private static boolean wellFormed(String text) {
+    for (int i = 0; i < text.length(); i++) {
+      char c = text.charAt(i);
+      if (Character.isHighSurrogate(c) && i + 1 < text.length() && Character.isLowSurrogate(text.charAt(i + 1))) {
+        i++;
+      } else if (Character.isSurrogate(c)) {
+        return false;
+      }
+    }
+    return true;
+  }
+
+  @Test
+  void specialCharactersAreEscapedAsJsonRequires() {
+    NisMessage message =
+        NisMessage.builder(MessageType.MEMORY_OPERATION, "agent")
+            .content(Map.of("s", "quote \" backslash \\ newline \n tab \t bell \u0007 é 中 😀 lone \uD800"))
+            .build();
+
+    String json = codec.encodeToString(message);
+
+    assertThat(json)
+        .contains("quote \\\" backslash \\\\ newline \\n tab \\t bell \\u0007 é 中 😀 lone ?");
+    assertThat(codec.decode(json).content().get("s")).isEqualTo("quote \" backslash \\ newline \n tab \t bell \u0007 é 中 😀 lone ?");
+  }
+
+  @Test
+  void numbersKeepTheirValueAndNonFiniteOnesBecomeNull() {
+    Map<String, Object> content = new LinkedHashMap<>();
+    content.put("int", 42);
+    content.put("long", 9_007_199_254_740_993L);
+    content.put("double", 0.847);
+    content.put("tiny", 1.0E-10);
+    content.put("nan", Double.NaN);
+    NisMessage message = NisMessage.builder(MessageType.PERFORMANCE_METRIC, "agent").content(content).build();
+
+    Map<String, Object> decoded = codec.decode(codec.encode(message)).content();
+
+    assertThat(decoded).containsEntry("int", 42).containsEntry("long", 9_007_199_254_740_993L)
+        .containsEntry("double", 0.847).containsEntry("tiny", 1.0E-10);
+    assertThat(decoded.get("nan")).isNull();
+  }
+}
