@@ -11,6 +11,7 @@ import net.jqwik.api.Arbitrary;
 import net.jqwik.api.ForAll;
 import net.jqwik.api.Property;
 import net.jqwik.api.Provide;
+import net.jqwik.api.constraints.Size;
 import org.junit.jupiter.api.Test;
 
 /** The hand-written encoder writes JSON any parser reads back to the same message. */
@@ -68,6 +69,18 @@ class WireRoundTripPropertiesTest {
       }
     }
     return true;
+  }
+
+  @Property(tries = 2000)
+  void theEightByteScanFlagsExactlyTheBytesThatNeedEscaping(@ForAll @Size(8) byte[] eight) {
+    long word = java.nio.ByteBuffer.wrap(eight, 0, 8).order(java.nio.ByteOrder.LITTLE_ENDIAN).getLong();
+    boolean expected = false;
+    for (int i = 0; i < 8; i++) {
+      byte b = eight[i];
+      expected |= (b >= 0 && b < 0x20) || b == '"' || b == '\\';
+    }
+
+    assertThat(JsonWriter.needsEscape(word)).isEqualTo(expected);
   }
 
   @Test
