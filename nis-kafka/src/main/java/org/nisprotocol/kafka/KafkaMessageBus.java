@@ -595,12 +595,7 @@ public final class KafkaMessageBus implements MessageBus {
   boolean deadLetter(
       ConsumerRecord<byte[], byte[]> record, String group, String error, int attempts, BooleanSupplier giveUp) {
     String topic = StreamingTopics.deadLetterTopicOf(record.topic());
-    RecordHeaders headers = new RecordHeaders();
-    for (Header header : record.headers()) {
-      if (!header.key().startsWith("nis.dlt.")) {
-        headers.add(header);
-      }
-    }
+    RecordHeaders headers = withoutDeadLetterHeaders(record);
     Map<String, String> added = new LinkedHashMap<>();
     added.put(DeadLetterHeaders.ERROR, error.length() <= 1000 ? error : error.substring(0, 1000));
     added.put(DeadLetterHeaders.ATTEMPTS, Integer.toString(attempts));
@@ -667,12 +662,7 @@ public final class KafkaMessageBus implements MessageBus {
           String target = Optional.ofNullable(record.headers().lastHeader(DeadLetterHeaders.ORIGINAL_TOPIC))
               .map(h -> new String(h.value(), StandardCharsets.UTF_8))
               .orElse(topic);
-          RecordHeaders headers = new RecordHeaders();
-          for (Header header : record.headers()) {
-            if (!header.key().startsWith("nis.dlt.")) {
-              headers.add(header);
-            }
-          }
+          RecordHeaders headers = withoutDeadLetterHeaders(record);
           try {
             producer.send(new ProducerRecord<>(target, null, record.key(), record.value(), headers))
                 .get(config.sendTimeout().toMillis() + 5_000, TimeUnit.MILLISECONDS);
@@ -693,6 +683,17 @@ public final class KafkaMessageBus implements MessageBus {
       }
     }
     return replayed;
+  }
+
+  /** The record's headers but those a dead-lettering added ({@code nis.dlt.*}). */
+  private static RecordHeaders withoutDeadLetterHeaders(ConsumerRecord<byte[], byte[]> record) {
+    RecordHeaders headers = new RecordHeaders();
+    for (Header header : record.headers()) {
+      if (!header.key().startsWith("nis.dlt.")) {
+        headers.add(header);
+      }
+    }
+    return headers;
   }
 
   private static boolean reachedEnds(KafkaConsumer<byte[], byte[]> consumer, Map<TopicPartition, Long> ends) {
