@@ -13,7 +13,6 @@ import java.util.Optional;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.Executors;
-import java.util.concurrent.Future;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.ScheduledFuture;
 import java.util.concurrent.TimeUnit;
@@ -86,7 +85,7 @@ public final class InfrastructureCoordinator implements AutoCloseable {
   private static final class ServiceState {
     final String name;
     final String backend;
-    final Supplier<HealthCheck> probe;
+    final java.util.concurrent.Callable<HealthCheck> probe;
     final Runnable recover;
     HealthStatus health = HealthStatus.UNKNOWN;
     Optional<Instant> lastCheck = Optional.empty();
@@ -95,7 +94,7 @@ public final class InfrastructureCoordinator implements AutoCloseable {
     Duration responseTime = Duration.ZERO;
     Optional<String> detail = Optional.empty();
 
-    ServiceState(String name, String backend, Supplier<HealthCheck> probe, Runnable recover) {
+    ServiceState(String name, String backend, java.util.concurrent.Callable<HealthCheck> probe, Runnable recover) {
       this.name = name;
       this.backend = backend;
       this.probe = probe;
@@ -343,23 +342,17 @@ public final class InfrastructureCoordinator implements AutoCloseable {
   private HealthCheck probe(ServiceState service) {
     Duration timeout = config.healthCheckTimeout();
     long start = System.nanoTime();
-    try (var executor = Executors.newVirtualThreadPerTaskExecutor()) {
-      Future<HealthCheck> check = executor.submit(service.probe::get);
-      try {
-        return check.get(timeout.toMillis() + 500, TimeUnit.MILLISECONDS);
-      } catch (java.util.concurrent.TimeoutException e) {
-        check.cancel(true);
-        return HealthCheck.of(HealthStatus.UNHEALTHY, Duration.ofNanos(System.nanoTime() - start),
-            "no answer within " + timeout);
-      } catch (java.util.concurrent.ExecutionException e) {
-        return HealthCheck.of(HealthStatus.UNHEALTHY, Duration.ofNanos(System.nanoTime() - start),
-            String.valueOf(e.getCause()));
-      } catch (InterruptedException e) {
-        Thread.currentThread().interrupt();
-        return HealthCheck.of(HealthStatus.UNKNOWN, Duration.ZERO, "interrupted");
-      } finally {
-        executor.shutdownNow();
-      }
+    try {
+      return Deadlines.callWithin(timeout.plusMillis(500), service.probe::call);
+    } catch (java.util.concurrent.TimeoutException e) {
+      return HealthCheck.of(HealthStatus.UNHEALTHY, Duration.ofNanos(System.nanoTime() - start),
+          "no answer within " + timeout);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      return HealthCheck.of(HealthStatus.UNKNOWN, Duration.ZERO, "interrupted");
+    } catch (Exception e) {
+      return HealthCheck.of(HealthStatus.UNHEALTHY, Duration.ofNanos(System.nanoTime() - start),
+          String.valueOf(e));
     }
   }
 

@@ -10,8 +10,6 @@ import java.util.Optional;
 import java.util.Set;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
-import java.util.concurrent.ExecutionException;
-import java.util.concurrent.Future;
 import java.util.concurrent.Semaphore;
 import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.TimeUnit;
@@ -285,22 +283,16 @@ public abstract class NisAgent implements AutoCloseable {
     inFlight.incrementAndGet();
     state.compareAndSet(AgentState.READY, AgentState.PROCESSING);
     long start = System.nanoTime();
-    try (var executor = java.util.concurrent.Executors.newVirtualThreadPerTaskExecutor()) {
-      Future<?> task =
-          executor.submit(
-              () -> {
-                handleMessage(message);
-                return null;
-              });
+    try {
       try {
-        task.get(config.processingTimeout().toMillis(), TimeUnit.MILLISECONDS);
+        Deadlines.callWithin(
+            config.processingTimeout(),
+            () -> {
+              handleMessage(message);
+              return null;
+            });
       } catch (TimeoutException e) {
-        task.cancel(true);
         throw new NisException("agent " + config.agentId() + " took longer than " + config.processingTimeout() + " on " + message.messageId());
-      } catch (ExecutionException e) {
-        throw e.getCause() instanceof Exception cause ? cause : e;
-      } finally {
-        executor.shutdownNow();
       }
       processed.incrementAndGet();
       failuresInARow.set(0);

@@ -100,6 +100,15 @@ class AgentRuntimeTest {
     }
   }
 
+  /** Blocks a little and swallows interruption, as badly behaved code does. */
+  static void sleepIgnoringInterrupts() {
+    try {
+      Thread.sleep(20);
+    } catch (InterruptedException ignored) {
+      // deliberately ignored
+    }
+  }
+
   private RecordingAgent agent(String id, MessageType... types) {
     return new RecordingAgent(AgentConfiguration.of(id, "analysis").withMaxRetries(0), types);
   }
@@ -191,6 +200,30 @@ class AgentRuntimeTest {
     assertThat(slow.health()).containsEntry("processed", 0L);
     assertThat((Long) slow.health().get("failed")).isGreaterThanOrEqualTo(4L);
     assertThat(slow.state()).isEqualTo(AgentState.DEGRADED);
+  }
+
+  @Test
+  void aHandlerIgnoringInterruptionStillTimesOut() {
+    java.util.concurrent.atomic.AtomicBoolean release = new java.util.concurrent.atomic.AtomicBoolean();
+    NisAgent stubborn =
+        new RecordingAgent(
+            AgentConfiguration.of("stubborn", "worker").withProcessingTimeout(Duration.ofMillis(100)).withMaxRetries(0),
+            MessageType.GOAL_GENERATION) {
+          @Override
+          protected void handleMessage(NisMessage message) {
+            while (!release.get()) {
+              sleepIgnoringInterrupts();
+            }
+          }
+        };
+    runtime.start(stubborn);
+    try {
+      coordinator.sendMessage(MessageType.GOAL_GENERATION, Map.of("goal", "never ends"), "a");
+
+      await().atMost(Duration.ofSeconds(10)).until(() -> ((Long) stubborn.health().get("failed")) >= 2);
+    } finally {
+      release.set(true);
+    }
   }
 
   @Test

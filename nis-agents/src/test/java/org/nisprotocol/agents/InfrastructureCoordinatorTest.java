@@ -59,9 +59,14 @@ class InfrastructureCoordinatorTest {
     @Override public String name() { return "switchable"; }
     @Override public void close() { delegate.close(); }
 
+    final java.util.concurrent.atomic.AtomicBoolean hang = new java.util.concurrent.atomic.AtomicBoolean();
+
     @Override
     public HealthCheck checkHealth(Duration timeout) {
       probes.incrementAndGet();
+      while (hang.get()) {
+        AgentRuntimeTest.sleepIgnoringInterrupts(); // ignores both its timeout and interruption
+      }
       HealthStatus status = health.get();
       return status == HealthStatus.HEALTHY
           ? HealthCheck.healthy(Duration.ofMillis(1))
@@ -234,6 +239,21 @@ class InfrastructureCoordinatorTest {
     coordinator.checkHealth();
     assertThat(coordinator.integrationStatus()).isEqualTo(IntegrationStatus.FULLY_OPERATIONAL);
     assertThat(cache.recoveries.get()).isEqualTo(2);
+  }
+
+  @Test
+  void aProbeIgnoringItsTimeoutCannotHoldTheHealthCheck() {
+    start(CoordinatorConfig.defaults().withHealthCheckTimeout(Duration.ofMillis(200)).withHealthCheckInterval(Duration.ofHours(1)));
+    cache.hang.set(true);
+    try {
+      long begin = System.nanoTime();
+      coordinator.checkHealth();
+
+      assertThat(Duration.ofNanos(System.nanoTime() - begin)).isLessThan(Duration.ofSeconds(3));
+      assertThat(coordinator.serviceHealth()).containsEntry("cache", HealthStatus.UNHEALTHY);
+    } finally {
+      cache.hang.set(false);
+    }
   }
 
   @Test

@@ -180,14 +180,14 @@ public final class NisMessage {
 
   /** Builds a {@link NisMessage}; {@link #build()} checks every field and reports all problems. */
   public static final class Builder {
-    private String messageId = randomId();
+    private String messageId; // a fresh random id when not set
     private final MessageType messageType;
     private MessagePriority priority = MessagePriority.NORMAL;
     private final String sourceAgent;
     private String targetAgent;
     private String topic;
     private Map<String, Object> content = Map.of();
-    private Instant timestamp = Instant.now().truncatedTo(ChronoUnit.MICROS);
+    private Instant timestamp; // now when not set
     private String correlationId;
     private Double integrityScore;
     private List<String> auditFlags = new ArrayList<>();
@@ -259,6 +259,13 @@ public final class NisMessage {
      * @throws InvalidMessageException listing every field that is wrong
      */
     public NisMessage build() {
+      // Defaults are drawn here, not up front, so decoding (which sets both) does not pay for them.
+      if (messageId == null) {
+        messageId = randomId();
+      }
+      if (timestamp == null) {
+        timestamp = Instant.now().truncatedTo(ChronoUnit.MICROS);
+      }
       List<String> problems = new ArrayList<>();
       requireText(problems, "message_id", messageId);
       requireText(problems, "source_agent", sourceAgent);
