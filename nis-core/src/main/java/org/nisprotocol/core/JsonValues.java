@@ -14,22 +14,24 @@ final class JsonValues {
   private JsonValues() {}
 
   static Map<String, Object> immutableObject(Map<String, ?> source) {
-    return immutableMap(source, "content");
+    return immutableMap(source, Path.root("content"));
   }
 
-  private static Map<String, Object> immutableMap(Map<?, ?> source, String path) {
+  // Paths name where a bad value sits; they are built only when one is found: a parent's path
+  // and the key or index below it.
+  private static Map<String, Object> immutableMap(Map<?, ?> source, Path path) {
     Map<String, Object> copy = new LinkedHashMap<>(Math.max(4, source.size() * 2));
     for (Map.Entry<?, ?> entry : source.entrySet()) {
       if (!(entry.getKey() instanceof String key)) {
         throw new InvalidMessageException(
             path + " has a key that is not a string: " + entry.getKey());
       }
-      copy.put(key, immutableValue(entry.getValue(), path + "." + key));
+      copy.put(key, immutableValue(entry.getValue(), path.key(key)));
     }
     return Collections.unmodifiableMap(copy);
   }
 
-  private static Object immutableValue(Object value, String path) {
+  private static Object immutableValue(Object value, Path path) {
     if (value == null
         || value instanceof String
         || value instanceof Boolean
@@ -49,7 +51,7 @@ final class JsonValues {
     if (value instanceof List<?> list) {
       List<Object> copy = new ArrayList<>(list.size());
       for (int i = 0; i < list.size(); i++) {
-        copy.add(immutableValue(list.get(i), path + "[" + i + "]"));
+        copy.add(immutableValue(list.get(i), path.index(i)));
       }
       return Collections.unmodifiableList(copy);
     }
@@ -58,6 +60,28 @@ final class JsonValues {
             + " holds a "
             + value.getClass().getName()
             + ", which is not a JSON value (use maps, lists, strings, numbers, booleans or null)");
+  }
+
+  private record Path(Path parent, String key, int index) {
+    static Path root(String name) {
+      return new Path(null, name, -1);
+    }
+
+    Path key(String name) {
+      return new Path(this, name, -1);
+    }
+
+    Path index(int position) {
+      return new Path(this, null, position);
+    }
+
+    @Override
+    public String toString() {
+      if (parent == null) {
+        return key;
+      }
+      return parent + (key != null ? "." + key : "[" + index + "]");
+    }
   }
 
   /** Converts a JSON object node in one pass, without re-validating. */

@@ -22,6 +22,9 @@ final class JsonWriter {
   private static final byte[] TRUE = {'t', 'r', 'u', 'e'};
   private static final byte[] FALSE = {'f', 'a', 'l', 's', 'e'};
 
+  /** Texts up to this many chars take the char-by-char path of {@link #string}. */
+  private static final int SHORT_TEXT = 64;
+
   private byte[] buffer;
   private int length;
 
@@ -57,17 +60,50 @@ final class JsonWriter {
     return bytes(NULL);
   }
 
+  /** Writes bytes prepared in advance: field names, punctuation, known values. */
+  JsonWriter bytes(byte[] bytes) {
+    ensure(bytes.length);
+    System.arraycopy(bytes, 0, buffer, length, bytes.length);
+    length += bytes.length;
+    return this;
+  }
+
   JsonWriter string(String text) {
+    int size = text.length();
+    ensure(size + 2);
+    buffer[length++] = '"';
+    if (size <= SHORT_TEXT) {
+      // Short texts (ids, names, keys) are mostly plain ASCII: copied a char at a time, with no
+      // intermediate array. The first char that is not falls through to the general path.
+      int start = length;
+      int i = 0;
+      while (i < size) {
+        char c = text.charAt(i);
+        if (c < 0x20 || c >= 0x80 || c == '"' || c == '\\') {
+          break;
+        }
+        buffer[length++] = (byte) c;
+        i++;
+      }
+      if (i == size) {
+        return raw('"');
+      }
+      length = start;
+    }
+    utf8(text);
+    return raw('"');
+  }
+
+  /** Any text, as escaped UTF-8 without the quotes. */
+  private void utf8(String text) {
     // The JDK's UTF-8 encoder is vectorised; escaping then needs one pass over bytes, since
     // every byte of a multi-byte sequence is >= 0x80 and never needs escaping.
     byte[] utf8 = text.getBytes(StandardCharsets.UTF_8);
-    ensure(utf8.length + 2);
-    buffer[length++] = '"';
+    ensure(utf8.length);
     int start = 0;
     int i = 0;
-    // Eight bytes at a time while none needs escaping: the common case of a long text.
-    while (i + 8 <= utf8.length && !needsEscape((long) LONGS.get(utf8, i))) {
-      i += 8;
+    if (!anyNeedsEscape(utf8)) {
+      i = utf8.length; // the common case: one copy below
     }
     for (; i < utf8.length; i++) {
       byte b = utf8[i];
@@ -81,7 +117,46 @@ final class JsonWriter {
     }
     System.arraycopy(utf8, start, buffer, length, utf8.length - start);
     length += utf8.length - start;
-    return raw('"');
+  }
+
+  /** Writes a whole number's decimal digits straight into the buffer. */
+  JsonWriter number(long value) {
+    if (value == Long.MIN_VALUE) {
+      return raw(Long.toString(value));
+    }
+    ensure(20);
+    if (value < 0) {
+      buffer[length++] = '-';
+      value = -value;
+    }
+    int end = length + digitCount(value);
+    for (int at = end - 1; at >= length; at--) {
+      buffer[at] = (byte) ('0' + value % 10);
+      value /= 10;
+    }
+    length = end;
+    return this;
+  }
+
+  /** Writes {@code whole.fraction} with the fraction zero-padded to {@code fractionDigits}. */
+  JsonWriter decimal(long whole, int fraction, int fractionDigits) {
+    number(whole);
+    ensure(fractionDigits + 1);
+    buffer[length++] = '.';
+    for (int at = length + fractionDigits - 1; at >= length; at--) {
+      buffer[at] = (byte) ('0' + fraction % 10);
+      fraction /= 10;
+    }
+    length += fractionDigits;
+    return this;
+  }
+
+  private static int digitCount(long nonNegative) {
+    int digits = 1;
+    for (long bound = 10; digits < 19 && nonNegative >= bound; bound *= 10) {
+      digits++;
+    }
+    return digits;
   }
 
   /** Any value message content may hold. */
@@ -114,7 +189,10 @@ final class JsonWriter {
       }
       return raw(']');
     }
-    if (value instanceof Integer || value instanceof Long || value instanceof BigInteger) {
+    if (value instanceof Integer || value instanceof Long) {
+      return number(((Number) value).longValue());
+    }
+    if (value instanceof BigInteger) {
       return raw(value.toString());
     }
     if (value instanceof Double number) {
@@ -135,14 +213,38 @@ final class JsonWriter {
   private static final long HIGHS = 0x8080808080808080L;
 
   /**
+   * Whether any byte needs escaping. Reads eight bytes at a time and checks once at the end: a
+   * loop without a branch per word, which the JIT compiles to a tight one.
+   */
+  private static boolean anyNeedsEscape(byte[] utf8) {
+    long found = 0;
+    int i = 0;
+    for (; i + 8 <= utf8.length; i += 8) {
+      found |= escapeBits((long) LONGS.get(utf8, i));
+    }
+    for (; i < utf8.length; i++) {
+      byte b = utf8[i];
+      if ((b >= 0 && b < 0x20) || b == '"' || b == '\\') {
+        return true;
+      }
+    }
+    return found != 0;
+  }
+
+  /**
    * Whether any of the eight bytes is a control character (below 0x20), a quote or a backslash.
    * Bytes of multi-byte characters (0x80 and up) never match.
    */
   static boolean needsEscape(long bytes) {
+    return escapeBits(bytes) != 0;
+  }
+
+  /** The high bit of each of the eight bytes that needs escaping (and possibly of bytes after it). */
+  private static long escapeBits(long bytes) {
     long below20 = (bytes - ONES * 0x20) & ~bytes;
     long quote = bytes ^ (ONES * '"');
     long backslash = bytes ^ (ONES * '\\');
-    return ((below20 | ((quote - ONES) & ~quote) | ((backslash - ONES) & ~backslash)) & HIGHS) != 0;
+    return (below20 | ((quote - ONES) & ~quote) | ((backslash - ONES) & ~backslash)) & HIGHS;
   }
 
   private void escape(char c) {
@@ -166,13 +268,6 @@ final class JsonWriter {
     buffer[length++] = HEX[(c >> 8) & 0xF];
     buffer[length++] = HEX[(c >> 4) & 0xF];
     buffer[length++] = HEX[c & 0xF];
-  }
-
-  private JsonWriter bytes(byte[] bytes) {
-    ensure(bytes.length);
-    System.arraycopy(bytes, 0, buffer, length, bytes.length);
-    length += bytes.length;
-    return this;
   }
 
   private void ensure(int more) {

@@ -60,28 +60,66 @@ public final class MessageCodec {
         Objects.requireNonNull(clock, "clock"), NisMessage::randomId);
   }
 
+  // Field names with their punctuation, and the enums' quoted wire names, encoded once.
+  private static final byte[] MESSAGE_ID = ascii("{\"message_id\":");
+  private static final byte[] MESSAGE_TYPE = ascii(",\"message_type\":");
+  private static final byte[] PRIORITY = ascii(",\"priority\":");
+  private static final byte[] SOURCE_AGENT = ascii(",\"source_agent\":");
+  private static final byte[] TARGET_AGENT = ascii(",\"target_agent\":");
+  private static final byte[] TOPIC = ascii(",\"topic\":");
+  private static final byte[] CONTENT = ascii(",\"content\":");
+  private static final byte[] TIMESTAMP = ascii(",\"timestamp\":");
+  private static final byte[] CORRELATION_ID = ascii(",\"correlation_id\":");
+  private static final byte[] INTEGRITY_SCORE = ascii(",\"integrity_score\":");
+  private static final byte[] AUDIT_FLAGS = ascii(",\"audit_flags\":");
+  private static final byte[][] TYPE_NAMES = quoted(MessageType.values(), MessageType::wireName);
+  private static final byte[][] PRIORITY_NAMES = quoted(MessagePriority.values(), MessagePriority::wireName);
+
   /** The message as UTF-8 JSON. */
   public byte[] encode(NisMessage message) {
-    JsonWriter json = new JsonWriter(512 + estimateSize(message.content()));
-    json.raw('{').field("message_id").string(message.messageId());
-    json.raw(',').field("message_type").string(message.messageType().wireName());
-    json.raw(',').field("priority").string(message.priority().wireName());
-    json.raw(',').field("source_agent").string(message.sourceAgent());
-    json.raw(',').field("target_agent");
+    JsonWriter json = new JsonWriter(256 + estimateSize(message.content()));
+    json.bytes(MESSAGE_ID).string(message.messageId());
+    json.bytes(MESSAGE_TYPE).bytes(TYPE_NAMES[message.messageType().ordinal()]);
+    json.bytes(PRIORITY).bytes(PRIORITY_NAMES[message.priority().ordinal()]);
+    json.bytes(SOURCE_AGENT).string(message.sourceAgent());
+    json.bytes(TARGET_AGENT);
     optional(json, message.targetAgent().orElse(null));
-    json.raw(',').field("topic").string(message.topic());
-    json.raw(',').field("content").value(message.content());
-    json.raw(',').field("timestamp").raw(epochSecondsText(message.timestamp()));
-    json.raw(',').field("correlation_id");
+    json.bytes(TOPIC).string(message.topic());
+    json.bytes(CONTENT).value(message.content());
+    epochSeconds(json.bytes(TIMESTAMP), message.timestamp());
+    json.bytes(CORRELATION_ID);
     optional(json, message.correlationId().orElse(null));
-    json.raw(',').field("integrity_score");
+    json.bytes(INTEGRITY_SCORE);
     if (message.integrityScore().isPresent()) {
       json.value(message.integrityScore().getAsDouble());
     } else {
       json.nullValue();
     }
-    json.raw(',').field("audit_flags").value(message.auditFlags());
+    json.bytes(AUDIT_FLAGS).value(message.auditFlags());
     return json.raw('}').toBytes();
+  }
+
+  /** Epoch seconds with six decimals, e.g. {@code 1763759431.123456}; before 1970 negative. */
+  private static void epochSeconds(JsonWriter json, Instant instant) {
+    long seconds = instant.getEpochSecond();
+    int micros = instant.getNano() / 1_000;
+    if (seconds < 0 && micros > 0) {
+      json.raw('-').decimal(-(seconds + 1), 1_000_000 - micros, 6);
+    } else {
+      json.decimal(seconds, micros, 6);
+    }
+  }
+
+  private static byte[] ascii(String text) {
+    return text.getBytes(StandardCharsets.US_ASCII);
+  }
+
+  private static <E extends Enum<E>> byte[][] quoted(E[] values, java.util.function.Function<E, String> wireName) {
+    byte[][] names = new byte[values.length][];
+    for (E value : values) {
+      names[value.ordinal()] = ascii('"' + wireName.apply(value) + '"');
+    }
+    return names;
   }
 
   private static void optional(JsonWriter json, String value) {
@@ -293,12 +331,6 @@ public final class MessageCodec {
         seconds.subtract(BigDecimal.valueOf(whole)).multiply(NANOS_PER_SECOND)
             .setScale(0, RoundingMode.HALF_UP).longValueExact();
     return Instant.ofEpochSecond(whole, nanos);
-  }
-
-  /** Epoch seconds with six decimals, e.g. {@code 1763759431.123456}. */
-  static String epochSecondsText(Instant instant) {
-    String micros = Integer.toString(instant.getNano() / 1_000);
-    return instant.getEpochSecond() + "." + "000000".substring(micros.length()) + micros;
   }
 
   private static String abbreviate(String text) {

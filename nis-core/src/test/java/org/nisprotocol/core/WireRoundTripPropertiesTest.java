@@ -45,6 +45,41 @@ class WireRoundTripPropertiesTest {
     assertThat(parsed.at("/content/text").textValue()).isEqualTo(replacingLoneSurrogates(text));
   }
 
+  @Provide
+  Arbitrary<String> mostlyAsciiText() {
+    // Texts either side of the short-text path's length limit, mostly plain ASCII with the odd
+    // character that needs escaping or is not ASCII, anywhere in the text.
+    return Arbitraries.strings().withChars("abcXYZ019 -_.:\"\\\n\u0001\u001féł中").ofMaxLength(150);
+  }
+
+  @Property(tries = 1000)
+  void mostlyAsciiTextsAndKeysSurviveTheRoundTrip(@ForAll("mostlyAsciiText") String text, @ForAll("mostlyAsciiText") String key) {
+    Map<String, Object> content = new LinkedHashMap<>();
+    content.put(key, text);
+    NisMessage message =
+        NisMessage.builder(MessageType.MEMORY_OPERATION, text.isBlank() ? "agent" : text).content(content).build();
+
+    NisMessage decoded = codec.decode(codec.encode(message));
+
+    assertThat(decoded.content()).isEqualTo(content);
+    assertThat(decoded.sourceAgent()).isEqualTo(message.sourceAgent());
+  }
+
+  @Provide
+  Arbitrary<java.time.Instant> anyInstant() {
+    // 1970 (the decoder refuses earlier times) to 2200, to the microsecond: the wire's precision.
+    return Arbitraries.longs()
+        .between(0, 7_258_118_400_000_000L)
+        .map(micros -> java.time.Instant.EPOCH.plus(micros, java.time.temporal.ChronoUnit.MICROS));
+  }
+
+  @Property(tries = 1000)
+  void anyTimestampSurvivesTheRoundTrip(@ForAll("anyInstant") java.time.Instant timestamp) {
+    NisMessage message = NisMessage.builder(MessageType.MEMORY_OPERATION, "agent").timestamp(timestamp).build();
+
+    assertThat(codec.decode(codec.encode(message)).timestamp()).isEqualTo(timestamp);
+  }
+
   private static String replacingLoneSurrogates(String text) {
     StringBuilder out = new StringBuilder(text.length());
     for (int i = 0; i < text.length(); i++) {
