@@ -42,6 +42,7 @@ final class DiskSpool implements AutoCloseable {
   static final long SEGMENT_BYTES = 64L * 1024 * 1024;
   private static final int HEADER_BYTES = 8;
   private static final String CURSOR_FILE = "cursor";
+  private static final long READ_CHUNK_BYTES = 1024 * 1024;
 
   /** A spooled record and where the next one starts, for {@link #acknowledge}. */
   record Entry(byte[] payload, long segment, long nextPosition) {}
@@ -131,13 +132,30 @@ final class DiskSpool implements AutoCloseable {
   }
 
   /** Up to {@code max} records from the oldest unacknowledged one, without removing them. */
-  synchronized List<Entry> peek(int max) {
+  List<Entry> peek(int max) {
+    return peek(max, Long.MAX_VALUE);
+  }
+
+  /**
+   * Records from the oldest unacknowledged one, without removing them: at most {@code maxRecords},
+   * and no more payload bytes than {@code maxBytes} (but always at least one record).
+   */
+  synchronized List<Entry> peek(int maxRecords, long maxBytes) {
+    return read(cursorSegment, cursorPosition, maxRecords, maxBytes);
+  }
+
+  /** Like {@link #peek(int, long)}, from the record after {@code last} (read earlier, not yet acknowledged). */
+  synchronized List<Entry> peekAfter(Entry last, int maxRecords, long maxBytes) {
+    return read(last.segment(), last.nextPosition(), maxRecords, maxBytes);
+  }
+
+  /** Reads records from segment and position on, a chunk of the file at a time. */
+  private List<Entry> read(long segment, long position, int maxRecords, long maxBytes) {
     requireOpen();
-    List<Entry> entries = new ArrayList<>(Math.min(max, 1024));
-    long segment = cursorSegment;
-    long position = cursorPosition;
+    List<Entry> entries = new ArrayList<>(Math.min(maxRecords, 1024));
+    long bytes = 0;
     try {
-      while (entries.size() < max) {
+      while (entries.size() < maxRecords && (entries.isEmpty() || bytes < maxBytes)) {
         Long size = segments.get(segment);
         if (size == null) {
           break;
@@ -152,14 +170,36 @@ final class DiskSpool implements AutoCloseable {
           continue;
         }
         try (FileChannel channel = FileChannel.open(segmentPath(segment), StandardOpenOption.READ)) {
-          while (entries.size() < max && position < size) {
-            ByteBuffer header = ByteBuffer.allocate(HEADER_BYTES);
-            readFully(channel, header, position);
-            int length = header.flip().getInt();
-            ByteBuffer payload = ByteBuffer.allocate(length);
-            readFully(channel, payload, position + HEADER_BYTES);
-            position += HEADER_BYTES + length;
-            entries.add(new Entry(payload.array(), segment, position));
+          while (entries.size() < maxRecords && (entries.isEmpty() || bytes < maxBytes) && position < size) {
+            // One read for many records: as much as is left to read, within the bounds.
+            long wanted = Math.min(size - position, Math.max(HEADER_BYTES, Math.min(maxBytes - bytes, READ_CHUNK_BYTES)));
+            ByteBuffer chunk = ByteBuffer.allocate((int) wanted);
+            readFully(channel, chunk, position);
+            chunk.flip();
+            int parsed = 0;
+            while (chunk.remaining() >= HEADER_BYTES && entries.size() < maxRecords && (entries.isEmpty() || bytes < maxBytes)) {
+              int length = chunk.getInt(chunk.position());
+              if (chunk.remaining() < HEADER_BYTES + length) {
+                break;
+              }
+              byte[] payload = new byte[length];
+              chunk.position(chunk.position() + HEADER_BYTES).get(payload);
+              position += HEADER_BYTES + length;
+              bytes += length;
+              entries.add(new Entry(payload, segment, position));
+              parsed++;
+            }
+            if (parsed == 0) {
+              // A record longer than the chunk: read it on its own.
+              ByteBuffer header = ByteBuffer.allocate(HEADER_BYTES);
+              readFully(channel, header, position);
+              int length = header.flip().getInt();
+              ByteBuffer payload = ByteBuffer.allocate(length);
+              readFully(channel, payload, position + HEADER_BYTES);
+              position += HEADER_BYTES + length;
+              bytes += length;
+              entries.add(new Entry(payload.array(), segment, position));
+            }
           }
         }
       }

@@ -5,7 +5,9 @@ import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.time.InstantSource;
+import java.util.ArrayDeque;
 import java.util.ArrayList;
+import java.util.Deque;
 import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -28,6 +30,7 @@ import org.apache.kafka.clients.CommonClientConfigs;
 import org.apache.kafka.clients.admin.Admin;
 import org.apache.kafka.clients.admin.AdminClientConfig;
 import org.apache.kafka.clients.admin.NewTopic;
+import org.apache.kafka.clients.admin.TopicDescription;
 import org.apache.kafka.clients.consumer.ConsumerConfig;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.clients.consumer.KafkaConsumer;
@@ -103,7 +106,10 @@ import org.slf4j.LoggerFactory;
  */
 public final class KafkaMessageBus implements MessageBus {
   private static final Logger log = LoggerFactory.getLogger(KafkaMessageBus.class);
-  private static final int SPOOL_BATCH = 500;
+  // Draining the spool: records and bytes of a batch, and batches sent ahead of acknowledgement.
+  private static final int SPOOL_BATCH = 5_000;
+  private static final long DRAIN_BATCH_BYTES = 4L * 1024 * 1024;
+  private static final int DRAIN_BATCHES_ON_THE_WAY = 4;
   private static final Duration ADMIN_TIMEOUT = Duration.ofSeconds(10);
 
   private final KafkaBusConfig config;
@@ -127,6 +133,7 @@ public final class KafkaMessageBus implements MessageBus {
   private volatile long lastAckNanos = System.nanoTime();
   private final ReentrantLock spoolLock = new ReentrantLock();
   private final Condition spoolChanged = spoolLock.newCondition();
+  private final Condition spoolDrained = spoolLock.newCondition();
   private final Thread drainer;
   private final Thread provisioner;
   private volatile boolean closed;
@@ -355,6 +362,7 @@ public final class KafkaMessageBus implements MessageBus {
   private CompletableFuture<PublishReceipt> spoolAfterInFlight(SpooledRecord record, PublishReceipt spooled) {
     try {
       awaitNoInFlight(config.sendTimeout().plusSeconds(5));
+      awaitSpoolRoom();
       appendToSpool(record);
       return CompletableFuture.completedFuture(spooled);
     } catch (RuntimeException e) {
@@ -411,6 +419,7 @@ public final class KafkaMessageBus implements MessageBus {
         min -> newTopic.configs(Map.of("min.insync.replicas", Integer.toString(min))));
     try {
       admin.createTopics(List.of(newTopic)).all().get(ADMIN_TIMEOUT.toMillis(), TimeUnit.MILLISECONDS);
+      awaitLeaders(topic);
     } catch (ExecutionException e) {
       if (!(e.getCause() instanceof TopicExistsException)) {
         throw new RetriableException("cannot create topic " + topic + ": " + e.getCause(), e.getCause());
@@ -421,6 +430,28 @@ public final class KafkaMessageBus implements MessageBus {
       Thread.currentThread().interrupt();
       throw new RetriableException("interrupted while creating topic " + topic, e);
     }
+  }
+
+  /**
+   * Waits (within the admin timeout) until every partition of a topic just created has a leader:
+   * the first sends to it then find their partitions ready instead of failing and retrying, which
+   * with an idempotent producer can hold a partition's sends up to the delivery timeout.
+   */
+  private void awaitLeaders(String topic) throws InterruptedException {
+    long deadline = System.nanoTime() + ADMIN_TIMEOUT.toNanos();
+    while (System.nanoTime() < deadline) {
+      try {
+        TopicDescription description =
+            admin.describeTopics(List.of(topic)).allTopicNames().get(ADMIN_TIMEOUT.toMillis(), TimeUnit.MILLISECONDS).get(topic);
+        if (description.partitions().stream().allMatch(p -> p.leader() != null && !p.leader().isEmpty())) {
+          return;
+        }
+      } catch (ExecutionException | TimeoutException e) {
+        log.debug("topic {} not described yet: {}", topic, e.toString());
+      }
+      Thread.sleep(50);
+    }
+    log.debug("partitions of {} still without a leader after {}; sends will retry", topic, ADMIN_TIMEOUT);
   }
 
   private void provisionTopics() {
@@ -443,42 +474,76 @@ public final class KafkaMessageBus implements MessageBus {
 
   // ---- the spool drainer ----
 
+  /** Spooled records sent to Kafka together, and their acknowledgements. */
+  private record SpoolBatch(List<DiskSpool.Entry> entries, List<CompletableFuture<RecordMetadata>> acks) {
+    DiskSpool.Entry last() {
+      return entries.getLast();
+    }
+  }
+
+  /**
+   * Sends the spool to Kafka in order. Several batches are on their way at once (the next is read
+   * and sent while Kafka acknowledges the ones before), so that a spool filled during an outage
+   * drains at about the producer's own speed; each is removed from the spool once it and every
+   * batch before it are acknowledged. When a batch fails, the ones behind it are waited out and the
+   * spool is resent from its oldest record (at-least-once: some may reach Kafka twice).
+   */
   private void drainSpool() {
+    Deque<SpoolBatch> onTheWay = new ArrayDeque<>();
     while (!stopDraining) {
       try {
-        if (spool.isEmpty()) {
-          awaitSpoolChange(Duration.ofMillis(200));
+        sendMoreFromSpool(onTheWay);
+        SpoolBatch oldest = onTheWay.poll();
+        if (oldest == null) {
+          awaitSpoolChange(Duration.ofMillis(spool.isEmpty() ? 200 : 100));
           continue;
         }
-        if (!breaker.tryAcquire()) {
-          awaitSpoolChange(Duration.ofMillis(100));
-          continue;
-        }
-        List<DiskSpool.Entry> batch = spool.peek(SPOOL_BATCH);
-        int delivered = sendBatch(batch);
+        int delivered = awaitAcks(oldest);
         if (delivered > 0) {
           lastAckNanos = System.nanoTime();
-          spool.acknowledge(batch.subList(0, delivered));
+          spool.acknowledge(oldest.entries().subList(0, delivered));
           metrics.sent.increment(delivered);
+          signalSpoolDrained();
         }
-        if (delivered == batch.size()) {
+        if (delivered == oldest.entries().size()) {
           breaker.onSuccess();
         } else {
           recordTransientFailure();
+          abandon(onTheWay);
           sleepQuietly(Duration.ofMillis(200));
         }
       } catch (RuntimeException e) {
         log.warn("spool drainer: {}", e.toString());
         recordTransientFailure();
+        abandon(onTheWay);
         sleepQuietly(Duration.ofMillis(500));
+      }
+    }
+    abandon(onTheWay);
+  }
+
+  /** Reads and sends spooled batches until enough are on their way, the spool has no more, or the breaker says wait. */
+  private void sendMoreFromSpool(Deque<SpoolBatch> onTheWay) {
+    long batchBytes = Math.max(64 * 1024, Math.min(DRAIN_BATCH_BYTES, config.maxInFlightBytes() / DRAIN_BATCHES_ON_THE_WAY));
+    while (onTheWay.size() < DRAIN_BATCHES_ON_THE_WAY && !spool.isEmpty()) {
+      List<DiskSpool.Entry> entries =
+          onTheWay.isEmpty()
+              ? spool.peek(SPOOL_BATCH, batchBytes)
+              : spool.peekAfter(onTheWay.peekLast().last(), SPOOL_BATCH, batchBytes);
+      if (entries.isEmpty() || !breaker.tryAcquire()) {
+        return;
+      }
+      SpoolBatch batch = new SpoolBatch(entries, send(entries));
+      onTheWay.add(batch);
+      if (batch.acks().getLast().isCompletedExceptionally()) {
+        return; // refused before sending (no topic, no metadata): the rest would be too
       }
     }
   }
 
-  /** Sends the batch in order; returns how many from the start were acknowledged. */
-  private int sendBatch(List<DiskSpool.Entry> batch) {
-    List<CompletableFuture<RecordMetadata>> acks = new ArrayList<>(batch.size());
-    for (DiskSpool.Entry entry : batch) {
+  private List<CompletableFuture<RecordMetadata>> send(List<DiskSpool.Entry> entries) {
+    List<CompletableFuture<RecordMetadata>> acks = new ArrayList<>(entries.size());
+    for (DiskSpool.Entry entry : entries) {
       CompletableFuture<RecordMetadata> ack = new CompletableFuture<>();
       acks.add(ack);
       try {
@@ -496,20 +561,79 @@ public final class KafkaMessageBus implements MessageBus {
         break;
       }
     }
+    return acks;
+  }
+
+  /** Waits for the batch's outcome (within a send timeout and a margin); returns how many from its start were acknowledged. */
+  private int awaitAcks(SpoolBatch batch) {
+    long deadline = System.nanoTime() + config.sendTimeout().plusSeconds(5).toNanos();
     int delivered = 0;
-    for (CompletableFuture<RecordMetadata> ack : acks) {
+    boolean failed = false;
+    for (CompletableFuture<RecordMetadata> ack : batch.acks()) {
       try {
-        ack.get(config.sendTimeout().toMillis() + 5_000, TimeUnit.MILLISECONDS);
-        delivered++;
+        ack.get(Math.max(0, deadline - System.nanoTime()), TimeUnit.NANOSECONDS);
+        if (!failed) {
+          delivered++;
+        }
       } catch (InterruptedException e) {
         Thread.currentThread().interrupt();
         return delivered;
       } catch (ExecutionException | TimeoutException e) {
-        log.debug("spooled message not delivered yet: {}", e.toString());
-        return delivered;
+        if (!failed) {
+          log.debug("spooled message not delivered yet: {}", e.toString());
+        }
+        failed = true;
       }
     }
     return delivered;
+  }
+
+  /**
+   * Batches sent behind one that failed: waits for their outcome, so that none lands after the
+   * spool resends them, and gives back their breaker permits.
+   */
+  private void abandon(Deque<SpoolBatch> onTheWay) {
+    for (SpoolBatch batch : onTheWay) {
+      awaitAcks(batch);
+      breaker.release();
+    }
+    onTheWay.clear();
+  }
+
+  /**
+   * While Kafka may be reachable (the breaker is not open) and the drainer is catching up,
+   * publishers keep to its pace, as they keep to the broker's when sending directly: they wait
+   * (at most a send timeout) while the spool holds more than the in-flight budget. Otherwise
+   * the spool would only grow until full under steady load. While the breaker is open, Kafka is
+   * down and the spool takes everything up to its bound.
+   */
+  private void awaitSpoolRoom() {
+    long deadline = System.nanoTime() + config.sendTimeout().toNanos();
+    spoolLock.lock();
+    try {
+      while (spool.sizeBytes() >= config.maxInFlightBytes()
+          && breaker.state() != CircuitBreaker.State.OPEN
+          && !stopDraining) {
+        long left = deadline - System.nanoTime();
+        if (left <= 0) {
+          return;
+        }
+        spoolDrained.await(Math.min(left, TimeUnit.MILLISECONDS.toNanos(100)), TimeUnit.NANOSECONDS);
+      }
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    } finally {
+      spoolLock.unlock();
+    }
+  }
+
+  private void signalSpoolDrained() {
+    spoolLock.lock();
+    try {
+      spoolDrained.signalAll();
+    } finally {
+      spoolLock.unlock();
+    }
   }
 
   private void awaitSpoolChange(Duration atMost) {
@@ -790,6 +914,9 @@ public final class KafkaMessageBus implements MessageBus {
     });
     config.sslTruststorePassword().ifPresent(p -> props.put(SslConfigs.SSL_TRUSTSTORE_PASSWORD_CONFIG, p));
     props.put(CommonClientConfigs.RECONNECT_BACKOFF_MAX_MS_CONFIG, "2000");
+    // A client that started while Kafka was down, or lost every broker, bootstraps again after
+    // 10 s without metadata instead of the default 5 minutes (topic creation waits on it).
+    props.put(CommonClientConfigs.METADATA_RECOVERY_REBOOTSTRAP_TRIGGER_MS_CONFIG, "10000");
     return props;
   }
 

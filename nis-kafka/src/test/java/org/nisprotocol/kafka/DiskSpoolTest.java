@@ -42,6 +42,45 @@ class DiskSpoolTest {
   }
 
   @Test
+  void readsAreBoundedByBytesAndGoOnFromARecordAlreadyRead() {
+    try (DiskSpool spool = DiskSpool.open(directory, 1 << 24, false)) {
+      for (int i = 0; i < 1000; i++) {
+        spool.append(bytes(String.format("%04d", i) + "x".repeat(996))); // 1,000 bytes each
+      }
+
+      List<DiskSpool.Entry> first = spool.peek(10_000, 10_000);
+      List<DiskSpool.Entry> second = spool.peekAfter(first.getLast(), 10_000, 10_000);
+      List<DiskSpool.Entry> rest = spool.peekAfter(second.getLast(), 10_000, Long.MAX_VALUE);
+
+      assertThat(first).hasSize(10);
+      assertThat(texts(second)).hasSize(10).allMatch(text -> text.length() == 1000);
+      assertThat(texts(second).getFirst()).startsWith("0010");
+      assertThat(rest).hasSize(980);
+      assertThat(texts(rest).getLast()).startsWith("0999");
+      assertThat(spool.peek(10_000, 1)).as("at least one record, however small the bound").hasSize(1);
+      spool.acknowledge(first);
+      assertThat(texts(spool.peek(1))).containsExactly(texts(second).getFirst());
+    }
+  }
+
+  @Test
+  void aRecordLargerThanAReadChunkComesOutWhole() {
+    try (DiskSpool spool = DiskSpool.open(directory, 1 << 24, false)) {
+      byte[] large = new byte[3 * 1024 * 1024];
+      java.util.Arrays.fill(large, (byte) 'L');
+      spool.append(bytes("small"));
+      spool.append(large);
+      spool.append(bytes("after"));
+
+      List<DiskSpool.Entry> entries = spool.peek(10);
+
+      assertThat(entries).hasSize(3);
+      assertThat(entries.get(1).payload()).isEqualTo(large);
+      assertThat(texts(List.of(entries.get(2)))).containsExactly("after");
+    }
+  }
+
+  @Test
   void whatWasNotAcknowledgedSurvivesAReopen() {
     try (DiskSpool spool = DiskSpool.open(directory, 1 << 20, false)) {
       for (int i = 0; i < 5; i++) {

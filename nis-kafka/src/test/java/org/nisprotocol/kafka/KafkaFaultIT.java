@@ -178,6 +178,51 @@ class KafkaFaultIT {
   }
 
   @Test
+  void afterAnOutageTheSpoolDrainsWhilePublishingGoesOnWithoutFillingIt() throws Exception {
+    // 4,000 messages spooled during the outage, then 20,000 more sent as fast as the bus takes
+    // them: 24,000 messages of about 1 KiB would need 26 MB of spool, and it holds 8 MiB. New
+    // messages must keep to the drainer's pace rather than pile up behind it.
+    String topic = "fault-catch-up-" + UUID.randomUUID();
+    String filler = "f".repeat(900);
+    Set<Integer> delivered = ConcurrentHashMap.newKeySet();
+    broker.stop();
+    try (KafkaMessageBus bus =
+        KafkaMessageBus.create(config("catch-up").spoolMaxBytes(8L * 1024 * 1024).maxInFlightBytes(1024 * 1024).build())) {
+      List<CompletableFuture<PublishReceipt>> receipts = new ArrayList<>();
+      for (int i = 0; i < 4_000; i++) {
+        receipts.add(bus.publishAsync(withFiller(message(topic, "agent-" + (i % 7), i), filler)));
+      }
+      assertThat(bus.spooledMessages()).isEqualTo(4_000);
+
+      broker.start();
+      bus.subscribe(SubscriptionSpec.group("catch-up-" + UUID.randomUUID()).withTopics(topic), d -> delivered.add(sequence(d)));
+      for (int i = 4_000; i < 24_000; i++) {
+        receipts.add(bus.publishAsync(withFiller(message(topic, "agent-" + (i % 7), i), filler)));
+      }
+
+      int refused = 0;
+      for (CompletableFuture<PublishReceipt> receipt : receipts) {
+        try {
+          receipt.get(60, TimeUnit.SECONDS);
+        } catch (java.util.concurrent.ExecutionException e) {
+          refused++;
+        }
+      }
+      assertThat(refused).as("messages refused by a full spool").isZero();
+      await().atMost(Duration.ofSeconds(120)).pollInterval(Duration.ofMillis(200)).until(() -> delivered.size() == 24_000);
+      await().atMost(Duration.ofSeconds(10)).until(() -> bus.spooledMessages() == 0);
+    }
+  }
+
+  private static NisMessage withFiller(NisMessage message, String filler) {
+    return NisMessage.builder(message.messageType(), message.sourceAgent())
+        .topic(message.topic())
+        .targetAgent(message.targetAgent().orElseThrow())
+        .content(Map.of("sequence", message.content().get("sequence"), "filler", filler))
+        .build();
+  }
+
+  @Test
   void aSpoolLeftByAKilledProcessIsDeliveredByTheNextStart() throws Exception {
     String topic = "fault-crash-" + UUID.randomUUID();
     Path spool = temp.resolve("crash-spool");
