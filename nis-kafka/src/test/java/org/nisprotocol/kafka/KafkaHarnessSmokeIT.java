@@ -111,7 +111,18 @@ class KafkaHarnessSmokeIT {
                     ProducerConfig.DELIVERY_TIMEOUT_MS_CONFIG, 2_000,
                     ProducerConfig.LINGER_MS_CONFIG, 0);
             try (KafkaProducer<String, String> producer = producer(broker, impatient)) {
-                producer.send(new ProducerRecord<>(topic, "k", "before the pause")).get(30, TimeUnit.SECONDS);
+                // The topic is created on this first send; on a busy machine its metadata may take
+                // longer than the impatient max.block, so the first write may need a few tries.
+                for (int attempt = 1; ; attempt++) {
+                    try {
+                        producer.send(new ProducerRecord<>(topic, "k", "before the pause")).get(30, TimeUnit.SECONDS);
+                        break;
+                    } catch (java.util.concurrent.ExecutionException e) {
+                        if (attempt == 10) {
+                            throw e;
+                        }
+                    }
+                }
 
                 broker.pause();
                 assertThat(broker.isRunning()).isTrue();
