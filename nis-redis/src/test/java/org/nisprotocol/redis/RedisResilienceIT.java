@@ -27,8 +27,7 @@ import org.nisprotocol.testkit.RedisServer;
  */
 class RedisResilienceIT {
   private static final Duration TIMEOUT = Duration.ofMillis(200);
-  /** Scheduling slack on a busy two-core machine. */
-  // Redis stays paused for the whole block (many seconds), so a call that returns within the
+  // Scheduling slack. Redis stays paused for the whole block (many seconds), so a call that returns within the
   // timeout and this margin did not wait for it. The margin absorbs scheduling stalls of a busy
   // two-core machine (a read once took 815 ms there while the whole build ran).
   private static final long MARGIN_MS = 800;
