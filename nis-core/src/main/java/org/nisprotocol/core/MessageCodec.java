@@ -75,9 +75,30 @@ public final class MessageCodec {
   private static final byte[][] TYPE_NAMES = quoted(MessageType.values(), MessageType::wireName);
   private static final byte[][] PRIORITY_NAMES = quoted(MessagePriority.values(), MessagePriority::wireName);
 
+  /**
+   * Each thread's writer, reused from message to message: a message is written into it and only
+   * the result is copied out, so encoding allocates one array of the message's size. A writer
+   * that grew past {@link #KEPT_WRITER_BYTES} for a large message is not kept.
+   */
+  private static final ThreadLocal<JsonWriter> WRITERS = ThreadLocal.withInitial(() -> new JsonWriter(4096));
+
+  private static final int KEPT_WRITER_BYTES = 256 * 1024;
+
   /** The message as UTF-8 JSON. */
   public byte[] encode(NisMessage message) {
-    JsonWriter json = new JsonWriter(256 + estimateSize(message.content()));
+    // Content holds only JSON values (checked when the message is built), so writing it never
+    // runs code that could encode another message on this thread while the writer is in use.
+    JsonWriter json = WRITERS.get().reset();
+    try {
+      return write(json, message);
+    } finally {
+      if (json.capacity() > KEPT_WRITER_BYTES) {
+        WRITERS.remove();
+      }
+    }
+  }
+
+  private static byte[] write(JsonWriter json, NisMessage message) {
     json.bytes(MESSAGE_ID).string(message.messageId());
     json.bytes(MESSAGE_TYPE).bytes(TYPE_NAMES[message.messageType().ordinal()]);
     json.bytes(PRIORITY).bytes(PRIORITY_NAMES[message.priority().ordinal()]);
@@ -128,16 +149,6 @@ public final class MessageCodec {
     } else {
       json.string(value);
     }
-  }
-
-  /** A first guess of the content's size as JSON: the lengths of its top-level strings. */
-  private static int estimateSize(Map<String, Object> content) {
-    int size = 2;
-    for (Map.Entry<String, Object> entry : content.entrySet()) {
-      size += entry.getKey().length() + 4;
-      size += entry.getValue() instanceof String text ? text.length() + 2 : 16;
-    }
-    return size;
   }
 
   /** The message as a JSON string. */
