@@ -30,6 +30,7 @@ import org.apache.kafka.clients.CommonClientConfigs;
 import org.apache.kafka.clients.admin.Admin;
 import org.apache.kafka.clients.admin.AdminClientConfig;
 import org.apache.kafka.clients.admin.NewTopic;
+import org.apache.kafka.clients.admin.OffsetSpec;
 import org.apache.kafka.clients.admin.TopicDescription;
 import org.apache.kafka.clients.consumer.ConsumerConfig;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
@@ -123,10 +124,9 @@ public final class KafkaMessageBus implements MessageBus {
   private final Map<String, Integer> partitionCounts = new ConcurrentHashMap<>();
   private final List<KafkaSubscription> subscriptions = new CopyOnWriteArrayList<>();
   private final AtomicInteger subscriptionCount = new AtomicInteger();
-  // Direct sends not yet acknowledged: spooling waits for them, so that spooled messages keep
-  // their order behind messages whose sends are failing.
-  private final AtomicInteger inFlight = new AtomicInteger();
-  // Bytes sent and not yet acknowledged: publishers wait for room (backpressure).
+  // Bytes of direct sends whose outcome is not settled yet: publishers wait for room
+  // (backpressure), and spooling waits until none are left, so that spooled messages keep their
+  // order behind messages whose sends are failing.
   private final java.util.concurrent.Semaphore inFlightBytes;
   // When Kafka last acknowledged a message: failures while acks still flow are overload, not an
   // outage, and do not count against the breaker.
@@ -260,47 +260,46 @@ public final class KafkaMessageBus implements MessageBus {
     }
     boolean urgent =
         message.priority() == MessagePriority.HIGH || message.priority() == MessagePriority.CRITICAL;
+    String messageId = message.messageId();
     SpooledRecord record =
         new SpooledRecord(message.topic(), message.orderingKey(), value, Map.copyOf(headers), urgent);
-    PublishReceipt sent = new PublishReceipt(message.messageId(), message.topic(), PublishReceipt.Status.SENT);
-    PublishReceipt spooled = new PublishReceipt(message.messageId(), message.topic(), PublishReceipt.Status.SPOOLED);
     if (!spool.isEmpty() || !breaker.tryAcquire()) {
-      return spoolAfterInFlight(record, spooled);
+      return spoolAfterInFlight(record, messageId);
     }
     CompletableFuture<PublishReceipt> result = new CompletableFuture<>();
     int permits = Math.min(value.length, (int) config.maxInFlightBytes());
     if (!acquireInFlightBytes(permits)) {
-      onSendFailure(record, new RetriableException("no acknowledgement from Kafka for " + config.sendTimeout()), result, spooled);
+      onSendFailure(
+          record, messageId, new RetriableException("no acknowledgement from Kafka for " + config.sendTimeout()), result);
       return result;
     }
-    beginInFlight();
+    // The permits go back once the outcome is known, and after a failed send is in the spool:
+    // spooling waits until all are back, so spooled messages keep their order behind it.
     long start = System.nanoTime();
     try {
       producer.send(
           toProducerRecord(record),
           (metadata, error) -> {
             try {
-              inFlightBytes.release(permits);
               if (error == null) {
                 lastAckNanos = System.nanoTime();
                 breaker.onSuccess();
                 metrics.sent.increment();
                 metrics.recordSend(start);
-                result.complete(sent);
+                result.complete(new PublishReceipt(messageId, record.topic(), PublishReceipt.Status.SENT));
               } else {
-                onSendFailure(record, error, result, spooled);
+                onSendFailure(record, messageId, error, result);
               }
             } finally {
-              endInFlight();
+              inFlightBytes.release(permits);
             }
           });
     } catch (RuntimeException e) {
       // The producer refused before sending: no metadata in time, or closed.
-      inFlightBytes.release(permits);
       try {
-        onSendFailure(record, e, result, spooled);
+        onSendFailure(record, messageId, e, result);
       } finally {
-        endInFlight();
+        inFlightBytes.release(permits);
       }
     }
     return result;
@@ -328,13 +327,13 @@ public final class KafkaMessageBus implements MessageBus {
   }
 
   private void onSendFailure(
-      SpooledRecord record, Throwable error, CompletableFuture<PublishReceipt> result, PublishReceipt spooled) {
+      SpooledRecord record, String messageId, Throwable error, CompletableFuture<PublishReceipt> result) {
     if (isTransient(error)) {
       recordTransientFailure();
       log.debug("send to {} failed ({}); spooling", record.topic(), error.toString());
       try {
         appendToSpool(record);
-        result.complete(spooled);
+        result.complete(new PublishReceipt(messageId, record.topic(), PublishReceipt.Status.SPOOLED));
       } catch (RuntimeException e) {
         metrics.failed.increment();
         result.completeExceptionally(e);
@@ -359,12 +358,13 @@ public final class KafkaMessageBus implements MessageBus {
         || (error instanceof KafkaException && error.getCause() instanceof java.io.IOException);
   }
 
-  private CompletableFuture<PublishReceipt> spoolAfterInFlight(SpooledRecord record, PublishReceipt spooled) {
+  private CompletableFuture<PublishReceipt> spoolAfterInFlight(SpooledRecord record, String messageId) {
     try {
       awaitNoInFlight(config.sendTimeout().plusSeconds(5));
       awaitSpoolRoom();
       appendToSpool(record);
-      return CompletableFuture.completedFuture(spooled);
+      return CompletableFuture.completedFuture(
+          new PublishReceipt(messageId, record.topic(), PublishReceipt.Status.SPOOLED));
     } catch (RuntimeException e) {
       metrics.failed.increment();
       return CompletableFuture.failedFuture(e);
@@ -383,9 +383,8 @@ public final class KafkaMessageBus implements MessageBus {
   }
 
   private ProducerRecord<byte[], byte[]> toProducerRecord(SpooledRecord record) {
-    ensureTopic(record.topic());
-    byte[] key = record.key().getBytes(StandardCharsets.UTF_8);
     int partitions = partitionCount(record.topic());
+    byte[] key = record.key().getBytes(StandardCharsets.UTF_8);
     int partition;
     if (partitions < 2) {
       partition = 0;
@@ -399,11 +398,13 @@ public final class KafkaMessageBus implements MessageBus {
     return new ProducerRecord<>(record.topic(), partition, key, record.value(), headers);
   }
 
+  /** The topic's partition count; the first call for a topic creates it if needed. */
   private int partitionCount(String topic) {
     Integer known = partitionCounts.get(topic);
     if (known != null) {
       return known;
     }
+    ensureTopic(topic);
     int count = producer.partitionsFor(topic).size();
     partitionCounts.put(topic, count);
     return count;
@@ -433,25 +434,40 @@ public final class KafkaMessageBus implements MessageBus {
   }
 
   /**
-   * Waits (within the admin timeout) until every partition of a topic just created has a leader:
-   * the first sends to it then find their partitions ready instead of failing and retrying, which
-   * with an idempotent producer can hold a partition's sends up to the delivery timeout.
+   * Waits (within the admin timeout) until every partition of a topic just created has a leader
+   * that serves it: described with a leader, then answering a request for its end offset (a
+   * leader named in the metadata may not have taken the partition over yet). The first sends to
+   * it then find their partitions ready instead of failing and retrying, which with an idempotent
+   * producer can hold a partition's sends up to the delivery timeout.
    */
   private void awaitLeaders(String topic) throws InterruptedException {
     long deadline = System.nanoTime() + ADMIN_TIMEOUT.toNanos();
-    while (System.nanoTime() < deadline) {
+    TopicDescription described = null;
+    while (described == null && System.nanoTime() < deadline) {
       try {
         TopicDescription description =
             admin.describeTopics(List.of(topic)).allTopicNames().get(ADMIN_TIMEOUT.toMillis(), TimeUnit.MILLISECONDS).get(topic);
         if (description.partitions().stream().allMatch(p -> p.leader() != null && !p.leader().isEmpty())) {
-          return;
+          described = description;
         }
       } catch (ExecutionException | TimeoutException e) {
         log.debug("topic {} not described yet: {}", topic, e.toString());
       }
-      Thread.sleep(50);
+      if (described == null) {
+        Thread.sleep(50);
+      }
     }
-    log.debug("partitions of {} still without a leader after {}; sends will retry", topic, ADMIN_TIMEOUT);
+    if (described == null) {
+      log.debug("partitions of {} still without a leader after {}; sends will retry", topic, ADMIN_TIMEOUT);
+      return;
+    }
+    Map<TopicPartition, OffsetSpec> ends = new HashMap<>();
+    described.partitions().forEach(p -> ends.put(new TopicPartition(topic, p.partition()), OffsetSpec.latest()));
+    try {
+      admin.listOffsets(ends).all().get(Math.max(1, remaining(deadline).toMillis()), TimeUnit.MILLISECONDS);
+    } catch (ExecutionException | TimeoutException e) {
+      log.debug("leaders of {} not serving yet: {}; sends will retry", topic, e.toString());
+    }
   }
 
   private void provisionTopics() {
@@ -459,7 +475,6 @@ public final class KafkaMessageBus implements MessageBus {
     while (!missing.isEmpty() && !closed) {
       for (String topic : List.copyOf(missing)) {
         try {
-          ensureTopic(topic);
           partitionCount(topic);
           missing.remove(topic);
         } catch (RuntimeException e) {
@@ -647,18 +662,10 @@ public final class KafkaMessageBus implements MessageBus {
     }
   }
 
-  private void beginInFlight() {
-    inFlight.incrementAndGet();
-  }
-
-  private void endInFlight() {
-    inFlight.decrementAndGet();
-  }
-
-  /** Waits (rarely: only on the way into the spool) until no direct send is unanswered. */
+  /** Waits (rarely: only on the way into the spool) until no direct send is unsettled. */
   private void awaitNoInFlight(Duration atMost) {
     long deadline = System.nanoTime() + atMost.toNanos();
-    while (inFlight.get() > 0 && System.nanoTime() < deadline) {
+    while (inFlightBytes.availablePermits() < config.maxInFlightBytes() && System.nanoTime() < deadline) {
       sleepQuietly(Duration.ofMillis(1));
       if (Thread.currentThread().isInterrupted()) {
         return;
