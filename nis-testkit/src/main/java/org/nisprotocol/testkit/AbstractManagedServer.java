@@ -161,6 +161,16 @@ abstract class AbstractManagedServer implements ManagedServer {
         start();
     }
 
+    /**
+     * The process of the server as last started (for a benchmark to read its CPU time, for instance).
+     *
+     * @throws IllegalStateException if it was never started
+     */
+    public final synchronized ProcessHandle processHandle() {
+        return ProcessHandle.of(process.pid())
+                .orElseThrow(() -> new IllegalStateException(description() + " is not running"));
+    }
+
     @Override
     public final synchronized boolean isRunning() {
         return process.isAlive();

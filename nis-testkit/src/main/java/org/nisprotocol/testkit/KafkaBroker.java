@@ -254,8 +254,11 @@ public final class KafkaBroker extends AbstractManagedServer {
         config.put("group.initial.rebalance.delay.ms", "0");
         // After a kill the controller keeps the dead broker's registration until its session times out, and the
         // restarted broker cannot register before that: a short session makes restart() after kill() quick.
-        config.put("broker.session.timeout.ms", "3000");
-        config.put("broker.heartbeat.interval.ms", "500");
+        // A broker for load keeps Kafka's defaults instead: under load on a small machine its heartbeats can be
+        // seconds late, and a controller that fenced it for that would take its partitions' leadership away
+        // (clients see NOT_LEADER_OR_FOLLOWER and stall) in the middle of a measurement.
+        config.put("broker.session.timeout.ms", forLoad ? "9000" : "3000");
+        config.put("broker.heartbeat.interval.ms", forLoad ? "2000" : "500");
         // A small machine: few threads, a small log cleaner buffer (the default takes 128 MB of heap).
         config.put("num.network.threads", "2");
         config.put("num.io.threads", "4");
@@ -374,7 +377,8 @@ public final class KafkaBroker extends AbstractManagedServer {
 
         /**
          * Runs the broker with the full JIT and the G1 collector, for benchmarks; the default (C1 only, serial
-         * collector) starts faster but is slower under load.
+         * collector) starts faster but is slower under load. Its controller also waits Kafka's default 9 s (not
+         * 3 s) for a heartbeat before fencing it, so a restart after {@link KafkaBroker#kill()} takes longer.
          */
         public Builder forLoad() {
             this.forLoad = true;
