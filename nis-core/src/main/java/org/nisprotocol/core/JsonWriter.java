@@ -180,14 +180,16 @@ final class JsonWriter {
     }
     if (value instanceof Map<?, ?> map) {
       raw('{');
-      boolean first = true;
-      for (Map.Entry<?, ?> entry : map.entrySet()) {
-        if (!first) {
-          raw(',');
-        }
-        first = false;
-        field((String) entry.getKey()).value(entry.getValue());
-      }
+      // forEach, not an entry iterator: content maps are unmodifiable views, whose iterators
+      // wrap every entry. A comma goes before every entry but the first, found right after '{'
+      // (no value ends with one).
+      map.forEach(
+          (key, item) -> {
+            if (buffer[length - 1] != '{') {
+              raw(',');
+            }
+            field((String) key).value(item);
+          });
       return raw('}');
     }
     if (value instanceof List<?> list) {
@@ -233,7 +235,12 @@ final class JsonWriter {
     int i = 0;
     int lastWord = utf8.length - 7;
     for (; i < lastWord; i += 8) {
-      found |= escapeBits((long) LONGS.get(utf8, i));
+      found |= unmaskedEscapeBits((long) LONGS.get(utf8, i));
+    }
+    if (i < utf8.length && utf8.length >= 8) {
+      // The last bytes, as the word that ends with them (overlapping bytes already checked).
+      found |= unmaskedEscapeBits((long) LONGS.get(utf8, utf8.length - 8));
+      i = utf8.length;
     }
     for (; i < utf8.length; i++) {
       byte b = utf8[i];
@@ -241,7 +248,7 @@ final class JsonWriter {
         return true;
       }
     }
-    return found != 0;
+    return (found & HIGHS) != 0;
   }
 
   /**
@@ -254,10 +261,15 @@ final class JsonWriter {
 
   /** The high bit of each of the eight bytes that needs escaping (and possibly of bytes after it). */
   private static long escapeBits(long bytes) {
+    return unmaskedEscapeBits(bytes) & HIGHS;
+  }
+
+  /** {@link #escapeBits} before the mask: the scan masks once, after OR-ing all words. */
+  private static long unmaskedEscapeBits(long bytes) {
     long below20 = (bytes - ONES * 0x20) & ~bytes;
     long quote = bytes ^ (ONES * '"');
     long backslash = bytes ^ (ONES * '\\');
-    return (below20 | ((quote - ONES) & ~quote) | ((backslash - ONES) & ~backslash)) & HIGHS;
+    return below20 | ((quote - ONES) & ~quote) | ((backslash - ONES) & ~backslash);
   }
 
   private void escape(char c) {

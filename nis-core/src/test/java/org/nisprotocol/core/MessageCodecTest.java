@@ -222,6 +222,43 @@ class MessageCodecTest {
     assertThat(ids).hasSize(10_000);
   }
 
+  @Test
+  void charsThatNeedEscapingAreEscapedAtEveryPositionOfTextsOfEveryLength() {
+    // Texts of 13 and more chars are scanned eight bytes at a time, the last word overlapping.
+    for (int length = 1; length <= 40; length++) {
+      for (int at = 0; at < length; at++) {
+        for (char special : new char[] {'"', '\\', '\n', '\u0001', '\u001f'}) {
+          char[] chars = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMN".substring(0, length).toCharArray();
+          chars[at] = special;
+          String text = new String(chars);
+          NisMessage message =
+              NisMessage.builder(MessageType.SYSTEM_HEALTH, "a").content(Map.of("t", text)).build();
+
+          NisMessage decoded = codec.decode(codec.encode(message));
+
+          assertThat(decoded.content().get("t")).as("length %d, at %d", length, at).isEqualTo(text);
+        }
+      }
+    }
+  }
+
+  @Test
+  void encodingsOnOneThreadDoNotShareBytes() {
+    NisMessage small = fullMessage();
+    NisMessage large =
+        NisMessage.builder(MessageType.SYSTEM_HEALTH, "a")
+            .content(Map.of("blob", "x".repeat(300 * 1024)))
+            .build();
+
+    byte[] first = codec.encode(small);
+    byte[] largeBytes = codec.encode(large);
+    byte[] again = codec.encode(small);
+
+    assertThat(again).isEqualTo(first);
+    assertThat(codec.decode(first)).isEqualTo(small);
+    assertThat(codec.decode(largeBytes)).isEqualTo(large);
+  }
+
   private static List<String> iterableToList(java.util.Iterator<String> names) {
     List<String> list = new java.util.ArrayList<>();
     names.forEachRemaining(list::add);
