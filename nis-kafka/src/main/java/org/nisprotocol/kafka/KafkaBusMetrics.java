@@ -4,8 +4,8 @@ import io.micrometer.core.instrument.Counter;
 import io.micrometer.core.instrument.Gauge;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.micrometer.core.instrument.Timer;
-import java.time.Duration;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.Supplier;
 
@@ -56,6 +56,6 @@ final class KafkaBusMetrics {
   }
 
   void recordSend(long startNanos) {
-    sendLatency.record(Duration.ofNanos(System.nanoTime() - startNanos));
+    sendLatency.record(System.nanoTime() - startNanos, TimeUnit.NANOSECONDS);
   }
 }

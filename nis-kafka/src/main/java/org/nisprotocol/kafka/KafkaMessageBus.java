@@ -261,8 +261,8 @@ public final class KafkaMessageBus implements MessageBus {
     boolean urgent =
         message.priority() == MessagePriority.HIGH || message.priority() == MessagePriority.CRITICAL;
     String messageId = message.messageId();
-    SpooledRecord record =
-        new SpooledRecord(message.topic(), message.orderingKey(), value, Map.copyOf(headers), urgent);
+    String topic = message.topic();
+    SpooledRecord record = new SpooledRecord(topic, message.orderingKey(), value, Map.copyOf(headers), urgent);
     if (!spool.isEmpty() || !breaker.tryAcquire()) {
       return spoolAfterInFlight(record, messageId);
     }
@@ -286,7 +286,7 @@ public final class KafkaMessageBus implements MessageBus {
                 breaker.onSuccess();
                 metrics.sent.increment();
                 metrics.recordSend(start);
-                result.complete(new PublishReceipt(messageId, record.topic(), PublishReceipt.Status.SENT));
+                result.complete(new PublishReceipt(messageId, topic, PublishReceipt.Status.SENT));
               } else {
                 onSendFailure(record, messageId, error, result);
               }
