@@ -419,12 +419,15 @@ public final class KafkaMessageBus implements MessageBus {
     config.minInsyncReplicas().ifPresent(
         min -> newTopic.configs(Map.of("min.insync.replicas", Integer.toString(min))));
     try {
-      admin.createTopics(List.of(newTopic)).all().get(ADMIN_TIMEOUT.toMillis(), TimeUnit.MILLISECONDS);
-      awaitLeaders(topic);
-    } catch (ExecutionException e) {
-      if (!(e.getCause() instanceof TopicExistsException)) {
-        throw new RetriableException("cannot create topic " + topic + ": " + e.getCause(), e.getCause());
+      try {
+        admin.createTopics(List.of(newTopic)).all().get(ADMIN_TIMEOUT.toMillis(), TimeUnit.MILLISECONDS);
+      } catch (ExecutionException e) {
+        if (!(e.getCause() instanceof TopicExistsException)) {
+          throw new RetriableException("cannot create topic " + topic + ": " + e.getCause(), e.getCause());
+        }
+        // Another thread or instance may have created it a moment ago: its leaders may not serve yet.
       }
+      awaitLeaders(topic);
     } catch (TimeoutException e) {
       throw new RetriableException("Kafka did not answer in " + ADMIN_TIMEOUT + " when creating topic " + topic, e);
     } catch (InterruptedException e) {

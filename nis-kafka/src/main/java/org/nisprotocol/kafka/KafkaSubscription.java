@@ -143,6 +143,9 @@ final class KafkaSubscription implements Subscription {
           break;
         }
       }
+    } catch (WakeupException e) {
+      // Only a close wakes the consumer: it came outside poll(), in a commit or a pause.
+      log.debug("consumer of group {} woken to stop", spec.group());
     } catch (RuntimeException e) {
       log.error("consumer of group {} stopped: {}", spec.group(), e.toString(), e);
     } finally {
