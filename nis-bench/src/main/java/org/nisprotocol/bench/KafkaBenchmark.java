@@ -1,5 +1,6 @@
 package org.nisprotocol.bench;
 
+import java.lang.management.ManagementFactory;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -16,6 +17,8 @@ import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.locks.LockSupport;
+import org.apache.kafka.clients.admin.Admin;
+import org.apache.kafka.clients.admin.NewTopic;
 import org.apache.kafka.clients.consumer.ConsumerConfig;
 import org.apache.kafka.clients.consumer.KafkaConsumer;
 import org.apache.kafka.clients.producer.KafkaProducer;
@@ -39,8 +42,9 @@ import org.nisprotocol.testkit.KafkaBroker;
  * fixed 5,000 msg/s, and how long a critical message takes to reach its handler behind a backlog
  * of 100,000 low ones. Prints a table with the baselines and the ratios.
  *
- * <p>Run with {@code bin/nis bench kafka [messages]}; {@code -Dnis.bench.parts=e2e,priority} (through
- * {@code NIS_JAVA_OPTS}) runs only some of throughput, e2e and priority.
+ * <p>Run with {@code bin/nis bench kafka [messages]} (messages a side sends per throughput round,
+ * default 40,000); {@code -Dnis.bench.parts=e2e,priority} (through {@code NIS_JAVA_OPTS}) runs only
+ * some of throughput, e2e and priority.
  */
 public final class KafkaBenchmark {
   private static final int PAYLOAD_BYTES = 1024;
@@ -49,84 +53,145 @@ public final class KafkaBenchmark {
   private KafkaBenchmark() {}
 
   public static void main(String[] args) throws Exception {
-    int messages = args.length > 0 ? Integer.parseInt(args[0]) : 200_000;
+    int messages = args.length > 0 ? Integer.parseInt(args[0]) : 40_000;
     Path spool = Files.createTempDirectory("nis-bench-spool");
     try (KafkaBroker broker = KafkaBroker.builder().name("bench-kafka").maxHeap("1g").forLoad().build()) {
       broker.start();
       String servers = broker.bootstrapServers();
       KafkaBusConfig config =
           KafkaBusConfig.builder(servers).spoolDirectory(spool).topicPartitions(6).build();
-      admin = org.apache.kafka.clients.admin.Admin.create(Map.of("bootstrap.servers", servers));
-      partitions = config.topicPartitions();
-      List<String[]> rows = new ArrayList<>();
-      java.util.Set<String> parts =
-          java.util.Set.of(System.getProperty("nis.bench.parts", "throughput,e2e,priority").split(","));
-      try (KafkaMessageBus bus = KafkaMessageBus.create(config);
-          KafkaProducer<byte[], byte[]> raw = rawProducer(servers, config)) {
-        if (parts.contains("throughput")) {
-          rows.add(throughputRow(bus, raw, messages));
+      try (Admin admin = Admin.create(Map.of("bootstrap.servers", servers))) {
+        Broker on = new Broker(admin, config.topicPartitions(), broker.processHandle());
+        List<String[]> rows = new ArrayList<>();
+        java.util.Set<String> parts =
+            java.util.Set.of(System.getProperty("nis.bench.parts", "throughput,e2e,priority").split(","));
+        try (KafkaMessageBus bus = KafkaMessageBus.create(config);
+            KafkaProducer<byte[], byte[]> raw = rawProducer(servers, config)) {
+          if (parts.contains("throughput")) {
+            rows.addAll(throughputRows(on, bus, raw, messages));
+          }
+          if (parts.contains("e2e")) {
+            double[] rawLatency = rawEndToEnd(on, raw, servers, 5_000, Duration.ofSeconds(10));
+            double[] nisLatency = nisEndToEnd(bus, 5_000, Duration.ofSeconds(10));
+            rows.add(row("end-to-end p50 at 5,000 msg/s (ms)", rawLatency[0], nisLatency[0], nisLatency[0] / rawLatency[0], "report"));
+            rows.add(row("end-to-end p99 at 5,000 msg/s (ms)", rawLatency[1], nisLatency[1], nisLatency[1] / rawLatency[1], "report"));
+          }
         }
-        if (parts.contains("e2e")) {
-          double[] rawLatency = rawEndToEnd(raw, servers, 5_000, Duration.ofSeconds(10));
-          double[] nisLatency = nisEndToEnd(bus, 5_000, Duration.ofSeconds(10));
-          rows.add(row("end-to-end p50 at 5,000 msg/s (ms)", rawLatency[0], nisLatency[0], nisLatency[0] / rawLatency[0], "report"));
-          rows.add(row("end-to-end p99 at 5,000 msg/s (ms)", rawLatency[1], nisLatency[1], nisLatency[1] / rawLatency[1], "report"));
+        if (parts.contains("priority")) {
+          double[] singleLane = criticalBehindBacklog(servers, spool.resolve("one-lane"), 1, 5);
+          double[] lanes = criticalBehindBacklog(servers, spool.resolve("lanes"), 6, 100);
+          rows.add(row("critical behind 100k low, p50 (ms)", singleLane[0], lanes[0], lanes[0] / singleLane[0], "report"));
+          rows.add(row("critical behind 100k low, p99 (ms)", singleLane[1], lanes[1], lanes[1] / singleLane[1], "NIS < 100 ms"));
         }
+        print(rows);
       }
-      if (parts.contains("priority")) {
-        double[] singleLane = criticalBehindBacklog(servers, spool.resolve("one-lane"), 1, 5);
-        double[] lanes = criticalBehindBacklog(servers, spool.resolve("lanes"), 6, 100);
-        rows.add(row("critical behind 100k low, p50 (ms)", singleLane[0], lanes[0], lanes[0] / singleLane[0], "report"));
-        rows.add(row("critical behind 100k low, p99 (ms)", singleLane[1], lanes[1], lanes[1] / singleLane[1], "NIS < 100 ms"));
-      }
-      print(rows);
-      admin.close();
     }
   }
 
-  /** Rounds of the throughput comparison after one warm-up round (default 7). */
-  private static final int ROUNDS = Integer.getInteger("nis.bench.rounds", 7);
+  /** Rounds of the throughput comparison after the warm-up (default 21). */
+  private static final int ROUNDS = Integer.getInteger("nis.bench.rounds", 21);
+
+  /** At most this many warm-up rounds before the measured ones. */
+  private static final int MAX_WARM_UP_ROUNDS = 30;
+
+  /** The JIT is taken to be done when a warm-up round made it compile for less than this. */
+  private static final Duration QUIET_JIT = Duration.ofMillis(50);
 
   /**
    * Raw and NIS publish the same number of messages back to back, in alternating order, round
-   * after round; each round gives a ratio of the two. The row shows the medians: a machine whose
-   * load drifts (other processes, a virtual machine's stolen time) moves both sides of a round
-   * alike, and one disturbed round does not decide the result.
+   * after round; each round gives a ratio of the two. Rounds are short (a fraction of a second
+   * each side) and many: a machine whose load drifts (other processes, a virtual machine's
+   * stolen time) then moves both sides of a round alike, and the medians shown are not decided
+   * by a few disturbed rounds. Each side waits for all its acknowledgements at the end of a
+   * round, the same fixed cost for both.
    */
-  private static String[] throughputRow(KafkaMessageBus bus, KafkaProducer<byte[], byte[]> raw, int messages)
-      throws Exception {
+  private static List<String[]> throughputRows(
+      Broker on, KafkaMessageBus bus, KafkaProducer<byte[], byte[]> raw, int messages) throws Exception {
     // One topic a side for every round: a new partition's first seconds can stall an idempotent
     // producer (a first request retried behind a later one that succeeded), which would land
-    // on one side of one round at random. The warm-up round takes those seconds.
+    // on one side of one round at random. The warm-up rounds take those seconds.
     String rawTopic = "bench-raw-" + UUID.randomUUID();
     String nisTopic = "bench-nis-" + UUID.randomUUID();
-    createTopic(rawTopic);
-    rawThroughput(raw, rawTopic, messages);
-    nisThroughput(bus, nisTopic, messages);
+    on.createTopic(rawTopic);
+    RawInput rawInput = RawInput.of(rawTopic, messages);
+    NisMessage[] nisInput = nisInput(nisTopic, messages);
+    // Warm up until the JIT has compiled both sides' code: its compiler threads take CPU from
+    // whichever side runs meanwhile, and on a small machine that lasts tens of seconds.
+    var jit = ManagementFactory.getCompilationMXBean();
+    int warmUps = 0;
+    long compiled;
+    do {
+      long before = jit.getTotalCompilationTime();
+      rawThroughput(on, raw, rawInput);
+      nisThroughput(on, bus, nisInput);
+      compiled = jit.getTotalCompilationTime() - before;
+      warmUps++;
+    } while (compiled >= QUIET_JIT.toMillis() && warmUps < MAX_WARM_UP_ROUNDS);
+    System.out.printf(
+        "warm-up: %d rounds, the JIT compiled for %d ms in the last%n", warmUps, compiled);
     for (int i = 0; i < 600 && bus.spooledMessages() > 0; i++) {
       Thread.sleep(100); // whatever the warm-up left in the spool is sent before the rounds
     }
-    double[] rawRates = new double[ROUNDS];
-    double[] nisRates = new double[ROUNDS];
-    double[] ratios = new double[ROUNDS];
+    Rate[] rawRates = new Rate[ROUNDS];
+    Rate[] nisRates = new Rate[ROUNDS];
     for (int round = 0; round < ROUNDS; round++) {
       if (round % 2 == 0) {
-        rawRates[round] = rawThroughput(raw, rawTopic, messages);
-        nisRates[round] = nisThroughput(bus, nisTopic, messages);
+        rawRates[round] = rawThroughput(on, raw, rawInput);
+        nisRates[round] = nisThroughput(on, bus, nisInput);
       } else {
-        nisRates[round] = nisThroughput(bus, nisTopic, messages);
-        rawRates[round] = rawThroughput(raw, rawTopic, messages);
+        nisRates[round] = nisThroughput(on, bus, nisInput);
+        rawRates[round] = rawThroughput(on, raw, rawInput);
       }
-      ratios[round] = nisRates[round] / rawRates[round];
     }
-    StringBuilder each = new StringBuilder();
-    for (int round = 0; round < ROUNDS; round++) {
-      each.append(String.format(Locale.ROOT, " %.2f (%,.0f / %,.0f)", ratios[round], nisRates[round], rawRates[round]));
+    // Gigabytes were written: deleted, they do not weigh on the parts that follow (the broker
+    // would otherwise still be writing them out while those measure latencies).
+    on.admin().deleteTopics(List.of(rawTopic, nisTopic)).all().get();
+    printRounds("throughput per round, NIS / raw (msg/s):", Rate::perSecond, "%,.0f", nisRates, rawRates);
+    printRounds("CPU in the publish calls per message per round, NIS / raw (µs):",
+        Rate::publishingMicrosPerMessage, "%.2f", nisRates, rawRates);
+    printRounds("CPU of this JVM and the broker per message per round, NIS / raw (µs):",
+        Rate::cpuMicrosPerMessage, "%.1f", nisRates, rawRates);
+    return List.of(
+        medianRow("publish throughput, 1 KiB, " + PUBLISHERS + " threads (msg/s)", Rate::perSecond, rawRates, nisRates, "≥ 0.90"),
+        medianRow("CPU in the publish calls per message (µs)", Rate::publishingMicrosPerMessage, rawRates, nisRates, "report"),
+        medianRow("CPU of client JVM + broker per message (µs)", Rate::cpuMicrosPerMessage, rawRates, nisRates, "report"));
+  }
+
+  /** A row of the medians of a figure over the rounds, with the median of the rounds' ratios. */
+  private static String[] medianRow(
+      String what, java.util.function.ToDoubleFunction<Rate> figure, Rate[] raw, Rate[] nis, String target) {
+    double[] ratios = new double[raw.length];
+    for (int round = 0; round < raw.length; round++) {
+      ratios[round] = figure.applyAsDouble(nis[round]) / figure.applyAsDouble(raw[round]);
     }
-    System.out.println("throughput ratio per round (NIS / raw msg/s):" + each);
-    return row(
-        "publish throughput, 1 KiB, " + PUBLISHERS + " threads (msg/s)",
-        median(rawRates), median(nisRates), median(ratios), "≥ 0.90");
+    return row(what, median(figure, raw), median(figure, nis), median(ratios), target);
+  }
+
+  private static void printRounds(
+      String title, java.util.function.ToDoubleFunction<Rate> figure, String format, Rate[] nis, Rate[] raw) {
+    StringBuilder line = new StringBuilder(title);
+    for (int round = 0; round < raw.length; round++) {
+      double n = figure.applyAsDouble(nis[round]);
+      double r = figure.applyAsDouble(raw[round]);
+      line.append(String.format(Locale.ROOT, " %.2f (" + format + " / " + format + ")", n / r, n, r));
+    }
+    System.out.println(line);
+  }
+
+  /**
+   * A side's throughput in a round, and the CPU time spent per message: by the publishing threads
+   * (the publish calls themselves), by this whole JVM (with the producer's network thread, the
+   * garbage collector, the JIT), and by the broker.
+   */
+  private record Rate(
+      double perSecond, double publishingMicrosPerMessage, double clientMicrosPerMessage, double brokerMicrosPerMessage) {
+    double cpuMicrosPerMessage() {
+      return clientMicrosPerMessage + brokerMicrosPerMessage;
+    }
+  }
+
+  private static double median(java.util.function.ToDoubleFunction<Rate> figure, Rate[] rates) {
+    return median(java.util.Arrays.stream(rates).mapToDouble(figure).toArray());
   }
 
   private static double median(double[] values) {
@@ -136,29 +201,42 @@ public final class KafkaBenchmark {
     return sorted.length % 2 == 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
   }
 
-  /** Distinct messages the raw producer cycles through. */
-  private static final int RAW_DISTINCT_MESSAGES = 65_536;
-
   /** Ordering keys (target agents) the messages are spread over. */
   private static final int KEYS = 64;
 
-  /** Where raw topics are created: the same partitions as the bus's (no broker default). */
-  private static org.apache.kafka.clients.admin.Admin admin;
-  private static int partitions;
+  /**
+   * The broker of the run: where raw topics are created (with the bus's partition count, not the
+   * broker's default), and whose process's CPU time counts with this JVM's.
+   */
+  private record Broker(Admin admin, int partitions, ProcessHandle process) {
 
-  /** Creates a topic for the raw clients as the bus creates its own, and waits for its partitions' leaders. */
-  private static void createTopic(String topic) throws Exception {
-    admin.createTopics(List.of(new org.apache.kafka.clients.admin.NewTopic(topic, partitions, (short) 1))).all().get();
-    for (int i = 0; i < 200; i++) {
-      try {
-        var description = admin.describeTopics(List.of(topic)).allTopicNames().get().get(topic);
-        if (description.partitions().stream().allMatch(p -> p.leader() != null && !p.leader().isEmpty())) {
-          return;
+    /** Creates a topic for the raw clients as the bus creates its own, and waits for its partitions' leaders. */
+    void createTopic(String topic) throws Exception {
+      admin.createTopics(List.of(new NewTopic(topic, partitions, (short) 1))).all().get();
+      for (int i = 0; i < 200; i++) {
+        try {
+          var description = admin.describeTopics(List.of(topic)).allTopicNames().get().get(topic);
+          if (description.partitions().stream().allMatch(p -> p.leader() != null && !p.leader().isEmpty())) {
+            return;
+          }
+        } catch (java.util.concurrent.ExecutionException e) {
+          // not known to the broker's metadata yet
         }
-      } catch (java.util.concurrent.ExecutionException e) {
-        // not known to the broker's metadata yet
+        Thread.sleep(50);
       }
-      Thread.sleep(50);
+    }
+
+    /** CPU time this JVM has used so far. */
+    static long clientCpuNanos() {
+      return ((com.sun.management.OperatingSystemMXBean) ManagementFactory.getOperatingSystemMXBean())
+          .getProcessCpuTime();
+    }
+
+    /** CPU time the broker has used so far. */
+    long brokerCpuNanos() {
+      return process.info().totalCpuDuration()
+          .orElseThrow(() -> new IllegalStateException("the broker's CPU time cannot be read"))
+          .toNanos();
     }
   }
 
@@ -173,10 +251,12 @@ public final class KafkaBenchmark {
     String format = "%-46s %16s %16s %8s %14s%n";
     System.out.printf(format, "measure", "baseline (raw)", "NIS", "ratio", "target");
     rows.forEach(r -> System.out.printf(format, (Object[]) r));
-    System.out.println("throughput: medians over " + ROUNDS + " rounds (after a warm-up), raw and NIS back to back in each, the ratio");
-    System.out.println("  the median of the rounds' ratios; -Dnis.bench.rounds=N and -Dnis.bench.publishers=N set rounds and threads;");
+    System.out.println("throughput and CPU: medians over " + ROUNDS + " short rounds (after a warm-up that lasts until the JIT is");
+    System.out.println("  done), raw and NIS back to back in each; the ratio is the median of the rounds' NIS/raw ratios;");
+    System.out.println("  -Dnis.bench.rounds=N and -Dnis.bench.publishers=N set rounds and threads;");
     System.out.println("baseline for throughput and end-to-end: raw KafkaProducer/KafkaConsumer, same settings, broker and topic");
-    System.out.println("  layout; for throughput the raw producer sends the same messages, encoded before its clock starts;");
+    System.out.println("  layout; for throughput both sides get the same messages made before the first round: the raw producer");
+    System.out.println("  their JSON bytes, the bus NisMessage objects, so the bus's clock includes encoding them;");
     System.out.println("baseline for the critical message: NIS with one partition (no urgent lane), 5 samples.");
   }
 
@@ -212,10 +292,13 @@ public final class KafkaBenchmark {
     void publish(int from, int to) throws Exception;
   }
 
-  /** Runs the publisher on {@link #PUBLISHERS} threads over [0, count); returns messages per second. */
-  private static double timed(int count, Publisher publisher) throws Exception {
+  /** Runs the publisher on {@link #PUBLISHERS} threads over [0, count). */
+  private static Rate timed(Broker on, int count, Publisher publisher) throws Exception {
+    java.util.concurrent.atomic.AtomicLong publishingNanos = new java.util.concurrent.atomic.AtomicLong();
     List<Thread> threads = new ArrayList<>();
     java.util.concurrent.atomic.AtomicReference<Exception> failure = new java.util.concurrent.atomic.AtomicReference<>();
+    long clientStart = Broker.clientCpuNanos();
+    long brokerStart = on.brokerCpuNanos();
     long start = System.nanoTime();
     for (int t = 0; t < PUBLISHERS; t++) {
       int from = count / PUBLISHERS * t;
@@ -223,6 +306,7 @@ public final class KafkaBenchmark {
       threads.add(Thread.ofPlatform().start(() -> {
         try {
           publisher.publish(from, to);
+          publishingNanos.addAndGet(ManagementFactory.getThreadMXBean().getCurrentThreadCpuTime());
         } catch (Exception e) {
           failure.set(e);
         }
@@ -234,50 +318,65 @@ public final class KafkaBenchmark {
     if (failure.get() != null) {
       throw failure.get();
     }
-    return count / ((System.nanoTime() - start) / 1e9);
+    long elapsed = System.nanoTime() - start;
+    long client = Broker.clientCpuNanos() - clientStart;
+    long broker = on.brokerCpuNanos() - brokerStart;
+    return new Rate(
+        count / (elapsed / 1e9), publishingNanos.get() / 1e3 / count, client / 1e3 / count, broker / 1e3 / count);
   }
 
-  private static double rawThroughput(KafkaProducer<byte[], byte[]> raw, String topic, int count) throws Exception {
-    // The same bytes the bus would send, encoded before the clock starts: distinct messages (a
-    // batch of identical records would compress far better than real traffic), cycled.
-    MessageCodec codec = MessageCodec.create();
-    byte[][] values = new byte[Math.min(count, RAW_DISTINCT_MESSAGES)][];
-    byte[][] keys = new byte[KEYS][];
-    for (int i = 0; i < values.length; i++) {
-      values[i] = codec.encode(message(topic, i, MessagePriority.NORMAL, 0));
+  /**
+   * What the raw producer sends: the bytes the bus would send for the same messages, encoded
+   * once before the first round (distinct messages: a batch of identical records would compress
+   * far better than real traffic), cycled.
+   */
+  private record RawInput(String topic, byte[][] keys, byte[][] values) {
+    static RawInput of(String topic, int count) {
+      MessageCodec codec = MessageCodec.create();
+      byte[][] values = new byte[count][];
+      for (int i = 0; i < count; i++) {
+        values[i] = codec.encode(message(topic, i, MessagePriority.NORMAL, 0));
+      }
+      byte[][] keys = new byte[KEYS][];
+      for (int key = 0; key < KEYS; key++) {
+        keys[key] = ("agent-" + key).getBytes(StandardCharsets.UTF_8);
+      }
+      return new RawInput(topic, keys, values);
     }
-    for (int key = 0; key < KEYS; key++) {
-      keys[key] = ("agent-" + key).getBytes(StandardCharsets.UTF_8);
+  }
+
+  /**
+   * What the bus publishes: the same messages, made once before the first round as the raw
+   * side's bytes are; the clock covers publishing, which for the bus includes encoding to JSON.
+   */
+  private static NisMessage[] nisInput(String topic, int count) {
+    NisMessage[] messages = new NisMessage[count];
+    for (int i = 0; i < count; i++) {
+      messages[i] = message(topic, i, MessagePriority.NORMAL, 0);
     }
-    List<java.util.concurrent.Future<?>> primed = new ArrayList<>();
-    for (int key = 0; key < KEYS; key++) {
-      primed.add(raw.send(new ProducerRecord<>(topic, keys[key], values[key])));
-    }
-    for (java.util.concurrent.Future<?> ack : primed) {
-      ack.get(); // every partition written to once before the clock starts
-    }
-    return timed(count, (from, to) -> {
+    return messages;
+  }
+
+  private static Rate rawThroughput(Broker on, KafkaProducer<byte[], byte[]> raw, RawInput input) throws Exception {
+    byte[][] keys = input.keys();
+    byte[][] values = input.values();
+    return timed(on, values.length, (from, to) -> {
       CountDownLatch done = new CountDownLatch(to - from);
       for (int i = from; i < to; i++) {
         raw.send(
-            new ProducerRecord<>(topic, keys[i % KEYS], values[i % values.length]),
+            new ProducerRecord<>(input.topic(), keys[i % KEYS], values[i]),
             (metadata, error) -> done.countDown());
       }
       done.await();
     });
   }
 
-  private static double nisThroughput(KafkaMessageBus bus, String topic, int count) throws Exception {
-    List<CompletableFuture<PublishReceipt>> primed = new ArrayList<>();
-    for (int key = 0; key < KEYS; key++) {
-      primed.add(bus.publishAsync(message(topic, key, MessagePriority.NORMAL, 0)));
-    }
-    CompletableFuture.allOf(primed.toArray(CompletableFuture[]::new)).get(); // as for raw
+  private static Rate nisThroughput(Broker on, KafkaMessageBus bus, NisMessage[] messages) throws Exception {
     AtomicInteger notSent = new AtomicInteger();
-    double rate = timed(count, (from, to) -> {
+    Rate rate = timed(on, messages.length, (from, to) -> {
       List<CompletableFuture<PublishReceipt>> receipts = new ArrayList<>(to - from);
       for (int i = from; i < to; i++) {
-        receipts.add(bus.publishAsync(message(topic, i, MessagePriority.NORMAL, 0)));
+        receipts.add(bus.publishAsync(messages[i]));
       }
       for (CompletableFuture<PublishReceipt> receipt : receipts) {
         if (receipt.get().status() != PublishReceipt.Status.SENT) {
@@ -319,14 +418,15 @@ public final class KafkaBenchmark {
     return percentiles(latencies);
   }
 
-  private static double[] rawEndToEnd(KafkaProducer<byte[], byte[]> raw, String servers, int rate, Duration duration) throws Exception {
+  private static double[] rawEndToEnd(
+      Broker on, KafkaProducer<byte[], byte[]> raw, String servers, int rate, Duration duration) throws Exception {
     String topic = "bench-e2e-raw-" + UUID.randomUUID();
     int total = (int) (rate * duration.toSeconds());
     ConcurrentLinkedQueue<Long> latencies = new ConcurrentLinkedQueue<>();
     AtomicInteger seen = new AtomicInteger();
     java.util.concurrent.atomic.AtomicBoolean stop = new java.util.concurrent.atomic.AtomicBoolean();
     AtomicInteger warmUps = new AtomicInteger();
-    createTopic(topic);
+    on.createTopic(topic);
     Thread consumer =
         Thread.ofPlatform().start(() -> {
           Map<String, Object> props = new HashMap<>();
