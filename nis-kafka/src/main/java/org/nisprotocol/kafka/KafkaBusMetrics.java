@@ -5,7 +5,6 @@ import io.micrometer.core.instrument.Gauge;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.micrometer.core.instrument.Timer;
 import java.util.concurrent.ConcurrentHashMap;
-import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.Supplier;
 
@@ -53,9 +52,5 @@ final class KafkaBusMetrics {
           Gauge.builder("nis.consumer.lag", lag, AtomicLong::get).tag("group", g).register(registry);
           return lag;
         });
-  }
-
-  void recordSend(long startNanos) {
-    sendLatency.record(System.nanoTime() - startNanos, TimeUnit.NANOSECONDS);
   }
 }

@@ -282,10 +282,11 @@ public final class KafkaMessageBus implements MessageBus {
           (metadata, error) -> {
             try {
               if (error == null) {
-                lastAckNanos = System.nanoTime();
+                long now = System.nanoTime();
+                lastAckNanos = now;
                 breaker.onSuccess();
                 metrics.sent.increment();
-                metrics.recordSend(start);
+                metrics.sendLatency.record(now - start, TimeUnit.NANOSECONDS);
                 result.complete(new PublishReceipt(messageId, topic, PublishReceipt.Status.SENT));
               } else {
                 onSendFailure(record, messageId, error, result);
