@@ -15,6 +15,7 @@ import java.util.Map;
 import java.util.Objects;
 import java.util.Optional;
 import java.util.Properties;
+import java.util.Set;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.CopyOnWriteArrayList;
@@ -122,11 +123,12 @@ public final class KafkaMessageBus implements MessageBus {
   private final CircuitBreaker breaker;
   private final KafkaBusMetrics metrics;
   private final Map<String, Integer> partitionCounts = new ConcurrentHashMap<>();
+  private final Set<String> readyTopics = ConcurrentHashMap.newKeySet();
   private final List<KafkaSubscription> subscriptions = new CopyOnWriteArrayList<>();
   private final AtomicInteger subscriptionCount = new AtomicInteger();
   // Bytes of direct sends whose outcome is not settled yet: publishers wait for room
-  // (backpressure), and spooling waits until none are left, so that spooled messages keep their
-  // order behind messages whose sends are failing.
+  // (backpressure), and spooling waits until none are left, so that a message spooled after a
+  // send failed goes behind the failed one.
   private final java.util.concurrent.Semaphore inFlightBytes;
   // When Kafka last acknowledged a message: failures while acks still flow are overload, not an
   // outage, and do not count against the breaker.
@@ -266,20 +268,29 @@ public final class KafkaMessageBus implements MessageBus {
     if (!spool.isEmpty() || !breaker.tryAcquire()) {
       return spoolAfterInFlight(record, messageId);
     }
-    CompletableFuture<PublishReceipt> result = new CompletableFuture<>();
-    int permits = Math.min(value.length, (int) config.maxInFlightBytes());
-    if (!acquireInFlightBytes(permits)) {
-      onSendFailure(
-          record, messageId, new RetriableException("no acknowledgement from Kafka for " + config.sendTimeout()), result);
-      return result;
+    int taken = Math.min(value.length, (int) config.maxInFlightBytes());
+    if (!acquireInFlightBytes(taken)) {
+      // Nothing in flight was settled for a send timeout: this message goes behind it.
+      recordTransientFailure();
+      return spoolAfterInFlight(record, messageId);
     }
-    // The permits go back once the outcome is known, and after a failed send is in the spool:
-    // spooling waits until all are back, so spooled messages keep their order behind it.
+    if (!spool.isEmpty()) {
+      // A send failed and was spooled while this one waited for room: it goes behind it.
+      inFlightBytes.release(taken);
+      breaker.release();
+      return spoolAfterInFlight(record, messageId);
+    }
+    // The bytes go back once the outcome is settled: after a failed send is in the spool
+    // (spooling waits until all are back, so what is spooled later goes behind it), and before
+    // the caller hears it (code chained on the receipt may publish again, on this thread).
+    CompletableFuture<PublishReceipt> result = new CompletableFuture<>();
     long start = System.nanoTime();
     try {
       producer.send(
           toProducerRecord(record),
           (metadata, error) -> {
+            PublishReceipt receipt = null;
+            RuntimeException failure = null;
             try {
               if (error == null) {
                 long now = System.nanoTime();
@@ -287,23 +298,40 @@ public final class KafkaMessageBus implements MessageBus {
                 breaker.onSuccess();
                 metrics.sent.increment();
                 metrics.sendLatency.record(now - start, TimeUnit.NANOSECONDS);
-                result.complete(new PublishReceipt(messageId, topic, PublishReceipt.Status.SENT));
+                receipt = new PublishReceipt(messageId, topic, PublishReceipt.Status.SENT);
               } else {
-                onSendFailure(record, messageId, error, result);
+                receipt = settleFailure(record, messageId, error);
               }
+            } catch (RuntimeException e) {
+              failure = e;
             } finally {
-              inFlightBytes.release(permits);
+              inFlightBytes.release(taken);
             }
+            complete(result, receipt, failure);
           });
     } catch (RuntimeException e) {
       // The producer refused before sending: no metadata in time, or closed.
+      PublishReceipt receipt = null;
+      RuntimeException failure = null;
       try {
-        onSendFailure(record, messageId, e, result);
+        receipt = settleFailure(record, messageId, e);
+      } catch (RuntimeException settling) {
+        failure = settling;
       } finally {
-        inFlightBytes.release(permits);
+        inFlightBytes.release(taken);
       }
+      complete(result, receipt, failure);
     }
     return result;
+  }
+
+  private static void complete(
+      CompletableFuture<PublishReceipt> result, PublishReceipt receipt, RuntimeException failure) {
+    if (failure != null) {
+      result.completeExceptionally(failure);
+    } else {
+      result.complete(receipt);
+    }
   }
 
   private boolean acquireInFlightBytes(int permits) {
@@ -327,28 +355,28 @@ public final class KafkaMessageBus implements MessageBus {
     }
   }
 
-  private void onSendFailure(
-      SpooledRecord record, String messageId, Throwable error, CompletableFuture<PublishReceipt> result) {
+  /**
+   * Settles a failed send: a transient failure puts the message in the spool and returns its
+   * receipt; any other failure is thrown as the error the caller hears.
+   */
+  private PublishReceipt settleFailure(SpooledRecord record, String messageId, Throwable error) {
     if (isTransient(error)) {
       recordTransientFailure();
       log.debug("send to {} failed ({}); spooling", record.topic(), error.toString());
       try {
         appendToSpool(record);
-        result.complete(new PublishReceipt(messageId, record.topic(), PublishReceipt.Status.SPOOLED));
       } catch (RuntimeException e) {
         metrics.failed.increment();
-        result.completeExceptionally(e);
+        throw e;
       }
-      return;
+      return new PublishReceipt(messageId, record.topic(), PublishReceipt.Status.SPOOLED);
     }
     breaker.onSuccess(); // the broker answered: it is reachable
     metrics.failed.increment();
     if (error instanceof RecordTooLargeException) {
-      result.completeExceptionally(
-          new MessageTooLargeException("Kafka refused the message as too large: " + error.getMessage()));
-    } else {
-      result.completeExceptionally(new NisException("Kafka refused the message: " + error, error));
+      throw new MessageTooLargeException("Kafka refused the message as too large: " + error.getMessage());
     }
+    throw new NisException("Kafka refused the message: " + error, error);
   }
 
   private static boolean isTransient(Throwable error) {
@@ -411,9 +439,12 @@ public final class KafkaMessageBus implements MessageBus {
     return count;
   }
 
-  /** Creates the topic if it does not exist yet (once per topic per bus). */
+  /**
+   * Creates the topic if it does not exist yet and waits for its leaders; once per topic per bus
+   * (again only if Kafka did not answer).
+   */
   void ensureTopic(String topic) {
-    if (partitionCounts.containsKey(topic)) {
+    if (readyTopics.contains(topic)) {
       return;
     }
     NewTopic newTopic = new NewTopic(topic, config.topicPartitions(), config.replicationFactor());
@@ -429,6 +460,7 @@ public final class KafkaMessageBus implements MessageBus {
         // Another thread or instance may have created it a moment ago: its leaders may not serve yet.
       }
       awaitLeaders(topic);
+      readyTopics.add(topic);
     } catch (TimeoutException e) {
       throw new RetriableException("Kafka did not answer in " + ADMIN_TIMEOUT + " when creating topic " + topic, e);
     } catch (InterruptedException e) {
@@ -438,11 +470,12 @@ public final class KafkaMessageBus implements MessageBus {
   }
 
   /**
-   * Waits (within the admin timeout) until every partition of a topic just created has a leader
-   * that serves it: described with a leader, then answering a request for its end offset (a
-   * leader named in the metadata may not have taken the partition over yet). The first sends to
-   * it then find their partitions ready instead of failing and retrying, which with an idempotent
-   * producer can hold a partition's sends up to the delivery timeout.
+   * Waits (about the admin timeout, at most twice that) until every partition of a topic that may
+   * be new has a leader that serves it: described with a leader, then answering a request for its
+   * end offset (a leader named in the metadata may not have taken the partition over yet). The
+   * first sends to it then find their partitions ready instead of failing and retrying, which
+   * with an idempotent producer can hold a partition's sends up to the delivery timeout. Best
+   * effort: when the time is up, sends retry as they would have.
    */
   private void awaitLeaders(String topic) throws InterruptedException {
     long deadline = System.nanoTime() + ADMIN_TIMEOUT.toNanos();
