@@ -17,6 +17,9 @@ import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.locks.LockSupport;
+import io.micrometer.core.instrument.Counter;
+import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
+import java.util.function.LongSupplier;
 import org.apache.kafka.clients.admin.Admin;
 import org.apache.kafka.clients.admin.NewTopic;
 import org.apache.kafka.clients.consumer.ConsumerConfig;
@@ -55,7 +58,12 @@ public final class KafkaBenchmark {
   public static void main(String[] args) throws Exception {
     int messages = args.length > 0 ? Integer.parseInt(args[0]) : 40_000;
     Path spool = Files.createTempDirectory("nis-bench-spool");
-    try (KafkaBroker broker = KafkaBroker.builder().name("bench-kafka").maxHeap("1g").forLoad().build()) {
+    try (KafkaBroker broker = KafkaBroker.builder()
+            .name("bench-kafka")
+            .maxHeap("1g")
+            .forLoad()
+            .brokerProperty("log.segment.delete.delay.ms", "0")
+            .build()) {
       broker.start();
       String servers = broker.bootstrapServers();
       KafkaBusConfig config =
@@ -65,10 +73,11 @@ public final class KafkaBenchmark {
         List<String[]> rows = new ArrayList<>();
         java.util.Set<String> parts =
             java.util.Set.of(System.getProperty("nis.bench.parts", "throughput,e2e,priority").split(","));
-        try (KafkaMessageBus bus = KafkaMessageBus.create(config);
+        SimpleMeterRegistry registry = new SimpleMeterRegistry();
+        try (KafkaMessageBus bus = KafkaMessageBus.create(config, registry, java.time.Clock.systemUTC());
             KafkaProducer<byte[], byte[]> raw = rawProducer(servers, config)) {
           if (parts.contains("throughput")) {
-            rows.addAll(throughputRows(on, bus, raw, messages));
+            rows.addAll(throughputRows(on, bus, registry.get("nis.messages.sent").counter(), raw, messages));
           }
           if (parts.contains("e2e")) {
             double[] rawLatency = rawEndToEnd(on, raw, servers, 5_000, Duration.ofSeconds(10));
@@ -88,8 +97,8 @@ public final class KafkaBenchmark {
     }
   }
 
-  /** Rounds of the throughput comparison after the warm-up (default 21). */
-  private static final int ROUNDS = Integer.getInteger("nis.bench.rounds", 21);
+  /** Rounds of the throughput comparison after the warm-up (default 20: each side first in half). */
+  private static final int ROUNDS = Integer.getInteger("nis.bench.rounds", 20);
 
   /** At most this many warm-up rounds before the measured ones. */
   private static final int MAX_WARM_UP_ROUNDS = 30;
@@ -103,10 +112,11 @@ public final class KafkaBenchmark {
    * each side) and many: a machine whose load drifts (other processes, a virtual machine's
    * stolen time) then moves both sides of a round alike, and the medians shown are not decided
    * by a few disturbed rounds. Each side waits for all its acknowledgements at the end of a
-   * round, the same fixed cost for both.
+   * round; its rate is taken in the middle of the round (see {@link #timed}).
    */
   private static List<String[]> throughputRows(
-      Broker on, KafkaMessageBus bus, KafkaProducer<byte[], byte[]> raw, int messages) throws Exception {
+      Broker on, KafkaMessageBus bus, Counter sent, KafkaProducer<byte[], byte[]> raw, int messages)
+      throws Exception {
     // One topic a side for every round: a new partition's first seconds can stall an idempotent
     // producer (a first request retried behind a later one that succeeded), which would land
     // on one side of one round at random. The warm-up rounds take those seconds.
@@ -123,7 +133,7 @@ public final class KafkaBenchmark {
     do {
       long before = jit.getTotalCompilationTime();
       rawThroughput(on, raw, rawInput);
-      nisThroughput(on, bus, nisInput);
+      nisThroughput(on, bus, sent, nisInput);
       compiled = jit.getTotalCompilationTime() - before;
       warmUps++;
     } while (compiled >= QUIET_JIT.toMillis() && warmUps < MAX_WARM_UP_ROUNDS);
@@ -137,15 +147,15 @@ public final class KafkaBenchmark {
     for (int round = 0; round < ROUNDS; round++) {
       if (round % 2 == 0) {
         rawRates[round] = rawThroughput(on, raw, rawInput);
-        nisRates[round] = nisThroughput(on, bus, nisInput);
+        nisRates[round] = nisThroughput(on, bus, sent, nisInput);
       } else {
-        nisRates[round] = nisThroughput(on, bus, nisInput);
+        nisRates[round] = nisThroughput(on, bus, sent, nisInput);
         rawRates[round] = rawThroughput(on, raw, rawInput);
       }
     }
-    // Gigabytes were written: deleted, they do not weigh on the parts that follow (the broker
-    // would otherwise still be writing them out while those measure latencies).
-    on.admin().deleteTopics(List.of(rawTopic, nisTopic)).all().get();
+    // Deleted (the broker of the benchmark removes their files at once), the throughput part's
+    // data does not weigh on the parts that follow while they measure latencies.
+    on.admin().deleteTopics(List.of(rawTopic, nisTopic)).all().get(1, TimeUnit.MINUTES);
     printRounds("throughput per round, NIS / raw (msg/s):", Rate::perSecond, "%,.0f", nisRates, rawRates);
     printRounds("CPU in the publish calls per message per round, NIS / raw (µs):",
         Rate::publishingMicrosPerMessage, "%.2f", nisRates, rawRates);
@@ -153,8 +163,8 @@ public final class KafkaBenchmark {
         Rate::cpuMicrosPerMessage, "%.1f", nisRates, rawRates);
     return List.of(
         medianRow("publish throughput, 1 KiB, " + PUBLISHERS + " threads (msg/s)", Rate::perSecond, rawRates, nisRates, "≥ 0.90"),
-        medianRow("CPU in the publish calls per message (µs)", Rate::publishingMicrosPerMessage, rawRates, nisRates, "report"),
-        medianRow("CPU of client JVM + broker per message (µs)", Rate::cpuMicrosPerMessage, rawRates, nisRates, "report"));
+        meanRow("CPU in the publish calls per message (µs)", Rate::publishingMicrosPerMessage, rawRates, nisRates),
+        meanRow("CPU of client JVM + broker per message (µs)", Rate::cpuMicrosPerMessage, rawRates, nisRates));
   }
 
   /** A row of the medians of a figure over the rounds, with the median of the rounds' ratios. */
@@ -165,6 +175,16 @@ public final class KafkaBenchmark {
       ratios[round] = figure.applyAsDouble(nis[round]) / figure.applyAsDouble(raw[round]);
     }
     return row(what, median(figure, raw), median(figure, nis), median(ratios), target);
+  }
+
+  /**
+   * A row of the means of a CPU figure over the rounds (process CPU time comes in ticks of 10 ms,
+   * too coarse for one round), with their ratio.
+   */
+  private static String[] meanRow(String what, java.util.function.ToDoubleFunction<Rate> figure, Rate[] raw, Rate[] nis) {
+    double rawMean = java.util.Arrays.stream(raw).mapToDouble(figure).average().orElseThrow();
+    double nisMean = java.util.Arrays.stream(nis).mapToDouble(figure).average().orElseThrow();
+    return row(what, rawMean, nisMean, nisMean / rawMean, "report");
   }
 
   private static void printRounds(
@@ -210,7 +230,10 @@ public final class KafkaBenchmark {
    */
   private record Broker(Admin admin, int partitions, ProcessHandle process) {
 
-    /** Creates a topic for the raw clients as the bus creates its own, and waits for its partitions' leaders. */
+    /**
+     * Creates a topic for the raw clients with the bus's partition count and waits for its
+     * partitions' leaders (the warm-up rounds take whatever start-up the partitions still need).
+     */
     void createTopic(String topic) throws Exception {
       admin.createTopics(List.of(new NewTopic(topic, partitions, (short) 1))).all().get();
       for (int i = 0; i < 200; i++) {
@@ -251,8 +274,9 @@ public final class KafkaBenchmark {
     String format = "%-46s %16s %16s %8s %14s%n";
     System.out.printf(format, "measure", "baseline (raw)", "NIS", "ratio", "target");
     rows.forEach(r -> System.out.printf(format, (Object[]) r));
-    System.out.println("throughput and CPU: medians over " + ROUNDS + " short rounds (after a warm-up that lasts until the JIT is");
-    System.out.println("  done), raw and NIS back to back in each; the ratio is the median of the rounds' NIS/raw ratios;");
+    System.out.println("throughput: medians over " + ROUNDS + " short rounds (after a warm-up that lasts until the JIT is done), raw");
+    System.out.println("  and NIS back to back in each, each round's rate between its 10th and 90th percent of acknowledgements;");
+    System.out.println("  the ratio is the median of the rounds' NIS/raw ratios; CPU: means over the rounds;");
     System.out.println("  -Dnis.bench.rounds=N and -Dnis.bench.publishers=N set rounds and threads;");
     System.out.println("baseline for throughput and end-to-end: raw KafkaProducer/KafkaConsumer, same settings, broker and topic");
     System.out.println("  layout; for throughput both sides get the same messages made before the first round: the raw producer");
@@ -292,14 +316,34 @@ public final class KafkaBenchmark {
     void publish(int from, int to) throws Exception;
   }
 
-  /** Runs the publisher on {@link #PUBLISHERS} threads over [0, count). */
-  private static Rate timed(Broker on, int count, Publisher publisher) throws Exception {
+  /**
+   * Runs the publisher on {@link #PUBLISHERS} threads over [0, count). The rate is taken between
+   * the 10th and the 90th percent of the acknowledgements, which a sampler sees arrive: the
+   * steady state, without the start of a round and the wait for its last acknowledgements (a
+   * cost the same for both sides would pull their ratio towards 1).
+   */
+  private static Rate timed(Broker on, int count, LongSupplier acknowledged, Publisher publisher) throws Exception {
     java.util.concurrent.atomic.AtomicLong publishingNanos = new java.util.concurrent.atomic.AtomicLong();
     List<Thread> threads = new ArrayList<>();
     java.util.concurrent.atomic.AtomicReference<Exception> failure = new java.util.concurrent.atomic.AtomicReference<>();
+    long first = count / 10;
+    long last = count - count / 10;
+    long[] reachedAt = new long[2];
     long clientStart = Broker.clientCpuNanos();
     long brokerStart = on.brokerCpuNanos();
-    long start = System.nanoTime();
+    Thread sampler = Thread.ofPlatform().start(() -> {
+      while (reachedAt[1] == 0 && !Thread.currentThread().isInterrupted()) {
+        long acked = acknowledged.getAsLong();
+        long now = System.nanoTime();
+        if (reachedAt[0] == 0 && acked >= first) {
+          reachedAt[0] = now;
+        }
+        if (acked >= last) {
+          reachedAt[1] = now;
+        }
+        LockSupport.parkNanos(200_000);
+      }
+    });
     for (int t = 0; t < PUBLISHERS; t++) {
       int from = count / PUBLISHERS * t;
       int to = t == PUBLISHERS - 1 ? count : count / PUBLISHERS * (t + 1);
@@ -315,14 +359,19 @@ public final class KafkaBenchmark {
     for (Thread thread : threads) {
       thread.join();
     }
+    sampler.interrupt();
+    sampler.join();
     if (failure.get() != null) {
       throw failure.get();
     }
-    long elapsed = System.nanoTime() - start;
+    if (reachedAt[1] == 0) {
+      throw new IllegalStateException("only " + acknowledged.getAsLong() + " of " + count + " messages were acknowledged");
+    }
     long client = Broker.clientCpuNanos() - clientStart;
     long broker = on.brokerCpuNanos() - brokerStart;
     return new Rate(
-        count / (elapsed / 1e9), publishingNanos.get() / 1e3 / count, client / 1e3 / count, broker / 1e3 / count);
+        (last - first) / ((reachedAt[1] - reachedAt[0]) / 1e9),
+        publishingNanos.get() / 1e3 / count, client / 1e3 / count, broker / 1e3 / count);
   }
 
   /**
@@ -360,20 +409,32 @@ public final class KafkaBenchmark {
   private static Rate rawThroughput(Broker on, KafkaProducer<byte[], byte[]> raw, RawInput input) throws Exception {
     byte[][] keys = input.keys();
     byte[][] values = input.values();
-    return timed(on, values.length, (from, to) -> {
-      CountDownLatch done = new CountDownLatch(to - from);
+    CountDownLatch done = new CountDownLatch(values.length);
+    AtomicInteger failed = new AtomicInteger();
+    Rate rate = timed(on, values.length, () -> values.length - done.getCount(), (from, to) -> {
       for (int i = from; i < to; i++) {
         raw.send(
             new ProducerRecord<>(input.topic(), keys[i % KEYS], values[i]),
-            (metadata, error) -> done.countDown());
+            (metadata, error) -> {
+              if (error != null) {
+                failed.incrementAndGet();
+              }
+              done.countDown();
+            });
       }
       done.await();
     });
+    if (failed.get() > 0) {
+      throw new IllegalStateException(failed.get() + " raw sends failed during a throughput round");
+    }
+    return rate;
   }
 
-  private static Rate nisThroughput(Broker on, KafkaMessageBus bus, NisMessage[] messages) throws Exception {
+  private static Rate nisThroughput(Broker on, KafkaMessageBus bus, Counter sent, NisMessage[] messages)
+      throws Exception {
     AtomicInteger notSent = new AtomicInteger();
-    Rate rate = timed(on, messages.length, (from, to) -> {
+    double sentBefore = sent.count();
+    Rate rate = timed(on, messages.length, () -> (long) (sent.count() - sentBefore), (from, to) -> {
       List<CompletableFuture<PublishReceipt>> receipts = new ArrayList<>(to - from);
       for (int i = from; i < to; i++) {
         receipts.add(bus.publishAsync(messages[i]));
@@ -385,7 +446,7 @@ public final class KafkaBenchmark {
       }
     });
     if (notSent.get() > 0) {
-      System.out.println("warning: " + notSent.get() + " messages were spooled during the throughput run");
+      System.out.println("warning: " + notSent.get() + " messages were spooled during a throughput round");
     }
     return rate;
   }
