@@ -224,7 +224,8 @@ class MessageCodecTest {
 
   @Test
   void charsThatNeedEscapingAreEscapedAtEveryPositionOfTextsOfEveryLength() {
-    // Texts of 13 and more chars are scanned eight bytes at a time, the last word overlapping.
+    // Texts over 12 chars (and shorter ones with a char to escape) are scanned eight bytes at a
+    // time, the last word overlapping the one before.
     for (int length = 1; length <= 40; length++) {
       for (int at = 0; at < length; at++) {
         for (char special : new char[] {'"', '\\', '\n', '\u0001', '\u001f'}) {

@@ -162,13 +162,13 @@ abstract class AbstractManagedServer implements ManagedServer {
     }
 
     /**
-     * The process of the server as last started (for a benchmark to read its CPU time, for instance).
+     * The process of the server as last started (for a benchmark to read its CPU time, for instance); after it
+     * ended, the handle says so ({@link ProcessHandle#isAlive()}) and tells nothing more.
      *
      * @throws IllegalStateException if it was never started
      */
     public final synchronized ProcessHandle processHandle() {
-        return ProcessHandle.of(process.pid())
-                .orElseThrow(() -> new IllegalStateException(description() + " is not running"));
+        return process.handle();
     }
 
     @Override

@@ -114,6 +114,14 @@ final class ServerProcess {
         return process.pid();
     }
 
+    /** The handle of the current process (of the last launch, even after it ended). */
+    ProcessHandle handle() {
+        if (process == null) {
+            throw new IllegalStateException(name + ": no process was launched");
+        }
+        return process.toHandle();
+    }
+
     /** The command of the last launch, shortened for messages. */
     String command() {
         return describe(command);
