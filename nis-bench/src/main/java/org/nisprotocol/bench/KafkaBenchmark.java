@@ -1,5 +1,7 @@
 package org.nisprotocol.bench;
 
+import io.micrometer.core.instrument.Counter;
+import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import java.lang.management.ManagementFactory;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -17,9 +19,8 @@ import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.locks.LockSupport;
-import io.micrometer.core.instrument.Counter;
-import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import java.util.function.LongSupplier;
+import java.util.function.ToDoubleFunction;
 import org.apache.kafka.clients.admin.Admin;
 import org.apache.kafka.clients.admin.NewTopic;
 import org.apache.kafka.clients.consumer.ConsumerConfig;
@@ -169,7 +170,7 @@ public final class KafkaBenchmark {
 
   /** A row of the medians of a figure over the rounds, with the median of the rounds' ratios. */
   private static String[] medianRow(
-      String what, java.util.function.ToDoubleFunction<Rate> figure, Rate[] raw, Rate[] nis, String target) {
+      String what, ToDoubleFunction<Rate> figure, Rate[] raw, Rate[] nis, String target) {
     double[] ratios = new double[raw.length];
     for (int round = 0; round < raw.length; round++) {
       ratios[round] = figure.applyAsDouble(nis[round]) / figure.applyAsDouble(raw[round]);
@@ -181,14 +182,14 @@ public final class KafkaBenchmark {
    * A row of the means of a CPU figure over the rounds (process CPU time comes in ticks of 10 ms,
    * too coarse for one round), with their ratio.
    */
-  private static String[] meanRow(String what, java.util.function.ToDoubleFunction<Rate> figure, Rate[] raw, Rate[] nis) {
+  private static String[] meanRow(String what, ToDoubleFunction<Rate> figure, Rate[] raw, Rate[] nis) {
     double rawMean = java.util.Arrays.stream(raw).mapToDouble(figure).average().orElseThrow();
     double nisMean = java.util.Arrays.stream(nis).mapToDouble(figure).average().orElseThrow();
     return row(what, rawMean, nisMean, nisMean / rawMean, "report");
   }
 
   private static void printRounds(
-      String title, java.util.function.ToDoubleFunction<Rate> figure, String format, Rate[] nis, Rate[] raw) {
+      String title, ToDoubleFunction<Rate> figure, String format, Rate[] nis, Rate[] raw) {
     StringBuilder line = new StringBuilder(title);
     for (int round = 0; round < raw.length; round++) {
       double n = figure.applyAsDouble(nis[round]);
@@ -210,7 +211,7 @@ public final class KafkaBenchmark {
     }
   }
 
-  private static double median(java.util.function.ToDoubleFunction<Rate> figure, Rate[] rates) {
+  private static double median(ToDoubleFunction<Rate> figure, Rate[] rates) {
     return median(java.util.Arrays.stream(rates).mapToDouble(figure).toArray());
   }
 
@@ -377,7 +378,7 @@ public final class KafkaBenchmark {
   /**
    * What the raw producer sends: the bytes the bus would send for the same messages, encoded
    * once before the first round (distinct messages: a batch of identical records would compress
-   * far better than real traffic), cycled.
+   * far better than real traffic).
    */
   private record RawInput(String topic, byte[][] keys, byte[][] values) {
     static RawInput of(String topic, int count) {

@@ -118,7 +118,7 @@ final class JsonWriter {
     }
     for (; i < utf8.length; i++) {
       byte b = utf8[i];
-      if ((b >= 0 && b < 0x20) || b == '"' || b == '\\') {
+      if (mustEscape(b)) {
         System.arraycopy(utf8, start, buffer, length, i - start);
         length += i - start;
         escape((char) b);
@@ -228,27 +228,29 @@ final class JsonWriter {
   /**
    * Whether any byte needs escaping. Reads eight bytes at a time and checks once at the end: a
    * loop without a branch per word, which the JIT compiles to a tight one. (Its bound is computed
-   * before the loop: written as {@code i + 8 <= length} the same loop ran six times slower.)
+   * before the loop: written as {@code i + 8 <= length} the same loop ran six times slower.) The
+   * last word ends with the last byte, overlapping bytes already checked.
    */
   private static boolean anyNeedsEscape(byte[] utf8) {
+    if (utf8.length < 8) {
+      for (byte b : utf8) {
+        if (mustEscape(b)) {
+          return true;
+        }
+      }
+      return false;
+    }
     long found = 0;
-    int i = 0;
-    int lastWord = utf8.length - 7;
-    for (; i < lastWord; i += 8) {
+    int lastWord = utf8.length - 8;
+    for (int i = 0; i < lastWord; i += 8) {
       found |= unmaskedEscapeBits((long) LONGS.get(utf8, i));
     }
-    if (i < utf8.length && utf8.length >= 8) {
-      // The last bytes, as the word that ends with them (overlapping bytes already checked).
-      found |= unmaskedEscapeBits((long) LONGS.get(utf8, utf8.length - 8));
-      i = utf8.length;
-    }
-    for (; i < utf8.length; i++) {
-      byte b = utf8[i];
-      if ((b >= 0 && b < 0x20) || b == '"' || b == '\\') {
-        return true;
-      }
-    }
+    found |= unmaskedEscapeBits((long) LONGS.get(utf8, lastWord));
     return (found & HIGHS) != 0;
+  }
+
+  private static boolean mustEscape(byte b) {
+    return (b >= 0 && b < 0x20) || b == '"' || b == '\\';
   }
 
   /**
@@ -256,15 +258,14 @@ final class JsonWriter {
    * Bytes of multi-byte characters (0x80 and up) never match.
    */
   static boolean needsEscape(long bytes) {
-    return escapeBits(bytes) != 0;
+    return (unmaskedEscapeBits(bytes) & HIGHS) != 0;
   }
 
-  /** The high bit of each of the eight bytes that needs escaping (and possibly of bytes after it). */
-  private static long escapeBits(long bytes) {
-    return unmaskedEscapeBits(bytes) & HIGHS;
-  }
-
-  /** {@link #escapeBits} before the mask: the scan masks once, after OR-ing all words. */
+  /**
+   * Has the high bit set in each of the eight bytes that needs escaping (and possibly in bytes
+   * after it), and garbage in the other bits: callers mask with {@link #HIGHS}, the scan once
+   * after OR-ing all words.
+   */
   private static long unmaskedEscapeBits(long bytes) {
     long below20 = (bytes - ONES * 0x20) & ~bytes;
     long quote = bytes ^ (ONES * '"');

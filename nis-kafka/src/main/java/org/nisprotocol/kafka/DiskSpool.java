@@ -149,13 +149,17 @@ final class DiskSpool implements AutoCloseable {
     return read(last.segment(), last.nextPosition(), maxRecords, maxBytes);
   }
 
+  private static boolean wantsMore(List<Entry> entries, int maxRecords, long bytes, long maxBytes) {
+    return entries.size() < maxRecords && (entries.isEmpty() || bytes < maxBytes);
+  }
+
   /** Reads records from segment and position on, a chunk of the file at a time. */
   private List<Entry> read(long segment, long position, int maxRecords, long maxBytes) {
     requireOpen();
     List<Entry> entries = new ArrayList<>(Math.min(maxRecords, 1024));
     long bytes = 0;
     try {
-      while (entries.size() < maxRecords && (entries.isEmpty() || bytes < maxBytes)) {
+      while (wantsMore(entries, maxRecords, bytes, maxBytes)) {
         Long size = segments.get(segment);
         if (size == null) {
           break;
@@ -170,16 +174,19 @@ final class DiskSpool implements AutoCloseable {
           continue;
         }
         try (FileChannel channel = FileChannel.open(segmentPath(segment), StandardOpenOption.READ)) {
-          while (entries.size() < maxRecords && (entries.isEmpty() || bytes < maxBytes) && position < size) {
+          long nextRecordBytes = HEADER_BYTES; // more when the last read ended inside a longer record
+          while (wantsMore(entries, maxRecords, bytes, maxBytes) && position < size) {
             // One read for many records: as much as is left to read, within the bounds.
-            long wanted = Math.min(size - position, Math.max(HEADER_BYTES, Math.min(maxBytes - bytes, READ_CHUNK_BYTES)));
+            long wanted =
+                Math.min(size - position, Math.max(nextRecordBytes, Math.min(maxBytes - bytes, READ_CHUNK_BYTES)));
             ByteBuffer chunk = ByteBuffer.allocate((int) wanted);
             readFully(channel, chunk, position);
             chunk.flip();
-            int parsed = 0;
-            while (chunk.remaining() >= HEADER_BYTES && entries.size() < maxRecords && (entries.isEmpty() || bytes < maxBytes)) {
+            nextRecordBytes = HEADER_BYTES;
+            while (chunk.remaining() >= HEADER_BYTES && wantsMore(entries, maxRecords, bytes, maxBytes)) {
               int length = chunk.getInt(chunk.position());
               if (chunk.remaining() < HEADER_BYTES + length) {
+                nextRecordBytes = HEADER_BYTES + (long) length;
                 break;
               }
               byte[] payload = new byte[length];
@@ -187,18 +194,9 @@ final class DiskSpool implements AutoCloseable {
               position += HEADER_BYTES + length;
               bytes += length;
               entries.add(new Entry(payload, segment, position));
-              parsed++;
             }
-            if (parsed == 0) {
-              // A record longer than the chunk: read it on its own.
-              ByteBuffer header = ByteBuffer.allocate(HEADER_BYTES);
-              readFully(channel, header, position);
-              int length = header.flip().getInt();
-              ByteBuffer payload = ByteBuffer.allocate(length);
-              readFully(channel, payload, position + HEADER_BYTES);
-              position += HEADER_BYTES + length;
-              bytes += length;
-              entries.add(new Entry(payload.array(), segment, position));
+            if (position < size && position + nextRecordBytes > size) {
+              throw new IOException("spool file " + segmentPath(segment) + " ends inside the record at " + position);
             }
           }
         }

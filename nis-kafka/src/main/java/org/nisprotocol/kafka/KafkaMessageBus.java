@@ -27,6 +27,7 @@ import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.locks.Condition;
 import java.util.concurrent.locks.ReentrantLock;
 import java.util.function.BooleanSupplier;
+import java.util.function.Supplier;
 import org.apache.kafka.clients.CommonClientConfigs;
 import org.apache.kafka.clients.admin.Admin;
 import org.apache.kafka.clients.admin.AdminClientConfig;
@@ -288,50 +289,42 @@ public final class KafkaMessageBus implements MessageBus {
     try {
       producer.send(
           toProducerRecord(record),
-          (metadata, error) -> {
-            PublishReceipt receipt = null;
-            RuntimeException failure = null;
-            try {
-              if (error == null) {
-                long now = System.nanoTime();
-                lastAckNanos = now;
-                breaker.onSuccess();
-                metrics.sent.increment();
-                metrics.sendLatency.record(now - start, TimeUnit.NANOSECONDS);
-                receipt = new PublishReceipt(messageId, topic, PublishReceipt.Status.SENT);
-              } else {
-                receipt = settleFailure(record, messageId, error);
-              }
-            } catch (RuntimeException e) {
-              failure = e;
-            } finally {
-              inFlightBytes.release(taken);
-            }
-            complete(result, receipt, failure);
-          });
+          (metadata, error) ->
+              settle(result, taken, () -> error == null
+                  ? acknowledged(messageId, topic, start)
+                  : settleFailure(record, messageId, error)));
     } catch (RuntimeException e) {
       // The producer refused before sending: no metadata in time, or closed.
-      PublishReceipt receipt = null;
-      RuntimeException failure = null;
-      try {
-        receipt = settleFailure(record, messageId, e);
-      } catch (RuntimeException settling) {
-        failure = settling;
-      } finally {
-        inFlightBytes.release(taken);
-      }
-      complete(result, receipt, failure);
+      settle(result, taken, () -> settleFailure(record, messageId, e));
     }
     return result;
   }
 
-  private static void complete(
-      CompletableFuture<PublishReceipt> result, PublishReceipt receipt, RuntimeException failure) {
+  /** Takes the outcome, gives back the send's in-flight bytes, then completes the caller's receipt. */
+  private void settle(CompletableFuture<PublishReceipt> result, int taken, Supplier<PublishReceipt> outcome) {
+    PublishReceipt receipt = null;
+    RuntimeException failure = null;
+    try {
+      receipt = outcome.get();
+    } catch (RuntimeException e) {
+      failure = e;
+    } finally {
+      inFlightBytes.release(taken);
+    }
     if (failure != null) {
       result.completeExceptionally(failure);
     } else {
       result.complete(receipt);
     }
+  }
+
+  private PublishReceipt acknowledged(String messageId, String topic, long startNanos) {
+    long now = System.nanoTime();
+    lastAckNanos = now;
+    breaker.onSuccess();
+    metrics.sent.increment();
+    metrics.sendLatency.record(now - startNanos, TimeUnit.NANOSECONDS);
+    return new PublishReceipt(messageId, topic, PublishReceipt.Status.SENT);
   }
 
   private boolean acquireInFlightBytes(int permits) {
@@ -470,8 +463,7 @@ public final class KafkaMessageBus implements MessageBus {
   }
 
   /**
-   * Waits (about the admin timeout, at most twice that) until every partition of a topic that may
-   * be new has a leader that serves it: described with a leader, then answering a request for its
+   * Waits (within the admin timeout) until every partition of a topic that may be new has a leader that serves it: described with a leader, then answering a request for its
    * end offset (a leader named in the metadata may not have taken the partition over yet). The
    * first sends to it then find their partitions ready instead of failing and retrying, which
    * with an idempotent producer can hold a partition's sends up to the delivery timeout. Best
@@ -483,7 +475,9 @@ public final class KafkaMessageBus implements MessageBus {
     while (described == null && System.nanoTime() < deadline) {
       try {
         TopicDescription description =
-            admin.describeTopics(List.of(topic)).allTopicNames().get(ADMIN_TIMEOUT.toMillis(), TimeUnit.MILLISECONDS).get(topic);
+            admin.describeTopics(List.of(topic)).allTopicNames()
+                .get(Math.max(1, remaining(deadline).toMillis()), TimeUnit.MILLISECONDS)
+                .get(topic);
         if (description.partitions().stream().allMatch(p -> p.leader() != null && !p.leader().isEmpty())) {
           described = description;
         }
