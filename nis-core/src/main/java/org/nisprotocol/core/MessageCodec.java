@@ -84,6 +84,11 @@ public final class MessageCodec {
 
   private static final int KEPT_WRITER_BYTES = 256 * 1024;
 
+  /** The capacity of the writer this thread keeps for its next message (for tests). */
+  static int keptWriterCapacity() {
+    return WRITERS.get().capacity();
+  }
+
   /** The message as UTF-8 JSON. */
   public byte[] encode(NisMessage message) {
     // Content holds only JSON values (checked when the message is built), so writing it never

@@ -260,6 +260,24 @@ class MessageCodecTest {
     assertThat(codec.decode(largeBytes)).isEqualTo(large);
   }
 
+  @Test
+  void aThreadKeepsItsGrownWriterOnlyUpToTheCap() {
+    NisMessage medium = messageWithBlobOf(100 * 1024);
+    NisMessage large = messageWithBlobOf(300 * 1024);
+
+    codec.encode(medium);
+    int afterMedium = MessageCodec.keptWriterCapacity();
+    codec.encode(large);
+    int afterLarge = MessageCodec.keptWriterCapacity();
+
+    assertThat(afterMedium).as("a writer grown for 100 KiB is kept").isGreaterThan(100 * 1024);
+    assertThat(afterLarge).as("a writer grown past 256 KiB is dropped").isLessThanOrEqualTo(256 * 1024);
+  }
+
+  private static NisMessage messageWithBlobOf(int chars) {
+    return NisMessage.builder(MessageType.SYSTEM_HEALTH, "a").content(Map.of("blob", "x".repeat(chars))).build();
+  }
+
   private static List<String> iterableToList(java.util.Iterator<String> names) {
     List<String> list = new java.util.ArrayList<>();
     names.forEachRemaining(list::add);
