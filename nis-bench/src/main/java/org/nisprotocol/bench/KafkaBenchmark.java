@@ -8,6 +8,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Locale;
@@ -16,18 +17,26 @@ import java.util.UUID;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.atomic.AtomicReference;
 import java.util.concurrent.locks.LockSupport;
+import java.util.function.IntFunction;
 import java.util.function.LongSupplier;
 import java.util.function.ToDoubleFunction;
+import javax.management.ObjectName;
 import org.apache.kafka.clients.admin.Admin;
 import org.apache.kafka.clients.admin.NewTopic;
+import org.apache.kafka.clients.admin.OffsetSpec;
 import org.apache.kafka.clients.consumer.ConsumerConfig;
 import org.apache.kafka.clients.consumer.KafkaConsumer;
 import org.apache.kafka.clients.producer.KafkaProducer;
 import org.apache.kafka.clients.producer.ProducerConfig;
 import org.apache.kafka.clients.producer.ProducerRecord;
+import org.apache.kafka.common.TopicPartition;
 import org.apache.kafka.common.serialization.ByteArrayDeserializer;
 import org.apache.kafka.common.serialization.ByteArraySerializer;
 import org.nisprotocol.core.MessageCodec;
@@ -78,7 +87,7 @@ public final class KafkaBenchmark {
         try (KafkaMessageBus bus = KafkaMessageBus.create(config, registry, java.time.Clock.systemUTC());
             KafkaProducer<byte[], byte[]> raw = rawProducer(servers, config)) {
           if (parts.contains("throughput")) {
-            rows.addAll(throughputRows(on, bus, registry.get("nis.messages.sent").counter(), raw, messages));
+            rows.addAll(throughputRows(on, bus, config.clientId() + "-producer", registry.get("nis.messages.sent").counter(), raw, messages));
           }
           if (parts.contains("e2e")) {
             double[] rawLatency = rawEndToEnd(on, raw, servers, 5_000, Duration.ofSeconds(10));
@@ -116,7 +125,7 @@ public final class KafkaBenchmark {
    * round; its rate is taken in the middle of the round (see {@link #timed}).
    */
   private static List<String[]> throughputRows(
-      Broker on, KafkaMessageBus bus, Counter sent, KafkaProducer<byte[], byte[]> raw, int messages)
+      Broker on, KafkaMessageBus bus, String busClientId, Counter sent, KafkaProducer<byte[], byte[]> raw, int messages)
       throws Exception {
     // One topic a side for every round: a new partition's first seconds can stall an idempotent
     // producer (a first request retried behind a later one that succeeded), which would land
@@ -126,6 +135,11 @@ public final class KafkaBenchmark {
     on.createTopic(rawTopic);
     RawInput rawInput = RawInput.of(rawTopic, messages);
     NisMessage[] nisInput = nisInput(nisTopic, messages);
+    // A third side, for the report only: the raw producer encoding the NisMessages to JSON as it
+    // sends them, which is what an application on raw Kafka would do with such messages. NIS runs
+    // between the two raw sides, so it is next to each of them in every round.
+    MessageCodec codec = MessageCodec.create();
+    IntFunction<byte[]> encodedAsSent = i -> codec.encode(nisInput[i]);
     // Warm up until the JIT has compiled both sides' code: its compiler threads take CPU from
     // whichever side runs meanwhile, and on a small machine that lasts tens of seconds.
     var jit = ManagementFactory.getCompilationMXBean();
@@ -133,8 +147,13 @@ public final class KafkaBenchmark {
     long compiled;
     do {
       long before = jit.getTotalCompilationTime();
-      rawThroughput(on, raw, rawInput);
-      nisThroughput(on, bus, sent, nisInput);
+      try {
+        rawThroughput(on, raw, rawInput);
+        nisThroughput(on, bus, sent, nisInput);
+        rawThroughput(on, raw, rawInput, encodedAsSent);
+      } catch (IllegalStateException e) {
+        System.out.println("warm-up round " + (warmUps + 1) + " disturbed (not measured): " + e.getMessage());
+      }
       compiled = jit.getTotalCompilationTime() - before;
       warmUps++;
     } while (compiled >= QUIET_JIT.toMillis() && warmUps < MAX_WARM_UP_ROUNDS);
@@ -145,11 +164,14 @@ public final class KafkaBenchmark {
     }
     Rate[] rawRates = new Rate[ROUNDS];
     Rate[] nisRates = new Rate[ROUNDS];
+    Rate[] rawJsonRates = new Rate[ROUNDS];
     for (int round = 0; round < ROUNDS; round++) {
       if (round % 2 == 0) {
         rawRates[round] = rawThroughput(on, raw, rawInput);
         nisRates[round] = nisThroughput(on, bus, sent, nisInput);
+        rawJsonRates[round] = rawThroughput(on, raw, rawInput, encodedAsSent);
       } else {
+        rawJsonRates[round] = rawThroughput(on, raw, rawInput, encodedAsSent);
         nisRates[round] = nisThroughput(on, bus, sent, nisInput);
         rawRates[round] = rawThroughput(on, raw, rawInput);
       }
@@ -158,14 +180,60 @@ public final class KafkaBenchmark {
     // data does not weigh on the parts that follow while they measure latencies.
     on.admin().deleteTopics(List.of(rawTopic, nisTopic)).all().get(1, TimeUnit.MINUTES);
     printRounds("throughput per round, NIS / raw (msg/s):", Rate::perSecond, "%,.0f", nisRates, rawRates);
+    printRounds("throughput per round, NIS / raw encoding as it sends (msg/s):",
+        Rate::perSecond, "%,.0f", nisRates, rawJsonRates);
     printRounds("CPU in the publish calls per message per round, NIS / raw (µs):",
         Rate::publishingMicrosPerMessage, "%.2f", nisRates, rawRates);
     printRounds("CPU of this JVM and the broker per message per round, NIS / raw (µs):",
         Rate::cpuMicrosPerMessage, "%.1f", nisRates, rawRates);
+    printRounds("CPU of the broker per message per round, NIS / raw (µs):",
+        Rate::brokerMicrosPerMessage, "%.1f", nisRates, rawRates);
+    printProducerMetrics("raw", RAW_CLIENT_ID);
+    printProducerMetrics("NIS", busClientId);
     return List.of(
         medianRow("publish throughput, 1 KiB, " + PUBLISHERS + " threads (msg/s)", Rate::perSecond, rawRates, nisRates, "≥ 0.90"),
+        medianRow("  vs raw encoding the messages as it sends (msg/s)", Rate::perSecond, rawJsonRates, nisRates, "report"),
         meanRow("CPU in the publish calls per message (µs)", Rate::publishingMicrosPerMessage, rawRates, nisRates),
+        new String[] {"  of which NIS encoding to JSON (µs)", "-",
+            String.format(Locale.ROOT, "%.1f", encodingMicros(nisInput)), "-", "report"},
         meanRow("CPU of client JVM + broker per message (µs)", Rate::cpuMicrosPerMessage, rawRates, nisRates));
+  }
+
+  private static final String RAW_CLIENT_ID = "bench-raw";
+
+  /**
+   * CPU per message to encode the round's messages to JSON on one thread (median of five passes),
+   * the part of the bus's publish call that the raw producer, given the bytes, does not do.
+   */
+  private static double encodingMicros(NisMessage[] messages) {
+    MessageCodec codec = MessageCodec.create();
+    var threads = ManagementFactory.getThreadMXBean();
+    double[] passes = new double[5];
+    long bytes = 0;
+    for (int pass = 0; pass < passes.length; pass++) {
+      long start = threads.getCurrentThreadCpuTime();
+      for (NisMessage message : messages) {
+        bytes += codec.encode(message).length;
+      }
+      passes[pass] = (threads.getCurrentThreadCpuTime() - start) / 1e3 / messages.length;
+    }
+    if (bytes == 0) {
+      throw new IllegalStateException("nothing was encoded");
+    }
+    return median(passes);
+  }
+
+  /** How each producer batched in the last rounds (Kafka's own metrics, over its last 30 s or so). */
+  private static void printProducerMetrics(String side, String clientId) throws Exception {
+    var server = ManagementFactory.getPlatformMBeanServer();
+    var name = new ObjectName("kafka.producer:type=producer-metrics,client-id=" + clientId);
+    StringBuilder line = new StringBuilder("producer metrics, " + side + ":");
+    for (String metric : List.of("records-per-request-avg", "batch-size-avg", "compression-rate-avg",
+        "request-rate", "record-queue-time-avg", "io-ratio", "io-wait-ratio")) {
+      Object value = server.getAttribute(name, metric);
+      line.append(String.format(Locale.ROOT, " %s=%.3f", metric, ((Number) value).doubleValue()));
+    }
+    System.out.println(line);
   }
 
   /** A row of the medians of a figure over the rounds, with the median of the rounds' ratios. */
@@ -183,8 +251,8 @@ public final class KafkaBenchmark {
    * too coarse for one round), with their ratio.
    */
   private static String[] meanRow(String what, ToDoubleFunction<Rate> figure, Rate[] raw, Rate[] nis) {
-    double rawMean = java.util.Arrays.stream(raw).mapToDouble(figure).average().orElseThrow();
-    double nisMean = java.util.Arrays.stream(nis).mapToDouble(figure).average().orElseThrow();
+    double rawMean = Arrays.stream(raw).mapToDouble(figure).average().orElseThrow();
+    double nisMean = Arrays.stream(nis).mapToDouble(figure).average().orElseThrow();
     return row(what, rawMean, nisMean, nisMean / rawMean, "report");
   }
 
@@ -212,12 +280,12 @@ public final class KafkaBenchmark {
   }
 
   private static double median(ToDoubleFunction<Rate> figure, Rate[] rates) {
-    return median(java.util.Arrays.stream(rates).mapToDouble(figure).toArray());
+    return median(Arrays.stream(rates).mapToDouble(figure).toArray());
   }
 
   private static double median(double[] values) {
     double[] sorted = values.clone();
-    java.util.Arrays.sort(sorted);
+    Arrays.sort(sorted);
     int middle = sorted.length / 2;
     return sorted.length % 2 == 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
   }
@@ -241,10 +309,17 @@ public final class KafkaBenchmark {
         try {
           var description = admin.describeTopics(List.of(topic)).allTopicNames().get().get(topic);
           if (description.partitions().stream().allMatch(p -> p.leader() != null && !p.leader().isEmpty())) {
+            // A leader named in the metadata may not serve yet: ready when all answer an
+            // end-offset request (as the bus waits for its own topics).
+            Map<TopicPartition, OffsetSpec> ends = new HashMap<>();
+            description.partitions().forEach(p -> ends.put(
+                new TopicPartition(topic, p.partition()),
+                OffsetSpec.latest()));
+            admin.listOffsets(ends).all().get(5, TimeUnit.SECONDS);
             return;
           }
-        } catch (java.util.concurrent.ExecutionException e) {
-          // not known to the broker's metadata yet
+        } catch (ExecutionException | TimeoutException e) {
+          // not known to the broker's metadata yet, or its leaders do not serve yet
         }
         Thread.sleep(50);
       }
@@ -297,6 +372,7 @@ public final class KafkaBenchmark {
   private static KafkaProducer<byte[], byte[]> rawProducer(String servers, KafkaBusConfig config) {
     Map<String, Object> props = new HashMap<>();
     props.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, servers);
+    props.put(ProducerConfig.CLIENT_ID_CONFIG, RAW_CLIENT_ID);
     props.put(ProducerConfig.ACKS_CONFIG, config.acks());
     props.put(ProducerConfig.ENABLE_IDEMPOTENCE_CONFIG, config.idempotence());
     props.put(ProducerConfig.LINGER_MS_CONFIG, config.lingerMs());
@@ -324,9 +400,9 @@ public final class KafkaBenchmark {
    * cost the same for both sides would pull their ratio towards 1).
    */
   private static Rate timed(Broker on, int count, LongSupplier acknowledged, Publisher publisher) throws Exception {
-    java.util.concurrent.atomic.AtomicLong publishingNanos = new java.util.concurrent.atomic.AtomicLong();
+    AtomicLong publishingNanos = new AtomicLong();
     List<Thread> threads = new ArrayList<>();
-    java.util.concurrent.atomic.AtomicReference<Exception> failure = new java.util.concurrent.atomic.AtomicReference<>();
+    AtomicReference<Exception> failure = new AtomicReference<>();
     long first = count / 10;
     long last = count - count / 10;
     long[] reachedAt = new long[2];
@@ -408,17 +484,26 @@ public final class KafkaBenchmark {
   }
 
   private static Rate rawThroughput(Broker on, KafkaProducer<byte[], byte[]> raw, RawInput input) throws Exception {
-    byte[][] keys = input.keys();
     byte[][] values = input.values();
-    CountDownLatch done = new CountDownLatch(values.length);
+    return rawThroughput(on, raw, input, i -> values[i]);
+  }
+
+  /** The raw producer sends the i-th value for every i of the input, keyed as the input is. */
+  private static Rate rawThroughput(
+      Broker on, KafkaProducer<byte[], byte[]> raw, RawInput input, IntFunction<byte[]> value) throws Exception {
+    byte[][] keys = input.keys();
+    int count = input.values().length;
+    CountDownLatch done = new CountDownLatch(count);
     AtomicInteger failed = new AtomicInteger();
-    Rate rate = timed(on, values.length, () -> values.length - done.getCount(), (from, to) -> {
+    AtomicReference<Exception> firstError = new AtomicReference<>();
+    Rate rate = timed(on, count, () -> count - done.getCount(), (from, to) -> {
       for (int i = from; i < to; i++) {
         raw.send(
-            new ProducerRecord<>(input.topic(), keys[i % KEYS], values[i]),
+            new ProducerRecord<>(input.topic(), keys[i % KEYS], value.apply(i)),
             (metadata, error) -> {
               if (error != null) {
                 failed.incrementAndGet();
+                firstError.compareAndSet(null, error);
               }
               done.countDown();
             });
@@ -426,7 +511,8 @@ public final class KafkaBenchmark {
       done.await();
     });
     if (failed.get() > 0) {
-      throw new IllegalStateException(failed.get() + " raw sends failed during a throughput round");
+      throw new IllegalStateException(
+          failed.get() + " raw sends failed during a throughput round; the first: " + firstError.get(), firstError.get());
     }
     return rate;
   }
@@ -435,17 +521,25 @@ public final class KafkaBenchmark {
       throws Exception {
     AtomicInteger notSent = new AtomicInteger();
     double sentBefore = sent.count();
+    // Each side waits the same way: a callback per message counts it off, one wait at the end.
+    CountDownLatch done = new CountDownLatch(messages.length);
+    AtomicReference<Throwable> firstError = new AtomicReference<>();
     Rate rate = timed(on, messages.length, () -> (long) (sent.count() - sentBefore), (from, to) -> {
-      List<CompletableFuture<PublishReceipt>> receipts = new ArrayList<>(to - from);
       for (int i = from; i < to; i++) {
-        receipts.add(bus.publishAsync(messages[i]));
+        bus.publishAsync(messages[i]).whenComplete((receipt, error) -> {
+          if (error != null) {
+            firstError.compareAndSet(null, error);
+          } else if (receipt.status() != PublishReceipt.Status.SENT) {
+            notSent.incrementAndGet();
+          }
+          done.countDown();
+        });
       }
-      for (CompletableFuture<PublishReceipt> receipt : receipts) {
-        if (receipt.get().status() != PublishReceipt.Status.SENT) {
-          notSent.incrementAndGet();
-        }
-      }
+      done.await();
     });
+    if (firstError.get() != null) {
+      throw new IllegalStateException("a publish failed during a throughput round", firstError.get());
+    }
     if (notSent.get() > 0) {
       System.out.println("warning: " + notSent.get() + " messages were spooled during a throughput round");
     }
