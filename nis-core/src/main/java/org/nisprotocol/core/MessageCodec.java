@@ -82,7 +82,7 @@ public final class MessageCodec {
    */
   private static final ThreadLocal<JsonWriter> WRITERS = ThreadLocal.withInitial(() -> new JsonWriter(4096));
 
-  private static final int KEPT_WRITER_BYTES = 256 * 1024;
+  static final int KEPT_WRITER_BYTES = 256 * 1024;
 
   /** The capacity of the writer this thread keeps for its next message (for tests). */
   static int keptWriterCapacity() {

@@ -262,16 +262,16 @@ class MessageCodecTest {
 
   @Test
   void aThreadKeepsItsGrownWriterOnlyUpToTheCap() {
-    NisMessage medium = messageWithBlobOf(100 * 1024);
-    NisMessage large = messageWithBlobOf(300 * 1024);
+    NisMessage medium = messageWithBlobOf(MessageCodec.KEPT_WRITER_BYTES / 4);
+    NisMessage large = messageWithBlobOf(MessageCodec.KEPT_WRITER_BYTES + 1);
 
     codec.encode(medium);
     int afterMedium = MessageCodec.keptWriterCapacity();
     codec.encode(large);
     int afterLarge = MessageCodec.keptWriterCapacity();
 
-    assertThat(afterMedium).as("a writer grown for 100 KiB is kept").isGreaterThan(100 * 1024);
-    assertThat(afterLarge).as("a writer grown past 256 KiB is dropped").isLessThanOrEqualTo(256 * 1024);
+    assertThat(afterMedium).as("a writer grown below the cap is kept").isGreaterThan(MessageCodec.KEPT_WRITER_BYTES / 4);
+    assertThat(afterLarge).as("a writer grown past the cap is dropped").isLessThanOrEqualTo(MessageCodec.KEPT_WRITER_BYTES);
   }
 
   private static NisMessage messageWithBlobOf(int chars) {
