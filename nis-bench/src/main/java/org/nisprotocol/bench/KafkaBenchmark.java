@@ -1,11 +1,12 @@
 package org.nisprotocol.bench;
 
-import io.micrometer.core.instrument.Counter;
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import java.lang.management.ManagementFactory;
+import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Clock;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -13,20 +14,23 @@ import java.util.HashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+import java.util.Set;
 import java.util.UUID;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
+import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.atomic.AtomicReference;
 import java.util.concurrent.locks.LockSupport;
 import java.util.function.IntFunction;
-import java.util.function.LongSupplier;
 import java.util.function.ToDoubleFunction;
+import javax.management.JMException;
 import javax.management.ObjectName;
 import org.apache.kafka.clients.admin.Admin;
 import org.apache.kafka.clients.admin.NewTopic;
@@ -81,13 +85,13 @@ public final class KafkaBenchmark {
       try (Admin admin = Admin.create(Map.of("bootstrap.servers", servers))) {
         Broker on = new Broker(admin, config.topicPartitions(), broker.processHandle());
         List<String[]> rows = new ArrayList<>();
-        java.util.Set<String> parts =
-            java.util.Set.of(System.getProperty("nis.bench.parts", "throughput,e2e,priority").split(","));
+        Set<String> parts =
+            Set.of(System.getProperty("nis.bench.parts", "throughput,e2e,priority").split(","));
         SimpleMeterRegistry registry = new SimpleMeterRegistry();
-        try (KafkaMessageBus bus = KafkaMessageBus.create(config, registry, java.time.Clock.systemUTC());
+        try (KafkaMessageBus bus = KafkaMessageBus.create(config, registry, Clock.systemUTC());
             KafkaProducer<byte[], byte[]> raw = rawProducer(servers, config)) {
           if (parts.contains("throughput")) {
-            rows.addAll(throughputRows(on, bus, config.clientId() + "-producer", registry.get("nis.messages.sent").counter(), raw, messages));
+            rows.addAll(throughputRows(on, bus, config.clientId() + "-producer", raw, messages));
           }
           if (parts.contains("e2e")) {
             double[] rawLatency = rawEndToEnd(on, raw, servers, 5_000, Duration.ofSeconds(10));
@@ -107,7 +111,7 @@ public final class KafkaBenchmark {
     }
   }
 
-  /** Rounds of the throughput comparison after the warm-up (default 20: each side first in half). */
+  /** Rounds of the throughput comparison after the warm-up (default 20: each order of the sides in half). */
   private static final int ROUNDS = Integer.getInteger("nis.bench.rounds", 20);
 
   /** At most this many warm-up rounds before the measured ones. */
@@ -122,25 +126,28 @@ public final class KafkaBenchmark {
    * each side) and many: a machine whose load drifts (other processes, a virtual machine's
    * stolen time) then moves both sides of a round alike, and the medians shown are not decided
    * by a few disturbed rounds. Each side waits for all its acknowledgements at the end of a
-   * round; its rate is taken in the middle of the round (see {@link #timed}).
+   * round; its rate is taken in the middle of the round (see {@link Outcomes}). A third side, for
+   * the report only, is the raw producer encoding the messages to JSON as it sends them (what an
+   * application on raw Kafka would do with such messages); NIS runs between the two raw sides,
+   * so it is next to each in every round, and each goes before it in half of the rounds.
    */
   private static List<String[]> throughputRows(
-      Broker on, KafkaMessageBus bus, String busClientId, Counter sent, KafkaProducer<byte[], byte[]> raw, int messages)
+      Broker on, KafkaMessageBus bus, String busClientId, KafkaProducer<byte[], byte[]> raw, int messages)
       throws Exception {
     // One topic a side for every round: a new partition's first seconds can stall an idempotent
     // producer (a first request retried behind a later one that succeeded), which would land
     // on one side of one round at random. The warm-up rounds take those seconds.
     String rawTopic = "bench-raw-" + UUID.randomUUID();
+    String rawJsonTopic = "bench-raw-json-" + UUID.randomUUID();
     String nisTopic = "bench-nis-" + UUID.randomUUID();
     on.createTopic(rawTopic);
+    on.createTopic(rawJsonTopic);
     RawInput rawInput = RawInput.of(rawTopic, messages);
+    RawInput rawJsonInput = new RawInput(rawJsonTopic, rawInput.keys(), rawInput.values());
     NisMessage[] nisInput = nisInput(nisTopic, messages);
-    // A third side, for the report only: the raw producer encoding the NisMessages to JSON as it
-    // sends them, which is what an application on raw Kafka would do with such messages. NIS runs
-    // between the two raw sides, so it is next to each of them in every round.
     MessageCodec codec = MessageCodec.create();
     IntFunction<byte[]> encodedAsSent = i -> codec.encode(nisInput[i]);
-    // Warm up until the JIT has compiled both sides' code: its compiler threads take CPU from
+    // Warm up until the JIT has compiled every side's code: its compiler threads take CPU from
     // whichever side runs meanwhile, and on a small machine that lasts tens of seconds.
     var jit = ManagementFactory.getCompilationMXBean();
     int warmUps = 0;
@@ -149,18 +156,22 @@ public final class KafkaBenchmark {
       long before = jit.getTotalCompilationTime();
       try {
         rawThroughput(on, raw, rawInput);
-        nisThroughput(on, bus, sent, nisInput);
-        rawThroughput(on, raw, rawInput, encodedAsSent);
+        nisThroughput(on, bus, nisInput);
+        rawThroughput(on, "raw encoding", raw, rawJsonInput, encodedAsSent);
+        compiled = jit.getTotalCompilationTime() - before;
       } catch (IllegalStateException e) {
         System.out.println("warm-up round " + (warmUps + 1) + " disturbed (not measured): " + e.getMessage());
+        compiled = Long.MAX_VALUE; // not every side ran: the JIT may not be done
       }
-      compiled = jit.getTotalCompilationTime() - before;
       warmUps++;
     } while (compiled >= QUIET_JIT.toMillis() && warmUps < MAX_WARM_UP_ROUNDS);
-    System.out.printf(
-        "warm-up: %d rounds, the JIT compiled for %d ms in the last%n", warmUps, compiled);
+    System.out.printf("warm-up: %d rounds, the JIT compiled for %d ms in the last%n", warmUps, compiled);
     for (int i = 0; i < 600 && bus.spooledMessages() > 0; i++) {
       Thread.sleep(100); // whatever the warm-up left in the spool is sent before the rounds
+    }
+    if (bus.spooledMessages() > 0) {
+      throw new IllegalStateException(
+          bus.spooledMessages() + " messages of the warm-up are still in the spool after a minute");
     }
     Rate[] rawRates = new Rate[ROUNDS];
     Rate[] nisRates = new Rate[ROUNDS];
@@ -168,17 +179,17 @@ public final class KafkaBenchmark {
     for (int round = 0; round < ROUNDS; round++) {
       if (round % 2 == 0) {
         rawRates[round] = rawThroughput(on, raw, rawInput);
-        nisRates[round] = nisThroughput(on, bus, sent, nisInput);
-        rawJsonRates[round] = rawThroughput(on, raw, rawInput, encodedAsSent);
+        nisRates[round] = nisThroughput(on, bus, nisInput);
+        rawJsonRates[round] = rawThroughput(on, "raw encoding", raw, rawJsonInput, encodedAsSent);
       } else {
-        rawJsonRates[round] = rawThroughput(on, raw, rawInput, encodedAsSent);
-        nisRates[round] = nisThroughput(on, bus, sent, nisInput);
+        rawJsonRates[round] = rawThroughput(on, "raw encoding", raw, rawJsonInput, encodedAsSent);
+        nisRates[round] = nisThroughput(on, bus, nisInput);
         rawRates[round] = rawThroughput(on, raw, rawInput);
       }
     }
     // Deleted (the broker of the benchmark removes their files at once), the throughput part's
     // data does not weigh on the parts that follow while they measure latencies.
-    on.admin().deleteTopics(List.of(rawTopic, nisTopic)).all().get(1, TimeUnit.MINUTES);
+    on.admin().deleteTopics(List.of(rawTopic, rawJsonTopic, nisTopic)).all().get(1, TimeUnit.MINUTES);
     printRounds("throughput per round, NIS / raw (msg/s):", Rate::perSecond, "%,.0f", nisRates, rawRates);
     printRounds("throughput per round, NIS / raw encoding as it sends (msg/s):",
         Rate::perSecond, "%,.0f", nisRates, rawJsonRates);
@@ -188,11 +199,13 @@ public final class KafkaBenchmark {
         Rate::cpuMicrosPerMessage, "%.1f", nisRates, rawRates);
     printRounds("CPU of the broker per message per round, NIS / raw (µs):",
         Rate::brokerMicrosPerMessage, "%.1f", nisRates, rawRates);
-    printProducerMetrics("raw", RAW_CLIENT_ID);
+    printProducerMetrics("raw (both raw sides)", RAW_CLIENT_ID);
     printProducerMetrics("NIS", busClientId);
     return List.of(
-        medianRow("publish throughput, 1 KiB, " + PUBLISHERS + " threads (msg/s)", Rate::perSecond, rawRates, nisRates, "≥ 0.90"),
-        medianRow("  vs raw encoding the messages as it sends (msg/s)", Rate::perSecond, rawJsonRates, nisRates, "report"),
+        medianRow("publish throughput, 1 KiB, " + PUBLISHERS + " threads (msg/s)",
+            Rate::perSecond, rawRates, nisRates, "≥ 0.90"),
+        medianRow("  vs raw encoding the messages as it sends (msg/s)",
+            Rate::perSecond, rawJsonRates, nisRates, "report"),
         meanRow("CPU in the publish calls per message (µs)", Rate::publishingMicrosPerMessage, rawRates, nisRates),
         new String[] {"  of which NIS encoding to JSON (µs)", "-",
             String.format(Locale.ROOT, "%.1f", encodingMicros(nisInput)), "-", "report"},
@@ -223,15 +236,19 @@ public final class KafkaBenchmark {
     return median(passes);
   }
 
-  /** How each producer batched in the last rounds (Kafka's own metrics, over its last 30 s or so). */
-  private static void printProducerMetrics(String side, String clientId) throws Exception {
-    var server = ManagementFactory.getPlatformMBeanServer();
-    var name = new ObjectName("kafka.producer:type=producer-metrics,client-id=" + clientId);
+  /** How a producer batched in the last rounds (Kafka's own metrics, over its last 30 s or so). */
+  private static void printProducerMetrics(String side, String clientId) {
     StringBuilder line = new StringBuilder("producer metrics, " + side + ":");
-    for (String metric : List.of("records-per-request-avg", "batch-size-avg", "compression-rate-avg",
-        "request-rate", "record-queue-time-avg", "io-ratio", "io-wait-ratio")) {
-      Object value = server.getAttribute(name, metric);
-      line.append(String.format(Locale.ROOT, " %s=%.3f", metric, ((Number) value).doubleValue()));
+    try {
+      var server = ManagementFactory.getPlatformMBeanServer();
+      var name = new ObjectName("kafka.producer:type=producer-metrics,client-id=" + clientId);
+      for (String metric : List.of("records-per-request-avg", "batch-size-avg", "compression-rate-avg",
+          "request-rate", "record-queue-time-avg", "io-ratio", "io-wait-ratio")) {
+        Object value = server.getAttribute(name, metric);
+        line.append(String.format(Locale.ROOT, " %s=%.3f", metric, ((Number) value).doubleValue()));
+      }
+    } catch (JMException e) {
+      line.append(" unavailable (").append(e).append(')');
     }
     System.out.println(line);
   }
@@ -323,6 +340,7 @@ public final class KafkaBenchmark {
         }
         Thread.sleep(50);
       }
+      throw new IllegalStateException("topic " + topic + " was not ready to be written after 200 tries");
     }
 
     /** CPU time this JVM has used so far. */
@@ -350,13 +368,20 @@ public final class KafkaBenchmark {
     String format = "%-46s %16s %16s %8s %14s%n";
     System.out.printf(format, "measure", "baseline (raw)", "NIS", "ratio", "target");
     rows.forEach(r -> System.out.printf(format, (Object[]) r));
-    System.out.println("throughput: medians over " + ROUNDS + " short rounds (after a warm-up that lasts until the JIT is done), raw");
-    System.out.println("  and NIS back to back in each, each round's rate between its 10th and 90th percent of acknowledgements;");
-    System.out.println("  the ratio is the median of the rounds' NIS/raw ratios; CPU: means over the rounds;");
-    System.out.println("  -Dnis.bench.rounds=N and -Dnis.bench.publishers=N set rounds and threads;");
-    System.out.println("baseline for throughput and end-to-end: raw KafkaProducer/KafkaConsumer, same settings, broker and topic");
-    System.out.println("  layout; for throughput both sides get the same messages made before the first round: the raw producer");
-    System.out.println("  their JSON bytes, the bus NisMessage objects, so the bus's clock includes encoding them;");
+    String[] notes = {
+      "throughput: medians over " + ROUNDS + " short rounds after a warm-up that lasts until the JIT is done;",
+      "  in each round raw, NIS and raw encoding run back to back (NIS in the middle, the raw sides in turn",
+      "  first); a side's rate is taken between its 10th and 90th percent of acknowledgements, each counted",
+      "  by a callback per message; the ratio is the median of the rounds' ratios; CPU: means over the rounds;",
+      "  -Dnis.bench.rounds=N and -Dnis.bench.publishers=N set rounds and threads;",
+      "baseline for throughput and end-to-end: raw KafkaProducer/KafkaConsumer, same settings, broker and",
+      "  topic layout; for throughput all sides get the same messages made before the first round: the raw",
+      "  producer their JSON bytes, the bus NisMessage objects (its clock includes encoding them), and the",
+      "  raw-encoding side the NisMessage objects, encoded with the bus's codec in its send loop;",
+    };
+    for (String note : notes) {
+      System.out.println(note);
+    }
     System.out.println("baseline for the critical message: NIS with one partition (no urgent lane), 5 samples.");
   }
 
@@ -389,66 +414,123 @@ public final class KafkaBenchmark {
   /** Publishing threads in the throughput runs, the same for raw and NIS (default 2). */
   private static final int PUBLISHERS = Integer.getInteger("nis.bench.publishers", 2);
 
+  /**
+   * One side's round: counts the outcome of every message as its callback reports it, and notes
+   * when the 10th and the 90th percent of the messages were acknowledged. The rate is taken
+   * between the two: the steady state, without the start of a round and the wait for its last
+   * acknowledgements (a cost the same for both sides would pull their ratio towards 1). Both
+   * sides report through the same calls, on the producer's thread, at the same cost.
+   */
+  private static final class Outcomes {
+    private final int count;
+    private final long first;
+    private final long last;
+    private final AtomicLong acknowledged = new AtomicLong();
+    private final AtomicInteger spooled = new AtomicInteger();
+    private final AtomicReference<Throwable> firstError = new AtomicReference<>();
+    private final AtomicInteger failed = new AtomicInteger();
+    private final CountDownLatch settled;
+    private volatile long firstAt;
+    private volatile long lastAt;
+
+    Outcomes(int count) {
+      this.count = count;
+      this.first = Math.max(1, count / 10);
+      this.last = count - count / 10;
+      this.settled = new CountDownLatch(count);
+    }
+
+    void acknowledged() {
+      long n = acknowledged.incrementAndGet();
+      if (n == first) {
+        firstAt = System.nanoTime();
+      }
+      if (n == last) {
+        lastAt = System.nanoTime();
+      }
+      settled.countDown();
+    }
+
+    void spooled() {
+      spooled.incrementAndGet();
+      settled.countDown();
+    }
+
+    void failed(Throwable error) {
+      failed.incrementAndGet();
+      firstError.compareAndSet(null, error);
+      settled.countDown();
+    }
+
+    /** Messages a publisher did not get to publish (it failed): counted as settled, failed. */
+    void abandoned(int messages, Throwable error) {
+      for (int i = 0; i < messages; i++) {
+        failed(error);
+      }
+    }
+
+    /** Waits until every message is settled; the messages per second, or an error saying why not. */
+    double perSecond(String side) throws InterruptedException {
+      if (!settled.await(ROUND_TIMEOUT.toSeconds(), TimeUnit.SECONDS)) {
+        throw new IllegalStateException(side + ": " + settled.getCount() + " of " + count
+            + " messages had no outcome after " + ROUND_TIMEOUT);
+      }
+      if (failed.get() > 0) {
+        throw new IllegalStateException(
+            side + ": " + failed.get() + " of " + count + " publishes failed; the first: " + firstError.get(),
+            firstError.get());
+      }
+      if (spooled.get() > 0) {
+        throw new IllegalStateException(
+            side + ": " + spooled.get() + " of " + count + " messages went to the spool, not to Kafka");
+      }
+      if (lastAt <= firstAt) {
+        throw new IllegalStateException(side + ": no time passed between the 10th and 90th percent of acks");
+      }
+      return (last - first) / ((lastAt - firstAt) / 1e9);
+    }
+  }
+
+  /** Longest a throughput round may take to settle every message (the bus's send timeout is 15 s). */
+  private static final Duration ROUND_TIMEOUT = Duration.ofMinutes(2);
+
   private interface Publisher {
-    void publish(int from, int to) throws Exception;
+    void publish(int index, Outcomes outcomes) throws Exception;
   }
 
   /**
-   * Runs the publisher on {@link #PUBLISHERS} threads over [0, count). The rate is taken between
-   * the 10th and the 90th percent of the acknowledgements, which a sampler sees arrive: the
-   * steady state, without the start of a round and the wait for its last acknowledgements (a
-   * cost the same for both sides would pull their ratio towards 1).
+   * Runs the publisher on {@link #PUBLISHERS} threads over [0, count), each over its own slice, and
+   * waits until every message is settled; see {@link Outcomes} for the rate.
    */
-  private static Rate timed(Broker on, int count, LongSupplier acknowledged, Publisher publisher) throws Exception {
+  private static Rate timed(Broker on, String side, int count, Publisher publisher) throws Exception {
+    Outcomes outcomes = new Outcomes(count);
     AtomicLong publishingNanos = new AtomicLong();
     List<Thread> threads = new ArrayList<>();
-    AtomicReference<Exception> failure = new AtomicReference<>();
-    long first = count / 10;
-    long last = count - count / 10;
-    long[] reachedAt = new long[2];
     long clientStart = Broker.clientCpuNanos();
     long brokerStart = on.brokerCpuNanos();
-    Thread sampler = Thread.ofPlatform().start(() -> {
-      while (reachedAt[1] == 0 && !Thread.currentThread().isInterrupted()) {
-        long acked = acknowledged.getAsLong();
-        long now = System.nanoTime();
-        if (reachedAt[0] == 0 && acked >= first) {
-          reachedAt[0] = now;
-        }
-        if (acked >= last) {
-          reachedAt[1] = now;
-        }
-        LockSupport.parkNanos(200_000);
-      }
-    });
     for (int t = 0; t < PUBLISHERS; t++) {
       int from = count / PUBLISHERS * t;
       int to = t == PUBLISHERS - 1 ? count : count / PUBLISHERS * (t + 1);
       threads.add(Thread.ofPlatform().start(() -> {
+        int i = from;
         try {
-          publisher.publish(from, to);
+          for (; i < to; i++) {
+            publisher.publish(i, outcomes);
+          }
+        } catch (Exception | Error e) {
+          outcomes.abandoned(to - i, e);
+        } finally {
           publishingNanos.addAndGet(ManagementFactory.getThreadMXBean().getCurrentThreadCpuTime());
-        } catch (Exception e) {
-          failure.set(e);
         }
       }));
     }
     for (Thread thread : threads) {
       thread.join();
     }
-    sampler.interrupt();
-    sampler.join();
-    if (failure.get() != null) {
-      throw failure.get();
-    }
-    if (reachedAt[1] == 0) {
-      throw new IllegalStateException("only " + acknowledged.getAsLong() + " of " + count + " messages were acknowledged");
-    }
+    double perSecond = outcomes.perSecond(side);
     long client = Broker.clientCpuNanos() - clientStart;
     long broker = on.brokerCpuNanos() - brokerStart;
-    return new Rate(
-        (last - first) / ((reachedAt[1] - reachedAt[0]) / 1e9),
-        publishingNanos.get() / 1e3 / count, client / 1e3 / count, broker / 1e3 / count);
+    return new Rate(perSecond, publishingNanos.get() / 1e3 / count, client / 1e3 / count, broker / 1e3 / count);
   }
 
   /**
@@ -485,65 +567,36 @@ public final class KafkaBenchmark {
 
   private static Rate rawThroughput(Broker on, KafkaProducer<byte[], byte[]> raw, RawInput input) throws Exception {
     byte[][] values = input.values();
-    return rawThroughput(on, raw, input, i -> values[i]);
+    return rawThroughput(on, "raw", raw, input, i -> values[i]);
   }
 
   /** The raw producer sends the i-th value for every i of the input, keyed as the input is. */
   private static Rate rawThroughput(
-      Broker on, KafkaProducer<byte[], byte[]> raw, RawInput input, IntFunction<byte[]> value) throws Exception {
+      Broker on, String side, KafkaProducer<byte[], byte[]> raw, RawInput input, IntFunction<byte[]> value)
+      throws Exception {
     byte[][] keys = input.keys();
-    int count = input.values().length;
-    CountDownLatch done = new CountDownLatch(count);
-    AtomicInteger failed = new AtomicInteger();
-    AtomicReference<Exception> firstError = new AtomicReference<>();
-    Rate rate = timed(on, count, () -> count - done.getCount(), (from, to) -> {
-      for (int i = from; i < to; i++) {
-        raw.send(
-            new ProducerRecord<>(input.topic(), keys[i % KEYS], value.apply(i)),
-            (metadata, error) -> {
-              if (error != null) {
-                failed.incrementAndGet();
-                firstError.compareAndSet(null, error);
-              }
-              done.countDown();
-            });
-      }
-      done.await();
-    });
-    if (failed.get() > 0) {
-      throw new IllegalStateException(
-          failed.get() + " raw sends failed during a throughput round; the first: " + firstError.get(), firstError.get());
-    }
-    return rate;
+    return timed(on, side, input.values().length, (i, outcomes) -> raw.send(
+        new ProducerRecord<>(input.topic(), keys[i % KEYS], value.apply(i)),
+        (metadata, error) -> {
+          if (error == null) {
+            outcomes.acknowledged();
+          } else {
+            outcomes.failed(error);
+          }
+        }));
   }
 
-  private static Rate nisThroughput(Broker on, KafkaMessageBus bus, Counter sent, NisMessage[] messages)
-      throws Exception {
-    AtomicInteger notSent = new AtomicInteger();
-    double sentBefore = sent.count();
-    // Each side waits the same way: a callback per message counts it off, one wait at the end.
-    CountDownLatch done = new CountDownLatch(messages.length);
-    AtomicReference<Throwable> firstError = new AtomicReference<>();
-    Rate rate = timed(on, messages.length, () -> (long) (sent.count() - sentBefore), (from, to) -> {
-      for (int i = from; i < to; i++) {
-        bus.publishAsync(messages[i]).whenComplete((receipt, error) -> {
+  private static Rate nisThroughput(Broker on, KafkaMessageBus bus, NisMessage[] messages) throws Exception {
+    return timed(on, "NIS", messages.length, (i, outcomes) -> bus.publishAsync(messages[i]).whenComplete(
+        (receipt, error) -> {
           if (error != null) {
-            firstError.compareAndSet(null, error);
-          } else if (receipt.status() != PublishReceipt.Status.SENT) {
-            notSent.incrementAndGet();
+            outcomes.failed(error);
+          } else if (receipt.status() == PublishReceipt.Status.SENT) {
+            outcomes.acknowledged();
+          } else {
+            outcomes.spooled();
           }
-          done.countDown();
-        });
-      }
-      done.await();
-    });
-    if (firstError.get() != null) {
-      throw new IllegalStateException("a publish failed during a throughput round", firstError.get());
-    }
-    if (notSent.get() > 0) {
-      System.out.println("warning: " + notSent.get() + " messages were spooled during a throughput round");
-    }
-    return rate;
+        }));
   }
 
   /** Publishes at a fixed rate; returns {p50, p99} in ms of publish-to-handler time. */
@@ -580,7 +633,7 @@ public final class KafkaBenchmark {
     int total = (int) (rate * duration.toSeconds());
     ConcurrentLinkedQueue<Long> latencies = new ConcurrentLinkedQueue<>();
     AtomicInteger seen = new AtomicInteger();
-    java.util.concurrent.atomic.AtomicBoolean stop = new java.util.concurrent.atomic.AtomicBoolean();
+    AtomicBoolean stop = new AtomicBoolean();
     AtomicInteger warmUps = new AtomicInteger();
     on.createTopic(topic);
     Thread consumer =
@@ -597,7 +650,7 @@ public final class KafkaBenchmark {
                 if (r.value().length == 1) {
                   warmUps.incrementAndGet();
                 } else if (r.value().length == 8) {
-                  latencies.add(System.nanoTime() - java.nio.ByteBuffer.wrap(r.value()).getLong());
+                  latencies.add(System.nanoTime() - ByteBuffer.wrap(r.value()).getLong());
                   seen.incrementAndGet();
                 }
               });
@@ -610,7 +663,7 @@ public final class KafkaBenchmark {
       Thread.sleep(100);
     }
     paced(rate, total, i -> raw.send(new ProducerRecord<>(topic,
-        java.nio.ByteBuffer.allocate(8).putLong(System.nanoTime()).array())));
+        ByteBuffer.allocate(8).putLong(System.nanoTime()).array())));
     awaitCount(seen, total, Duration.ofSeconds(60));
     stop.set(true);
     consumer.join();
@@ -628,7 +681,8 @@ public final class KafkaBenchmark {
     ConcurrentLinkedQueue<Long> latencies = new ConcurrentLinkedQueue<>();
     AtomicInteger criticalSeen = new AtomicInteger();
     long[] sentAt = new long[criticals];
-    java.util.Set<Integer> arrived = java.util.concurrent.ConcurrentHashMap.newKeySet();
+    long[] inSendOrder = new long[criticals];
+    Set<Integer> arrived = ConcurrentHashMap.newKeySet();
     try (KafkaMessageBus bus = KafkaMessageBus.create(config)) {
       List<CompletableFuture<PublishReceipt>> backlog = new ArrayList<>();
       for (int i = 0; i < 100_000; i++) {
@@ -639,8 +693,11 @@ public final class KafkaBenchmark {
           SubscriptionSpec.group("bench-priority").withTopics(topic),
           d -> {
             if (d.message().priority() == MessagePriority.CRITICAL) {
-              latencies.add(System.nanoTime() - ((Number) d.message().content().get("sent_nanos")).longValue());
-              arrived.add(((Number) d.message().content().get("i")).intValue());
+              long latency = System.nanoTime() - ((Number) d.message().content().get("sent_nanos")).longValue();
+              int i = ((Number) d.message().content().get("i")).intValue();
+              latencies.add(latency);
+              inSendOrder[i] = latency;
+              arrived.add(i);
               criticalSeen.incrementAndGet();
             } else {
               Thread.sleep(1);
@@ -658,9 +715,15 @@ public final class KafkaBenchmark {
       for (int i = 0; i < criticals; i++) {
         if (!arrived.contains(i)) {
           latencies.add(now - sentAt[i]);
+          inSendOrder[i] = now - sentAt[i];
         }
       }
     }
+    StringBuilder line = new StringBuilder("critical latencies in send order, " + partitions + " partitions (ms):");
+    for (long latency : inSendOrder) {
+      line.append(' ').append(latency / 1_000_000);
+    }
+    System.out.println(line);
     return percentiles(latencies);
   }
 
