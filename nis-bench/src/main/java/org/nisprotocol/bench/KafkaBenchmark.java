@@ -15,6 +15,7 @@ import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.Set;
+import java.util.SplittableRandom;
 import java.util.UUID;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
@@ -61,11 +62,49 @@ import org.nisprotocol.testkit.KafkaBroker;
  *
  * <p>Run with {@code bin/nis bench kafka [messages]} (messages a side sends per throughput round,
  * default 40,000); {@code -Dnis.bench.parts=e2e,priority} (through {@code NIS_JAVA_OPTS}) runs only
- * some of throughput, e2e and priority.
+ * some of throughput, e2e and priority; {@code -Dnis.bench.payload=letter} fills messages with one
+ * letter instead of words.
  */
 public final class KafkaBenchmark {
   private static final int PAYLOAD_BYTES = 1024;
-  private static final String FILLER = "x".repeat(PAYLOAD_BYTES - 60);
+  /**
+   * Message text: distinct in every message of a batch, of words that repeat as they do in real
+   * messages, so batches compress about as real traffic does (a run of one letter, the same in
+   * every message, compressed to a tenth and left the broker little to do; it is still there
+   * with {@code -Dnis.bench.payload=letter}). The run prints the compression rate the producers
+   * reached.
+   */
+  private static final String[] FILLERS = "letter".equals(System.getProperty("nis.bench.payload"))
+      ? new String[] {"x".repeat(PAYLOAD_BYTES - 60)}
+      : fillers(1024, PAYLOAD_BYTES - 60);
+
+  private static String[] fillers(int count, int chars) {
+    String[] words = (
+        "agent task result status score confidence update latency memory cache topic message priority "
+        + "critical normal audit integrity scenario simulation outcome probability estimate plan step "
+        + "goal context request response error retry timeout window sample value metric count total "
+        + "mean median spread forecast risk reward policy action observation state reason summary "
+        + "source target sensor reading temperature pressure velocity position heading battery load "
+        + "queue worker shard replica leader follower offset partition consumer producer coordinator "
+        + "health check ready alive degraded recovered failed pending accepted rejected completed "
+        + "alpha beta gamma delta north south east west high low first second third next previous")
+        .split(" ");
+    String[] texts = new String[count];
+    for (int i = 0; i < count; i++) {
+      SplittableRandom random = new SplittableRandom(i);
+      StringBuilder text = new StringBuilder(chars + 16);
+      while (text.length() < chars) {
+        text.append(words[random.nextInt(words.length)]);
+        if (random.nextInt(8) == 0) {
+          text.append(' ').append(random.nextInt(100_000));
+        }
+        text.append(' ');
+      }
+      text.setLength(chars);
+      texts[i] = text.toString();
+    }
+    return texts;
+  }
 
   private KafkaBenchmark() {}
 
@@ -374,6 +413,8 @@ public final class KafkaBenchmark {
       "  first); a side's rate is taken between its 10th and 90th percent of acknowledgements, each counted",
       "  by a callback per message; the ratio is the median of the rounds' ratios; CPU: means over the rounds;",
       "  -Dnis.bench.rounds=N and -Dnis.bench.publishers=N set rounds and threads;",
+      "  message text: words, different in each message of a batch (-Dnis.bench.payload=letter: one",
+      "  letter repeated, the same in every message);",
       "baseline for throughput and end-to-end: raw KafkaProducer/KafkaConsumer, same settings, broker and",
       "  topic layout; for throughput all sides get the same messages made before the first round: the raw",
       "  producer their JSON bytes, the bus NisMessage objects (its clock includes encoding them), and the",
@@ -390,7 +431,7 @@ public final class KafkaBenchmark {
         .topic(topic)
         .priority(priority)
         .targetAgent("agent-" + (i % KEYS))
-        .content(Map.of("i", i, "sent_nanos", sentNanos, "filler", FILLER))
+        .content(Map.of("i", i, "sent_nanos", sentNanos, "filler", FILLERS[i % FILLERS.length]))
         .build();
   }
 
