@@ -18,7 +18,6 @@ import java.util.Set;
 import java.util.SplittableRandom;
 import java.util.UUID;
 import java.util.concurrent.CompletableFuture;
-import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.ExecutionException;
@@ -27,6 +26,7 @@ import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.atomic.AtomicLongArray;
 import java.util.concurrent.atomic.AtomicReference;
 import java.util.concurrent.locks.LockSupport;
 import java.util.function.IntFunction;
@@ -196,10 +196,10 @@ public final class KafkaBenchmark {
     on.createTopic(rawTopic);
     on.createTopic(rawJsonTopic);
     RawInput rawInput = RawInput.of(rawTopic, on.partitions(), messages);
-    RawInput rawJsonInput = rawInput.onTopic(rawJsonTopic);
     NisMessage[] nisInput = nisInput(nisTopic, messages);
     MessageCodec codec = MessageCodec.create();
-    IntFunction<byte[]> encodedAsSent = i -> codec.encode(nisInput[i]);
+    Sides sides = new Sides(
+        on, raw, rawInput, bus, nisInput, rawInput.onTopic(rawJsonTopic), i -> codec.encode(nisInput[i]));
     // Warm up until the JIT has compiled every side's code: its compiler threads take CPU from
     // whichever side runs meanwhile, and on a small machine that lasts tens of seconds.
     var jit = ManagementFactory.getCompilationMXBean();
@@ -208,9 +208,7 @@ public final class KafkaBenchmark {
     do {
       long before = jit.getTotalCompilationTime();
       try {
-        rawThroughput(on, raw, rawInput);
-        nisThroughput(on, bus, nisInput);
-        rawThroughput(on, "raw encoding", raw, rawJsonInput, encodedAsSent);
+        sides.round(true);
         compiled = jit.getTotalCompilationTime() - before;
       } catch (IllegalStateException e) {
         System.out.println("warm-up round " + (warmUps + 1) + " disturbed: " + e.getMessage());
@@ -228,15 +226,10 @@ public final class KafkaBenchmark {
     int repeated = 0;
     for (int round = 0; round < ROUNDS; round++) {
       try {
-        if (round % 2 == 0) {
-          rawRates[round] = rawThroughput(on, raw, rawInput);
-          nisRates[round] = nisThroughput(on, bus, nisInput);
-          rawJsonRates[round] = rawThroughput(on, "raw encoding", raw, rawJsonInput, encodedAsSent);
-        } else {
-          rawJsonRates[round] = rawThroughput(on, "raw encoding", raw, rawJsonInput, encodedAsSent);
-          nisRates[round] = nisThroughput(on, bus, nisInput);
-          rawRates[round] = rawThroughput(on, raw, rawInput);
-        }
+        Rate[] rates = sides.round(round % 2 == 0);
+        rawRates[round] = rates[0];
+        nisRates[round] = rates[1];
+        rawJsonRates[round] = rates[2];
       } catch (IllegalStateException e) {
         // A side could not send (the machine stalled past a send timeout): the round says
         // nothing about the two, so it runs again, a few times at most.
@@ -277,6 +270,34 @@ public final class KafkaBenchmark {
   }
 
   private static final String RAW_CLIENT_ID = "bench-raw";
+
+  /** The three sides of a throughput round and what each publishes. */
+  private record Sides(
+      Broker on,
+      KafkaProducer<byte[], byte[]> raw,
+      RawInput rawInput,
+      KafkaMessageBus bus,
+      NisMessage[] nisInput,
+      RawInput rawJsonInput,
+      IntFunction<byte[]> encodedAsSent) {
+
+    /** Runs each side once, NIS between the two raw sides: {raw, NIS, raw encoding}. */
+    Rate[] round(boolean rawFirst) throws Exception {
+      Rate[] rates = new Rate[3];
+      if (rawFirst) {
+        rates[0] = rawThroughput(on, raw, rawInput);
+      } else {
+        rates[2] = rawThroughput(on, "raw encoding", raw, rawJsonInput, encodedAsSent);
+      }
+      rates[1] = nisThroughput(on, bus, nisInput);
+      if (rawFirst) {
+        rates[2] = rawThroughput(on, "raw encoding", raw, rawJsonInput, encodedAsSent);
+      } else {
+        rates[0] = rawThroughput(on, raw, rawInput);
+      }
+      return rates;
+    }
+  }
 
   /**
    * CPU per message to encode the round's messages to JSON on one thread (median of five passes),
@@ -765,11 +786,10 @@ public final class KafkaBenchmark {
     String topic = "bench-priority-" + partitions + "-" + UUID.randomUUID();
     KafkaBusConfig config =
         KafkaBusConfig.builder(servers).spoolDirectory(spool).topicPartitions(partitions).shutdownTimeout(Duration.ofSeconds(5)).build();
-    ConcurrentLinkedQueue<Long> latencies = new ConcurrentLinkedQueue<>();
     AtomicInteger criticalSeen = new AtomicInteger();
     long[] sentAt = new long[criticals];
-    long[] inSendOrder = new long[criticals];
-    Set<Integer> arrived = ConcurrentHashMap.newKeySet();
+    // Each critical message's latency, by the order it was sent in; 0 until it first arrives.
+    AtomicLongArray latencies = new AtomicLongArray(criticals);
     try (KafkaMessageBus bus = KafkaMessageBus.create(config)) {
       List<CompletableFuture<PublishReceipt>> backlog = new ArrayList<>();
       for (int i = 0; i < 100_000; i++) {
@@ -782,10 +802,9 @@ public final class KafkaBenchmark {
             if (d.message().priority() == MessagePriority.CRITICAL) {
               long latency = System.nanoTime() - ((Number) d.message().content().get("sent_nanos")).longValue();
               int i = ((Number) d.message().content().get("i")).intValue();
-              latencies.add(latency);
-              inSendOrder[i] = latency;
-              arrived.add(i);
-              criticalSeen.incrementAndGet();
+              if (latencies.compareAndSet(i, 0, latency)) {
+                criticalSeen.incrementAndGet(); // a redelivery counts once
+              }
             } else {
               Thread.sleep(1);
             }
@@ -800,18 +819,17 @@ public final class KafkaBenchmark {
       // Still behind the backlog when the wait ends: count each as waiting until now (a lower bound).
       long now = System.nanoTime();
       for (int i = 0; i < criticals; i++) {
-        if (!arrived.contains(i)) {
-          latencies.add(now - sentAt[i]);
-          inSendOrder[i] = now - sentAt[i];
-        }
+        latencies.compareAndSet(i, 0, now - sentAt[i]);
       }
     }
+    long[] inSendOrder = new long[criticals];
     StringBuilder line = new StringBuilder("critical latencies in send order, " + partitions + " partitions (ms):");
-    for (long latency : inSendOrder) {
-      line.append(' ').append(latency / 1_000_000);
+    for (int i = 0; i < criticals; i++) {
+      inSendOrder[i] = latencies.get(i);
+      line.append(' ').append(inSendOrder[i] / 1_000_000);
     }
     System.out.println(line);
-    return percentiles(latencies);
+    return percentiles(inSendOrder);
   }
 
   private interface Sender {
@@ -839,7 +857,12 @@ public final class KafkaBenchmark {
   }
 
   private static double[] percentiles(ConcurrentLinkedQueue<Long> nanos) {
-    long[] sorted = nanos.stream().mapToLong(Long::longValue).sorted().toArray();
+    return percentiles(nanos.stream().mapToLong(Long::longValue).toArray());
+  }
+
+  private static double[] percentiles(long[] nanos) {
+    long[] sorted = nanos.clone();
+    Arrays.sort(sorted);
     if (sorted.length == 0) {
       return new double[] {Double.NaN, Double.NaN};
     }

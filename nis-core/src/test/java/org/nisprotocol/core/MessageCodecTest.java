@@ -246,10 +246,7 @@ class MessageCodecTest {
   @Test
   void encodingsOnOneThreadDoNotShareBytes() {
     NisMessage small = fullMessage();
-    NisMessage large =
-        NisMessage.builder(MessageType.SYSTEM_HEALTH, "a")
-            .content(Map.of("blob", "x".repeat(300 * 1024)))
-            .build();
+    NisMessage large = messageWithBlobOf(300 * 1024);
 
     byte[] first = codec.encode(small);
     byte[] largeBytes = codec.encode(large);

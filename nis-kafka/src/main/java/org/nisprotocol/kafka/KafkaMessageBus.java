@@ -463,11 +463,12 @@ public final class KafkaMessageBus implements MessageBus {
   }
 
   /**
-   * Waits (within the admin timeout) until every partition of a topic that may be new has a leader that serves it: described with a leader, then answering a request for its
-   * end offset (a leader named in the metadata may not have taken the partition over yet). The
-   * first sends to it then find their partitions ready instead of failing and retrying, which
-   * with an idempotent producer can hold a partition's sends up to the delivery timeout. Best
-   * effort: when the time is up, sends retry as they would have.
+   * Waits (within the admin timeout) until every partition of a topic that may be new has a
+   * leader that serves it: described with a leader, then answering a request for its end offset
+   * (a leader named in the metadata may not have taken the partition over yet). The first sends
+   * to it then find their partitions ready instead of failing and retrying, which with an
+   * idempotent producer can hold a partition's sends up to the delivery timeout. Best effort:
+   * when the time is up, sends retry as they would have.
    */
   private void awaitLeaders(String topic) throws InterruptedException {
     long deadline = System.nanoTime() + ADMIN_TIMEOUT.toNanos();

@@ -106,14 +106,6 @@ final class ServerProcess {
         return paused && isAlive();
     }
 
-    /** The pid of the current process; the process must have been launched. */
-    long pid() {
-        if (process == null) {
-            throw new IllegalStateException(name + ": no process was launched");
-        }
-        return process.pid();
-    }
-
     /** The handle of the current process (of the last launch, even after it ended). */
     ProcessHandle handle() {
         if (process == null) {
