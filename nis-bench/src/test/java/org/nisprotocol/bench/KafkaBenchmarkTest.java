@@ -1,0 +1,24 @@
+package org.nisprotocol.bench;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import org.junit.jupiter.api.Test;
+
+class KafkaBenchmarkTest {
+
+  @Test
+  void theMedianIntervalUsesTheRanksOfTheBinomialTable() {
+    // Published tables of the distribution-free 95% interval of a median: n=10 ranks 2 and 9,
+    // n=20 ranks 6 and 15, n=30 ranks 10 and 21.
+    assertThat(KafkaBenchmark.medianIntervalRank(10)).isEqualTo(2);
+    assertThat(KafkaBenchmark.medianIntervalRank(20)).isEqualTo(6);
+    assertThat(KafkaBenchmark.medianIntervalRank(30)).isEqualTo(10);
+  }
+
+  @Test
+  void fiveRoundsAreTooFewForAnInterval() {
+    // Even the smallest and largest of five miss the median with probability 2/32 > 5 %.
+    assertThat(KafkaBenchmark.medianIntervalRank(5)).isZero();
+    assertThat(KafkaBenchmark.medianIntervalRank(6)).isEqualTo(1);
+  }
+}
