@@ -405,19 +405,38 @@ public final class KafkaMessageBus implements MessageBus {
   }
 
   private ProducerRecord<byte[], byte[]> toProducerRecord(SpooledRecord record) {
-    int partitions = partitionCount(record.topic());
     byte[] key = record.key().getBytes(StandardCharsets.UTF_8);
-    int partition;
-    if (partitions < 2) {
-      partition = 0;
-    } else if (record.urgent()) {
-      partition = partitions - 1;
-    } else {
-      partition = Utils.toPositive(Utils.murmur2(key)) % (partitions - 1);
-    }
     RecordHeaders headers = new RecordHeaders();
     record.headers().forEach((name, value) -> headers.add(name, value.getBytes(StandardCharsets.UTF_8)));
-    return new ProducerRecord<>(record.topic(), partition, key, record.value(), headers);
+    return new ProducerRecord<>(
+        record.topic(), partitionOf(record.topic(), key, record.urgent()), key, record.value(), headers);
+  }
+
+  /**
+   * The partition of a record: the last one (the urgent lane) for high and critical messages, one
+   * of the others by the key's hash for the rest (a record without a key: any of them).
+   */
+  private int partitionOf(String topic, byte[] key, boolean urgent) {
+    int partitions = partitionCount(topic);
+    if (partitions < 2) {
+      return 0;
+    }
+    if (urgent) {
+      return partitions - 1;
+    }
+    return key == null
+        ? ThreadLocalRandom.current().nextInt(partitions - 1)
+        : Utils.toPositive(Utils.murmur2(key)) % (partitions - 1);
+  }
+
+  /** Whether a record's value is a high or critical message (bytes that are not a message are not). */
+  private boolean isUrgent(byte[] value) {
+    try {
+      MessagePriority priority = codec.decode(value).priority();
+      return priority == MessagePriority.HIGH || priority == MessagePriority.CRITICAL;
+    } catch (RuntimeException notAMessage) {
+      return false;
+    }
   }
 
   /** The topic's partition count; the first call for a topic creates it if needed. */
@@ -793,7 +812,8 @@ public final class KafkaMessageBus implements MessageBus {
 
   /**
    * Moves the dead letters of a topic back to it: each {@code <topic>.dlt} record present when the
-   * replay starts is published again to its original topic (its dead-letter headers removed) and
+   * replay starts is published again to its original topic (its dead-letter headers removed), on
+   * the partition the bus gives it (high and critical ones on the urgent lane, the others by key), and
    * then committed in the replay group {@code nis-dlt-replay}, so the next replay starts after it.
    * Letters that fail again and come back during the replay wait for the next one.
    *
@@ -827,7 +847,9 @@ public final class KafkaMessageBus implements MessageBus {
               .orElse(topic);
           RecordHeaders headers = withoutDeadLetterHeaders(record);
           try {
-            producer.send(new ProducerRecord<>(target, null, record.key(), record.value(), headers))
+            // The lane and partition the bus gives the message, as when it was first published.
+            int targetPartition = partitionOf(target, record.key(), isUrgent(record.value()));
+            producer.send(new ProducerRecord<>(target, targetPartition, record.key(), record.value(), headers))
                 .get(config.sendTimeout().toMillis() + 5_000, TimeUnit.MILLISECONDS);
           } catch (InterruptedException e) {
             Thread.currentThread().interrupt();

@@ -10,7 +10,9 @@ import java.util.List;
 import java.util.Map;
 import java.util.UUID;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -19,6 +21,7 @@ import org.nisprotocol.core.MessagePriority;
 import org.nisprotocol.core.MessageType;
 import org.nisprotocol.core.NisMessage;
 import org.nisprotocol.core.PublishReceipt;
+import org.nisprotocol.core.RetryPolicy;
 import org.nisprotocol.core.SubscriptionSpec;
 import org.nisprotocol.testkit.TestServers;
 
@@ -76,6 +79,51 @@ class KafkaPriorityLaneIT {
       assertThat(lowHandledWhenCriticalArrived)
           .as("critical messages are handled while most of the backlog still waits")
           .allMatch(handled -> handled < backlog / 2);
+    }
+  }
+
+  @Test
+  void replayedDeadLettersGoBackToTheLaneAndPartitionTheBusGivesThem() throws Exception {
+    String topic = "lanes-replay-" + UUID.randomUUID();
+    int keys = 16;
+    AtomicBoolean handlerFixed = new AtomicBoolean();
+    Map<Integer, Integer> firstPartition = new ConcurrentHashMap<>();
+    Map<Integer, Integer> replayedPartition = new ConcurrentHashMap<>();
+    try (KafkaMessageBus bus =
+        KafkaMessageBus.create(
+            KafkaBusConfig.builder(TestServers.kafka().bootstrapServers())
+                .topicPartitions(4)
+                .retryPolicy(new RetryPolicy(1, Duration.ofMillis(10), Duration.ofMillis(10), 0))
+                .spoolDirectory(temp.resolve("spool"))
+                .shutdownTimeout(Duration.ofSeconds(5))
+                .build())) {
+      bus.subscribe(
+          SubscriptionSpec.group("lanes-replay-" + UUID.randomUUID()).withTopics(topic),
+          d -> {
+            int i = ((Number) d.message().content().get("i")).intValue();
+            if (!handlerFixed.get()) {
+              firstPartition.put(i, d.partition());
+              throw new IllegalStateException("not yet");
+            }
+            replayedPartition.put(i, d.partition());
+          });
+      // Keys 0..15 low, then one critical: all dead-lettered at their first failure.
+      for (int i = 0; i < keys; i++) {
+        bus.publish(message(topic, i, MessagePriority.LOW));
+      }
+      bus.publish(message(topic, keys, MessagePriority.CRITICAL));
+      await().atMost(Duration.ofSeconds(60)).until(() -> firstPartition.size() == keys + 1);
+      await().atMost(Duration.ofSeconds(30))
+          .until(() -> bus.metrics().deadLettered.count() == keys + 1);
+
+      handlerFixed.set(true);
+      assertThat(bus.replayDeadLetters(topic, Duration.ofSeconds(30))).isEqualTo(keys + 1);
+
+      await().atMost(Duration.ofSeconds(60)).until(() -> replayedPartition.size() == keys + 1);
+      assertThat(replayedPartition)
+          .as("each replayed message is on the partition the bus first gave it: low ones off the urgent lane")
+          .isEqualTo(firstPartition);
+      assertThat(replayedPartition.get(keys)).isEqualTo(3);
     }
   }
 }
