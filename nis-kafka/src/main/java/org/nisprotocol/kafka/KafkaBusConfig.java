@@ -30,7 +30,7 @@ import org.nisprotocol.core.ValidationException;
  * @param minInsyncReplicas min.insync.replicas of topics the bus creates, when set
  * @param acks producer acks (default "all")
  * @param idempotence producer idempotence (default true)
- * @param lingerMs producer linger (default 10 ms)
+ * @param lingerMs producer linger (default 10 ms); high and critical messages are sent without it
  * @param batchSize producer batch size in bytes (default 16384)
  * @param compressionType none, gzip, snappy, lz4 or zstd (default snappy)
  * @param maxInFlightBytes bytes of messages sent and not yet acknowledged, at most (default 32

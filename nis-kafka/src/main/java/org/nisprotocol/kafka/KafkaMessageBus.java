@@ -97,7 +97,8 @@ import org.slf4j.LoggerFactory;
  * critical messages go there, the others are spread by key over the rest. Consumers fetch every
  * partition on its own, and stop fetching a partition whose handler is behind (pause/resume), so
  * an urgent message never waits behind a backlog of ordinary ones. Order is kept per key within a
- * lane.
+ * lane. Urgent records have a producer of their own that sends without lingering (no wait to fill a
+ * batch); every record of a partition goes through the same producer, so per-partition order holds.
  *
  * <h2>Consuming</h2>
  *
@@ -119,6 +120,8 @@ public final class KafkaMessageBus implements MessageBus {
   private final InstantSource clock;
   private final MessageCodec codec;
   private final KafkaProducer<byte[], byte[]> producer;
+  // The urgent lane's producer: linger.ms 0 (the same producer when the configured linger is 0).
+  private final KafkaProducer<byte[], byte[]> urgentProducer;
   private final Admin admin;
   private final DiskSpool spool;
   private final CircuitBreaker breaker;
@@ -153,6 +156,10 @@ public final class KafkaMessageBus implements MessageBus {
     this.metrics = new KafkaBusMetrics(registry, spool::size, spool::sizeBytes);
     this.inFlightBytes = new java.util.concurrent.Semaphore((int) config.maxInFlightBytes());
     this.producer = new KafkaProducer<>(producerProperties(), new ByteArraySerializer(), new ByteArraySerializer());
+    this.urgentProducer =
+        config.lingerMs() == 0
+            ? producer
+            : new KafkaProducer<>(urgentProducerProperties(), new ByteArraySerializer(), new ByteArraySerializer());
     this.admin = Admin.create(adminProperties());
     this.drainer = Thread.ofVirtual().name("nis-spool-drainer").start(this::drainSpool);
     this.provisioner = Thread.ofVirtual().name("nis-topic-provisioner").start(this::provisionTopics);
@@ -287,7 +294,7 @@ public final class KafkaMessageBus implements MessageBus {
     CompletableFuture<PublishReceipt> result = new CompletableFuture<>();
     long start = System.nanoTime();
     try {
-      producer.send(
+      producerOf(record.topic(), record.urgent()).send(
           toProducerRecord(record),
           (metadata, error) ->
               settle(result, taken, () -> error == null
@@ -427,6 +434,11 @@ public final class KafkaMessageBus implements MessageBus {
     return key == null
         ? ThreadLocalRandom.current().nextInt(partitions - 1)
         : Utils.toPositive(Utils.murmur2(key)) % (partitions - 1);
+  }
+
+  /** The producer of a record: the urgent lane's for the last partition, the other for the rest. */
+  private KafkaProducer<byte[], byte[]> producerOf(String topic, boolean urgent) {
+    return urgent && partitionCount(topic) >= 2 ? urgentProducer : producer;
   }
 
   /** Whether a record's value is a high or critical message (bytes that are not a message are not). */
@@ -613,8 +625,9 @@ public final class KafkaMessageBus implements MessageBus {
       CompletableFuture<RecordMetadata> ack = new CompletableFuture<>();
       acks.add(ack);
       try {
-        producer.send(
-            toProducerRecord(SpooledRecord.fromBytes(entry.payload())),
+        SpooledRecord record = SpooledRecord.fromBytes(entry.payload());
+        producerOf(record.topic(), record.urgent()).send(
+            toProducerRecord(record),
             (metadata, error) -> {
               if (error == null) {
                 ack.complete(metadata);
@@ -848,8 +861,10 @@ public final class KafkaMessageBus implements MessageBus {
           RecordHeaders headers = withoutDeadLetterHeaders(record);
           try {
             // The lane and partition the bus gives the message, as when it was first published.
-            int targetPartition = partitionOf(target, record.key(), isUrgent(record.value()));
-            producer.send(new ProducerRecord<>(target, targetPartition, record.key(), record.value(), headers))
+            boolean urgent = isUrgent(record.value());
+            int targetPartition = partitionOf(target, record.key(), urgent);
+            producerOf(target, urgent)
+                .send(new ProducerRecord<>(target, targetPartition, record.key(), record.value(), headers))
                 .get(config.sendTimeout().toMillis() + 5_000, TimeUnit.MILLISECONDS);
           } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
@@ -912,6 +927,7 @@ public final class KafkaMessageBus implements MessageBus {
     stopDraining = true;
     joinQuietly(drainer, Duration.ofSeconds(5));
     producer.flush();
+    urgentProducer.flush();
     List<KafkaSubscription> open = List.copyOf(subscriptions);
     open.forEach(KafkaSubscription::beginDrainAndClose);
     for (KafkaSubscription subscription : open) {
@@ -919,6 +935,9 @@ public final class KafkaMessageBus implements MessageBus {
     }
     provisioner.interrupt();
     producer.close(Duration.ofSeconds(5));
+    if (urgentProducer != producer) {
+      urgentProducer.close(Duration.ofSeconds(5));
+    }
     admin.close(Duration.ofSeconds(5));
     spool.close();
     if (!spool.isEmpty()) {
@@ -1000,6 +1019,14 @@ public final class KafkaMessageBus implements MessageBus {
     props.put(ProducerConfig.BUFFER_MEMORY_CONFIG, Long.toString(2 * config.maxInFlightBytes()));
     props.put(ProducerConfig.MAX_REQUEST_SIZE_CONFIG, Integer.toString(Math.max(1_048_576, config.maxContentBytes() + 64 * 1024)));
     props.putAll(config.clientProperties());
+    return props;
+  }
+
+  /** The urgent lane's producer: the same settings, but no lingering to fill a batch. */
+  private Properties urgentProducerProperties() {
+    Properties props = producerProperties();
+    props.put(ProducerConfig.CLIENT_ID_CONFIG, config.clientId() + "-urgent-producer");
+    props.put(ProducerConfig.LINGER_MS_CONFIG, "0");
     return props;
   }
 

@@ -126,4 +126,31 @@ class KafkaPriorityLaneIT {
       assertThat(replayedPartition.get(keys)).isEqualTo(3);
     }
   }
+
+  @Test
+  void urgentMessagesDoNotWaitForTheLingerThatBatchesTheOthers() throws Exception {
+    String topic = "lanes-linger-" + UUID.randomUUID();
+    int linger = 3_000;
+    try (KafkaMessageBus bus =
+        KafkaMessageBus.create(
+            KafkaBusConfig.builder(TestServers.kafka().bootstrapServers())
+                .topicPartitions(4)
+                .lingerMs(linger)
+                .spoolDirectory(temp.resolve("spool"))
+                .shutdownTimeout(Duration.ofSeconds(5))
+                .build())) {
+      bus.ensureTopic(topic);
+      bus.publish(message(topic, 0, MessagePriority.CRITICAL)); // both producers know the topic now
+
+      long start = System.nanoTime();
+      bus.publish(message(topic, 1, MessagePriority.CRITICAL));
+      Duration critical = Duration.ofNanos(System.nanoTime() - start);
+      start = System.nanoTime();
+      bus.publish(message(topic, 2, MessagePriority.NORMAL));
+      Duration normal = Duration.ofNanos(System.nanoTime() - start);
+
+      assertThat(normal).as("a normal message waits for the linger").isGreaterThan(Duration.ofMillis(linger / 2));
+      assertThat(critical).as("a critical one does not").isLessThan(Duration.ofMillis(linger / 2));
+    }
+  }
 }
