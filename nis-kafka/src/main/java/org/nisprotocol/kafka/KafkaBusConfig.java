@@ -30,7 +30,8 @@ import org.nisprotocol.core.ValidationException;
  * @param minInsyncReplicas min.insync.replicas of topics the bus creates, when set
  * @param acks producer acks (default "all")
  * @param idempotence producer idempotence (default true)
- * @param lingerMs producer linger (default 10 ms); high and critical messages are sent without it
+ * @param lingerMs producer linger (default 10 ms); on topics of two or more partitions, high and
+ *     critical messages have a producer of their own without it
  * @param batchSize producer batch size in bytes (default 16384)
  * @param compressionType none, gzip, snappy, lz4 or zstd (default snappy)
  * @param maxInFlightBytes bytes of messages sent and not yet acknowledged, at most (default 32
@@ -48,7 +49,8 @@ import org.nisprotocol.core.ValidationException;
  * @param sessionTimeout consumer session timeout (default 30 s)
  * @param partitionQueueLimit records buffered per partition before its fetching pauses
  * @param shutdownTimeout how long close may take (default 30 s)
- * @param clientProperties further Kafka client properties, applied last
+ * @param clientProperties further Kafka client properties, applied last (the urgent lane's producer
+ *     then gets {@code linger.ms} 0 and a {@code client.id} of its own)
  */
 public record KafkaBusConfig(
     String bootstrapServers,

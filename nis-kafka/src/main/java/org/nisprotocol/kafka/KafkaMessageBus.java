@@ -155,12 +155,27 @@ public final class KafkaMessageBus implements MessageBus {
         t -> log.warn("Kafka publish circuit breaker {} -> {}", t.from().wireName(), t.to().wireName()));
     this.metrics = new KafkaBusMetrics(registry, spool::size, spool::sizeBytes);
     this.inFlightBytes = new java.util.concurrent.Semaphore((int) config.maxInFlightBytes());
-    this.producer = new KafkaProducer<>(producerProperties(), new ByteArraySerializer(), new ByteArraySerializer());
-    this.urgentProducer =
-        config.lingerMs() == 0
-            ? producer
-            : new KafkaProducer<>(urgentProducerProperties(), new ByteArraySerializer(), new ByteArraySerializer());
-    this.admin = Admin.create(adminProperties());
+    Properties producerProperties = producerProperties();
+    this.producer = new KafkaProducer<>(producerProperties, new ByteArraySerializer(), new ByteArraySerializer());
+    try {
+      boolean lingers = !"0".equals(String.valueOf(producerProperties.get(ProducerConfig.LINGER_MS_CONFIG)).trim());
+      this.urgentProducer =
+          lingers
+              ? new KafkaProducer<>(urgentProducerProperties(), new ByteArraySerializer(), new ByteArraySerializer())
+              : producer;
+      try {
+        this.admin = Admin.create(adminProperties());
+      } catch (RuntimeException e) {
+        if (urgentProducer != producer) {
+          urgentProducer.close(Duration.ZERO);
+        }
+        throw e;
+      }
+    } catch (RuntimeException e) {
+      producer.close(Duration.ZERO);
+      spool.close();
+      throw e;
+    }
     this.drainer = Thread.ofVirtual().name("nis-spool-drainer").start(this::drainSpool);
     this.provisioner = Thread.ofVirtual().name("nis-topic-provisioner").start(this::provisionTopics);
   }
@@ -424,7 +439,11 @@ public final class KafkaMessageBus implements MessageBus {
    * of the others by the key's hash for the rest (a record without a key: any of them).
    */
   private int partitionOf(String topic, byte[] key, boolean urgent) {
-    int partitions = partitionCount(topic);
+    return laneAwarePartition(partitionCount(topic), key, urgent);
+  }
+
+  /** The rule of {@link #partitionOf} for a topic of {@code partitions} partitions. */
+  static int laneAwarePartition(int partitions, byte[] key, boolean urgent) {
     if (partitions < 2) {
       return 0;
     }
@@ -459,6 +478,9 @@ public final class KafkaMessageBus implements MessageBus {
     }
     ensureTopic(topic);
     int count = producer.partitionsFor(topic).size();
+    if (count >= 2 && urgentProducer != producer) {
+      urgentProducer.partitionsFor(topic); // its first urgent send does not wait for metadata
+    }
     partitionCounts.put(topic, count);
     return count;
   }
@@ -802,8 +824,10 @@ public final class KafkaMessageBus implements MessageBus {
     for (int retry = 1; ; retry++) {
       try {
         ensureTopic(topic);
+        // Off the dead-letter topic's last partition, like any non-urgent record: that partition
+        // is written only by the urgent lane's producer.
         producer
-            .send(new ProducerRecord<>(topic, null, record.key(), record.value(), headers))
+            .send(new ProducerRecord<>(topic, partitionOf(topic, record.key(), false), record.key(), record.value(), headers))
             .get(config.sendTimeout().toMillis() + 5_000, TimeUnit.MILLISECONDS);
         metrics.deadLettered.increment();
         log.warn(
@@ -869,8 +893,8 @@ public final class KafkaMessageBus implements MessageBus {
           } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
             throw new RetriableException("interrupted while replaying dead letters of " + topic, e);
-          } catch (ExecutionException | TimeoutException e) {
-            consumer.commitSync(done);
+          } catch (ExecutionException | TimeoutException | RuntimeException e) {
+            consumer.commitSync(done); // what was replayed is not replayed again next time
             throw new RetriableException("replay of dead letters of " + topic + " stopped: " + e, e);
           }
           done.put(partition, new OffsetAndMetadata(record.offset() + 1));
@@ -934,14 +958,28 @@ public final class KafkaMessageBus implements MessageBus {
       subscription.awaitClosed(remaining(deadline));
     }
     provisioner.interrupt();
-    producer.close(Duration.ofSeconds(5));
-    if (urgentProducer != producer) {
-      urgentProducer.close(Duration.ofSeconds(5));
-    }
-    admin.close(Duration.ofSeconds(5));
-    spool.close();
+    closeEach(
+        () -> producer.close(Duration.ofSeconds(5)),
+        () -> {
+          if (urgentProducer != producer) {
+            urgentProducer.close(Duration.ofSeconds(5));
+          }
+        },
+        () -> admin.close(Duration.ofSeconds(5)),
+        spool::close);
     if (!spool.isEmpty()) {
       log.warn("{} messages stay in the spool {} until the next start", spool.size(), config.spoolDirectory());
+    }
+  }
+
+  /** Runs every step, even when one before it failed (each failure is logged). */
+  private static void closeEach(Runnable... steps) {
+    for (Runnable step : steps) {
+      try {
+        step.run();
+      } catch (RuntimeException e) {
+        log.warn("closing the Kafka bus: {}", e.toString());
+      }
     }
   }
 
