@@ -1,6 +1,7 @@
 package org.nisprotocol.bench;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import org.junit.jupiter.api.Test;
 
@@ -20,5 +21,11 @@ class KafkaBenchmarkTest {
     // Even the smallest and largest of five miss the median with probability 2/32 > 5 %.
     assertThat(KafkaBenchmark.medianIntervalRank(5)).isZero();
     assertThat(KafkaBenchmark.medianIntervalRank(6)).isEqualTo(1);
+  }
+
+  @Test
+  void moreRoundsThanTheBinomialCanBeComputedForAreRefused() {
+    assertThat(KafkaBenchmark.medianIntervalRank(1_000)).isBetween(450, 500);
+    assertThatThrownBy(() -> KafkaBenchmark.medianIntervalRank(1_001)).isInstanceOf(IllegalArgumentException.class);
   }
 }
