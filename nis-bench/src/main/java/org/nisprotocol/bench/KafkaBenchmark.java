@@ -284,19 +284,16 @@ public final class KafkaBenchmark {
 
     /** Runs each side once, NIS between the two raw sides: {raw, NIS, raw encoding}. */
     Rate[] round(boolean rawFirst) throws Exception {
-      Rate[] rates = new Rate[3];
-      if (rawFirst) {
-        rates[0] = rawThroughput(on, raw, rawInput);
-      } else {
-        rates[2] = rawThroughput(on, "raw encoding", raw, rawJsonInput, encodedAsSent);
-      }
-      rates[1] = nisThroughput(on, bus, nisInput);
-      if (rawFirst) {
-        rates[2] = rawThroughput(on, "raw encoding", raw, rawJsonInput, encodedAsSent);
-      } else {
-        rates[0] = rawThroughput(on, raw, rawInput);
-      }
-      return rates;
+      Rate first = raw(!rawFirst);
+      Rate nis = nisThroughput(on, bus, nisInput);
+      Rate last = raw(rawFirst);
+      return rawFirst ? new Rate[] {first, nis, last} : new Rate[] {last, nis, first};
+    }
+
+    private Rate raw(boolean encoding) throws Exception {
+      return encoding
+          ? rawThroughput(on, "raw encoding", raw, rawJsonInput, encodedAsSent)
+          : rawThroughput(on, raw, rawInput);
     }
   }
 
@@ -342,11 +339,16 @@ public final class KafkaBenchmark {
   /** A row of the medians of a figure over the rounds, with the median of the rounds' ratios. */
   private static String[] medianRow(
       String what, ToDoubleFunction<Rate> figure, Rate[] raw, Rate[] nis, String target) {
+    return row(what, median(figure, raw), median(figure, nis), median(ratios(figure, raw, nis)), target);
+  }
+
+  /** Each round's NIS / raw ratio of a figure. */
+  private static double[] ratios(ToDoubleFunction<Rate> figure, Rate[] raw, Rate[] nis) {
     double[] ratios = new double[raw.length];
     for (int round = 0; round < raw.length; round++) {
       ratios[round] = figure.applyAsDouble(nis[round]) / figure.applyAsDouble(raw[round]);
     }
-    return row(what, median(figure, raw), median(figure, nis), median(ratios), target);
+    return ratios;
   }
 
   /**
@@ -357,10 +359,7 @@ public final class KafkaBenchmark {
    */
   private static String[] intervalRow(
       String what, ToDoubleFunction<Rate> figure, Rate[] raw, Rate[] nis, String target) {
-    double[] ratios = new double[raw.length];
-    for (int round = 0; round < raw.length; round++) {
-      ratios[round] = figure.applyAsDouble(nis[round]) / figure.applyAsDouble(raw[round]);
-    }
+    double[] ratios = ratios(figure, raw, nis);
     Arrays.sort(ratios);
     int k = medianIntervalRank(ratios.length);
     String interval = k == 0

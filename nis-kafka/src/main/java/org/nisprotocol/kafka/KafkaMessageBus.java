@@ -157,25 +157,25 @@ public final class KafkaMessageBus implements MessageBus {
     this.inFlightBytes = new java.util.concurrent.Semaphore((int) config.maxInFlightBytes());
     Properties producerProperties = producerProperties();
     this.producer = new KafkaProducer<>(producerProperties, new ByteArraySerializer(), new ByteArraySerializer());
+    KafkaProducer<byte[], byte[]> urgent = producer;
     try {
-      boolean lingers = !"0".equals(String.valueOf(producerProperties.get(ProducerConfig.LINGER_MS_CONFIG)).trim());
-      this.urgentProducer =
-          lingers
-              ? new KafkaProducer<>(urgentProducerProperties(), new ByteArraySerializer(), new ByteArraySerializer())
-              : producer;
-      try {
-        this.admin = Admin.create(adminProperties());
-      } catch (RuntimeException e) {
-        if (urgentProducer != producer) {
-          urgentProducer.close(Duration.ZERO);
-        }
-        throw e;
+      if (!"0".equals(String.valueOf(producerProperties.get(ProducerConfig.LINGER_MS_CONFIG)).trim())) {
+        urgent = new KafkaProducer<>(urgentProducerProperties(), new ByteArraySerializer(), new ByteArraySerializer());
       }
+      this.admin = Admin.create(adminProperties());
     } catch (RuntimeException e) {
-      producer.close(Duration.ZERO);
-      spool.close();
+      KafkaProducer<byte[], byte[]> made = urgent;
+      closeEach(
+          () -> {
+            if (made != producer) {
+              made.close(Duration.ZERO);
+            }
+          },
+          () -> producer.close(Duration.ZERO),
+          spool::close);
       throw e;
     }
+    this.urgentProducer = urgent;
     this.drainer = Thread.ofVirtual().name("nis-spool-drainer").start(this::drainSpool);
     this.provisioner = Thread.ofVirtual().name("nis-topic-provisioner").start(this::provisionTopics);
   }
@@ -283,8 +283,7 @@ public final class KafkaMessageBus implements MessageBus {
                   + config.maxContentBytes()
                   + " are accepted. Store large data in the cache and send its key"));
     }
-    boolean urgent =
-        message.priority() == MessagePriority.HIGH || message.priority() == MessagePriority.CRITICAL;
+    boolean urgent = isUrgent(message.priority());
     String messageId = message.messageId();
     String topic = message.topic();
     SpooledRecord record = new SpooledRecord(topic, message.orderingKey(), value, Map.copyOf(headers), urgent);
@@ -463,11 +462,15 @@ public final class KafkaMessageBus implements MessageBus {
   /** Whether a record's value is a high or critical message (bytes that are not a message are not). */
   private boolean isUrgent(byte[] value) {
     try {
-      MessagePriority priority = codec.decode(value).priority();
-      return priority == MessagePriority.HIGH || priority == MessagePriority.CRITICAL;
+      return isUrgent(codec.decode(value).priority());
     } catch (RuntimeException notAMessage) {
       return false;
     }
+  }
+
+  /** High and critical messages take the urgent lane. */
+  private static boolean isUrgent(MessagePriority priority) {
+    return priority == MessagePriority.HIGH || priority == MessagePriority.CRITICAL;
   }
 
   /** The topic's partition count; the first call for a topic creates it if needed. */
