@@ -127,13 +127,68 @@ final class ServerProcess {
         return process.isAlive() ? "still running" : "exited with code " + process.exitValue();
     }
 
-    /** SIGSTOP. */
+    /**
+     * SIGSTOP, then waits until every thread of the process has stopped: {@code kill} returns once the signal is
+     * queued, and a thread that was running keeps going until its CPU takes the signal, which on a busy machine can
+     * be long enough to answer a request sent right after. Where {@code /proc} does not exist this only signals.
+     */
     void pause() {
         if (!isAlive()) {
             throw new IllegalStateException(name + ": cannot pause, the server is not running");
         }
         signal("STOP");
         paused = true;
+        awaitStopped(process.pid(), Duration.ofSeconds(10));
+    }
+
+    private void awaitStopped(long pid, Duration timeout) {
+        Path tasks = Path.of("/proc", Long.toString(pid), "task");
+        long deadline = System.nanoTime() + timeout.toNanos();
+        while (!allStopped(tasks)) {
+            if (!isAlive()) {
+                throw new IllegalStateException(name + ": the process " + exitDescription() + " while pausing it");
+            }
+            if (System.nanoTime() - deadline > 0) {
+                throw new IllegalStateException(name + ": threads of pid " + pid + " still running "
+                        + timeout.toSeconds() + " s after SIGSTOP");
+            }
+            sleep(Duration.ofMillis(1));
+        }
+    }
+
+    /**
+     * Whether no thread under {@code /proc/PID/task} can run: each is stopped (T, or t when traced) or ending (Z, X);
+     * true when that directory does not exist (no procfs). Threads that end while being read are skipped.
+     */
+    static boolean allStopped(Path tasks) {
+        if (!Files.isDirectory(tasks)) {
+            return true;
+        }
+        try (var threads = Files.list(tasks)) {
+            for (Path thread : (Iterable<Path>) threads::iterator) {
+                String stat;
+                try {
+                    stat = Files.readString(thread.resolve("stat"), StandardCharsets.US_ASCII);
+                } catch (IOException gone) {
+                    continue;
+                }
+                if ("TtZX".indexOf(threadState(stat)) < 0) {
+                    return false;
+                }
+            }
+            return true;
+        } catch (IOException | UncheckedIOException e) {
+            return !Files.isDirectory(tasks);
+        }
+    }
+
+    /** The state letter of a {@code /proc/PID/task/TID/stat} line: the field after the parenthesised name. */
+    static char threadState(String stat) {
+        int close = stat.lastIndexOf(')');
+        if (close < 0 || close + 2 >= stat.length()) {
+            throw new IllegalArgumentException("not a /proc stat line: " + stat);
+        }
+        return stat.charAt(close + 2);
     }
 
     /** SIGCONT, if paused. */
