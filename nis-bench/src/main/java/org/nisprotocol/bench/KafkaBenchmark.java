@@ -142,7 +142,7 @@ public final class KafkaBenchmark {
         }
         if (parts.contains("priority")) {
           double[] singleLane = criticalBehindBacklog(servers, spool.resolve("one-lane"), 1, 5);
-          double[] lanes = criticalBehindBacklog(servers, spool.resolve("lanes"), 6, 100);
+          double[] lanes = criticalBehindBacklog(servers, spool.resolve("lanes"), 6, 1_000);
           rows.add(row("critical behind 100k low, p50 (ms)", singleLane[0], lanes[0], lanes[0] / singleLane[0], "report"));
           rows.add(row("critical behind 100k low, p99 (ms)", singleLane[1], lanes[1], lanes[1] / singleLane[1], "NIS < 100 ms"));
         }
@@ -506,7 +506,9 @@ public final class KafkaBenchmark {
     for (String note : notes) {
       System.out.println(note);
     }
-    System.out.println("baseline for the critical message: NIS with one partition (no urgent lane), 5 samples.");
+    System.out.println("critical messages: 1,000 with the urgent lane (one every 20 ms, so the p99 is the 990th,"
+        + " not the largest but one of 100); baseline: NIS with one partition (no urgent lane), 5 samples,"
+        + " counted as still waiting when not handled in 20 s; low messages take the handler 5 ms each.");
   }
 
   private static NisMessage message(String topic, int i, MessagePriority priority, long sentNanos) {
@@ -826,25 +828,39 @@ public final class KafkaBenchmark {
     return percentiles(latencies);
   }
 
+  /** Low messages backlogged before the critical ones are sent. */
+  private static final int BACKLOG = 100_000;
+
   /**
-   * Backlogs 100,000 low messages behind a slow handler (1 ms each), then sends critical ones
-   * every 50 ms; returns {p50, p99} in ms of their send-to-handler time.
+   * How long the handler takes for each low message: five per-partition workers then get through
+   * about a thousand a second, so the backlog outlasts the critical messages of the lane run.
+   */
+  private static final Duration LOW_HANDLING = Duration.ofMillis(5);
+
+  /**
+   * Backlogs 100,000 low messages behind a slow handler, then sends critical ones every 20 ms,
+   * each after the previous one's publish call returned; returns {p50, p99} in ms of their
+   * send-to-handler time, and prints the slowest with their publish calls and how many low
+   * messages were still waiting when the last critical one was sent.
    */
   private static double[] criticalBehindBacklog(String servers, Path spool, int partitions, int criticals) throws Exception {
     String topic = "bench-priority-" + partitions + "-" + UUID.randomUUID();
     KafkaBusConfig config =
         KafkaBusConfig.builder(servers).spoolDirectory(spool).topicPartitions(partitions).shutdownTimeout(Duration.ofSeconds(5)).build();
     AtomicInteger criticalSeen = new AtomicInteger();
+    AtomicInteger lowSeen = new AtomicInteger();
     long[] sentAt = new long[criticals];
     long[] ackedAfter = new long[criticals];
     // Each critical message's latency, by the order it was sent in; 0 until it first arrives.
     AtomicLongArray latencies = new AtomicLongArray(criticals);
+    int lowLeft;
     try (KafkaMessageBus bus = KafkaMessageBus.create(config)) {
       List<CompletableFuture<PublishReceipt>> backlog = new ArrayList<>();
-      for (int i = 0; i < 100_000; i++) {
+      for (int i = 0; i < BACKLOG; i++) {
         backlog.add(bus.publishAsync(message(topic, i, MessagePriority.LOW, 0)));
       }
       CompletableFuture.allOf(backlog.toArray(CompletableFuture[]::new)).get();
+      backlog.clear();
       bus.subscribe(
           SubscriptionSpec.group("bench-priority").withTopics(topic),
           d -> {
@@ -855,7 +871,8 @@ public final class KafkaBenchmark {
                 criticalSeen.incrementAndGet(); // a redelivery counts once
               }
             } else {
-              Thread.sleep(1);
+              Thread.sleep(LOW_HANDLING);
+              lowSeen.incrementAndGet();
             }
           });
       Thread.sleep(5_000); // the group forms and the handler is busy with the backlog
@@ -863,8 +880,9 @@ public final class KafkaBenchmark {
         sentAt[i] = System.nanoTime();
         bus.publish(message(topic, i, MessagePriority.CRITICAL, sentAt[i]));
         ackedAfter[i] = System.nanoTime() - sentAt[i];
-        Thread.sleep(50);
+        Thread.sleep(20);
       }
+      lowLeft = BACKLOG - lowSeen.get();
       awaitCount(criticalSeen, criticals, Duration.ofSeconds(partitions == 1 ? 20 : 60));
       // Still behind the backlog when the wait ends: count each as waiting until now (a lower bound).
       long now = System.nanoTime();
@@ -873,16 +891,30 @@ public final class KafkaBenchmark {
       }
     }
     long[] inSendOrder = new long[criticals];
-    StringBuilder line = new StringBuilder("critical latencies in send order, " + partitions + " partitions (ms):");
-    StringBuilder acks = new StringBuilder("their publish calls (send to broker's ack, ms):");
     for (int i = 0; i < criticals; i++) {
       inSendOrder[i] = latencies.get(i);
-      line.append(' ').append(inSendOrder[i] / 1_000_000);
-      acks.append(String.format(Locale.ROOT, " %.1f", ackedAfter[i] / 1e6));
     }
-    System.out.println(line);
-    System.out.println(acks);
+    System.out.println(slowest(inSendOrder, ackedAfter, 10, partitions, lowLeft));
     return percentiles(inSendOrder);
+  }
+
+  /**
+   * A line naming the {@code count} slowest critical messages: send index, send-to-handler time,
+   * and the part of it their publish call took (send to the broker's acknowledgement).
+   */
+  static String slowest(long[] latencies, long[] publishCalls, int count, int partitions, int lowLeft) {
+    Integer[] order = new Integer[latencies.length];
+    Arrays.setAll(order, i -> i);
+    Arrays.sort(order, (a, b) -> Long.compare(latencies[b], latencies[a]));
+    StringBuilder line = new StringBuilder(String.format(Locale.ROOT,
+        "%d critical messages, %d partitions, %,d low ones still waiting after the last was sent;"
+            + " slowest (send index: ms to handler, of it publish call):",
+        latencies.length, partitions, lowLeft));
+    for (int k = 0; k < Math.min(count, order.length); k++) {
+      int i = order[k];
+      line.append(String.format(Locale.ROOT, " #%d: %.1f/%.1f", i, latencies[i] / 1e6, publishCalls[i] / 1e6));
+    }
+    return line.toString();
   }
 
   private interface Sender {

@@ -28,4 +28,14 @@ class KafkaBenchmarkTest {
     assertThat(KafkaBenchmark.medianIntervalRank(1_000)).isBetween(450, 500);
     assertThatThrownBy(() -> KafkaBenchmark.medianIntervalRank(1_001)).isInstanceOf(IllegalArgumentException.class);
   }
+
+  @Test
+  void theSlowestCriticalMessagesAreNamedSlowestFirstWithTheirPublishCalls() {
+    long ms = 1_000_000;
+    long[] latencies = {5 * ms, 900 * ms, 7 * ms, 120 * ms};
+    long[] publishCalls = {1 * ms, 850 * ms, 2 * ms, 3 * ms};
+    assertThat(KafkaBenchmark.slowest(latencies, publishCalls, 2, 6, 70_000))
+        .startsWith("4 critical messages, 6 partitions, 70,000 low ones still waiting")
+        .endsWith(": #1: 900.0/850.0 #3: 120.0/3.0");
+  }
 }
