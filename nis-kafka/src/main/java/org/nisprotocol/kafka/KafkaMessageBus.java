@@ -46,6 +46,7 @@ import org.apache.kafka.common.KafkaException;
 import org.apache.kafka.common.TopicPartition;
 import org.apache.kafka.common.config.SaslConfigs;
 import org.apache.kafka.common.config.SslConfigs;
+import org.apache.kafka.common.errors.ApiException;
 import org.apache.kafka.common.errors.RecordTooLargeException;
 import org.apache.kafka.common.errors.TopicExistsException;
 import org.apache.kafka.common.header.Header;
@@ -374,7 +375,7 @@ public final class KafkaMessageBus implements MessageBus {
    * receipt; any other failure is thrown as the error the caller hears.
    */
   private PublishReceipt settleFailure(SpooledRecord record, String messageId, Throwable error) {
-    if (isTransient(error)) {
+    if (isTransient(error) || cutOffByClose(error)) {
       recordTransientFailure();
       log.debug("send to {} failed ({}); spooling", record.topic(), error.toString());
       try {
@@ -391,6 +392,14 @@ public final class KafkaMessageBus implements MessageBus {
       throw new MessageTooLargeException("Kafka refused the message as too large: " + error.getMessage());
     }
     throw new NisException("Kafka refused the message: " + error, error);
+  }
+
+  /**
+   * Whether a send failed because close() ran out of time and closed the producer with it
+   * unsettled, not because the broker refused it (a refusal is an {@link ApiException}).
+   */
+  private boolean cutOffByClose(Throwable error) {
+    return closed && !(error instanceof ApiException);
   }
 
   private static boolean isTransient(Throwable error) {
@@ -937,7 +946,8 @@ public final class KafkaMessageBus implements MessageBus {
   /**
    * Stops accepting, sends what waits in the spool while Kafka answers, lets every subscription
    * consume what is on its partitions and commit, then closes the clients; all within the shutdown
-   * timeout.
+   * timeout, and at least a second for the producers' close. Sends not settled by then are cut off
+   * and spooled.
    */
   @Override
   public void close() {
@@ -952,23 +962,24 @@ public final class KafkaMessageBus implements MessageBus {
       sleepQuietly(Duration.ofMillis(50));
     }
     stopDraining = true;
-    joinQuietly(drainer, Duration.ofSeconds(5));
-    producer.flush();
-    urgentProducer.flush();
+    joinQuietly(drainer, min(Duration.ofSeconds(5), remaining(deadline)));
     List<KafkaSubscription> open = List.copyOf(subscriptions);
     open.forEach(KafkaSubscription::beginDrainAndClose);
     for (KafkaSubscription subscription : open) {
       subscription.awaitClosed(remaining(deadline));
     }
     provisioner.interrupt();
+    // Sends still unsettled at the deadline are cut off by the producers' close; the bus spools
+    // them (settleFailure), so the spool closes last.
+    Duration clientClose = max(remaining(deadline), Duration.ofSeconds(1));
     closeEach(
-        () -> producer.close(Duration.ofSeconds(5)),
+        () -> producer.close(clientClose),
         () -> {
           if (urgentProducer != producer) {
-            urgentProducer.close(Duration.ofSeconds(5));
+            urgentProducer.close(clientClose);
           }
         },
-        () -> admin.close(Duration.ofSeconds(5)),
+        () -> admin.close(Duration.ofSeconds(1)),
         spool::close);
     if (!spool.isEmpty()) {
       log.warn("{} messages stay in the spool {} until the next start", spool.size(), config.spoolDirectory());
@@ -988,6 +999,14 @@ public final class KafkaMessageBus implements MessageBus {
 
   private static Duration remaining(long deadline) {
     return Duration.ofNanos(Math.max(0, deadline - System.nanoTime()));
+  }
+
+  private static Duration min(Duration a, Duration b) {
+    return a.compareTo(b) <= 0 ? a : b;
+  }
+
+  private static Duration max(Duration a, Duration b) {
+    return a.compareTo(b) >= 0 ? a : b;
   }
 
   private static void joinQuietly(Thread thread, Duration timeout) {

@@ -177,6 +177,51 @@ class KafkaFaultIT {
     }
   }
 
+  /**
+   * The broker hangs with sends on their way and a send timeout longer than the shutdown timeout:
+   * close() still returns within the shutdown timeout (and the second the producers get to close),
+   * the sends it cut off are spooled, not failed, and the next start delivers them.
+   */
+  @Test
+  void closeKeepsToTheShutdownTimeoutWhenTheBrokerHangsAndSpoolsWhatItCutOff() throws Exception {
+    String topic = "fault-hang-" + UUID.randomUUID();
+    KafkaBusConfig hanging =
+        config("hang").sendTimeout(Duration.ofSeconds(30)).shutdownTimeout(Duration.ofSeconds(3)).build();
+    List<CompletableFuture<PublishReceipt>> receipts = new ArrayList<>();
+    Set<String> accepted = new java.util.HashSet<>();
+    long closeMillis;
+    try {
+      KafkaMessageBus bus = KafkaMessageBus.create(hanging);
+      accepted.add(bus.publish(message(topic, "agent-0", -1)).messageId()); // the topic exists
+      broker.pause();
+      for (int i = 0; i < 50; i++) {
+        receipts.add(bus.publishAsync(message(topic, "agent-" + (i % 5), i)));
+      }
+      assertThat(receipts).noneMatch(CompletableFuture::isDone);
+      long start = System.nanoTime();
+      bus.close();
+      closeMillis = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - start);
+    } finally {
+      broker.resume();
+    }
+    assertThat(closeMillis).as("close() took %d ms", closeMillis).isLessThan(3_000 + 2 * 1_000 + 1_500);
+    for (CompletableFuture<PublishReceipt> receipt : receipts) {
+      PublishReceipt settled = receipt.getNow(null);
+      assertThat(settled).as("settled when close() returned").isNotNull();
+      accepted.add(settled.messageId());
+    }
+    assertThat(receipts).extracting(r -> r.join().status()).contains(PublishReceipt.Status.SPOOLED);
+
+    Set<String> delivered = ConcurrentHashMap.newKeySet();
+    try (KafkaMessageBus next = KafkaMessageBus.create(config("hang").build())) {
+      next.subscribe(
+          SubscriptionSpec.group("hang-" + UUID.randomUUID()).withTopics(topic),
+          delivery -> delivered.add(delivery.message().messageId()));
+      await().atMost(Duration.ofSeconds(90)).until(() -> delivered.containsAll(accepted));
+    }
+    assertThat(accepted).hasSize(51);
+  }
+
   @Test
   void afterAnOutageTheSpoolDrainsWhilePublishingGoesOnWithoutFillingIt() throws Exception {
     // 4,000 messages spooled during the outage, then 20,000 more sent as fast as the bus takes
