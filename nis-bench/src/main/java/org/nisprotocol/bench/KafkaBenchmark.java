@@ -141,12 +141,15 @@ public final class KafkaBenchmark {
           }
         }
         if (parts.contains("priority")) {
-          double[] singleLane = criticalBehindBacklog(servers, spool.resolve("one-lane"), 1, 5);
-          double[] lanes = criticalBehindBacklog(servers, spool.resolve("lanes"), 6, 1_000);
+          double[] singleLane = criticalBehindBacklog(servers, spool.resolve("one-lane"), 1, BASELINE_CRITICALS);
+          double[] lanes = criticalBehindBacklog(servers, spool.resolve("lanes"), 6, CRITICALS);
           rows.add(row("critical behind 100k low, p50 (ms)", singleLane[0], lanes[0], lanes[0] / singleLane[0], "report"));
           rows.add(row("critical behind 100k low, p99 (ms)", singleLane[1], lanes[1], lanes[1] / singleLane[1], "NIS < 100 ms"));
         }
         print(rows);
+        if (parts.contains("priority")) {
+          printPriorityNotes();
+        }
       }
     }
   }
@@ -506,9 +509,15 @@ public final class KafkaBenchmark {
     for (String note : notes) {
       System.out.println(note);
     }
-    System.out.println("critical messages: 1,000 with the urgent lane (one every 20 ms, so the p99 is the 990th,"
-        + " not the largest but one of 100); baseline: NIS with one partition (no urgent lane), 5 samples,"
-        + " counted as still waiting when not handled in 20 s; low messages take the handler 5 ms each.");
+  }
+
+  private static void printPriorityNotes() {
+    System.out.printf(Locale.ROOT,
+        "critical messages: %,d with the urgent lane, one every %d ms (the p99 is the %,dth of them);"
+            + " baseline: NIS with one partition (no urgent lane), %d of them, counted as still waiting when not"
+            + " handled in %d s; the handler takes %d ms for each low message%n",
+        CRITICALS, CRITICAL_SPACING.toMillis(), (int) Math.ceil(0.99 * CRITICALS), BASELINE_CRITICALS,
+        BASELINE_WAIT.toSeconds(), LOW_HANDLING.toMillis());
   }
 
   private static NisMessage message(String topic, int i, MessagePriority priority, long sentNanos) {
@@ -831,6 +840,14 @@ public final class KafkaBenchmark {
   /** Low messages backlogged before the critical ones are sent. */
   private static final int BACKLOG = 100_000;
 
+  /** Critical messages sent behind the backlog with the urgent lane, and how far apart. */
+  private static final int CRITICALS = 1_000;
+  private static final Duration CRITICAL_SPACING = Duration.ofMillis(20);
+
+  /** Without the lane they wait out the backlog: a few, each counted as waiting at most this long. */
+  private static final int BASELINE_CRITICALS = 5;
+  private static final Duration BASELINE_WAIT = Duration.ofSeconds(20);
+
   /**
    * How long the handler takes for each low message: five per-partition workers then get through
    * about a thousand a second, so the backlog outlasts the critical messages of the lane run.
@@ -838,7 +855,7 @@ public final class KafkaBenchmark {
   private static final Duration LOW_HANDLING = Duration.ofMillis(5);
 
   /**
-   * Backlogs 100,000 low messages behind a slow handler, then sends critical ones every 20 ms,
+   * Backlogs 100,000 low messages behind a slow handler, then sends critical ones 20 ms apart,
    * each after the previous one's publish call returned; returns {p50, p99} in ms of their
    * send-to-handler time, and prints the slowest with their publish calls and how many low
    * messages were still waiting when the last critical one was sent.
@@ -880,10 +897,10 @@ public final class KafkaBenchmark {
         sentAt[i] = System.nanoTime();
         bus.publish(message(topic, i, MessagePriority.CRITICAL, sentAt[i]));
         ackedAfter[i] = System.nanoTime() - sentAt[i];
-        Thread.sleep(20);
+        Thread.sleep(CRITICAL_SPACING);
       }
       lowLeft = BACKLOG - lowSeen.get();
-      awaitCount(criticalSeen, criticals, Duration.ofSeconds(partitions == 1 ? 20 : 60));
+      awaitCount(criticalSeen, criticals, partitions == 1 ? BASELINE_WAIT : Duration.ofSeconds(60));
       // Still behind the backlog when the wait ends: count each as waiting until now (a lower bound).
       long now = System.nanoTime();
       for (int i = 0; i < criticals; i++) {
@@ -907,7 +924,7 @@ public final class KafkaBenchmark {
     Arrays.setAll(order, i -> i);
     Arrays.sort(order, (a, b) -> Long.compare(latencies[b], latencies[a]));
     StringBuilder line = new StringBuilder(String.format(Locale.ROOT,
-        "%d critical messages, %d partitions, %,d low ones still waiting after the last was sent;"
+        "%d critical messages, %d partitions, about %,d low ones still waiting after the last was sent;"
             + " slowest (send index: ms to handler, of it publish call):",
         latencies.length, partitions, lowLeft));
     for (int k = 0; k < Math.min(count, order.length); k++) {

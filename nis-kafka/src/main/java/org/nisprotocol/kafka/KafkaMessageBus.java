@@ -7,6 +7,7 @@ import java.time.Duration;
 import java.time.InstantSource;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
+import java.util.Comparator;
 import java.util.Deque;
 import java.util.HashMap;
 import java.util.LinkedHashMap;
@@ -24,6 +25,7 @@ import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.locks.Condition;
 import java.util.concurrent.locks.ReentrantLock;
 import java.util.function.BooleanSupplier;
@@ -46,7 +48,6 @@ import org.apache.kafka.common.KafkaException;
 import org.apache.kafka.common.TopicPartition;
 import org.apache.kafka.common.config.SaslConfigs;
 import org.apache.kafka.common.config.SslConfigs;
-import org.apache.kafka.common.errors.ApiException;
 import org.apache.kafka.common.errors.RecordTooLargeException;
 import org.apache.kafka.common.errors.TopicExistsException;
 import org.apache.kafka.common.header.Header;
@@ -145,6 +146,11 @@ public final class KafkaMessageBus implements MessageBus {
   private final Thread provisioner;
   private volatile boolean closed;
   private volatile boolean stopDraining;
+  // Orders direct sends, so that those close() cuts off are spooled in the order they were made.
+  private final AtomicLong sendSequence = new AtomicLong();
+  private volatile boolean producersClosing;
+  private final List<CutOff> cutOffs = new ArrayList<>(); // guarded by itself
+  private boolean cutOffsSpooled; // guarded by cutOffs
 
   private KafkaMessageBus(KafkaBusConfig config, MeterRegistry registry, InstantSource clock) {
     this.config = config;
@@ -307,19 +313,85 @@ public final class KafkaMessageBus implements MessageBus {
     // (spooling waits until all are back, so what is spooled later goes behind it), and before
     // the caller hears it (code chained on the receipt may publish again, on this thread).
     CompletableFuture<PublishReceipt> result = new CompletableFuture<>();
+    long sequence = sendSequence.getAndIncrement();
     long start = System.nanoTime();
     try {
       producerOf(record.topic(), record.urgent()).send(
           toProducerRecord(record),
-          (metadata, error) ->
-              settle(result, taken, () -> error == null
-                  ? acknowledged(messageId, topic, start)
-                  : settleFailure(record, messageId, error)));
+          (metadata, error) -> {
+            if (error != null && cutOffByClose(error)
+                && park(new CutOff(sequence, record, messageId, result, taken))) {
+              return;
+            }
+            settle(result, taken, () -> error == null
+                ? acknowledged(messageId, topic, start)
+                : settleFailure(record, messageId, error));
+          });
     } catch (RuntimeException e) {
-      // The producer refused before sending: no metadata in time, or closed.
-      settle(result, taken, () -> settleFailure(record, messageId, e));
+      // The producer refused before sending: no metadata in time, or closed (this publish
+      // started before close() and lost the race).
+      settle(result, taken, () -> {
+        if (closed) {
+          metrics.failed.increment();
+          throw closedError();
+        }
+        return settleFailure(record, messageId, e);
+      });
     }
     return result;
+  }
+
+  /**
+   * A send close() cut off: the producer's forced close fails its batches in no particular
+   * order, so they wait here until both producers are closed and are then spooled in the order
+   * they were sent, which keeps each key's order for the next start.
+   */
+  private record CutOff(
+      long sequence, SpooledRecord record, String messageId, CompletableFuture<PublishReceipt> result, int taken) {}
+
+  /**
+   * Whether a send failed because close() ran out of time and closed the producers with it
+   * unsettled (Kafka fails such batches with a plain {@link KafkaException}).
+   */
+  private boolean cutOffByClose(Throwable error) {
+    return producersClosing && error.getClass() == KafkaException.class;
+  }
+
+  /** Parks a cut-off send for {@link #spoolCutOffs}; false when that has already run. */
+  private boolean park(CutOff cutOff) {
+    synchronized (cutOffs) {
+      if (cutOffsSpooled) {
+        return false;
+      }
+      cutOffs.add(cutOff);
+      return true;
+    }
+  }
+
+  /** Spools the sends the producers' close cut off, in the order they were sent. */
+  private void spoolCutOffs() {
+    List<CutOff> parked;
+    synchronized (cutOffs) {
+      cutOffsSpooled = true;
+      parked = new ArrayList<>(cutOffs);
+      cutOffs.clear();
+    }
+    if (parked.isEmpty()) {
+      return;
+    }
+    parked.sort(Comparator.comparingLong(CutOff::sequence));
+    log.warn("closing: {} sends Kafka did not settle in time go to the spool", parked.size());
+    for (CutOff cutOff : parked) {
+      settle(cutOff.result(), cutOff.taken(), () -> {
+        try {
+          appendToSpool(cutOff.record());
+        } catch (RuntimeException e) {
+          metrics.failed.increment();
+          throw e;
+        }
+        return new PublishReceipt(cutOff.messageId(), cutOff.record().topic(), PublishReceipt.Status.SPOOLED);
+      });
+    }
   }
 
   /** Takes the outcome, gives back the send's in-flight bytes, then completes the caller's receipt. */
@@ -375,7 +447,7 @@ public final class KafkaMessageBus implements MessageBus {
    * receipt; any other failure is thrown as the error the caller hears.
    */
   private PublishReceipt settleFailure(SpooledRecord record, String messageId, Throwable error) {
-    if (isTransient(error) || cutOffByClose(error)) {
+    if (isTransient(error)) {
       recordTransientFailure();
       log.debug("send to {} failed ({}); spooling", record.topic(), error.toString());
       try {
@@ -392,14 +464,6 @@ public final class KafkaMessageBus implements MessageBus {
       throw new MessageTooLargeException("Kafka refused the message as too large: " + error.getMessage());
     }
     throw new NisException("Kafka refused the message: " + error, error);
-  }
-
-  /**
-   * Whether a send failed because close() ran out of time and closed the producer with it
-   * unsettled, not because the broker refused it (a refusal is an {@link ApiException}).
-   */
-  private boolean cutOffByClose(Throwable error) {
-    return closed && !(error instanceof ApiException);
   }
 
   private static boolean isTransient(Throwable error) {
@@ -945,9 +1009,11 @@ public final class KafkaMessageBus implements MessageBus {
 
   /**
    * Stops accepting, sends what waits in the spool while Kafka answers, lets every subscription
-   * consume what is on its partitions and commit, then closes the clients; all within the shutdown
-   * timeout, and at least a second for the producers' close. Sends not settled by then are cut off
-   * and spooled.
+   * consume what is on its partitions and commit, then closes the clients. Returns within the
+   * shutdown timeout and about 3 s more (at least a second each for the two producers' close and
+   * the admin client's), later only when a handler does not return (a subscription waits 5 s more
+   * for it). Sends Kafka has not settled by then are cut off and spooled in the order they were
+   * sent; one of them may already be in Kafka too, so the next start can deliver it twice.
    */
   @Override
   public void close() {
@@ -969,16 +1035,17 @@ public final class KafkaMessageBus implements MessageBus {
       subscription.awaitClosed(remaining(deadline));
     }
     provisioner.interrupt();
-    // Sends still unsettled at the deadline are cut off by the producers' close; the bus spools
-    // them (settleFailure), so the spool closes last.
-    Duration clientClose = max(remaining(deadline), Duration.ofSeconds(1));
+    // Sends still unsettled at the deadline are cut off by the producers' close (which returns
+    // only after their callbacks ran) and spooled once both are closed.
+    producersClosing = true;
     closeEach(
-        () -> producer.close(clientClose),
+        () -> producer.close(max(remaining(deadline), Duration.ofSeconds(1))),
         () -> {
           if (urgentProducer != producer) {
-            urgentProducer.close(clientClose);
+            urgentProducer.close(max(remaining(deadline), Duration.ofSeconds(1)));
           }
         },
+        this::spoolCutOffs,
         () -> admin.close(Duration.ofSeconds(1)),
         spool::close);
     if (!spool.isEmpty()) {

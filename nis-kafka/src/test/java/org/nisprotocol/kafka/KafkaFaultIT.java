@@ -179,22 +179,23 @@ class KafkaFaultIT {
 
   /**
    * The broker hangs with sends on their way and a send timeout longer than the shutdown timeout:
-   * close() still returns within the shutdown timeout (and the second the producers get to close),
-   * the sends it cut off are spooled, not failed, and the next start delivers them.
+   * close() still returns soon after the shutdown timeout, the sends it cut off are spooled, not
+   * failed, and the next start delivers them, each key's in the order they were published. Small
+   * batches give each partition many, which the producer's forced close fails in no particular
+   * order.
    */
   @Test
-  void closeKeepsToTheShutdownTimeoutWhenTheBrokerHangsAndSpoolsWhatItCutOff() throws Exception {
+  void closeReturnsSoonAfterTheShutdownTimeoutWhenTheBrokerHangsAndSpoolsWhatItCutOffInOrder() throws Exception {
     String topic = "fault-hang-" + UUID.randomUUID();
     KafkaBusConfig hanging =
-        config("hang").sendTimeout(Duration.ofSeconds(30)).shutdownTimeout(Duration.ofSeconds(3)).build();
+        config("hang").sendTimeout(Duration.ofSeconds(30)).shutdownTimeout(Duration.ofSeconds(3)).batchSize(64).build();
     List<CompletableFuture<PublishReceipt>> receipts = new ArrayList<>();
-    Set<String> accepted = new java.util.HashSet<>();
     long closeMillis;
+    KafkaMessageBus bus = KafkaMessageBus.create(hanging);
     try {
-      KafkaMessageBus bus = KafkaMessageBus.create(hanging);
-      accepted.add(bus.publish(message(topic, "agent-0", -1)).messageId()); // the topic exists
+      bus.publish(message(topic, "agent-0", -1)); // the topic exists
       broker.pause();
-      for (int i = 0; i < 50; i++) {
+      for (int i = 0; i < 100; i++) {
         receipts.add(bus.publishAsync(message(topic, "agent-" + (i % 5), i)));
       }
       assertThat(receipts).noneMatch(CompletableFuture::isDone);
@@ -202,24 +203,35 @@ class KafkaFaultIT {
       bus.close();
       closeMillis = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - start);
     } finally {
+      bus.close();
       broker.resume();
     }
-    assertThat(closeMillis).as("close() took %d ms", closeMillis).isLessThan(3_000 + 2 * 1_000 + 1_500);
-    for (CompletableFuture<PublishReceipt> receipt : receipts) {
-      PublishReceipt settled = receipt.getNow(null);
-      assertThat(settled).as("settled when close() returned").isNotNull();
-      accepted.add(settled.messageId());
-    }
-    assertThat(receipts).extracting(r -> r.join().status()).contains(PublishReceipt.Status.SPOOLED);
+    assertThat(closeMillis).as("close() took %d ms", closeMillis).isLessThan(3_000 + 6_000);
+    assertThat(receipts).allMatch(CompletableFuture::isDone, "settled when close() returned");
+    assertThat(receipts).extracting(r -> r.join().status()).containsOnly(PublishReceipt.Status.SPOOLED);
 
-    Set<String> delivered = ConcurrentHashMap.newKeySet();
+    // First arrivals per key (a cut-off send may also have reached the broker before it hung).
+    Map<String, List<Integer>> firstArrivals = new ConcurrentHashMap<>();
+    Set<Integer> seen = ConcurrentHashMap.newKeySet();
     try (KafkaMessageBus next = KafkaMessageBus.create(config("hang").build())) {
       next.subscribe(
           SubscriptionSpec.group("hang-" + UUID.randomUUID()).withTopics(topic),
-          delivery -> delivered.add(delivery.message().messageId()));
-      await().atMost(Duration.ofSeconds(90)).until(() -> delivered.containsAll(accepted));
+          delivery -> {
+            if (seen.add(sequence(delivery))) {
+              firstArrivals
+                  .computeIfAbsent(delivery.message().orderingKey(), k -> Collections.synchronizedList(new ArrayList<>()))
+                  .add(sequence(delivery));
+            }
+          });
+      await().atMost(Duration.ofSeconds(90)).until(() -> seen.size() == 101);
     }
-    assertThat(accepted).hasSize(51);
+    for (int key = 0; key < 5; key++) {
+      List<Integer> expected = new ArrayList<>(key == 0 ? List.of(-1) : List.of());
+      for (int i = key; i < 100; i += 5) {
+        expected.add(i);
+      }
+      assertThat(firstArrivals.get("agent-" + key)).as("order of agent-%d", key).isEqualTo(expected);
+    }
   }
 
   @Test

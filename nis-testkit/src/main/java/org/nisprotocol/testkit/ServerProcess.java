@@ -145,20 +145,21 @@ final class ServerProcess {
         Path tasks = Path.of("/proc", Long.toString(pid), "task");
         long deadline = System.nanoTime() + timeout.toNanos();
         while (!allStopped(tasks)) {
-            if (!isAlive()) {
-                throw new IllegalStateException(name + ": the process " + exitDescription() + " while pausing it");
-            }
             if (System.nanoTime() - deadline > 0) {
                 throw new IllegalStateException(name + ": threads of pid " + pid + " still running "
                         + timeout.toSeconds() + " s after SIGSTOP");
             }
             sleep(Duration.ofMillis(1));
         }
+        if (!isAlive()) {
+            throw new IllegalStateException(name + ": the process " + exitDescription() + " while pausing it");
+        }
     }
 
     /**
      * Whether no thread under {@code /proc/PID/task} can run: each is stopped (T, or t when traced) or ending (Z, X);
-     * true when that directory does not exist (no procfs). Threads that end while being read are skipped.
+     * true when that directory does not exist (no procfs, or the process is gone: the caller checks). A thread that
+     * ends while being read is skipped; one whose state cannot be read counts as running.
      */
     static boolean allStopped(Path tasks) {
         if (!Files.isDirectory(tasks)) {
@@ -168,8 +169,12 @@ final class ServerProcess {
             for (Path thread : (Iterable<Path>) threads::iterator) {
                 String stat;
                 try {
-                    stat = Files.readString(thread.resolve("stat"), StandardCharsets.US_ASCII);
-                } catch (IOException gone) {
+                    // Thread names are bytes, not always ASCII; the state letter is.
+                    stat = new String(Files.readAllBytes(thread.resolve("stat")), StandardCharsets.ISO_8859_1);
+                } catch (IOException e) {
+                    if (Files.exists(thread)) {
+                        return false;
+                    }
                     continue;
                 }
                 if ("TtZX".indexOf(threadState(stat)) < 0) {
@@ -177,7 +182,7 @@ final class ServerProcess {
                 }
             }
             return true;
-        } catch (IOException | UncheckedIOException e) {
+        } catch (IOException | UncheckedIOException | IllegalArgumentException e) {
             return !Files.isDirectory(tasks);
         }
     }

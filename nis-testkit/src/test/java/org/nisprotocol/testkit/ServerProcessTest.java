@@ -34,6 +34,11 @@ class ServerProcessTest {
 
         writeStat(tasks, 3, "t");
         assertThat(ServerProcess.allStopped(tasks)).isTrue();
+
+        // A name that is not ASCII (and not UTF-8) does not hide a running thread.
+        Path thread = Files.createDirectories(tasks.resolve("4"));
+        Files.write(thread.resolve("stat"), new byte[] {'4', ' ', '(', 'w', (byte) 0xE9, ')', ' ', 'R', ' ', '1'});
+        assertThat(ServerProcess.allStopped(tasks)).isFalse();
         assertThat(ServerProcess.allStopped(proc.resolve("no-such-process"))).isTrue();
     }
 
