@@ -97,6 +97,17 @@ final class DiskSpool implements AutoCloseable {
    * @throws SpoolFullException when it would take the spool past its bound
    */
   synchronized void append(byte[] payload) {
+    appendUnforced(payload);
+    force();
+  }
+
+  /**
+   * Appends a record without forcing it to the device; {@link #force()} after the last of a
+   * group makes them all durable with one flush (without fsync it does nothing).
+   *
+   * @throws SpoolFullException when it would take the spool past its bound
+   */
+  synchronized void appendUnforced(byte[] payload) {
     requireOpen();
     long size = HEADER_BYTES + (long) payload.length;
     if (pendingBytes + size > maxBytes) {
@@ -120,12 +131,22 @@ final class DiskSpool implements AutoCloseable {
       while (record.hasRemaining()) {
         writer.write(record, segmentSize + record.position());
       }
-      if (fsync) {
-        writer.force(false);
-      }
       segments.put(writerSegment, segmentSize + size);
       pendingRecords++;
       pendingBytes += size;
+    } catch (IOException e) {
+      throw new UncheckedIOException("cannot write to the message spool in " + directory, e);
+    }
+  }
+
+  /** With fsync, forces what was appended to the device. */
+  synchronized void force() {
+    if (!fsync) {
+      return;
+    }
+    requireOpen();
+    try {
+      writer.force(false);
     } catch (IOException e) {
       throw new UncheckedIOException("cannot write to the message spool in " + directory, e);
     }

@@ -319,8 +319,14 @@ public final class KafkaMessageBus implements MessageBus {
       producerOf(record.topic(), record.urgent()).send(
           toProducerRecord(record),
           (metadata, error) -> {
-            if (error != null && cutOffByClose(error)
-                && park(new CutOff(sequence, record, messageId, result, taken))) {
+            if (error != null && cutOffByClose(error)) {
+              if (!park(new CutOff(sequence, record, messageId, result, taken))) {
+                settle(result, taken, () -> {
+                  metrics.failed.increment(); // cut off after the spool closed: not accepted
+                  throw new ClosedException("the message bus closed before Kafka settled message "
+                      + messageId + "; it was not accepted");
+                });
+              }
               return;
             }
             settle(result, taken, () -> error == null
@@ -368,7 +374,11 @@ public final class KafkaMessageBus implements MessageBus {
     }
   }
 
-  /** Spools the sends the producers' close cut off, in the order they were sent. */
+  /**
+   * Spools the sends the producers' close cut off, in the order they were sent, with one flush
+   * to the device for all; from the first that does not fit on, they fail (a later message of a
+   * key must not be spooled ahead of an earlier one the caller will send again).
+   */
   private void spoolCutOffs() {
     List<CutOff> parked;
     synchronized (cutOffs) {
@@ -381,14 +391,31 @@ public final class KafkaMessageBus implements MessageBus {
     }
     parked.sort(Comparator.comparingLong(CutOff::sequence));
     log.warn("closing: {} sends Kafka did not settle in time go to the spool", parked.size());
-    for (CutOff cutOff : parked) {
+    int written = 0;
+    RuntimeException failure = null;
+    try {
+      for (CutOff cutOff : parked) {
+        spool.appendUnforced(cutOff.record().toBytes());
+        written++;
+      }
+    } catch (RuntimeException e) {
+      failure = e;
+    }
+    try {
+      spool.force();
+    } catch (RuntimeException e) {
+      failure = e;
+      written = 0; // not durable as configured: none counts as accepted
+    }
+    for (int i = 0; i < parked.size(); i++) {
+      CutOff cutOff = parked.get(i);
+      RuntimeException error = i < written ? null : failure;
       settle(cutOff.result(), cutOff.taken(), () -> {
-        try {
-          appendToSpool(cutOff.record());
-        } catch (RuntimeException e) {
+        if (error != null) {
           metrics.failed.increment();
-          throw e;
+          throw error;
         }
+        metrics.spooled.increment();
         return new PublishReceipt(cutOff.messageId(), cutOff.record().topic(), PublishReceipt.Status.SPOOLED);
       });
     }
@@ -1014,6 +1041,9 @@ public final class KafkaMessageBus implements MessageBus {
    * the admin client's), later only when a handler does not return (a subscription waits 5 s more
    * for it). Sends Kafka has not settled by then are cut off and spooled in the order they were
    * sent; one of them may already be in Kafka too, so the next start can deliver it twice.
+   *
+   * <p>Not from code chained on a receipt: receipts complete on the producers' own threads, which
+   * close() waits for.
    */
   @Override
   public void close() {
@@ -1021,7 +1051,19 @@ public final class KafkaMessageBus implements MessageBus {
       return;
     }
     closed = true;
-    long deadline = System.nanoTime() + config.shutdownTimeout().toNanos();
+    // An interrupt would cut every wait short and close the spool's file under its writes (a
+    // FileChannel closes when its writer is interrupted); it is kept for the caller.
+    boolean interrupted = Thread.interrupted();
+    try {
+      closeWithin(System.nanoTime() + config.shutdownTimeout().toNanos());
+    } finally {
+      if (interrupted) {
+        Thread.currentThread().interrupt();
+      }
+    }
+  }
+
+  private void closeWithin(long deadline) {
     awaitNoInFlight(remaining(deadline));
     while (!spool.isEmpty() && System.nanoTime() < deadline - TimeUnit.SECONDS.toNanos(5)
         && breaker.state() != CircuitBreaker.State.OPEN) {

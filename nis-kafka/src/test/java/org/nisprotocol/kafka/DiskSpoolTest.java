@@ -42,6 +42,20 @@ class DiskSpoolTest {
   }
 
   @Test
+  void recordsAppendedWithOneForceForAllAreThereAfterAReopenAndTheBoundStillHolds() {
+    try (DiskSpool spool = DiskSpool.open(directory, 3 * (8 + 2), true)) {
+      spool.appendUnforced(bytes("a0"));
+      spool.appendUnforced(bytes("a1"));
+      spool.appendUnforced(bytes("a2"));
+      assertThatThrownBy(() -> spool.appendUnforced(bytes("a3"))).isInstanceOf(DiskSpool.SpoolFullException.class);
+      spool.force();
+    }
+    try (DiskSpool reopened = DiskSpool.open(directory, 1 << 20, true)) {
+      assertThat(texts(reopened.peek(10))).containsExactly("a0", "a1", "a2");
+    }
+  }
+
+  @Test
   void readsAreBoundedByBytesAndGoOnFromARecordAlreadyRead() {
     try (DiskSpool spool = DiskSpool.open(directory, 1 << 24, false)) {
       for (int i = 0; i < 1000; i++) {

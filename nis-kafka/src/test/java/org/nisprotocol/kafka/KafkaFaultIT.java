@@ -35,6 +35,7 @@ import org.nisprotocol.core.DeadLetterHeaders;
 import org.nisprotocol.core.HealthStatus;
 import org.nisprotocol.core.Delivery;
 import org.nisprotocol.core.MessageHandlers;
+import org.nisprotocol.core.MessagePriority;
 import org.nisprotocol.core.MessageType;
 import org.nisprotocol.core.NisMessage;
 import org.nisprotocol.core.PublishReceipt;
@@ -180,7 +181,8 @@ class KafkaFaultIT {
   /**
    * The broker hangs with sends on their way and a send timeout longer than the shutdown timeout:
    * close() still returns soon after the shutdown timeout, the sends it cut off are spooled, not
-   * failed, and the next start delivers them, each key's in the order they were published. Small
+   * failed, and the next start delivers them, each key's in the order they were published on each
+   * lane (every fourth message is high priority: the urgent lane's producer is cut off too). Small
    * batches give each partition many, which the producer's forced close fails in no particular
    * order.
    */
@@ -196,7 +198,8 @@ class KafkaFaultIT {
       bus.publish(message(topic, "agent-0", -1)); // the topic exists
       broker.pause();
       for (int i = 0; i < 100; i++) {
-        receipts.add(bus.publishAsync(message(topic, "agent-" + (i % 5), i)));
+        NisMessage message = message(topic, "agent-" + (i % 5), i);
+        receipts.add(bus.publishAsync(i % 4 == 3 ? message.toBuilder().priority(MessagePriority.HIGH).build() : message));
       }
       assertThat(receipts).noneMatch(CompletableFuture::isDone);
       long start = System.nanoTime();
@@ -210,7 +213,8 @@ class KafkaFaultIT {
     assertThat(receipts).allMatch(CompletableFuture::isDone, "settled when close() returned");
     assertThat(receipts).extracting(r -> r.join().status()).containsOnly(PublishReceipt.Status.SPOOLED);
 
-    // First arrivals per key (a cut-off send may also have reached the broker before it hung).
+    // First arrivals per key and lane (requests the paused broker had already received are
+    // written when it goes on, so a cut-off send can arrive twice).
     Map<String, List<Integer>> firstArrivals = new ConcurrentHashMap<>();
     Set<Integer> seen = ConcurrentHashMap.newKeySet();
     try (KafkaMessageBus next = KafkaMessageBus.create(config("hang").build())) {
@@ -219,19 +223,21 @@ class KafkaFaultIT {
           delivery -> {
             if (seen.add(sequence(delivery))) {
               firstArrivals
-                  .computeIfAbsent(delivery.message().orderingKey(), k -> Collections.synchronizedList(new ArrayList<>()))
+                  .computeIfAbsent(
+                      delivery.message().orderingKey() + "/" + delivery.message().priority().wireName(),
+                      k -> Collections.synchronizedList(new ArrayList<>()))
                   .add(sequence(delivery));
             }
           });
       await().atMost(Duration.ofSeconds(90)).until(() -> seen.size() == 101);
     }
-    for (int key = 0; key < 5; key++) {
-      List<Integer> expected = new ArrayList<>(key == 0 ? List.of(-1) : List.of());
-      for (int i = key; i < 100; i += 5) {
-        expected.add(i);
-      }
-      assertThat(firstArrivals.get("agent-" + key)).as("order of agent-%d", key).isEqualTo(expected);
+    Map<String, List<Integer>> expected = new java.util.HashMap<>();
+    expected.put("agent-0/normal", new ArrayList<>(List.of(-1)));
+    for (int i = 0; i < 100; i++) {
+      String lane = i % 4 == 3 ? "high" : "normal";
+      expected.computeIfAbsent("agent-" + (i % 5) + "/" + lane, k -> new ArrayList<>()).add(i);
     }
+    assertThat(firstArrivals).isEqualTo(expected);
   }
 
   @Test
