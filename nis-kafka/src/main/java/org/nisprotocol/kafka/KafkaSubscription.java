@@ -103,15 +103,32 @@ final class KafkaSubscription implements Subscription {
     draining = true;
   }
 
+  /** Waits for the subscription to close; past {@code timeout} stops it and waits 5 s more. */
   void awaitClosed(Duration timeout) {
+    if (!awaitClosedFor(timeout)) {
+      stopNow();
+      awaitClosedFor(STOP_GRACE);
+    }
+  }
+
+  /** How long a subscription stopped at the end of the shutdown timeout gets to close. */
+  static final Duration STOP_GRACE = Duration.ofSeconds(5);
+
+  /** Whether the subscription has closed, waiting at most {@code timeout} for it. */
+  boolean awaitClosedFor(Duration timeout) {
     try {
-      if (!closedLatch.await(timeout.toMillis(), TimeUnit.MILLISECONDS)) {
-        running = false;
-        consumer.wakeup();
-        closedLatch.await(5, TimeUnit.SECONDS);
-      }
+      return closedLatch.await(timeout.toNanos(), TimeUnit.NANOSECONDS);
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
+      return closedLatch.getCount() == 0;
+    }
+  }
+
+  /** Ends the poll loop at its next step, drained or not (nothing if it has ended). */
+  void stopNow() {
+    if (closedLatch.getCount() > 0) {
+      running = false;
+      consumer.wakeup();
     }
   }
 

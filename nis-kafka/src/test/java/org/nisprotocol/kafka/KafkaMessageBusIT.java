@@ -166,6 +166,47 @@ class KafkaMessageBusIT {
     }
   }
 
+  /**
+   * Handlers that never return hold up close() only until the shutdown timeout and one grace
+   * period together, not a grace period each.
+   */
+  @Test
+  void subscriptionsStuckInTheirHandlersShareOneGracePeriodOnClose() throws Exception {
+    java.util.concurrent.CountDownLatch release = new java.util.concurrent.CountDownLatch(1);
+    java.util.concurrent.CountDownLatch entered = new java.util.concurrent.CountDownLatch(3);
+    KafkaBusConfig shortShutdown = config().shutdownTimeout(Duration.ofSeconds(2)).build();
+    KafkaMessageBus bus = KafkaMessageBus.create(shortShutdown);
+    long closeMillis;
+    try {
+      List<KafkaSubscription> subscriptions = new ArrayList<>();
+      List<String> topics = new ArrayList<>();
+      for (int i = 0; i < 3; i++) {
+        String topic = "stuck-" + i + "-" + UUID.randomUUID();
+        topics.add(topic);
+        subscriptions.add((KafkaSubscription) bus.subscribe(
+            SubscriptionSpec.group("stuck-" + UUID.randomUUID()).withTopics(topic),
+            d -> {
+              entered.countDown();
+              release.await();
+            }));
+      }
+      await().atMost(Duration.ofSeconds(30)).until(() -> subscriptions.stream().allMatch(KafkaSubscription::isAssigned));
+      for (String topic : topics) {
+        bus.publish(NisMessage.builder(MessageType.SYSTEM_HEALTH, "a").topic(topic).content(Map.of()).build());
+      }
+      assertThat(entered.await(30, TimeUnit.SECONDS)).as("every handler is busy").isTrue();
+
+      long start = System.nanoTime();
+      bus.close();
+      closeMillis = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - start);
+    } finally {
+      release.countDown();
+      bus.close();
+    }
+    // 2 s timeout + 5 s grace + the clients' close; one grace each would be 2 + 3 x 5 s and more.
+    assertThat(closeMillis).as("close() took %d ms", closeMillis).isLessThan(12_000);
+  }
+
   @Test
   void aFullSpoolRefusesWithARetriableError() {
     // A bootstrap address where nothing listens: every message goes to the spool.
