@@ -124,12 +124,34 @@ final class KafkaSubscription implements Subscription {
     }
   }
 
-  /** Ends the poll loop at its next step, drained or not (nothing if it has ended). */
+  /**
+   * Ends the poll loop at its next step, drained or not (nothing if it has ended); it then waits
+   * for busy handlers, commits and closes the consumer within {@link #STOP_GRACE}.
+   */
   void stopNow() {
     if (closedLatch.getCount() > 0) {
+      stopDeadline = System.nanoTime() + STOP_GRACE.toNanos();
       running = false;
       consumer.wakeup();
     }
+  }
+
+  /** Whether the poll loop has ended and the consumer is closed. */
+  boolean isClosed() {
+    return closedLatch.getCount() == 0;
+  }
+
+  /** When a stopped subscription must be closed by: handlers are waited for until 2 s before. */
+  private volatile long stopDeadline = Long.MAX_VALUE;
+
+  /** The time left for a step of closing that must end {@code reserve} before the stop deadline. */
+  private Duration beforeStopDeadline(Duration atMost, Duration reserve) {
+    long deadline = stopDeadline;
+    if (deadline == Long.MAX_VALUE) {
+      return atMost;
+    }
+    long left = deadline - reserve.toNanos() - System.nanoTime();
+    return Duration.ofNanos(Math.max(0, Math.min(atMost.toNanos(), left)));
   }
 
   private void pollLoop() {
@@ -173,7 +195,8 @@ final class KafkaSubscription implements Subscription {
         log.warn("final commit of group {} failed: {}", spec.group(), e.toString());
       }
       try {
-        consumer.close(org.apache.kafka.clients.consumer.CloseOptions.timeout(Duration.ofSeconds(5)));
+        consumer.close(org.apache.kafka.clients.consumer.CloseOptions.timeout(
+            beforeStopDeadline(Duration.ofSeconds(5), Duration.ZERO)));
       } catch (RuntimeException e) {
         log.debug("closing consumer: {}", e.toString());
       }
@@ -246,10 +269,17 @@ final class KafkaSubscription implements Subscription {
     return true;
   }
 
+  /**
+   * Stops the partitions' workers and waits for their handlers: up to the shutdown timeout, or
+   * until 2 s before the stop deadline once the subscription was stopped. A worker already waited
+   * for in vain is not waited for again (consumer.close() revokes the partitions once more).
+   */
   private void stopWorkers(Collection<TopicPartition> partitions) {
-    List<PartitionWorker> stopping = partitions.stream().map(workers::get).filter(w -> w != null).toList();
+    List<PartitionWorker> stopping =
+        partitions.stream().map(workers::get).filter(w -> w != null && !w.givenUp).toList();
     stopping.forEach(PartitionWorker::stop);
-    long deadline = System.nanoTime() + bus.config().shutdownTimeout().toNanos();
+    long deadline =
+        System.nanoTime() + beforeStopDeadline(bus.config().shutdownTimeout(), Duration.ofSeconds(2)).toNanos();
     for (PartitionWorker worker : stopping) {
       worker.join(Duration.ofNanos(Math.max(0, deadline - System.nanoTime())));
     }
@@ -301,6 +331,7 @@ final class KafkaSubscription implements Subscription {
     final java.util.concurrent.atomic.AtomicInteger pending = new java.util.concurrent.atomic.AtomicInteger();
     volatile long completedOffset = -1;
     volatile boolean stopped;
+    boolean givenUp; // poll thread only: its handler outlasted a wait at shutdown
 
     PartitionWorker(TopicPartition partition) {
       this.partition = partition;
@@ -318,6 +349,7 @@ final class KafkaSubscription implements Subscription {
     void join(Duration timeout) {
       try {
         if (!thread.join(timeout)) {
+          givenUp = true;
           log.warn("handler of {} in group {} still busy at shutdown", partition, spec.group());
         }
       } catch (InterruptedException e) {

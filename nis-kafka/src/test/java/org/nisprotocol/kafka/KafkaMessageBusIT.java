@@ -168,17 +168,18 @@ class KafkaMessageBusIT {
 
   /**
    * Handlers that never return hold up close() only until the shutdown timeout and one grace
-   * period together, not a grace period each.
+   * period together, not a grace period each, and the subscriptions are closed (their consumers
+   * out of the group) when it returns.
    */
   @Test
   void subscriptionsStuckInTheirHandlersShareOneGracePeriodOnClose() throws Exception {
     java.util.concurrent.CountDownLatch release = new java.util.concurrent.CountDownLatch(1);
     java.util.concurrent.CountDownLatch entered = new java.util.concurrent.CountDownLatch(3);
-    KafkaBusConfig shortShutdown = config().shutdownTimeout(Duration.ofSeconds(2)).build();
+    KafkaBusConfig shortShutdown = config().shutdownTimeout(Duration.ofSeconds(4)).build();
     KafkaMessageBus bus = KafkaMessageBus.create(shortShutdown);
     long closeMillis;
+    List<KafkaSubscription> subscriptions = new ArrayList<>();
     try {
-      List<KafkaSubscription> subscriptions = new ArrayList<>();
       List<String> topics = new ArrayList<>();
       for (int i = 0; i < 3; i++) {
         String topic = "stuck-" + i + "-" + UUID.randomUUID();
@@ -199,12 +200,13 @@ class KafkaMessageBusIT {
       long start = System.nanoTime();
       bus.close();
       closeMillis = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - start);
+      assertThat(subscriptions).allMatch(KafkaSubscription::isClosed, "closed when close() returned");
     } finally {
       release.countDown();
       bus.close();
     }
-    // 2 s timeout + 5 s grace + the clients' close; one grace each would be 2 + 3 x 5 s and more.
-    assertThat(closeMillis).as("close() took %d ms", closeMillis).isLessThan(12_000);
+    // 4 s timeout + 5 s grace + the clients' close; one grace each would be 4 + 3 x 5 s and more.
+    assertThat(closeMillis).as("close() took %d ms", closeMillis).isLessThan(14_000);
   }
 
   @Test
