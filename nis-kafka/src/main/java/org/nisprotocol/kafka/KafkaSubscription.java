@@ -190,7 +190,11 @@ final class KafkaSubscription implements Subscription {
     } finally {
       try {
         stopWorkers(workers.keySet());
-        commitProgress(true);
+        try {
+          commitProgress(true);
+        } catch (WakeupException e) {
+          commitProgress(true); // a stop's wakeup that came outside poll() ends the first try only
+        }
       } catch (RuntimeException e) {
         log.warn("final commit of group {} failed: {}", spec.group(), e.toString());
       }
