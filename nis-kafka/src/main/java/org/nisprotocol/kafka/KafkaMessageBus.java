@@ -1039,8 +1039,9 @@ public final class KafkaMessageBus implements MessageBus {
    * consume what is on its partitions and commit, then closes the clients. Returns within the
    * shutdown timeout and about 3 s more (at least a second each for the two producers' close and
    * the admin client's), and 5 s more when handlers have not returned by then (the subscriptions
-   * still busy are stopped together and get those 5 s). Sends Kafka has not settled by then are cut off and spooled in the order they were
-   * sent; one of them may already be in Kafka too, so the next start can deliver it twice.
+   * still busy are stopped together and get those 5 s). Sends Kafka has not settled by then are
+   * cut off and spooled in the order they were sent; one of them may already be in Kafka too, so
+   * the next start can deliver it twice.
    *
    * <p>Not from code chained on a receipt: receipts complete on the producers' own threads, which
    * close() waits for.
@@ -1073,15 +1074,7 @@ public final class KafkaMessageBus implements MessageBus {
     joinQuietly(drainer, min(Duration.ofSeconds(5), remaining(deadline)));
     List<KafkaSubscription> open = List.copyOf(subscriptions);
     open.forEach(KafkaSubscription::beginDrainAndClose);
-    // Those not drained by the deadline are stopped together and share one grace period.
-    for (KafkaSubscription subscription : open) {
-      subscription.awaitClosedFor(remaining(deadline));
-    }
-    open.forEach(KafkaSubscription::stopNow);
-    long graceEnd = System.nanoTime() + KafkaSubscription.STOP_GRACE.toNanos();
-    for (KafkaSubscription subscription : open) {
-      subscription.awaitClosedFor(remaining(graceEnd));
-    }
+    KafkaSubscription.awaitClosing(open, deadline);
     provisioner.interrupt();
     // Sends still unsettled at the deadline are cut off by the producers' close (which returns
     // only after their callbacks ran) and spooled once both are closed.
@@ -1112,7 +1105,7 @@ public final class KafkaMessageBus implements MessageBus {
     }
   }
 
-  private static Duration remaining(long deadline) {
+  static Duration remaining(long deadline) {
     return Duration.ofNanos(Math.max(0, deadline - System.nanoTime()));
   }
 

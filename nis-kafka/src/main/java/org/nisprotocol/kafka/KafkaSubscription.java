@@ -95,7 +95,7 @@ final class KafkaSubscription implements Subscription {
   public void close() {
     running = false;
     consumer.wakeup();
-    awaitClosed(bus.config().shutdownTimeout());
+    awaitClosing(List.of(this), System.nanoTime() + bus.config().shutdownTimeout().toNanos());
   }
 
   /** Consumes what is on the assigned partitions, commits, then closes. */
@@ -103,19 +103,26 @@ final class KafkaSubscription implements Subscription {
     draining = true;
   }
 
-  /** Waits for the subscription to close; past {@code timeout} stops it and waits 5 s more. */
-  void awaitClosed(Duration timeout) {
-    if (!awaitClosedFor(timeout)) {
-      stopNow();
-      awaitClosedFor(STOP_GRACE);
+  /**
+   * Waits for the subscriptions to close until {@code deadlineNanos}; those still open then are
+   * stopped together and share one {@link #STOP_GRACE} to close.
+   */
+  static void awaitClosing(Collection<KafkaSubscription> subscriptions, long deadlineNanos) {
+    for (KafkaSubscription subscription : subscriptions) {
+      subscription.awaitClosedFor(KafkaMessageBus.remaining(deadlineNanos));
+    }
+    subscriptions.forEach(KafkaSubscription::stopNow);
+    long graceEnd = System.nanoTime() + STOP_GRACE.toNanos();
+    for (KafkaSubscription subscription : subscriptions) {
+      subscription.awaitClosedFor(KafkaMessageBus.remaining(graceEnd));
     }
   }
 
   /** How long a subscription stopped at the end of the shutdown timeout gets to close. */
-  static final Duration STOP_GRACE = Duration.ofSeconds(5);
+  private static final Duration STOP_GRACE = Duration.ofSeconds(5);
 
   /** Whether the subscription has closed, waiting at most {@code timeout} for it. */
-  boolean awaitClosedFor(Duration timeout) {
+  private boolean awaitClosedFor(Duration timeout) {
     try {
       return closedLatch.await(timeout.toNanos(), TimeUnit.NANOSECONDS);
     } catch (InterruptedException e) {
@@ -128,7 +135,7 @@ final class KafkaSubscription implements Subscription {
    * Ends the poll loop at its next step, drained or not (nothing if it has ended); it then waits
    * for busy handlers, commits and closes the consumer within {@link #STOP_GRACE}.
    */
-  void stopNow() {
+  private void stopNow() {
     if (closedLatch.getCount() > 0) {
       stopDeadline = System.nanoTime() + STOP_GRACE.toNanos();
       running = false;

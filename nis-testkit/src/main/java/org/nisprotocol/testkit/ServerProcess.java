@@ -138,27 +138,14 @@ final class ServerProcess {
         }
         signal("STOP");
         paused = true;
-        awaitStopped(process.pid(), Duration.ofSeconds(10));
-    }
-
-    private void awaitStopped(long pid, Duration timeout) {
-        Path tasks = Path.of("/proc", Long.toString(pid), "task");
-        long deadline = System.nanoTime() + timeout.toNanos();
-        while (!allStopped(tasks)) {
-            if (System.nanoTime() - deadline > 0) {
-                throw new IllegalStateException(name + ": threads of pid " + pid + " still running "
-                        + timeout.toSeconds() + " s after SIGSTOP");
-            }
-            sleep(Duration.ofMillis(1));
-        }
-        if (!isAlive()) {
-            throw new IllegalStateException(name + ": the process " + exitDescription() + " while pausing it");
-        }
+        Path tasks = Path.of("/proc", Long.toString(process.pid()), "task");
+        awaitReady(Duration.ofSeconds(10), () -> isAlive() && allStopped(tasks),
+                "every thread of pid " + process.pid() + " to stop after SIGSTOP");
     }
 
     /**
      * Whether no thread under {@code /proc/PID/task} can run: each is stopped (T, or t when traced) or ending (Z, X);
-     * true when that directory does not exist (no procfs, or the process is gone: the caller checks). A thread that
+     * true when that directory does not exist (no procfs, or the process is gone: the caller checks that). A thread that
      * ends while being read is skipped; one whose state cannot be read counts as running.
      */
     static boolean allStopped(Path tasks) {
