@@ -68,7 +68,11 @@ public interface MessageBus extends Backend {
    */
   Subscription subscribe(SubscriptionSpec spec, MessageHandler handler);
 
-  /** Stops accepting, delivers what was accepted, then releases everything. Idempotent. */
+  /**
+   * Stops accepting, delivers what was accepted, then releases everything. Idempotent. Called from
+   * a handler (or code run by the bus's own threads), it returns as soon as nothing more is
+   * accepted, and delivering and releasing go on on a thread of their own.
+   */
   @Override
   void close();
 }

@@ -4,7 +4,10 @@ package org.nisprotocol.core;
 public interface Subscription extends AutoCloseable {
   SubscriptionSpec spec();
 
-  /** Stops deliveries; a delivery in progress finishes first. Idempotent. */
+  /**
+   * Stops deliveries; a delivery in progress finishes first. Idempotent. Called from the
+   * subscription's own handler, it returns at once, and that delivery is the last.
+   */
   @Override
   void close();
 }

@@ -105,6 +105,11 @@ final class GroupConsumer {
         < partition.endOffset();
   }
 
+  /** Whether the thread is one of this group's dispatchers (which run its handlers). */
+  boolean dispatchesOn(Thread thread) {
+    return dispatchers.contains(thread);
+  }
+
   void interruptDispatchers() {
     dispatchers.forEach(Thread::interrupt);
   }

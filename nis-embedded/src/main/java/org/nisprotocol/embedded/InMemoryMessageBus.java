@@ -142,7 +142,8 @@ public final class InMemoryMessageBus implements MessageBus {
 
   /**
    * Stops accepting messages, waits up to the shutdown timeout for every group to consume what was
-   * accepted, then stops the dispatchers.
+   * accepted, then stops the dispatchers. Called from a handler (whose return the wait needs), it
+   * returns once no more messages are accepted and the rest runs on a thread of its own.
    */
   @Override
   public void close() {
@@ -156,6 +157,15 @@ public final class InMemoryMessageBus implements MessageBus {
       closeLock.writeLock().unlock();
     }
     long deadline = System.nanoTime() + config.shutdownTimeout().toNanos();
+    Thread current = Thread.currentThread();
+    if (consumers.values().stream().anyMatch(consumer -> consumer.dispatchesOn(current))) {
+      Thread.ofPlatform().name("nis-bus-close").start(() -> finishClosing(deadline));
+      return;
+    }
+    finishClosing(deadline);
+  }
+
+  private void finishClosing(long deadline) {
     try {
       drain(deadline);
     } catch (InterruptedException e) {

@@ -146,10 +146,15 @@ public final class KafkaMessageBus implements MessageBus {
   private final Thread provisioner;
   private volatile boolean closed;
   private volatile boolean stopDraining;
+  private volatile boolean closeFinished;
   // Orders direct sends, so that those close() cuts off are spooled in the order they were made.
   private final AtomicLong sendSequence = new AtomicLong();
   private volatile boolean producersClosing;
   private final List<CutOff> cutOffs = new ArrayList<>(); // guarded by itself
+  // The producers' I/O threads, as met in their send callbacks. Code chained on a receipt runs
+  // there, and a close() called from it must not wait for the sends only that thread settles.
+  private volatile Thread ioThread;
+  private volatile Thread urgentIoThread;
   private boolean cutOffsSpooled; // guarded by cutOffs
 
   private KafkaMessageBus(KafkaBusConfig config, MeterRegistry registry, InstantSource clock) {
@@ -315,10 +320,12 @@ public final class KafkaMessageBus implements MessageBus {
     CompletableFuture<PublishReceipt> result = new CompletableFuture<>();
     long sequence = sendSequence.getAndIncrement();
     long start = System.nanoTime();
+    KafkaProducer<byte[], byte[]> sender = producerOf(record.topic(), record.urgent());
     try {
-      producerOf(record.topic(), record.urgent()).send(
+      sender.send(
           toProducerRecord(record),
           (metadata, error) -> {
+            noteIoThread(sender);
             if (error != null && cutOffByClose(error)) {
               if (!park(new CutOff(sequence, record, messageId, result, taken))) {
                 settle(result, taken, () -> {
@@ -345,6 +352,22 @@ public final class KafkaMessageBus implements MessageBus {
       });
     }
     return result;
+  }
+
+  private void noteIoThread(KafkaProducer<byte[], byte[]> sender) {
+    Thread current = Thread.currentThread();
+    if (sender == producer) {
+      if (ioThread != current) {
+        ioThread = current;
+      }
+    } else if (urgentIoThread != current) {
+      urgentIoThread = current;
+    }
+  }
+
+  private boolean onProducerIoThread() {
+    Thread current = Thread.currentThread();
+    return current == ioThread || current == urgentIoThread;
   }
 
   /**
@@ -1043,8 +1066,10 @@ public final class KafkaMessageBus implements MessageBus {
    * cut off and spooled in the order they were sent; one of them may already be in Kafka too, so
    * the next start can deliver it twice.
    *
-   * <p>Not from code chained on a receipt: receipts complete on the producers' own threads, which
-   * close() waits for.
+   * <p>Called from a handler, or from code chained on a receipt (which runs on a producer's own
+   * thread, the one that settles the sends close() waits for), it stops accepting and returns at
+   * once, and the rest runs on a thread of its own, as {@code KafkaProducer.close} does when
+   * called from its callbacks.
    */
   @Override
   public void close() {
@@ -1052,6 +1077,12 @@ public final class KafkaMessageBus implements MessageBus {
       return;
     }
     closed = true;
+    if (onProducerIoThread() || subscriptions.stream().anyMatch(s -> s.runsHandlerOn(Thread.currentThread()))) {
+      long deadline = System.nanoTime() + config.shutdownTimeout().toNanos();
+      log.info("close() called from a handler or a receipt's callback: closing on a thread of its own");
+      Thread.ofPlatform().name("nis-bus-close").start(() -> closeWithin(deadline));
+      return;
+    }
     // An interrupt would cut every wait short and close the spool's file under its writes (a
     // FileChannel closes when its writer is interrupted); it is kept for the caller.
     boolean interrupted = Thread.interrupted();
@@ -1064,7 +1095,20 @@ public final class KafkaMessageBus implements MessageBus {
     }
   }
 
+  /** Whether close() has run to its end (on its own thread when called from the bus's threads). */
+  boolean closeFinished() {
+    return closeFinished;
+  }
+
   private void closeWithin(long deadline) {
+    try {
+      closeStepsWithin(deadline);
+    } finally {
+      closeFinished = true;
+    }
+  }
+
+  private void closeStepsWithin(long deadline) {
     awaitNoInFlight(remaining(deadline));
     while (!spool.isEmpty() && System.nanoTime() < deadline - TimeUnit.SECONDS.toNanos(5)
         && breaker.state() != CircuitBreaker.State.OPEN) {

@@ -10,6 +10,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.Properties;
 import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.ThreadLocalRandom;
@@ -58,6 +59,7 @@ final class KafkaSubscription implements Subscription {
   private final MessageHandler handler;
   private final KafkaConsumer<byte[], byte[]> consumer;
   private final Map<TopicPartition, PartitionWorker> workers = new HashMap<>(); // poll thread only
+  private final Set<Thread> workerThreads = ConcurrentHashMap.newKeySet(); // the live ones
   private final Map<TopicPartition, Long> committed = new HashMap<>(); // poll thread only
   private final AtomicLong lag;
   private final CountDownLatch closedLatch = new CountDownLatch(1);
@@ -85,6 +87,11 @@ final class KafkaSubscription implements Subscription {
     return spec;
   }
 
+  /** Whether the thread is one of the workers that run this subscription's handler. */
+  boolean runsHandlerOn(Thread thread) {
+    return workerThreads.contains(thread);
+  }
+
   /** Whether partitions have been assigned to this member (it receives what is published now). */
   boolean isAssigned() {
     return assigned;
@@ -95,7 +102,10 @@ final class KafkaSubscription implements Subscription {
   public void close() {
     running = false;
     consumer.wakeup();
-    awaitClosing(List.of(this), System.nanoTime() + bus.config().shutdownTimeout().toNanos());
+    // From its own handler, the delivery in progress is the caller's: it finishes after this returns.
+    if (!runsHandlerOn(Thread.currentThread())) {
+      awaitClosing(List.of(this), System.nanoTime() + bus.config().shutdownTimeout().toNanos());
+    }
   }
 
   /** Consumes what is on the assigned partitions, commits, then closes. */
@@ -349,7 +359,9 @@ final class KafkaSubscription implements Subscription {
       this.thread =
           Thread.ofVirtual()
               .name("nis-worker-" + spec.group() + "-" + partition)
-              .start(this::run);
+              .unstarted(this::run);
+      workerThreads.add(thread);
+      thread.start();
     }
 
     void stop() {
@@ -370,7 +382,8 @@ final class KafkaSubscription implements Subscription {
 
     private void run() {
       try {
-        while (!stopped) {
+        // Not past a close either: the poll loop stops the workers only once it has seen it.
+        while (!stopped && running) {
           ConsumerRecord<byte[], byte[]> record = queue.poll(50, TimeUnit.MILLISECONDS);
           if (record == null) {
             continue;
@@ -383,6 +396,8 @@ final class KafkaSubscription implements Subscription {
         }
       } catch (InterruptedException e) {
         Thread.currentThread().interrupt();
+      } finally {
+        workerThreads.remove(Thread.currentThread());
       }
     }
 

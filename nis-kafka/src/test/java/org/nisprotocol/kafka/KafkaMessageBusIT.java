@@ -14,6 +14,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.UUID;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.TimeUnit;
 import org.apache.kafka.clients.consumer.ConsumerConfig;
@@ -27,6 +28,7 @@ import org.apache.kafka.common.serialization.StringSerializer;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.nisprotocol.core.CircuitBreakerConfig;
+import org.nisprotocol.core.ClosedException;
 import org.nisprotocol.core.Delivery;
 import org.nisprotocol.core.MessageCodec;
 import org.nisprotocol.core.MessagePriority;
@@ -77,6 +79,77 @@ class KafkaMessageBusIT {
           bus.publishAsync(first).thenCompose(sent -> bus.publishAsync(second)).get(30, TimeUnit.SECONDS);
 
       assertThat(receipt.status()).isEqualTo(PublishReceipt.Status.SENT);
+    }
+  }
+
+  @Test
+  void closeCalledFromCodeChainedOnAReceiptReturnsAtOnceAndWhatIsInFlightIsSent() throws Exception {
+    // Receipts complete on the producer's thread, which also settles the sends close() waits for:
+    // closing there must not hold that thread (it would wait out the shutdown timeout and then
+    // cut the sends off).
+    String topic = "close-chained-" + UUID.randomUUID();
+    KafkaBusConfig lingering = config().lingerMs(3_000).shutdownTimeout(Duration.ofSeconds(20)).build();
+    KafkaMessageBus bus = KafkaMessageBus.create(lingering);
+    try {
+      bus.ensureTopic(topic);
+      bus.publish(NisMessage.builder(MessageType.SYSTEM_HEALTH, "a").topic(topic).content(Map.of()).build());
+      List<CompletableFuture<PublishReceipt>> inFlight = new ArrayList<>();
+      for (int i = 0; i < 20; i++) { // few enough that no batch fills up before the linger ends
+        inFlight.add(bus.publishAsync(
+            NisMessage.builder(MessageType.SYSTEM_HEALTH, "a").topic(topic).content(Map.of("i", i)).build()));
+      }
+      CompletableFuture<String> closedOn = new CompletableFuture<>();
+      CompletableFuture<Duration> closeTook = new CompletableFuture<>();
+      inFlight.get(0).thenRun(() -> {
+        closedOn.complete(Thread.currentThread().getName());
+        long start = System.nanoTime();
+        bus.close();
+        closeTook.complete(Duration.ofNanos(System.nanoTime() - start));
+      });
+
+      assertThat(closedOn.get(60, TimeUnit.SECONDS)).as("the receipt was not complete yet: the linger holds it").startsWith("kafka-producer-network-thread");
+      assertThat(closeTook.get(60, TimeUnit.SECONDS)).as("close() on the producer's thread").isLessThan(Duration.ofSeconds(5));
+      for (CompletableFuture<PublishReceipt> receipt : inFlight) {
+        assertThat(receipt.get(60, TimeUnit.SECONDS).status()).isEqualTo(PublishReceipt.Status.SENT);
+      }
+      assertThatThrownBy(() -> bus.publish(NisMessage.builder(MessageType.SYSTEM_HEALTH, "a").topic(topic).build()))
+          .isInstanceOf(ClosedException.class);
+      await().atMost(Duration.ofSeconds(30)).until(bus::closeFinished);
+      assertThat(bus.spooledMessages()).as("nothing was cut off").isZero();
+    } finally {
+      bus.close();
+    }
+  }
+
+  @Test
+  void theMessageWhoseHandlerClosedTheBusIsCommittedAndNotDeliveredAgain() throws Exception {
+    // An agent that stops on a message must not meet that message again on its next start.
+    String topic = "stop-" + UUID.randomUUID();
+    String group = "stopping-" + UUID.randomUUID();
+    KafkaMessageBus first = KafkaMessageBus.create(config().build());
+    CompletableFuture<Duration> closeTook = new CompletableFuture<>();
+    KafkaSubscription stopping;
+    try {
+      first.publish(NisMessage.builder(MessageType.SYSTEM_HEALTH, "a").topic(topic).content(Map.of("stop", true)).build());
+      stopping = (KafkaSubscription) first.subscribe(SubscriptionSpec.group(group).withTopics(topic), d -> {
+        long start = System.nanoTime();
+        first.close();
+        closeTook.complete(Duration.ofNanos(System.nanoTime() - start));
+      });
+      assertThat(closeTook.get(60, TimeUnit.SECONDS)).as("close() in a handler").isLessThan(Duration.ofSeconds(5));
+      await().atMost(Duration.ofSeconds(30)).until(() -> stopping.isClosed() && first.closeFinished());
+    } finally {
+      first.close();
+    }
+
+    try (KafkaMessageBus second = KafkaMessageBus.create(config().spoolDirectory(temp.resolve("second")).build())) {
+      List<Delivery> received = new CopyOnWriteArrayList<>();
+      second.subscribe(SubscriptionSpec.group(group).withTopics(topic), received::add);
+      NisMessage after = NisMessage.builder(MessageType.SYSTEM_HEALTH, "a").topic(topic).content(Map.of("after", true)).build();
+      second.publish(after);
+      await().atMost(Duration.ofSeconds(30)).until(() -> !received.isEmpty());
+      Thread.sleep(500); // anything else would come in the same poll
+      assertThat(received).extracting(d -> d.message().messageId()).containsExactly(after.messageId());
     }
   }
 

@@ -12,9 +12,13 @@ import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.UUID;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicReference;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
@@ -361,6 +365,72 @@ public abstract class MessageBusContract {
     bus.close();
 
     assertThat(delivered).isEqualTo(sent);
+  }
+
+  @Test
+  void aHandlerMayCloseTheBus() throws Exception {
+    // An agent told to stop closes the bus from its handler: close() must not wait for that
+    // handler to return (it would wait out the whole shutdown timeout), and what was accepted
+    // before is still delivered.
+    String topic = freshTopic("close-from-handler");
+    for (int i = 0; i < 10; i++) {
+      bus.publish(message(topic, "k", i));
+    }
+    List<Integer> delivered = new CopyOnWriteArrayList<>();
+    CompletableFuture<Duration> closeTook = new CompletableFuture<>();
+    bus.subscribe(
+        SubscriptionSpec.group("closer-" + run).withTopics(topic),
+        d -> {
+          int sequence = ((Number) d.message().content().get("sequence")).intValue();
+          if (sequence == 0) {
+            long start = System.nanoTime();
+            bus.close();
+            closeTook.complete(Duration.ofNanos(System.nanoTime() - start));
+          }
+          delivered.add(sequence);
+        });
+
+    assertThat(closeTook.get(DELIVERY_TIMEOUT.toSeconds(), TimeUnit.SECONDS))
+        .as("close() called from a handler")
+        .isLessThan(Duration.ofSeconds(5));
+    assertThatThrownBy(() -> bus.publish(message(topic, "k", 10))).isInstanceOf(ClosedException.class);
+    await().atMost(DELIVERY_TIMEOUT).until(() -> delivered.size() == 10);
+    assertThat(delivered).containsExactly(0, 1, 2, 3, 4, 5, 6, 7, 8, 9);
+  }
+
+  @Test
+  void aHandlerMayCloseItsOwnSubscription() throws Exception {
+    // close() waits for the delivery in progress, which here is its caller's.
+    String topic = freshTopic("unsub-in-handler");
+    String group = "leaving-" + run;
+    for (int i = 0; i < 5; i++) {
+      bus.publish(message(topic, "k", i));
+    }
+    AtomicReference<Subscription> self = new AtomicReference<>();
+    CountDownLatch subscribed = new CountDownLatch(1);
+    List<Integer> leaving = new CopyOnWriteArrayList<>();
+    CompletableFuture<Duration> closeTook = new CompletableFuture<>();
+    self.set(bus.subscribe(
+        SubscriptionSpec.group(group).withTopics(topic),
+        d -> {
+          subscribed.await();
+          leaving.add(((Number) d.message().content().get("sequence")).intValue());
+          long start = System.nanoTime();
+          self.get().close();
+          closeTook.complete(Duration.ofNanos(System.nanoTime() - start));
+        }));
+    subscribed.countDown();
+
+    assertThat(closeTook.get(DELIVERY_TIMEOUT.toSeconds(), TimeUnit.SECONDS))
+        .as("close() called from its own handler")
+        .isLessThan(Duration.ofSeconds(5));
+    List<Integer> staying = new CopyOnWriteArrayList<>();
+    bus.subscribe(
+        SubscriptionSpec.group(group).withTopics(topic),
+        d -> staying.add(((Number) d.message().content().get("sequence")).intValue()));
+    await().atMost(DELIVERY_TIMEOUT).until(() -> staying.size() >= 4);
+    assertThat(leaving).as("the delivery that closed it was the last").containsExactly(0);
+    assertThat(staying).containsExactly(1, 2, 3, 4);
   }
 
   @Test
