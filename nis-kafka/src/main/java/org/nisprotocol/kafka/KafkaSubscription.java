@@ -274,20 +274,28 @@ final class KafkaSubscription implements Subscription {
     lag.set(total);
   }
 
-  /** Everything on the assigned partitions handled, then committed. */
+  /**
+   * Everything on the assigned partitions handled, then committed. A broker too slow to answer
+   * means not yet: the drain goes on until close() runs out of time and stops it.
+   */
   private boolean drained() {
     if (workers.isEmpty()) {
       return !assigned || consumer.assignment().isEmpty();
     }
-    Map<TopicPartition, Long> ends = consumer.endOffsets(workers.keySet(), Duration.ofSeconds(5));
-    for (Map.Entry<TopicPartition, PartitionWorker> entry : workers.entrySet()) {
-      if (entry.getValue().pending.get() > 0
-          || consumer.position(entry.getKey()) < ends.getOrDefault(entry.getKey(), 0L)) {
-        return false;
+    try {
+      Map<TopicPartition, Long> ends = consumer.endOffsets(workers.keySet(), Duration.ofSeconds(5));
+      for (Map.Entry<TopicPartition, PartitionWorker> entry : workers.entrySet()) {
+        if (entry.getValue().pending.get() > 0
+            || consumer.position(entry.getKey(), Duration.ofSeconds(5)) < ends.getOrDefault(entry.getKey(), 0L)) {
+          return false;
+        }
       }
+      commitProgress(true);
+      return true;
+    } catch (org.apache.kafka.common.errors.TimeoutException e) {
+      log.debug("group {} drains on: the broker did not answer in time ({})", spec.group(), e.toString());
+      return false;
     }
-    commitProgress(true);
-    return true;
   }
 
   /**

@@ -240,6 +240,41 @@ class KafkaFaultIT {
     assertThat(firstArrivals).isEqualTo(expected);
   }
 
+  /**
+   * The broker hangs while close() lets a subscription drain: asking it for the end offsets times
+   * out, which must not end the drain (the consumer's loop stopped on that error, and the records
+   * its workers still held waited for the next start).
+   */
+  @Test
+  void aBrokerThatHangsWhileCloseDrainsDoesNotEndTheDrain() throws Exception {
+    String topic = "fault-drain-" + UUID.randomUUID();
+    Set<Integer> delivered = ConcurrentHashMap.newKeySet();
+    KafkaMessageBus bus = KafkaMessageBus.create(config("drain").shutdownTimeout(Duration.ofSeconds(60)).build());
+    CompletableFuture<Void> closing;
+    try {
+      List<CompletableFuture<PublishReceipt>> receipts = new ArrayList<>();
+      for (int i = 0; i < 300; i++) {
+        receipts.add(bus.publishAsync(message(topic, "agent-" + (i % 3), i)));
+      }
+      receipts.forEach(CompletableFuture::join);
+      bus.subscribe(
+          SubscriptionSpec.group("drain-" + UUID.randomUUID()).withTopics(topic),
+          delivery -> {
+            Thread.sleep(100); // 100 a partition: 10 s of handling, longer than the hang below
+            delivered.add(sequence(delivery));
+          });
+      await().atMost(Duration.ofSeconds(30)).until(() -> delivered.size() >= 10);
+
+      closing = CompletableFuture.runAsync(bus::close);
+      broker.pause();
+      Thread.sleep(8_000); // longer than the drain's 5 s requests to the broker
+    } finally {
+      broker.resume();
+    }
+    closing.get(90, TimeUnit.SECONDS);
+    assertThat(delivered).as("delivered when close() returned").hasSize(300);
+  }
+
   @Test
   void afterAnOutageTheSpoolDrainsWhilePublishingGoesOnWithoutFillingIt() throws Exception {
     // 4,000 messages spooled during the outage, then 20,000 more sent as fast as the bus takes
