@@ -69,8 +69,11 @@ class KafkaMessageBusIT {
     // The chained publish runs on the producer's thread when the first is acknowledged: it finds
     // room only if the first message's bytes were given back before its receipt completed.
     String topic = "chained-" + UUID.randomUUID();
-    KafkaBusConfig tight = config().maxInFlightBytes(1024 * 1024).sendTimeout(Duration.ofSeconds(5)).build();
+    // Without room the chained publish would wait the send timeout and then spool: the timeout
+    // only needs to outlast a first send to a new topic on a busy machine (5 s did not, once).
+    KafkaBusConfig tight = config().maxInFlightBytes(1024 * 1024).sendTimeout(Duration.ofSeconds(15)).build();
     try (KafkaMessageBus bus = KafkaMessageBus.create(tight)) {
+      bus.publish(NisMessage.builder(MessageType.SYSTEM_HEALTH, "a").topic(topic).content(Map.of()).build());
       Map<String, Object> content = Map.of("blob", "x".repeat(700_000));
       NisMessage first = NisMessage.builder(MessageType.SYSTEM_HEALTH, "a").topic(topic).content(content).build();
       NisMessage second = NisMessage.builder(MessageType.SYSTEM_HEALTH, "a").topic(topic).content(content).build();
