@@ -21,6 +21,9 @@ import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
@@ -147,6 +150,8 @@ public final class KafkaMessageBus implements MessageBus {
   private volatile boolean closed;
   private volatile boolean stopDraining;
   private volatile boolean closeFinished;
+  private final ExecutorService handOff =
+      Executors.newSingleThreadExecutor(Thread.ofVirtual().name("nis-publish-handoff").factory());
   // Orders direct sends, so that those close() cuts off are spooled in the order they were made.
   private final AtomicLong sendSequence = new AtomicLong();
   private volatile boolean producersClosing;
@@ -261,8 +266,20 @@ public final class KafkaMessageBus implements MessageBus {
     return spool.size();
   }
 
+  /**
+   * Publishes and waits for the receipt.
+   *
+   * @throws IllegalStateException when called from code chained on a receipt: that runs on the
+   *     producer's thread, which would have to settle the send this call waits for (use {@link
+   *     #publishAsync} there)
+   */
   @Override
   public PublishReceipt publish(NisMessage message, Map<String, String> headers) {
+    if (onProducerIoThread()) {
+      throw new IllegalStateException(
+          "publish() was called on a Kafka producer's thread (code chained on a receipt), which it would wait for"
+              + " forever; use publishAsync() there, or chain with an executor (thenComposeAsync)");
+    }
     try {
       return publishAsync(message, headers).get();
     } catch (InterruptedException e) {
@@ -296,9 +313,29 @@ public final class KafkaMessageBus implements MessageBus {
                   + " are accepted. Store large data in the cache and send its key"));
     }
     boolean urgent = isUrgent(message.priority());
-    String messageId = message.messageId();
-    String topic = message.topic();
-    SpooledRecord record = new SpooledRecord(topic, message.orderingKey(), value, Map.copyOf(headers), urgent);
+    SpooledRecord record = new SpooledRecord(message.topic(), message.orderingKey(), value, Map.copyOf(headers), urgent);
+    if (onProducerIoThread()) {
+      return handOff(record, message.messageId());
+    }
+    return publishRecord(record, message.messageId());
+  }
+
+  /**
+   * Publishes from a producer's own thread (code chained on a receipt) on the hand-off thread:
+   * waiting there for room, or for sends to settle before spooling, would wait for the very thread
+   * that settles them. One thread, so that such publishes keep their order.
+   */
+  private CompletableFuture<PublishReceipt> handOff(SpooledRecord record, String messageId) {
+    try {
+      return CompletableFuture.supplyAsync(() -> publishRecord(record, messageId), handOff).thenCompose(r -> r);
+    } catch (RejectedExecutionException e) {
+      return CompletableFuture.failedFuture(closedError()); // close() has begun
+    }
+  }
+
+  private CompletableFuture<PublishReceipt> publishRecord(SpooledRecord record, String messageId) {
+    byte[] value = record.value();
+    String topic = record.topic();
     if (!spool.isEmpty() || !breaker.tryAcquire()) {
       return spoolAfterInFlight(record, messageId);
     }
@@ -316,12 +353,12 @@ public final class KafkaMessageBus implements MessageBus {
     }
     // The bytes go back once the outcome is settled: after a failed send is in the spool
     // (spooling waits until all are back, so what is spooled later goes behind it), and before
-    // the caller hears it (code chained on the receipt may publish again, on this thread).
+    // the caller hears it (code chained on the receipt may publish again at once).
     CompletableFuture<PublishReceipt> result = new CompletableFuture<>();
     long sequence = sendSequence.getAndIncrement();
     long start = System.nanoTime();
-    KafkaProducer<byte[], byte[]> sender = producerOf(record.topic(), record.urgent());
     try {
+      KafkaProducer<byte[], byte[]> sender = producerOf(record.topic(), record.urgent());
       sender.send(
           toProducerRecord(record),
           (metadata, error) -> {
@@ -1109,6 +1146,12 @@ public final class KafkaMessageBus implements MessageBus {
   }
 
   private void closeStepsWithin(long deadline) {
+    handOff.shutdown(); // what was handed off before is still published
+    try {
+      handOff.awaitTermination(remaining(deadline).toNanos(), TimeUnit.NANOSECONDS);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    }
     awaitNoInFlight(remaining(deadline));
     while (!spool.isEmpty() && System.nanoTime() < deadline - TimeUnit.SECONDS.toNanos(5)
         && breaker.state() != CircuitBreaker.State.OPEN) {

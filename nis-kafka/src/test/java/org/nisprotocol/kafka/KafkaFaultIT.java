@@ -14,6 +14,7 @@ import java.util.Set;
 import java.util.UUID;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
@@ -238,6 +239,56 @@ class KafkaFaultIT {
       expected.computeIfAbsent("agent-" + (i % 5) + "/" + lane, k -> new ArrayList<>()).add(i);
     }
     assertThat(firstArrivals).isEqualTo(expected);
+  }
+
+  /**
+   * The broker hangs with ten sends on their way; code chained on the first one's receipt
+   * (SPOOLED, when its send times out) publishes again. That runs on the producer's thread, which
+   * must not wait there for the other nine to settle before spooling (only it can settle them: it
+   * waited out the send timeout and more, then spooled ahead of them). The chained message goes
+   * to the spool behind the nine and is delivered after them.
+   */
+  @Test
+  void aPublishChainedOnAReceiptWhileTheBrokerHangsIsSpooledBehindWhatWasInFlight() throws Exception {
+    String topic = "fault-chained-" + UUID.randomUUID();
+    KafkaMessageBus bus = KafkaMessageBus.create(config("chained").sendTimeout(Duration.ofSeconds(2)).build());
+    try {
+      bus.publish(message(topic, "agent-0", -1)); // the topic exists
+      List<CompletableFuture<PublishReceipt>> receipts = new ArrayList<>();
+      CompletableFuture<Long> firstSettledAt = new CompletableFuture<>();
+      CompletableFuture<PublishReceipt> chained;
+      broker.pause();
+      try {
+        for (int i = 0; i < 10; i++) {
+          receipts.add(bus.publishAsync(message(topic, "agent-0", i)));
+        }
+        chained = receipts.get(0).thenCompose(first -> {
+          firstSettledAt.complete(System.nanoTime());
+          return bus.publishAsync(message(topic, "agent-0", 10));
+        });
+        assertThat(chained.get(30, TimeUnit.SECONDS).status()).isEqualTo(PublishReceipt.Status.SPOOLED);
+        long chainedMillis = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - firstSettledAt.get());
+        // waiting on the producer's thread took the send timeout plus 5 s
+        assertThat(chainedMillis).as("the chained receipt came %d ms after the first", chainedMillis).isLessThan(4_000);
+        assertThat(receipts).extracting(r -> r.get(30, TimeUnit.SECONDS).status()).containsOnly(PublishReceipt.Status.SPOOLED);
+      } finally {
+        broker.resume();
+      }
+
+      // First arrivals: what the paused broker had already received is written when it goes on,
+      // so a timed-out send can arrive twice.
+      List<Integer> firstArrivals = new CopyOnWriteArrayList<>();
+      Set<Integer> seen = ConcurrentHashMap.newKeySet();
+      bus.subscribe(SubscriptionSpec.group("chained-" + UUID.randomUUID()).withTopics(topic), d -> {
+        if (seen.add(sequence(d))) {
+          firstArrivals.add(sequence(d));
+        }
+      });
+      await().atMost(Duration.ofSeconds(90)).until(() -> seen.size() == 12);
+      assertThat(firstArrivals).containsExactly(-1, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10);
+    } finally {
+      bus.close();
+    }
   }
 
   /**

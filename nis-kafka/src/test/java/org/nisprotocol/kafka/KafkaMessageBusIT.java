@@ -86,6 +86,32 @@ class KafkaMessageBusIT {
   }
 
   @Test
+  void aBlockingPublishInCodeChainedOnAReceiptIsRefusedInsteadOfWaitingForever() throws Exception {
+    // It would wait on the producer's thread for a send only that thread can settle.
+    String topic = "chained-blocking-" + UUID.randomUUID();
+    try (KafkaMessageBus bus = KafkaMessageBus.create(config().lingerMs(3_000).build())) {
+      bus.ensureTopic(topic);
+      NisMessage first = NisMessage.builder(MessageType.SYSTEM_HEALTH, "a").topic(topic).content(Map.of()).build();
+      NisMessage second = NisMessage.builder(MessageType.SYSTEM_HEALTH, "a").topic(topic).content(Map.of()).build();
+      CompletableFuture<String> chainedOn = new CompletableFuture<>();
+
+      CompletableFuture<PublishReceipt> chained = bus.publishAsync(first).thenApply(sent -> {
+        chainedOn.complete(Thread.currentThread().getName());
+        return bus.publish(second);
+      });
+
+      assertThat(chainedOn.get(30, TimeUnit.SECONDS)).as("the linger held the first receipt").startsWith("kafka-producer-network-thread");
+      assertThatThrownBy(() -> chained.get(30, TimeUnit.SECONDS))
+          .hasCauseInstanceOf(IllegalStateException.class)
+          .cause()
+          .hasMessageContaining("use publishAsync()");
+      assertThat(bus.publishAsync(second).thenCompose(r -> bus.publishAsync(first)).get(30, TimeUnit.SECONDS).status())
+          .as("publishAsync() in a chain works")
+          .isEqualTo(PublishReceipt.Status.SENT);
+    }
+  }
+
+  @Test
   void closeCalledFromCodeChainedOnAReceiptReturnsAtOnceAndWhatIsInFlightIsSent() throws Exception {
     // Receipts complete on the producer's thread, which also settles the sends close() waits for:
     // closing there must not hold that thread (it would wait out the shutdown timeout and then
