@@ -57,6 +57,7 @@ final class GroupConsumer {
   private final Bus bus;
   private final List<Member> members = new CopyOnWriteArrayList<>();
   private final long[] cursors; // cursors[p] guarded by topic.partitions[p].lock
+  // Filled by start(), before the consumer is published (through the bus's map); not changed after.
   private final List<Thread> dispatchers = new ArrayList<>();
 
   GroupConsumer(String group, TopicLog topic, Bus bus) {

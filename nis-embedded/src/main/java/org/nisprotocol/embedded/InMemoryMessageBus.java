@@ -7,6 +7,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.Objects;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.Semaphore;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
@@ -51,6 +52,7 @@ public final class InMemoryMessageBus implements MessageBus {
   private final Semaphore capacity;
   private final Map<String, TopicLog> topics = new ConcurrentHashMap<>();
   private final Map<String, GroupConsumer> consumers = new ConcurrentHashMap<>();
+  private final CountDownLatch closeDone = new CountDownLatch(1);
   // Publishers hold the read lock while appending; close takes the write lock to stop them.
   private final ReentrantReadWriteLock closeLock = new ReentrantReadWriteLock();
   private volatile boolean closed;
@@ -143,29 +145,53 @@ public final class InMemoryMessageBus implements MessageBus {
   /**
    * Stops accepting messages, waits up to the shutdown timeout for every group to consume what was
    * accepted, then stops the dispatchers. Called from a handler (whose return the wait needs), it
-   * returns once no more messages are accepted and the rest runs on a thread of its own.
+   * returns once no more messages are accepted and the rest runs on a thread of its own; a later
+   * call from any other thread waits until closing has ended.
    */
   @Override
   public void close() {
+    Thread current = Thread.currentThread();
+    boolean onDispatcher = consumers.values().stream().anyMatch(consumer -> consumer.dispatchesOn(current));
     closeLock.writeLock().lock();
+    boolean first;
     try {
-      if (closed) {
-        return;
-      }
+      first = !closed;
       closed = true;
     } finally {
       closeLock.writeLock().unlock();
     }
+    if (!first) {
+      if (!onDispatcher) {
+        awaitCloseDone(); // a close begun elsewhere (maybe in the background) ends first
+      }
+      return;
+    }
     long deadline = System.nanoTime() + config.shutdownTimeout().toNanos();
-    Thread current = Thread.currentThread();
-    if (consumers.values().stream().anyMatch(consumer -> consumer.dispatchesOn(current))) {
-      Thread.ofPlatform().name("nis-bus-close").start(() -> finishClosing(deadline));
+    if (onDispatcher) {
+      // not a daemon (the dispatcher is): the JVM does not exit halfway through
+      Thread.ofPlatform().name("nis-bus-close").daemon(false).start(() -> finishClosing(deadline));
       return;
     }
     finishClosing(deadline);
   }
 
+  private void awaitCloseDone() {
+    try {
+      closeDone.await();
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    }
+  }
+
   private void finishClosing(long deadline) {
+    try {
+      closeSteps(deadline);
+    } finally {
+      closeDone.countDown();
+    }
+  }
+
+  private void closeSteps(long deadline) {
     try {
       drain(deadline);
     } catch (InterruptedException e) {

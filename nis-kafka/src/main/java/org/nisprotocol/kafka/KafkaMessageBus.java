@@ -20,6 +20,7 @@ import java.util.Set;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
@@ -27,6 +28,7 @@ import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
+import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.locks.Condition;
@@ -149,9 +151,15 @@ public final class KafkaMessageBus implements MessageBus {
   private final Thread provisioner;
   private volatile boolean closed;
   private volatile boolean stopDraining;
-  private volatile boolean closeFinished;
+  private final AtomicBoolean closeBegun = new AtomicBoolean();
+  private final CountDownLatch closeDone = new CountDownLatch(1);
+  private volatile Thread handOffThread;
   private final ExecutorService handOff =
-      Executors.newSingleThreadExecutor(Thread.ofVirtual().name("nis-publish-handoff").factory());
+      Executors.newSingleThreadExecutor(task -> {
+        Thread thread = Thread.ofVirtual().name("nis-publish-handoff").unstarted(task);
+        handOffThread = thread;
+        return thread;
+      });
   // Orders direct sends, so that those close() cuts off are spooled in the order they were made.
   private final AtomicLong sendSequence = new AtomicLong();
   private volatile boolean producersClosing;
@@ -357,12 +365,15 @@ public final class KafkaMessageBus implements MessageBus {
     CompletableFuture<PublishReceipt> result = new CompletableFuture<>();
     long sequence = sendSequence.getAndIncrement();
     long start = System.nanoTime();
+    Thread caller = Thread.currentThread();
     try {
       KafkaProducer<byte[], byte[]> sender = producerOf(record.topic(), record.urgent());
       sender.send(
           toProducerRecord(record),
           (metadata, error) -> {
-            noteIoThread(sender);
+            if (Thread.currentThread() != caller) { // send() calls back on its caller when it refuses at once
+              noteIoThread(sender);
+            }
             if (error != null && cutOffByClose(error)) {
               if (!park(new CutOff(sequence, record, messageId, result, taken))) {
                 settle(result, taken, () -> {
@@ -1106,18 +1117,23 @@ public final class KafkaMessageBus implements MessageBus {
    * <p>Called from a handler, or from code chained on a receipt (which runs on a producer's own
    * thread, the one that settles the sends close() waits for), it stops accepting and returns at
    * once, and the rest runs on a thread of its own, as {@code KafkaProducer.close} does when
-   * called from its callbacks.
+   * called from its callbacks. A later call (from any other thread) waits until closing has ended.
    */
   @Override
   public void close() {
-    if (closed) {
+    boolean onBusThread = onBusThread();
+    if (!closeBegun.compareAndSet(false, true)) {
+      if (!onBusThread) {
+        awaitCloseDone(); // a close begun elsewhere (maybe in the background) ends first
+      }
       return;
     }
     closed = true;
-    if (onProducerIoThread() || subscriptions.stream().anyMatch(s -> s.runsHandlerOn(Thread.currentThread()))) {
+    if (onBusThread) {
       long deadline = System.nanoTime() + config.shutdownTimeout().toNanos();
       log.info("close() called from a handler or a receipt's callback: closing on a thread of its own");
-      Thread.ofPlatform().name("nis-bus-close").start(() -> closeWithin(deadline));
+      // not a daemon (the caller's may be): the JVM does not exit halfway through
+      Thread.ofPlatform().name("nis-bus-close").daemon(false).start(() -> closeWithin(deadline));
       return;
     }
     // An interrupt would cut every wait short and close the spool's file under its writes (a
@@ -1134,14 +1150,33 @@ public final class KafkaMessageBus implements MessageBus {
 
   /** Whether close() has run to its end (on its own thread when called from the bus's threads). */
   boolean closeFinished() {
-    return closeFinished;
+    return closeDone.getCount() == 0;
+  }
+
+  /** A thread the bus runs its callers' code on: a handler's, a receipt's or a hand-off's. */
+  private boolean onBusThread() {
+    Thread current = Thread.currentThread();
+    return onProducerIoThread()
+        || current == handOffThread
+        || subscriptions.stream().anyMatch(s -> s.runsHandlerOn(current));
+  }
+
+  private void awaitCloseDone() {
+    try {
+      // close() is bounded (the shutdown timeout and a few seconds); this only guards the unforeseen
+      if (!closeDone.await(config.shutdownTimeout().toNanos() + TimeUnit.SECONDS.toNanos(60), TimeUnit.NANOSECONDS)) {
+        log.warn("close() begun elsewhere has not ended in time");
+      }
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    }
   }
 
   private void closeWithin(long deadline) {
     try {
       closeStepsWithin(deadline);
     } finally {
-      closeFinished = true;
+      closeDone.countDown();
     }
   }
 

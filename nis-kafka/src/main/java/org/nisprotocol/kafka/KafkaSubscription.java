@@ -396,6 +396,9 @@ final class KafkaSubscription implements Subscription {
           if (record == null) {
             continue;
           }
+          if (stopped || !running) {
+            return; // closed while this worker waited: the record is left for the next owner
+          }
           if (!process(record)) {
             return; // stopped before it was done: left for the next owner
           }

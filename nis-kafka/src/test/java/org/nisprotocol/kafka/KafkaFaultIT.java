@@ -292,6 +292,39 @@ class KafkaFaultIT {
   }
 
   /**
+   * Code chained on the receipt of a handed-off publish runs on the hand-off thread when that
+   * publish is spooled at once; a close() called there must not wait for that thread either.
+   */
+  @Test
+  void closeCalledFromCodeChainedOnAHandedOffPublishReturnsAtOnce() throws Exception {
+    String topic = "fault-handoff-close-" + UUID.randomUUID();
+    KafkaMessageBus bus = KafkaMessageBus.create(
+        config("handoff-close").sendTimeout(Duration.ofSeconds(2)).shutdownTimeout(Duration.ofSeconds(8)).build());
+    CompletableFuture<String> closedOn = new CompletableFuture<>();
+    CompletableFuture<Duration> closeTook = new CompletableFuture<>();
+    try {
+      bus.publish(message(topic, "agent-0", -1)); // the topic exists
+      broker.pause();
+      bus.publishAsync(message(topic, "agent-0", 0))
+          .thenCompose(spooled -> bus.publishAsync(message(topic, "agent-0", 1))) // spooled behind it at once
+          .thenRun(() -> {
+            closedOn.complete(Thread.currentThread().getName());
+            long start = System.nanoTime();
+            bus.close();
+            closeTook.complete(Duration.ofNanos(System.nanoTime() - start));
+          });
+      assertThat(closedOn.get(30, TimeUnit.SECONDS)).isEqualTo("nis-publish-handoff");
+      assertThat(closeTook.get(30, TimeUnit.SECONDS)).as("close() on the hand-off thread").isLessThan(Duration.ofSeconds(4));
+      bus.close(); // waits for the close begun on the hand-off thread
+      assertThat(bus.closeFinished()).isTrue();
+      assertThat(bus.spooledMessages()).as("kept for the next start").isEqualTo(2);
+    } finally {
+      broker.resume();
+      bus.close();
+    }
+  }
+
+  /**
    * The broker hangs while close() lets a subscription drain: asking it for the end offsets times
    * out, which must not end the drain (the consumer's loop stopped on that error, and the records
    * its workers still held waited for the next start).

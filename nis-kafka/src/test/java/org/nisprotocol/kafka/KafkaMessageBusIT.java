@@ -86,6 +86,21 @@ class KafkaMessageBusIT {
   }
 
   @Test
+  void aSendRefusedOnItsCallersThreadLeavesThatThreadFreeToPublish() throws Exception {
+    // send() calls back on its caller when it refuses at once (here: headers that make the record
+    // larger than a request may be); that thread must not be taken for the producer's own, on
+    // which the blocking publish() is refused.
+    String topic = "refused-" + UUID.randomUUID();
+    try (KafkaMessageBus bus = KafkaMessageBus.create(config().build())) {
+      NisMessage message = NisMessage.builder(MessageType.SYSTEM_HEALTH, "a").topic(topic).content(Map.of()).build();
+      assertThatThrownBy(() -> bus.publish(message, Map.of("bulky", "x".repeat(1_200_000))))
+          .isInstanceOf(MessageTooLargeException.class);
+
+      assertThat(bus.publish(message).status()).isEqualTo(PublishReceipt.Status.SENT);
+    }
+  }
+
+  @Test
   void aBlockingPublishInCodeChainedOnAReceiptIsRefusedInsteadOfWaitingForever() throws Exception {
     // It would wait on the producer's thread for a send only that thread can settle.
     String topic = "chained-blocking-" + UUID.randomUUID();

@@ -75,7 +75,8 @@ class NearCacheIT {
     long lastStaleAnswer = written;
     while (!freshRead.getAsBoolean()) {
       lastStaleAnswer = System.nanoTime();
-      assertThat(lastStaleAnswer - written).as("stale for too long").isLessThan(TimeUnit.SECONDS.toNanos(2));
+      // only ends a read that never turns fresh; the staleness itself is checked by the caller
+      assertThat(lastStaleAnswer - written).as("stale for too long").isLessThan(TimeUnit.SECONDS.toNanos(20));
       Thread.onSpinWait();
     }
     Duration stalled = StallWatch.shared().stalledBetween(written, lastStaleAnswer);

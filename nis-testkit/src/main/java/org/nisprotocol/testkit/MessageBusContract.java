@@ -394,7 +394,8 @@ public abstract class MessageBusContract {
         .as("close() called from a handler")
         .isLessThan(Duration.ofSeconds(5));
     assertThatThrownBy(() -> bus.publish(message(topic, "k", 10))).isInstanceOf(ClosedException.class);
-    await().atMost(DELIVERY_TIMEOUT).until(() -> delivered.size() == 10);
+
+    bus.close(); // from here: waits until the close the handler began has ended
     assertThat(delivered).containsExactly(0, 1, 2, 3, 4, 5, 6, 7, 8, 9);
   }
 

@@ -12,11 +12,12 @@ import java.util.function.Supplier;
  * that waited from a machine that stalled.
  *
  * <p>A watcher thread wakes every millisecond; a gap between two wake-ups longer than {@link
- * #STALL_THRESHOLD} means no thread of this JVM could have run for that long (the host took the
- * CPU, a garbage collection stopped the world, the machine swapped). A call timed with {@link
- * #time} reports its elapsed time and the stalls inside it: an assertion on the difference fails
- * for a call that really waited (the watcher kept waking meanwhile) and not for one the machine
- * held up. Gaps shorter than the threshold are not counted; assertions keep a margin for them.
+ * #STALL_THRESHOLD} is a pause of the whole JVM (the host took the CPU, a garbage collection
+ * stopped the world, the machine swapped). A call timed with {@link #time} reports its elapsed
+ * time and the stalls inside it: an assertion on the difference fails for a call that really
+ * waited (the watcher kept waking meanwhile) and not for one the machine held up. What it does
+ * not see: threads slowed by sharing the CPU with others (a sleeper that wakes every millisecond
+ * is scheduled promptly), and gaps below the threshold; assertions keep a margin for those.
  *
  * <p>One watcher per JVM, a daemon started on first use. Thread-safe.
  */
