@@ -146,7 +146,7 @@ public final class InMemoryMessageBus implements MessageBus {
    * Stops accepting messages, waits up to the shutdown timeout for every group to consume what was
    * accepted, then stops the dispatchers. Called from a handler (whose return the wait needs), it
    * returns once no more messages are accepted and the rest runs on a thread of its own; a later
-   * call from any other thread waits until closing has ended.
+   * call from a thread other than a dispatcher waits until closing has ended.
    */
   @Override
   public void close() {
@@ -166,20 +166,37 @@ public final class InMemoryMessageBus implements MessageBus {
       }
       return;
     }
-    long deadline = System.nanoTime() + config.shutdownTimeout().toNanos();
-    if (onDispatcher) {
-      // not a daemon (the dispatcher is): the JVM does not exit halfway through
-      Thread.ofPlatform().name("nis-bus-close").daemon(false).start(() -> finishClosing(deadline));
-      return;
+    try {
+      long deadline = System.nanoTime() + config.shutdownTimeout().toNanos();
+      if (onDispatcher) {
+        // not a daemon (the dispatcher is): the JVM does not exit halfway through
+        Thread.ofPlatform().name("nis-bus-close").daemon(false).start(() -> finishClosing(deadline));
+        return;
+      }
+      finishClosing(deadline);
+    } catch (RuntimeException | Error e) {
+      closeDone.countDown(); // failed to start closing: later calls do not wait for it
+      throw e;
     }
-    finishClosing(deadline);
   }
 
+  /** Waits for the close begun elsewhere: bounded like it (the drain, then the dispatchers' 5 s). */
   private void awaitCloseDone() {
+    long waitNanos = TimeUnit.NANOSECONDS.convert(config.shutdownTimeout().plusSeconds(30));
+    boolean interrupted = false;
+    long giveUp = System.nanoTime() + waitNanos;
     try {
-      closeDone.await();
-    } catch (InterruptedException e) {
-      Thread.currentThread().interrupt();
+      while (closeDone.getCount() > 0 && giveUp - System.nanoTime() > 0) {
+        try {
+          closeDone.await(giveUp - System.nanoTime(), TimeUnit.NANOSECONDS);
+        } catch (InterruptedException e) {
+          interrupted = true; // the first close() goes on through one as well
+        }
+      }
+    } finally {
+      if (interrupted) {
+        Thread.currentThread().interrupt();
+      }
     }
   }
 

@@ -154,6 +154,7 @@ public final class KafkaMessageBus implements MessageBus {
   private final AtomicBoolean closeBegun = new AtomicBoolean();
   private final CountDownLatch closeDone = new CountDownLatch(1);
   private volatile Thread handOffThread;
+  private volatile Thread closingThread;
   private final ExecutorService handOff =
       Executors.newSingleThreadExecutor(task -> {
         Thread thread = Thread.ofVirtual().name("nis-publish-handoff").unstarted(task);
@@ -1115,36 +1116,47 @@ public final class KafkaMessageBus implements MessageBus {
    * the next start can deliver it twice.
    *
    * <p>Called from a handler, or from code chained on a receipt (which runs on a producer's own
-   * thread, the one that settles the sends close() waits for), it stops accepting and returns at
-   * once, and the rest runs on a thread of its own, as {@code KafkaProducer.close} does when
-   * called from its callbacks. A later call (from any other thread) waits until closing has ended.
+   * thread, the one that settles the sends close() waits for, or on the bus's hand-off thread),
+   * it stops accepting and returns at once, and the rest runs on a thread of its own, as {@code
+   * KafkaProducer.close} does when called from its callbacks. A later call from another thread
+   * waits until closing has ended (at most the shutdown timeout and a minute more).
    */
   @Override
   public void close() {
     boolean onBusThread = onBusThread();
     if (!closeBegun.compareAndSet(false, true)) {
-      if (!onBusThread) {
+      if (!onBusThread && Thread.currentThread() != closingThread) {
         awaitCloseDone(); // a close begun elsewhere (maybe in the background) ends first
       }
       return;
     }
     closed = true;
-    if (onBusThread) {
-      long deadline = System.nanoTime() + config.shutdownTimeout().toNanos();
-      log.info("close() called from a handler or a receipt's callback: closing on a thread of its own");
-      // not a daemon (the caller's may be): the JVM does not exit halfway through
-      Thread.ofPlatform().name("nis-bus-close").daemon(false).start(() -> closeWithin(deadline));
-      return;
-    }
-    // An interrupt would cut every wait short and close the spool's file under its writes (a
-    // FileChannel closes when its writer is interrupted); it is kept for the caller.
-    boolean interrupted = Thread.interrupted();
     try {
-      closeWithin(System.nanoTime() + config.shutdownTimeout().toNanos());
-    } finally {
-      if (interrupted) {
-        Thread.currentThread().interrupt();
+      if (onBusThread) {
+        long deadline = System.nanoTime() + config.shutdownTimeout().toNanos();
+        log.info("close() called from a handler or a receipt's callback: closing on a thread of its own");
+        // not a daemon (the caller's may be): the JVM does not exit halfway through
+        Thread closer = Thread.ofPlatform().name("nis-bus-close").daemon(false).unstarted(() -> closeWithin(deadline));
+        closingThread = closer;
+        closer.start();
+        return;
       }
+      // Receipts of sends close() cuts off complete on this thread, and code chained on them
+      // may call close() again: it must not wait for itself.
+      closingThread = Thread.currentThread();
+      // An interrupt would cut every wait short and close the spool's file under its writes (a
+      // FileChannel closes when its writer is interrupted); it is kept for the caller.
+      boolean interrupted = Thread.interrupted();
+      try {
+        closeWithin(System.nanoTime() + config.shutdownTimeout().toNanos());
+      } finally {
+        if (interrupted) {
+          Thread.currentThread().interrupt();
+        }
+      }
+    } catch (RuntimeException | Error e) {
+      closeDone.countDown(); // failed to start closing: later calls do not wait for it
+      throw e;
     }
   }
 
@@ -1162,13 +1174,24 @@ public final class KafkaMessageBus implements MessageBus {
   }
 
   private void awaitCloseDone() {
+    // close() is bounded (the shutdown timeout and a few seconds); the limit only guards the unforeseen
+    long giveUp = System.nanoTime() + TimeUnit.NANOSECONDS.convert(config.shutdownTimeout().plusSeconds(60));
+    boolean interrupted = false;
     try {
-      // close() is bounded (the shutdown timeout and a few seconds); this only guards the unforeseen
-      if (!closeDone.await(config.shutdownTimeout().toNanos() + TimeUnit.SECONDS.toNanos(60), TimeUnit.NANOSECONDS)) {
-        log.warn("close() begun elsewhere has not ended in time");
+      while (closeDone.getCount() > 0) {
+        try {
+          if (!closeDone.await(giveUp - System.nanoTime(), TimeUnit.NANOSECONDS)) {
+            log.warn("close() begun elsewhere has not ended in time");
+            return;
+          }
+        } catch (InterruptedException e) {
+          interrupted = true; // the first close() does not stop for one either
+        }
       }
-    } catch (InterruptedException e) {
-      Thread.currentThread().interrupt();
+    } finally {
+      if (interrupted) {
+        Thread.currentThread().interrupt();
+      }
     }
   }
 

@@ -204,6 +204,8 @@ class KafkaFaultIT {
         receipts.add(bus.publishAsync(i % 4 == 3 ? message.toBuilder().priority(MessagePriority.HIGH).build() : message));
       }
       assertThat(receipts).noneMatch(CompletableFuture::isDone);
+      // Cut-off receipts complete on the closing thread: closing again there must not wait for itself.
+      receipts.get(0).thenRun(bus::close);
       long start = System.nanoTime();
       bus.close();
       closeMillis = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - start);
