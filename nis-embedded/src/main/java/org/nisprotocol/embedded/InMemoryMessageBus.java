@@ -7,11 +7,11 @@ import java.util.List;
 import java.util.Map;
 import java.util.Objects;
 import java.util.concurrent.ConcurrentHashMap;
-import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.Semaphore;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.locks.ReentrantReadWriteLock;
+import org.nisprotocol.core.CloseOnce;
 import org.nisprotocol.core.ClosedException;
 import org.nisprotocol.core.DeadLetterHeaders;
 import org.nisprotocol.core.MessageBus;
@@ -49,10 +49,10 @@ public final class InMemoryMessageBus implements MessageBus {
   private static final Logger log = LoggerFactory.getLogger(InMemoryMessageBus.class);
 
   private final InMemoryMessageBusConfig config;
+  private final CloseOnce closing;
   private final Semaphore capacity;
   private final Map<String, TopicLog> topics = new ConcurrentHashMap<>();
   private final Map<String, GroupConsumer> consumers = new ConcurrentHashMap<>();
-  private final CountDownLatch closeDone = new CountDownLatch(1);
   // Publishers hold the read lock while appending; close takes the write lock to stop them.
   private final ReentrantReadWriteLock closeLock = new ReentrantReadWriteLock();
   private volatile boolean closed;
@@ -61,6 +61,8 @@ public final class InMemoryMessageBus implements MessageBus {
 
   private InMemoryMessageBus(InMemoryMessageBusConfig config) {
     this.config = config;
+    // a close() begun elsewhere is bounded too: the drain, then the dispatchers' 5 s
+    this.closing = new CloseOnce(config.shutdownTimeout().plusSeconds(30));
     this.capacity = new Semaphore(config.capacity());
   }
 
@@ -152,59 +154,15 @@ public final class InMemoryMessageBus implements MessageBus {
   public void close() {
     Thread current = Thread.currentThread();
     boolean onDispatcher = consumers.values().stream().anyMatch(consumer -> consumer.dispatchesOn(current));
+    closing.close(onDispatcher, this::stopIntake, () -> closeSteps(System.nanoTime() + config.shutdownTimeout().toNanos()));
+  }
+
+  private void stopIntake() {
     closeLock.writeLock().lock();
-    boolean first;
     try {
-      first = !closed;
       closed = true;
     } finally {
       closeLock.writeLock().unlock();
-    }
-    if (!first) {
-      if (!onDispatcher) {
-        awaitCloseDone(); // a close begun elsewhere (maybe in the background) ends first
-      }
-      return;
-    }
-    try {
-      long deadline = System.nanoTime() + config.shutdownTimeout().toNanos();
-      if (onDispatcher) {
-        // not a daemon (the dispatcher is): the JVM does not exit halfway through
-        Thread.ofPlatform().name("nis-bus-close").daemon(false).start(() -> finishClosing(deadline));
-        return;
-      }
-      finishClosing(deadline);
-    } catch (RuntimeException | Error e) {
-      closeDone.countDown(); // failed to start closing: later calls do not wait for it
-      throw e;
-    }
-  }
-
-  /** Waits for the close begun elsewhere: bounded like it (the drain, then the dispatchers' 5 s). */
-  private void awaitCloseDone() {
-    long waitNanos = TimeUnit.NANOSECONDS.convert(config.shutdownTimeout().plusSeconds(30));
-    boolean interrupted = false;
-    long giveUp = System.nanoTime() + waitNanos;
-    try {
-      while (closeDone.getCount() > 0 && giveUp - System.nanoTime() > 0) {
-        try {
-          closeDone.await(giveUp - System.nanoTime(), TimeUnit.NANOSECONDS);
-        } catch (InterruptedException e) {
-          interrupted = true; // the first close() goes on through one as well
-        }
-      }
-    } finally {
-      if (interrupted) {
-        Thread.currentThread().interrupt();
-      }
-    }
-  }
-
-  private void finishClosing(long deadline) {
-    try {
-      closeSteps(deadline);
-    } finally {
-      closeDone.countDown();
     }
   }
 

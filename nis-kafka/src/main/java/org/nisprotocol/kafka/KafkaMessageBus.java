@@ -20,7 +20,6 @@ import java.util.Set;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.CopyOnWriteArrayList;
-import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
@@ -28,7 +27,6 @@ import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
-import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.locks.Condition;
@@ -61,6 +59,7 @@ import org.apache.kafka.common.serialization.ByteArrayDeserializer;
 import org.apache.kafka.common.serialization.ByteArraySerializer;
 import org.apache.kafka.common.utils.Utils;
 import org.nisprotocol.core.CircuitBreaker;
+import org.nisprotocol.core.CloseOnce;
 import org.nisprotocol.core.ClosedException;
 import org.nisprotocol.core.DeadLetterHeaders;
 import org.nisprotocol.core.HealthCheck;
@@ -149,12 +148,9 @@ public final class KafkaMessageBus implements MessageBus {
   private final Condition spoolDrained = spoolLock.newCondition();
   private final Thread drainer;
   private final Thread provisioner;
-  private volatile boolean closed;
+  private final CloseOnce closing;
   private volatile boolean stopDraining;
-  private final AtomicBoolean closeBegun = new AtomicBoolean();
-  private final CountDownLatch closeDone = new CountDownLatch(1);
   private volatile Thread handOffThread;
-  private volatile Thread closingThread;
   private final ExecutorService handOff =
       Executors.newSingleThreadExecutor(task -> {
         Thread thread = Thread.ofVirtual().name("nis-publish-handoff").unstarted(task);
@@ -173,6 +169,7 @@ public final class KafkaMessageBus implements MessageBus {
 
   private KafkaMessageBus(KafkaBusConfig config, MeterRegistry registry, InstantSource clock) {
     this.config = config;
+    this.closing = new CloseOnce(config.shutdownTimeout().plusSeconds(60)); // close() itself is bounded
     this.clock = clock;
     this.codec = MessageCodec.create(clock);
     this.spool = DiskSpool.open(config.spoolDirectory(), config.spoolMaxBytes(), config.spoolFsync());
@@ -305,7 +302,7 @@ public final class KafkaMessageBus implements MessageBus {
   @Override
   public CompletableFuture<PublishReceipt> publishAsync(NisMessage message, Map<String, String> headers) {
     Objects.requireNonNull(message, "message");
-    if (closed) {
+    if (closing.begun()) {
       return CompletableFuture.failedFuture(closedError());
     }
     byte[] value = codec.encode(message);
@@ -393,7 +390,7 @@ public final class KafkaMessageBus implements MessageBus {
       // The producer refused before sending: no metadata in time, or closed (this publish
       // started before close() and lost the race).
       settle(result, taken, () -> {
-        if (closed) {
+        if (closing.begun()) {
           metrics.failed.increment();
           throw closedError();
         }
@@ -732,7 +729,7 @@ public final class KafkaMessageBus implements MessageBus {
 
   private void provisionTopics() {
     List<String> missing = new ArrayList<>(StreamingTopics.all());
-    while (!missing.isEmpty() && !closed) {
+    while (!missing.isEmpty() && !closing.begun()) {
       for (String topic : List.copyOf(missing)) {
         try {
           partitionCount(topic);
@@ -940,7 +937,7 @@ public final class KafkaMessageBus implements MessageBus {
   public Subscription subscribe(SubscriptionSpec spec, MessageHandler handler) {
     Objects.requireNonNull(handler, "handler");
     spec.validated();
-    if (closed) {
+    if (closing.begun()) {
       throw closedError();
     }
     for (String topic : spec.effectiveTopics()) {
@@ -1123,27 +1120,7 @@ public final class KafkaMessageBus implements MessageBus {
    */
   @Override
   public void close() {
-    boolean onBusThread = onBusThread();
-    if (!closeBegun.compareAndSet(false, true)) {
-      if (!onBusThread && Thread.currentThread() != closingThread) {
-        awaitCloseDone(); // a close begun elsewhere (maybe in the background) ends first
-      }
-      return;
-    }
-    closed = true;
-    try {
-      if (onBusThread) {
-        long deadline = System.nanoTime() + config.shutdownTimeout().toNanos();
-        log.info("close() called from a handler or a receipt's callback: closing on a thread of its own");
-        // not a daemon (the caller's may be): the JVM does not exit halfway through
-        Thread closer = Thread.ofPlatform().name("nis-bus-close").daemon(false).unstarted(() -> closeWithin(deadline));
-        closingThread = closer;
-        closer.start();
-        return;
-      }
-      // Receipts of sends close() cuts off complete on this thread, and code chained on them
-      // may call close() again: it must not wait for itself.
-      closingThread = Thread.currentThread();
+    closing.close(onBusThread(), () -> {}, () -> {
       // An interrupt would cut every wait short and close the spool's file under its writes (a
       // FileChannel closes when its writer is interrupted); it is kept for the caller.
       boolean interrupted = Thread.interrupted();
@@ -1154,15 +1131,12 @@ public final class KafkaMessageBus implements MessageBus {
           Thread.currentThread().interrupt();
         }
       }
-    } catch (RuntimeException | Error e) {
-      closeDone.countDown(); // failed to start closing: later calls do not wait for it
-      throw e;
-    }
+    });
   }
 
   /** Whether close() has run to its end (on its own thread when called from the bus's threads). */
   boolean closeFinished() {
-    return closeDone.getCount() == 0;
+    return closing.ended();
   }
 
   /** A thread the bus runs its callers' code on: a handler's, a receipt's or a hand-off's. */
@@ -1173,37 +1147,7 @@ public final class KafkaMessageBus implements MessageBus {
         || subscriptions.stream().anyMatch(s -> s.runsHandlerOn(current));
   }
 
-  private void awaitCloseDone() {
-    // close() is bounded (the shutdown timeout and a few seconds); the limit only guards the unforeseen
-    long giveUp = System.nanoTime() + TimeUnit.NANOSECONDS.convert(config.shutdownTimeout().plusSeconds(60));
-    boolean interrupted = false;
-    try {
-      while (closeDone.getCount() > 0) {
-        try {
-          if (!closeDone.await(giveUp - System.nanoTime(), TimeUnit.NANOSECONDS)) {
-            log.warn("close() begun elsewhere has not ended in time");
-            return;
-          }
-        } catch (InterruptedException e) {
-          interrupted = true; // the first close() does not stop for one either
-        }
-      }
-    } finally {
-      if (interrupted) {
-        Thread.currentThread().interrupt();
-      }
-    }
-  }
-
   private void closeWithin(long deadline) {
-    try {
-      closeStepsWithin(deadline);
-    } finally {
-      closeDone.countDown();
-    }
-  }
-
-  private void closeStepsWithin(long deadline) {
     handOff.shutdown(); // what was handed off before is still published
     try {
       handOff.awaitTermination(remaining(deadline).toNanos(), TimeUnit.NANOSECONDS);

@@ -390,13 +390,12 @@ final class KafkaSubscription implements Subscription {
 
     private void run() {
       try {
-        // Not past a close either: the poll loop stops the workers only once it has seen it.
-        while (!stopped && running) {
+        while (!toStop()) {
           ConsumerRecord<byte[], byte[]> record = queue.poll(50, TimeUnit.MILLISECONDS);
           if (record == null) {
             continue;
           }
-          if (stopped || !running) {
+          if (toStop()) {
             return; // closed while this worker waited: the record is left for the next owner
           }
           if (!process(record)) {
@@ -410,6 +409,11 @@ final class KafkaSubscription implements Subscription {
       } finally {
         workerThreads.remove(Thread.currentThread());
       }
+    }
+
+    /** Stopped, or past a close (the poll loop stops the workers only once it has seen it). */
+    private boolean toStop() {
+      return stopped || !running;
     }
 
     /** True when the record is done with; false when stopped before that. */

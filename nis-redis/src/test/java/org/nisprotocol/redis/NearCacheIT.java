@@ -79,8 +79,7 @@ class NearCacheIT {
       assertThat(lastStaleAnswer - written).as("stale for too long").isLessThan(TimeUnit.SECONDS.toNanos(20));
       Thread.onSpinWait();
     }
-    Duration stalled = StallWatch.shared().stalledBetween(written, lastStaleAnswer);
-    return Duration.ofNanos(lastStaleAnswer - written).minus(stalled).toMillis();
+    return StallWatch.shared().unstalledBetween(written, lastStaleAnswer).toMillis();
   }
 
   @Test

@@ -88,6 +88,11 @@ public abstract class MessageBusContract {
         .build();
   }
 
+  /** The sequence number {@link #message} put in a delivered message. */
+  private static int sequence(Delivery delivery) {
+    return ((Number) delivery.message().content().get("sequence")).intValue();
+  }
+
   private Subscription subscribe(SubscriptionSpec spec, List<Delivery> sink) {
     Subscription subscription = bus.subscribe(spec, sink::add);
     awaitReady(subscription);
@@ -220,7 +225,7 @@ public abstract class MessageBusContract {
               String key = d.message().orderingKey();
               sequencesByKey
                   .computeIfAbsent(key, k -> Collections.synchronizedList(new ArrayList<>()))
-                  .add(((Number) d.message().content().get("sequence")).intValue());
+                  .add(sequence(d));
               count.incrementAndGet();
             });
     awaitReady(subscription);
@@ -272,7 +277,7 @@ public abstract class MessageBusContract {
             SubscriptionSpec.group("retry-" + run).withTopics(topic),
             d -> {
               attempts.add(d);
-              if (((Number) d.message().content().get("sequence")).intValue() == 0 && d.attempt() < 3) {
+              if (sequence(d) == 0 && d.attempt() < 3) {
                 throw new IllegalStateException("transient failure " + d.attempt());
               }
               handled.add(d);
@@ -285,7 +290,7 @@ public abstract class MessageBusContract {
     await().atMost(DELIVERY_TIMEOUT).until(() -> handled.size() == 2);
     assertThat(attempts).extracting(Delivery::attempt).containsExactly(1, 2, 3, 1);
     assertThat(handled)
-        .extracting(d -> ((Number) d.message().content().get("sequence")).intValue())
+        .extracting(d -> sequence(d))
         .containsExactly(0, 1);
   }
 
@@ -298,7 +303,7 @@ public abstract class MessageBusContract {
         bus.subscribe(
             SubscriptionSpec.group(group).withTopics(topic),
             d -> {
-              if (((Number) d.message().content().get("sequence")).intValue() == 0) {
+              if (sequence(d) == 0) {
                 throw new IllegalArgumentException("cannot handle sequence 0");
               }
               handled.add(d);
@@ -381,7 +386,7 @@ public abstract class MessageBusContract {
     bus.subscribe(
         SubscriptionSpec.group("closer-" + run).withTopics(topic),
         d -> {
-          int sequence = ((Number) d.message().content().get("sequence")).intValue();
+          int sequence = sequence(d);
           if (sequence == 0) {
             long start = System.nanoTime();
             bus.close();
@@ -415,7 +420,7 @@ public abstract class MessageBusContract {
         SubscriptionSpec.group(group).withTopics(topic),
         d -> {
           subscribed.await();
-          leaving.add(((Number) d.message().content().get("sequence")).intValue());
+          leaving.add(sequence(d));
           long start = System.nanoTime();
           self.get().close();
           closeTook.complete(Duration.ofNanos(System.nanoTime() - start));
@@ -428,7 +433,7 @@ public abstract class MessageBusContract {
     List<Integer> staying = new CopyOnWriteArrayList<>();
     bus.subscribe(
         SubscriptionSpec.group(group).withTopics(topic),
-        d -> staying.add(((Number) d.message().content().get("sequence")).intValue()));
+        d -> staying.add(sequence(d)));
     await().atMost(DELIVERY_TIMEOUT).until(() -> staying.size() >= 4);
     assertThat(leaving).as("the delivery that closed it was the last").containsExactly(0);
     assertThat(staying).containsExactly(1, 2, 3, 4);

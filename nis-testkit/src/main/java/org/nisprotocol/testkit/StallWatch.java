@@ -53,6 +53,11 @@ public final class StallWatch {
     return new Timed<>(value, Duration.ofNanos(end - start), stalledBetween(start, end));
   }
 
+  /** The time between two {@link System#nanoTime()} readings less the stalls within it. */
+  public Duration unstalledBetween(long fromNanos, long toNanos) {
+    return Duration.ofNanos(toNanos - fromNanos).minus(stalledBetween(fromNanos, toNanos));
+  }
+
   /**
    * The stalls between two {@link System#nanoTime()} readings. Waits until the watcher has woken
    * after {@code toNanos}, so that a stall still going on at that moment is counted whole.

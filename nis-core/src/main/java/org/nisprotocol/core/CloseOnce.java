@@ -1,0 +1,101 @@
+package org.nisprotocol.core;
+
+import java.time.Duration;
+import java.util.Objects;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * A backend's close(), run once, also when called on the backend's own threads.
+ *
+ * <p>A backend's closing steps wait for its threads (handlers, callbacks) to finish what they
+ * hold. A close() called on one of those threads would wait for itself, so it stops intake,
+ * returns at once, and the steps run on a thread of their own (not a daemon, so that the JVM does
+ * not exit halfway through). Any later close() from another thread waits until the steps have
+ * ended, at most the given limit; from a backend's thread, or from the thread running the steps
+ * (code they complete may call close() again), it returns at once. Thread-safe.
+ */
+public final class CloseOnce {
+  private static final Logger log = LoggerFactory.getLogger(CloseOnce.class);
+
+  private final Duration waitLimit;
+  private final AtomicBoolean begun = new AtomicBoolean();
+  private final CountDownLatch ended = new CountDownLatch(1);
+  private volatile Thread closingThread;
+
+  /** @param waitLimit how long a later close() waits for the steps at most; they are bounded themselves */
+  public CloseOnce(Duration waitLimit) {
+    this.waitLimit = Objects.requireNonNull(waitLimit, "waitLimit");
+  }
+
+  /** Whether close() has been called. */
+  public boolean begun() {
+    return begun.get();
+  }
+
+  /** Whether the closing steps have run to their end (or failed to start). */
+  public boolean ended() {
+    return ended.getCount() == 0;
+  }
+
+  /**
+   * The first call runs {@code stopIntake} on this thread, then {@code steps}: here, or on a
+   * thread of their own when {@code onOwnThread} (this is one of the threads the steps wait for).
+   * Later calls wait as said above.
+   */
+  public void close(boolean onOwnThread, Runnable stopIntake, Runnable steps) {
+    if (!begun.compareAndSet(false, true)) {
+      if (!onOwnThread && Thread.currentThread() != closingThread) {
+        awaitEnded();
+      }
+      return;
+    }
+    Runnable closing = () -> {
+      try {
+        steps.run();
+      } finally {
+        ended.countDown();
+      }
+    };
+    try {
+      stopIntake.run();
+      if (onOwnThread) {
+        log.info("close() called on one of the backend's own threads: closing on a thread of its own");
+        Thread closer = Thread.ofPlatform().name("nis-bus-close").daemon(false).unstarted(closing);
+        closingThread = closer;
+        closer.start();
+      } else {
+        closingThread = Thread.currentThread();
+        closing.run();
+      }
+    } catch (RuntimeException | Error e) {
+      ended.countDown(); // failed to start closing: later calls do not wait for it
+      throw e;
+    }
+  }
+
+  /** Waits through interrupts (an interrupted caller still gets a closed backend), and keeps them. */
+  private void awaitEnded() {
+    long giveUp = System.nanoTime() + TimeUnit.NANOSECONDS.convert(waitLimit);
+    boolean interrupted = false;
+    try {
+      while (!ended()) {
+        try {
+          if (!ended.await(giveUp - System.nanoTime(), TimeUnit.NANOSECONDS)) {
+            log.warn("a close() begun elsewhere has not ended within {}", waitLimit);
+            return;
+          }
+        } catch (InterruptedException e) {
+          interrupted = true;
+        }
+      }
+    } finally {
+      if (interrupted) {
+        Thread.currentThread().interrupt();
+      }
+    }
+  }
+}

@@ -1,0 +1,120 @@
+package org.nisprotocol.core;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+import static org.junit.jupiter.api.Assertions.assertTimeoutPreemptively;
+
+import java.time.Duration;
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+import org.junit.jupiter.api.Test;
+
+class CloseOnceTest {
+  // Longer than any test may take: a call that waited this long would fail the test's own limit.
+  private final CloseOnce once = new CloseOnce(Duration.ofHours(1));
+  private final List<String> events = new CopyOnWriteArrayList<>();
+
+  @Test
+  void theStepsRunOnceOnTheCallersThreadAfterIntakeStops() {
+    AtomicInteger runs = new AtomicInteger();
+    Thread caller = Thread.currentThread();
+    Runnable steps = () -> {
+      runs.incrementAndGet();
+      events.add("steps on the caller: " + (Thread.currentThread() == caller));
+    };
+
+    once.close(false, () -> events.add("intake stopped"), steps);
+    once.close(false, () -> events.add("intake stopped"), steps);
+
+    assertThat(runs).hasValue(1);
+    assertThat(events).containsExactly("intake stopped", "steps on the caller: true");
+    assertThat(once.begun()).isTrue();
+    assertThat(once.ended()).isTrue();
+  }
+
+  @Test
+  void onAnOwnThreadItReturnsAfterStoppingIntakeAndTheStepsRunOnANonDaemonThread() throws Exception {
+    CountDownLatch release = new CountDownLatch(1);
+    CompletableFuture<Thread> ranOn = new CompletableFuture<>();
+
+    once.close(true, () -> events.add("intake stopped"), () -> {
+      ranOn.complete(Thread.currentThread());
+      await(release);
+    });
+
+    assertThat(events).containsExactly("intake stopped");
+    Thread closer = ranOn.get(10, TimeUnit.SECONDS);
+    assertThat(closer.getName()).isEqualTo("nis-bus-close");
+    assertThat(closer.isDaemon()).isFalse();
+    assertThat(once.ended()).as("the steps wait for release").isFalse();
+    release.countDown();
+    closer.join(Duration.ofSeconds(10));
+    assertThat(once.ended()).isTrue();
+  }
+
+  @Test
+  void aLaterCallFromAnotherThreadWaitsUntilTheStepsHaveEnded() throws Exception {
+    CountDownLatch release = new CountDownLatch(1);
+    once.close(true, () -> {}, () -> await(release));
+
+    Thread later = Thread.ofPlatform().start(() -> once.close(false, () -> {}, () -> events.add("ran twice")));
+    assertThat(later.join(Duration.ofMillis(300))).as("still waiting for the steps").isFalse();
+    release.countDown();
+
+    assertThat(later.join(Duration.ofSeconds(10))).isTrue();
+    assertThat(once.ended()).isTrue();
+    assertThat(events).isEmpty();
+  }
+
+  @Test
+  void aLaterCallOnAnOwnThreadOrFromTheStepsThemselvesReturnsAtOnce() {
+    assertTimeoutPreemptively(Duration.ofSeconds(20), () -> {
+      once.close(false, () -> {}, () -> {
+        once.close(false, () -> {}, () -> {}); // code the steps complete closes again
+        once.close(true, () -> {}, () -> {});
+        events.add("steps went on");
+      });
+    });
+    assertThat(events).containsExactly("steps went on");
+  }
+
+  @Test
+  void whenClosingCannotStartLaterCallsDoNotWaitForIt() {
+    assertThatThrownBy(() -> once.close(false, () -> { throw new IllegalStateException("no"); }, () -> events.add("steps")))
+        .isInstanceOf(IllegalStateException.class);
+
+    assertThat(once.ended()).isTrue();
+    assertTimeoutPreemptively(Duration.ofSeconds(20), () -> once.close(false, () -> {}, () -> {}));
+    assertThat(events).isEmpty();
+  }
+
+  @Test
+  void anInterruptedLaterCallStillWaitsAndKeepsTheInterrupt() throws Exception {
+    CountDownLatch release = new CountDownLatch(1);
+    once.close(true, () -> {}, () -> await(release));
+    CompletableFuture<Boolean> interruptedAfter = new CompletableFuture<>();
+    Thread later = Thread.ofPlatform().start(() -> {
+      once.close(false, () -> {}, () -> {});
+      interruptedAfter.complete(Thread.currentThread().isInterrupted());
+    });
+
+    later.interrupt();
+    assertThat(later.join(Duration.ofMillis(300))).as("still waiting after the interrupt").isFalse();
+    release.countDown();
+
+    assertThat(interruptedAfter.get(10, TimeUnit.SECONDS)).isTrue();
+    assertThat(once.ended()).isTrue();
+  }
+
+  private static void await(CountDownLatch latch) {
+    try {
+      latch.await();
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    }
+  }
+}
