@@ -38,14 +38,9 @@ class NearCacheIT {
   @BeforeEach
   void connect() {
     RedisCacheConfig config =
-        RedisCacheConfig.builder()
-            .host(redis.host())
-            .port(redis.port())
+        PatientConfig.of(redis)
             .nearCache(ns, NearCache.defaults())
             .nearCache(lruNs, NearCache.lru(2))
-            // Staleness is measured here, not timeouts (RedisResilienceIT): a command that takes
-            // longer than the default 250 ms on a loaded machine must not fail the racing writers.
-            .commandTimeout(Duration.ofSeconds(5))
             .build();
     a = RedisCache.create(config, registryA);
     b = RedisCache.create(config, registryB);

@@ -37,7 +37,7 @@ class RedisAuthIT {
   }
 
   private static RedisCacheConfig.Builder config() {
-    return RedisCacheConfig.builder().host(redis.host()).port(redis.port()).nearCache("memory", NearCache.defaults());
+    return PatientConfig.of(redis).nearCache("memory", NearCache.defaults());
   }
 
   @Test

@@ -14,9 +14,7 @@ class RedisCacheContractIT extends CacheContract {
   protected Cache createCache(NamespaceTtls namespaceTtls) {
     RedisServer redis = TestServers.redis();
     return RedisCache.create(
-        RedisCacheConfig.builder()
-            .host(redis.host())
-            .port(redis.port())
+        PatientConfig.of(redis)
             .namespaceTtls(namespaceTtls)
             .build());
   }

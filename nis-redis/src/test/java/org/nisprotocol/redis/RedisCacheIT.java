@@ -33,7 +33,7 @@ class RedisCacheIT {
 
   @BeforeEach
   void connect() {
-    cache = RedisCache.create(RedisCacheConfig.builder().host(redis.host()).port(redis.port()).build(), registry);
+    cache = RedisCache.create(PatientConfig.of(redis).build(), registry);
     raw = new RawRedis(redis);
   }
 

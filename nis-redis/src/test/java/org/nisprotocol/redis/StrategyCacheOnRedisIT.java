@@ -16,7 +16,7 @@ class StrategyCacheOnRedisIT {
   private final String ns = "strategy-" + UUID.randomUUID().toString().substring(0, 8);
 
   private RedisCacheConfig config(RedisServer server) {
-    return RedisCacheConfig.builder().host(server.host()).port(server.port()).build();
+    return PatientConfig.of(server).build();
   }
 
   @Test

@@ -35,7 +35,12 @@ class NisServerRedisIT {
   private static NisServer instance() {
     RedisCacheConfig redis =
         RedisCacheConfig.fromEnvironment(
-                Map.of("REDIS_HOST", TestServers.redis().host(), "REDIS_PORT", Integer.toString(TestServers.redis().port())))
+                Map.of(
+                    "REDIS_HOST", TestServers.redis().host(),
+                    "REDIS_PORT", Integer.toString(TestServers.redis().port()),
+                    // What two instances share is the subject, not timeouts: the default 250 ms is
+                    // shorter than the pauses a loaded test machine gives this JVM.
+                    "REDIS_COMMAND_TIMEOUT_MS", "5000"))
             .orElseThrow();
     return NisServer.start(ServiceConfig.embedded(0), InMemoryMessageBus.create(), RedisCache.create(redis));
   }
