@@ -42,13 +42,7 @@ class CoordinatorOnKafkaIT {
                   .shutdownTimeout(Duration.ofSeconds(10))
                   .build());
       try (bus;
-          InfrastructureCoordinator coordinator =
-              InfrastructureCoordinator.create(
-                  CoordinatorConfig.defaults().withHealthCheckTimeout(Duration.ofSeconds(2)).withHealthCheckInterval(Duration.ofHours(1)),
-                  bus,
-                  InMemoryCache.create(),
-                  InstantSource.system(),
-                  scheduler)) {
+          InfrastructureCoordinator coordinator = coordinatorOnceTheBrokerAnswers(bus, scheduler)) {
         assertThat(coordinator.serviceHealth()).containsEntry("kafka", HealthStatus.HEALTHY);
         List<Delivery> alerts = new CopyOnWriteArrayList<>();
         var subscription =
@@ -79,5 +73,20 @@ class CoordinatorOnKafkaIT {
     } finally {
       scheduler.shutdownNow();
     }
+  }
+
+  /**
+   * The coordinator probes as it starts: a broker just started, whose first answers can take
+   * seconds on a loaded machine, has answered the bus's own probe first.
+   */
+  private static InfrastructureCoordinator coordinatorOnceTheBrokerAnswers(
+      KafkaMessageBus bus, ScheduledExecutorService scheduler) {
+    await().atMost(Duration.ofSeconds(30)).until(() -> bus.checkHealth(Duration.ofSeconds(5)).status() == HealthStatus.HEALTHY);
+    return InfrastructureCoordinator.create(
+        CoordinatorConfig.defaults().withHealthCheckTimeout(Duration.ofSeconds(5)).withHealthCheckInterval(Duration.ofHours(1)),
+        bus,
+        InMemoryCache.create(),
+        InstantSource.system(),
+        scheduler);
   }
 }

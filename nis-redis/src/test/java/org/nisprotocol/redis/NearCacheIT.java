@@ -55,6 +55,9 @@ class NearCacheIT {
     raw.close();
   }
 
+  // Started when this class is loaded, before any write whose staleness is measured from then.
+  private static final StallWatch STALLS = StallWatch.shared();
+
   /**
    * Reads until the read is fresh; returns how long after the call the last stale answer came.
    * Measured on the answers, not on the wait: the fresh read itself goes to Redis, and on a busy
@@ -74,7 +77,7 @@ class NearCacheIT {
       assertThat(lastStaleAnswer - written).as("stale for too long").isLessThan(TimeUnit.SECONDS.toNanos(20));
       Thread.onSpinWait();
     }
-    return StallWatch.shared().unstalledBetween(written, lastStaleAnswer).toMillis();
+    return STALLS.unstalledBetween(written, lastStaleAnswer).toMillis();
   }
 
   @Test
@@ -134,14 +137,18 @@ class NearCacheIT {
 
   @Test
   void aLocalCopyEndsWithTheRedisTtl() throws InterruptedException {
-    a.put(ns, "short", "1", Duration.ofMillis(300));
+    // Long enough that a pause of this JVM before b's first local hit does not outlive it.
+    Duration ttl = Duration.ofSeconds(2);
+    long put = System.nanoTime();
+    a.put(ns, "short", "1", ttl);
     double hits = nearHits(registryB);
-    await().atMost(Duration.ofMillis(250)).pollInterval(Duration.ofMillis(5)).until(() -> {
+    await().atMost(Duration.ofMillis(1_500)).pollInterval(Duration.ofMillis(5)).until(() -> {
       assertThat(b.get(ns, "short")).contains("1");
       return nearHits(registryB) > hits; // b now answers from its local copy
     });
 
-    Thread.sleep(400); // Redis expires in real time
+    // Redis expires in real time: sleep until just past the TTL.
+    Thread.sleep(Math.max(0, ttl.plusMillis(100).toMillis() - (System.nanoTime() - put) / 1_000_000));
 
     assertThat(b.get(ns, "short")).isEmpty();
     assertThat(a.get(ns, "short")).isEmpty();

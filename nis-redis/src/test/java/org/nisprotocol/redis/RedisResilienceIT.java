@@ -9,7 +9,6 @@ import java.time.Duration;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
-import java.util.concurrent.TimeUnit;
 import java.util.function.Supplier;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
@@ -35,6 +34,9 @@ class RedisResilienceIT {
   // waiting for a CPU shared with other processes, which StallWatch does not see. A read that
   // waited for the hung Redis would take until it resumes.
   private static final long MARGIN_MS = 400;
+
+  // Started when the class loads, so that it sees every pause of the tests.
+  private static final StallWatch STALLS = StallWatch.shared();
 
   private final SimpleMeterRegistry registry = new SimpleMeterRegistry();
   private RedisServer redis;
@@ -69,9 +71,9 @@ class RedisResilienceIT {
 
   @Test
   void whileRedisHangsReadsAnswerLocallyWithinTheTimeoutAndWritesAreRefused() {
-    cache.put("plain", "k", "\"before\"");
-    cache.put("near", "n", "\"before\"");
-    cache.putAll("plain", Map.of("b1", "1", "b2", "2"));
+    patiently(() -> cache.put("plain", "k", "\"before\""));
+    patiently(() -> cache.put("near", "n", "\"before\""));
+    patiently(() -> cache.putAll("plain", Map.of("b1", "1", "b2", "2")));
 
     redis.pause();
     try {
@@ -120,14 +122,14 @@ class RedisResilienceIT {
     }
 
     long resumed = System.nanoTime();
-    await().atMost(Duration.ofSeconds(5)).until(() -> cache.health().status() == HealthStatus.HEALTHY);
-    assertThat(TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - resumed)).isLessThan(5_000);
+    await().atMost(Duration.ofSeconds(30)).until(() -> cache.health().status() == HealthStatus.HEALTHY);
+    assertThat(STALLS.unstalledBetween(resumed, System.nanoTime())).isLessThan(Duration.ofSeconds(5));
     assertThat(cache.health().breaker()).isEqualTo(CircuitBreaker.State.CLOSED);
 
-    assertThat(cache.get("plain", "k")).as("refused writes never reached Redis; the local copy is gone").contains("\"before\"");
-    assertThat(cache.get("near", "n")).contains("\"before\"");
-    assertThat(cache.get("plain", "b1")).contains("1");
-    cache.put("plain", "k", "\"after\"");
+    assertThat(patiently(() -> cache.get("plain", "k"))).as("refused writes never reached Redis; the local copy is gone").contains("\"before\"");
+    assertThat(patiently(() -> cache.get("near", "n"))).contains("\"before\"");
+    assertThat(patiently(() -> cache.get("plain", "b1"))).contains("1");
+    patiently(() -> cache.put("plain", "k", "\"after\""));
     try (RawRedis raw = new RawRedis(redis)) {
       assertThat(raw.sync().get("nis:cache:plain:k")).isEqualTo("\"after\"");
     }
@@ -135,23 +137,23 @@ class RedisResilienceIT {
 
   @Test
   void aWriteThatTimedOutOnAHungRedisMayStillLandWhenItResumes() {
-    cache.put("plain", "k", "\"before\"");
+    patiently(() -> cache.put("plain", "k", "\"before\""));
     redis.pause();
     try {
       assertThatThrownBy(() -> cache.put("plain", "k", "\"sent while hung\"")).isInstanceOf(RetriableException.class);
     } finally {
       redis.resume();
     }
-    await().atMost(Duration.ofSeconds(5)).until(() -> cache.health().status() == HealthStatus.HEALTHY);
+    await().atMost(Duration.ofSeconds(30)).until(() -> cache.health().status() == HealthStatus.HEALTHY);
 
     // the SET had reached the server's socket before the timeout, so Redis applied it on resume
-    assertThat(cache.get("plain", "k")).contains("\"sent while hung\"");
+    assertThat(patiently(() -> cache.get("plain", "k"))).contains("\"sent while hung\"");
   }
 
   @Test
   void whileRedisIsDownReadsNeverThrowAndTheCacheReconnectsWhenItReturns() {
-    cache.put("plain", "k", "\"before\"");
-    cache.put("near", "n", "\"before\"");
+    patiently(() -> cache.put("plain", "k", "\"before\""));
+    patiently(() -> cache.put("near", "n", "\"before\""));
 
     redis.kill();
     for (int i = 0; i < 5; i++) {
@@ -165,13 +167,13 @@ class RedisResilienceIT {
 
     redis.start();
     long started = System.nanoTime();
-    await().atMost(Duration.ofSeconds(5)).until(() -> cache.health().status() == HealthStatus.HEALTHY);
-    assertThat(TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - started)).isLessThan(5_000);
+    await().atMost(Duration.ofSeconds(30)).until(() -> cache.health().status() == HealthStatus.HEALTHY);
+    assertThat(STALLS.unstalledBetween(started, System.nanoTime())).isLessThan(Duration.ofSeconds(5));
 
-    assertThat(cache.get("plain", "k")).as("the restarted Redis kept nothing").isEmpty();
-    assertThat(cache.get("near", "n")).as("the near cache was emptied on resubscribing").isEmpty();
-    cache.put("near", "n", "\"again\"");
-    assertThat(cache.get("near", "n")).contains("\"again\"");
+    assertThat(patiently(() -> cache.get("plain", "k"))).as("the restarted Redis kept nothing").isEmpty();
+    assertThat(patiently(() -> cache.get("near", "n"))).as("the near cache was emptied on resubscribing").isEmpty();
+    patiently(() -> cache.put("near", "n", "\"again\""));
+    assertThat(patiently(() -> cache.get("near", "n"))).contains("\"again\"");
   }
 
   @Test
@@ -186,20 +188,20 @@ class RedisResilienceIT {
                 .build())) {
       redis.pause();
       try {
-        await().atMost(Duration.ofSeconds(5)).until(() -> patient.health().breaker() == CircuitBreaker.State.OPEN);
+        await().atMost(Duration.ofSeconds(30)).until(() -> patient.health().breaker() == CircuitBreaker.State.OPEN);
         patient.recover();
         assertThat(patient.health().breaker()).as("no answer: stays open").isEqualTo(CircuitBreaker.State.OPEN);
       } finally {
         redis.resume();
       }
-      assertThat(patient.checkHealth(Duration.ofSeconds(2)).detail())
+      assertThat(patient.checkHealth(Duration.ofSeconds(10)).detail())
           .hasValueSatisfying(d -> assertThat(d).contains("breaker is open"));
 
-      patient.recover();
+      patiently(patient::recover, () -> patient.health().status() == HealthStatus.HEALTHY);
 
       assertThat(patient.health().status()).isEqualTo(HealthStatus.HEALTHY);
-      patient.put("plain", "k", "\"flowing\"");
-      assertThat(patient.get("plain", "k")).contains("\"flowing\"");
+      patiently(() -> patient.put("plain", "k", "\"flowing\""));
+      assertThat(patiently(() -> patient.get("plain", "k"))).contains("\"flowing\"");
     }
   }
 
@@ -220,7 +222,56 @@ class RedisResilienceIT {
   // ---- helpers ----
 
   private static <T> Timed<T> timed(Supplier<T> call) {
-    return StallWatch.shared().time(call);
+    return STALLS.time(call);
+  }
+
+  /**
+   * Runs a call that is not what the test checks, again (twice at most) when it met a pause of
+   * this JVM as long as the command timeout: the timeout then fired before the answer was read,
+   * and the call failed or was answered from the local tier. Without such a pause a failure
+   * stands.
+   */
+  private <T> T patiently(Supplier<T> call) {
+    for (int attempt = 1; ; attempt++) {
+      double errors = commandErrors();
+      long start = System.nanoTime();
+      try {
+        T value = call.get();
+        if (commandErrors() == errors || !pausedPastTheTimeout(start) || attempt == 3) {
+          return value;
+        }
+      } catch (RetriableException e) {
+        if (!pausedPastTheTimeout(start) || attempt == 3) {
+          throw e;
+        }
+      }
+    }
+  }
+
+  private void patiently(Runnable call) {
+    patiently(() -> {
+      call.run();
+      return null;
+    });
+  }
+
+  /** As {@link #patiently(Supplier)} for a call that reports success only through {@code done}. */
+  private static void patiently(Runnable call, java.util.function.BooleanSupplier done) {
+    for (int attempt = 1; ; attempt++) {
+      long start = System.nanoTime();
+      call.run();
+      if (done.getAsBoolean() || !pausedPastTheTimeout(start) || attempt == 3) {
+        return;
+      }
+    }
+  }
+
+  private static boolean pausedPastTheTimeout(long startNanos) {
+    return STALLS.stalledBetween(startNanos, System.nanoTime()).compareTo(TIMEOUT) >= 0;
+  }
+
+  private double commandErrors() {
+    return registry.find("nis.cache.errors").counters().stream().mapToDouble(io.micrometer.core.instrument.Counter::count).sum();
   }
 
   private static RuntimeException catching(Runnable call) {

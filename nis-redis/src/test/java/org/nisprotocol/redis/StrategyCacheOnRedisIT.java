@@ -27,10 +27,11 @@ class StrategyCacheOnRedisIT {
         StrategyCache cache =
             StrategyCache.builder(RedisCache.create(config(redis)))
                 .executor(executor)
-                .refreshAhead(ns, loader, Duration.ofSeconds(10))
+                // Long TTLs: Redis counts them down while this JVM pauses, which must not expire "ageing".
+                .refreshAhead(ns, loader, Duration.ofSeconds(100))
                 .build()) {
-      other.put(ns, "fresh", "\"from another instance\"", Duration.ofSeconds(9));
-      other.put(ns, "ageing", "\"from another instance\"", Duration.ofMillis(1500));
+      other.put(ns, "fresh", "\"from another instance\"", Duration.ofSeconds(90));
+      other.put(ns, "ageing", "\"from another instance\"", Duration.ofSeconds(15));
 
       assertThat(cache.get(ns, "fresh")).contains("\"from another instance\"");
       assertThat(executor.queued()).as("90 % of the TTL left: no reload").isZero();
@@ -41,7 +42,7 @@ class StrategyCacheOnRedisIT {
 
       assertThat(other.get(ns, "ageing")).contains("\"ageing#1\"");
       try (RawRedis raw = new RawRedis(redis)) {
-        assertThat(raw.sync().pttl("nis:cache:" + ns + ":ageing")).isBetween(9_000L, 10_000L);
+        assertThat(raw.sync().pttl("nis:cache:" + ns + ":ageing")).isBetween(90_000L, 100_000L);
       }
     }
   }
@@ -77,7 +78,8 @@ class StrategyCacheOnRedisIT {
                           .commandTimeout(Duration.ofMillis(100))
                           .circuitBreaker(new CircuitBreakerConfig(3, Duration.ofSeconds(30), 2))
                           .build()))
-              .refreshAhead(ns, loader, Duration.ofSeconds(10))
+              // Long TTLs: Redis counts them down while this JVM pauses, which must not expire "ageing".
+                .refreshAhead(ns, loader, Duration.ofSeconds(100))
               .build()) {
         own.kill();
 

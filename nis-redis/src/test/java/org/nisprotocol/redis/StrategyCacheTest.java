@@ -326,7 +326,7 @@ class StrategyCacheTest {
     clock.advance(Duration.ofSeconds(90));
 
     try {
-      Optional<String> read = assertTimeoutPreemptively(Duration.ofSeconds(2), () -> cache.get("goals", "g1"));
+      Optional<String> read = assertTimeoutPreemptively(Duration.ofSeconds(8), () -> cache.get("goals", "g1"));
       assertThat(read).contains("\"g1#1\"");
     } finally {
       release.countDown();

@@ -25,7 +25,13 @@ public final class TestServers {
     /** The shared, running Kafka broker; started on the first call (which takes a few seconds). */
     public static synchronized KafkaBroker kafka() {
         if (kafka == null) {
-            KafkaBroker broker = KafkaBroker.builder().name("shared-kafka").build();
+            // Never killed (faults happen on brokers of their own), so it keeps Kafka's longer
+            // session: a machine that pauses for seconds must not get it fenced by its controller.
+            KafkaBroker broker = KafkaBroker.builder()
+                    .name("shared-kafka")
+                    .brokerProperty("broker.session.timeout.ms", "9000")
+                    .brokerProperty("broker.heartbeat.interval.ms", "2000")
+                    .build();
             registerShutdownHook();
             kafka = broker;
         }
