@@ -14,7 +14,7 @@ final class PatientConfig {
 
   private PatientConfig() {}
 
-  static RedisCacheConfig.Builder of(RedisServer server) {
+  static RedisCacheConfig.Builder builder(RedisServer server) {
     return RedisCacheConfig.builder().host(server.host()).port(server.port()).commandTimeout(COMMAND_TIMEOUT);
   }
 }

@@ -37,7 +37,7 @@ class RedisAuthIT {
   }
 
   private static RedisCacheConfig.Builder config() {
-    return PatientConfig.of(redis).nearCache("memory", NearCache.defaults());
+    return PatientConfig.builder(redis).nearCache("memory", NearCache.defaults());
   }
 
   @Test

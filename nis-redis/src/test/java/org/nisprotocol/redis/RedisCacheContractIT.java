@@ -14,7 +14,7 @@ class RedisCacheContractIT extends CacheContract {
   protected Cache createCache(NamespaceTtls namespaceTtls) {
     RedisServer redis = TestServers.redis();
     return RedisCache.create(
-        PatientConfig.of(redis)
+        PatientConfig.builder(redis)
             .namespaceTtls(namespaceTtls)
             .build());
   }

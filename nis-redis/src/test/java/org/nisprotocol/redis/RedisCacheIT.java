@@ -34,7 +34,7 @@ class RedisCacheIT {
 
   @BeforeEach
   void connect() {
-    cache = RedisCache.create(PatientConfig.of(redis).build(), registry);
+    cache = RedisCache.create(PatientConfig.builder(redis).build(), registry);
     raw = new RawRedis(redis);
   }
 

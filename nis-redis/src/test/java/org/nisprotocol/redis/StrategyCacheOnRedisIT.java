@@ -16,7 +16,7 @@ class StrategyCacheOnRedisIT {
   private final String ns = "strategy-" + UUID.randomUUID().toString().substring(0, 8);
 
   private RedisCacheConfig config(RedisServer server) {
-    return PatientConfig.of(server).build();
+    return PatientConfig.builder(server).build();
   }
 
   @Test
@@ -78,8 +78,7 @@ class StrategyCacheOnRedisIT {
                           .commandTimeout(Duration.ofMillis(100))
                           .circuitBreaker(new CircuitBreakerConfig(3, Duration.ofSeconds(30), 2))
                           .build()))
-              // Long TTLs: Redis counts them down while this JVM pauses, which must not expire "ageing".
-                .refreshAhead(ns, loader, Duration.ofSeconds(100))
+              .refreshAhead(ns, loader, Duration.ofSeconds(10))
               .build()) {
         own.kill();
 

@@ -4,6 +4,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import java.time.Duration;
+import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -26,6 +27,9 @@ import org.nisprotocol.core.ValidationException;
 public abstract class CacheContract {
   /** TTL of the namespace {@link #shortNamespace}: short so that servers can be tested in real time. */
   protected static final Duration SHORT_NAMESPACE_TTL = Duration.ofMillis(600);
+
+  /** A pause of this JVM that may outlast what separates a scenario's steps from its TTLs. */
+  private static final Duration PAUSE = Duration.ofMillis(100);
 
   protected Cache cache;
   protected String namespace;
@@ -124,6 +128,7 @@ public abstract class CacheContract {
    */
   private static void withinRealTime(Duration window, Runnable scenario) {
     StallWatch stalls = StallWatch.shared();
+    List<AssertionError> disturbedAttempts = new ArrayList<>();
     for (int attempt = 1; ; attempt++) {
       long start = System.nanoTime();
       try {
@@ -133,14 +138,14 @@ public abstract class CacheContract {
         long end = System.nanoTime();
         boolean disturbed = end - start >= window.toNanos() || stalls.stalledBetween(start, end).compareTo(PAUSE) >= 0;
         if (!disturbed || attempt == 3) {
+          disturbedAttempts.forEach(e::addSuppressed);
           throw e;
         }
+        disturbedAttempts.add(e);
       }
     }
   }
 
-  /** A pause of this JVM that may outlast what separates a scenario's steps from its TTLs. */
-  private static final Duration PAUSE = Duration.ofMillis(100);
 
   @Test
   void namespacesAreSeparate() {

@@ -25,8 +25,9 @@ public final class TestServers {
     /** The shared, running Kafka broker; started on the first call (which takes a few seconds). */
     public static synchronized KafkaBroker kafka() {
         if (kafka == null) {
-            // Never killed (faults happen on brokers of their own), so it keeps Kafka's longer
-            // session: a machine that pauses for seconds must not get it fenced by its controller.
+            // Never killed (faults happen on brokers of their own), so it takes Kafka's default 9 s
+            // session, not the harness's quick 3 s: a machine that pauses for seconds must not get
+            // it fenced by its controller.
             KafkaBroker broker = KafkaBroker.builder()
                     .name("shared-kafka")
                     .brokerProperty("broker.session.timeout.ms", "9000")
