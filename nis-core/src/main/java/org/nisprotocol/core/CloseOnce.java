@@ -11,12 +11,15 @@ import org.slf4j.LoggerFactory;
 /**
  * A backend's close(), run once, also when called on the backend's own threads.
  *
- * <p>A backend's closing steps wait for its threads (handlers, callbacks) to finish what they
- * hold. A close() called on one of those threads would wait for itself, so it stops intake,
- * returns at once, and the steps run on a thread of their own (not a daemon, so that the JVM does
- * not exit halfway through). Any later close() from another thread waits until the steps have
- * ended, at most the given limit; from a backend's thread, or from the thread running the steps
- * (code they complete may call close() again), it returns at once. Thread-safe.
+ * <p>The closing steps run on a thread of their own (not a daemon, so that the JVM does not exit
+ * halfway through), where no interrupt meant for the caller cuts their waits short: an
+ * interrupted caller (a pool shut down with {@code shutdownNow}, say) still gets its handlers
+ * finished and its sends settled. The first caller waits for them through interrupts, which it
+ * keeps, and hears their failure. The steps wait for the backend's threads (handlers, callbacks)
+ * to finish what they hold, so a close() called on one of those threads stops intake and returns
+ * at once. Any later close() from another thread waits until the steps have ended; from a
+ * backend's thread, or from the thread running the steps (code they complete may call close()
+ * again), it returns at once. Every wait ends at the given limit. Thread-safe.
  */
 public final class CloseOnce {
   private static final Logger log = LoggerFactory.getLogger(CloseOnce.class);
@@ -25,6 +28,7 @@ public final class CloseOnce {
   private final AtomicBoolean begun = new AtomicBoolean();
   private final CountDownLatch ended = new CountDownLatch(1);
   private volatile Thread closingThread;
+  private volatile Throwable failure;
 
   /** @param waitLimit how long a later close() waits for the steps at most; they are bounded themselves */
   public CloseOnce(Duration waitLimit) {
@@ -42,9 +46,11 @@ public final class CloseOnce {
   }
 
   /**
-   * The first call runs {@code stopIntake} on this thread, then {@code steps}: here, or on a
-   * thread of their own when {@code onOwnThread} (this is one of the threads the steps wait for).
-   * Later calls wait as said above.
+   * The first call runs {@code stopIntake} on this thread, then {@code steps} on a thread of their
+   * own, and waits for them unless {@code onOwnThread} (this is one of the threads the steps wait
+   * for). Later calls wait as said above.
+   *
+   * @throws RuntimeException (or Error) what the steps threw, to the first caller that waited
    */
   public void close(boolean onOwnThread, Runnable stopIntake, Runnable steps) {
     if (!begun.compareAndSet(false, true)) {
@@ -56,6 +62,11 @@ public final class CloseOnce {
     Runnable closing = () -> {
       try {
         steps.run();
+      } catch (RuntimeException | Error e) {
+        failure = e;
+        if (onOwnThread) {
+          log.warn("closing failed", e); // nobody waits to hear it
+        }
       } finally {
         ended.countDown();
       }
@@ -64,16 +75,23 @@ public final class CloseOnce {
       stopIntake.run();
       if (onOwnThread) {
         log.info("close() called on one of the backend's own threads: closing on a thread of its own");
-        Thread closer = Thread.ofPlatform().name("nis-bus-close").daemon(false).unstarted(closing);
-        closingThread = closer;
-        closer.start();
-      } else {
-        closingThread = Thread.currentThread();
-        closing.run();
       }
+      Thread closer = Thread.ofPlatform().name("nis-bus-close").daemon(false).unstarted(closing);
+      closingThread = closer;
+      closer.start();
     } catch (RuntimeException | Error e) {
       ended.countDown(); // failed to start closing: later calls do not wait for it
       throw e;
+    }
+    if (!onOwnThread) {
+      awaitEnded();
+      Throwable failed = failure;
+      if (failed instanceof RuntimeException runtime) {
+        throw runtime;
+      }
+      if (failed instanceof Error error) {
+        throw error;
+      }
     }
   }
 

@@ -19,20 +19,56 @@ class CloseOnceTest {
   private final List<String> events = new CopyOnWriteArrayList<>();
 
   @Test
-  void theStepsRunOnceOnTheCallersThreadAfterIntakeStops() {
+  void theStepsRunOnceOnAThreadOfTheirOwnAfterIntakeStopsAndTheCallerWaitsForThem() {
     AtomicInteger runs = new AtomicInteger();
     Thread caller = Thread.currentThread();
     Runnable steps = () -> {
       runs.incrementAndGet();
-      events.add("steps on the caller: " + (Thread.currentThread() == caller));
+      events.add("steps on " + (Thread.currentThread() == caller ? "the caller" : Thread.currentThread().getName()));
     };
 
     once.close(false, () -> events.add("intake stopped"), steps);
+    assertThat(once.ended()).as("ended when the first call returned").isTrue();
     once.close(false, () -> events.add("intake stopped"), steps);
 
     assertThat(runs).hasValue(1);
-    assertThat(events).containsExactly("intake stopped", "steps on the caller: true");
+    assertThat(events).containsExactly("intake stopped", "steps on nis-bus-close");
     assertThat(once.begun()).isTrue();
+  }
+
+  @Test
+  void anInterruptOfTheFirstCallerDoesNotReachTheStepsAndIsKept() throws Exception {
+    CountDownLatch stepsStarted = new CountDownLatch(1);
+    CountDownLatch release = new CountDownLatch(1);
+    CompletableFuture<Boolean> stepsInterrupted = new CompletableFuture<>();
+    CompletableFuture<Boolean> callerInterruptedAfter = new CompletableFuture<>();
+    Thread caller = Thread.ofPlatform().start(() -> {
+      once.close(false, () -> {}, () -> {
+        stepsStarted.countDown();
+        try {
+          stepsInterrupted.complete(!release.await(10, TimeUnit.SECONDS));
+        } catch (InterruptedException e) {
+          stepsInterrupted.complete(true);
+        }
+      });
+      callerInterruptedAfter.complete(Thread.currentThread().isInterrupted());
+    });
+    assertThat(stepsStarted.await(10, TimeUnit.SECONDS)).isTrue();
+
+    caller.interrupt();
+    assertThat(caller.join(Duration.ofMillis(300))).as("still waiting for the steps after the interrupt").isFalse();
+    release.countDown();
+
+    assertThat(stepsInterrupted.get(10, TimeUnit.SECONDS)).as("the steps' wait was cut short").isFalse();
+    assertThat(callerInterruptedAfter.get(10, TimeUnit.SECONDS)).as("the caller keeps its interrupt").isTrue();
+    assertThat(once.ended()).isTrue();
+  }
+
+  @Test
+  void theFirstCallerHearsWhatTheStepsThrew() {
+    assertThatThrownBy(() -> once.close(false, () -> {}, () -> { throw new IllegalStateException("step failed"); }))
+        .isInstanceOf(IllegalStateException.class)
+        .hasMessage("step failed");
     assertThat(once.ended()).isTrue();
   }
 

@@ -146,9 +146,10 @@ public final class InMemoryMessageBus implements MessageBus {
 
   /**
    * Stops accepting messages, waits up to the shutdown timeout for every group to consume what was
-   * accepted, then stops the dispatchers. Called from a handler (whose return the wait needs), it
-   * returns once no more messages are accepted and the rest runs on a thread of its own; a later
-   * call from a thread other than a dispatcher waits until closing has ended.
+   * accepted, then stops the dispatchers. The waiting runs on a thread of its own, so an interrupt
+   * of the caller does not cut it short (the caller keeps the interrupt). Called from a handler
+   * (whose return the wait needs), it returns once no more messages are accepted; a later call from
+   * a thread other than a dispatcher waits until closing has ended.
    */
   @Override
   public void close() {

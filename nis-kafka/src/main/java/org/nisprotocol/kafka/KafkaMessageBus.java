@@ -1112,26 +1112,19 @@ public final class KafkaMessageBus implements MessageBus {
    * cut off and spooled in the order they were sent; one of them may already be in Kafka too, so
    * the next start can deliver it twice.
    *
-   * <p>Called from a handler, or from code chained on a receipt (which runs on a producer's own
-   * thread, the one that settles the sends close() waits for, or on the bus's hand-off thread),
-   * it stops accepting and returns at once, and the rest runs on a thread of its own, as {@code
-   * KafkaProducer.close} does when called from its callbacks. A later call from another thread
-   * waits until closing has ended (at most the shutdown timeout and a minute more).
+   * <p>The closing runs on a thread of its own, which the caller waits for: an interrupt of the
+   * caller does not cut it short (the caller keeps the interrupt). Called from a handler, or from
+   * code chained on a receipt (which runs on a producer's own thread, the one that settles the
+   * sends close() waits for, or on the bus's hand-off thread), it stops accepting and returns at
+   * once, as {@code KafkaProducer.close} does when called from its callbacks. A later call from
+   * another thread waits until closing has ended (at most the shutdown timeout and a minute more).
    */
   @Override
   public void close() {
-    closing.close(onBusThread(), () -> {}, () -> {
-      // An interrupt would cut every wait short and close the spool's file under its writes (a
-      // FileChannel closes when its writer is interrupted); it is kept for the caller.
-      boolean interrupted = Thread.interrupted();
-      try {
-        closeWithin(System.nanoTime() + config.shutdownTimeout().toNanos());
-      } finally {
-        if (interrupted) {
-          Thread.currentThread().interrupt();
-        }
-      }
-    });
+    // The steps run on a thread of their own: an interrupt of the caller would cut every wait
+    // short and close the spool's file under its writes (a FileChannel closes when its writer is
+    // interrupted).
+    closing.close(onBusThread(), () -> {}, () -> closeWithin(System.nanoTime() + config.shutdownTimeout().toNanos()));
   }
 
   /** Whether close() has run to its end (on its own thread when called from the bus's threads). */

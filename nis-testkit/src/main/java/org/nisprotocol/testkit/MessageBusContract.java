@@ -373,6 +373,41 @@ public abstract class MessageBusContract {
   }
 
   @Test
+  void anInterruptedCloseStillLetsTheHandlerInProgressFinish() throws Exception {
+    // A pool shut down with shutdownNow() interrupts the thread that closes the bus.
+    String topic = freshTopic("interrupted-close");
+    CountDownLatch entered = new CountDownLatch(1);
+    CountDownLatch release = new CountDownLatch(1);
+    List<Integer> finished = new CopyOnWriteArrayList<>();
+    bus.subscribe(
+        SubscriptionSpec.group("interrupted-" + run).withTopics(topic),
+        d -> {
+          entered.countDown();
+          release.await();
+          finished.add(sequence(d));
+        });
+    bus.publish(message(topic, "k", 0));
+    assertThat(entered.await(DELIVERY_TIMEOUT.toSeconds(), TimeUnit.SECONDS)).as("the handler is busy").isTrue();
+
+    CompletableFuture<List<Integer>> finishedWhenCloseReturned = new CompletableFuture<>();
+    CompletableFuture<Boolean> interruptKept = new CompletableFuture<>();
+    Thread closer = Thread.ofPlatform().start(() -> {
+      bus.close();
+      finishedWhenCloseReturned.complete(List.copyOf(finished));
+      interruptKept.complete(Thread.currentThread().isInterrupted());
+    });
+    Thread.sleep(300); // close() is waiting for the handler by now, or soon
+    closer.interrupt();
+    assertThat(closer.join(Duration.ofMillis(300))).as("close() still waits for the handler").isFalse();
+    release.countDown();
+
+    assertThat(finishedWhenCloseReturned.get(DELIVERY_TIMEOUT.toSeconds(), TimeUnit.SECONDS))
+        .as("the handler finished before close() returned")
+        .containsExactly(0);
+    assertThat(interruptKept.get(DELIVERY_TIMEOUT.toSeconds(), TimeUnit.SECONDS)).as("the caller keeps its interrupt").isTrue();
+  }
+
+  @Test
   void aHandlerMayCloseTheBus() throws Exception {
     // An agent told to stop closes the bus from its handler: close() must not wait for that
     // handler to return (it would wait out the whole shutdown timeout), and what was accepted
