@@ -15,11 +15,12 @@ import org.slf4j.LoggerFactory;
  * halfway through), where no interrupt meant for the caller cuts their waits short: an
  * interrupted caller (a pool shut down with {@code shutdownNow}, say) still gets its handlers
  * finished and its sends settled. The first caller waits for them through interrupts, which it
- * keeps, and hears their failure. The steps wait for the backend's threads (handlers, callbacks)
- * to finish what they hold, so a close() called on one of those threads stops intake and returns
- * at once. Any later close() from another thread waits until the steps have ended; from a
- * backend's thread, or from the thread running the steps (code they complete may call close()
- * again), it returns at once. Every wait ends at the given limit. Thread-safe.
+ * keeps, until they end (they are bounded themselves), and hears their failure. The steps wait
+ * for the backend's threads (handlers, callbacks) to finish what they hold, so a close() called
+ * on one of those threads stops intake and returns at once. Any later close() from another
+ * thread waits until the steps have ended, at most the given limit; from a backend's thread, or
+ * from the thread running the steps (code they complete may call close() again), it returns at
+ * once. Thread-safe.
  */
 public final class CloseOnce {
   private static final Logger log = LoggerFactory.getLogger(CloseOnce.class);
@@ -30,7 +31,7 @@ public final class CloseOnce {
   private volatile Thread closingThread;
   private volatile Throwable failure;
 
-  /** @param waitLimit how long a later close() waits for the steps at most; they are bounded themselves */
+  /** @param waitLimit how long a later close() waits for the steps at most (the first waits until they end) */
   public CloseOnce(Duration waitLimit) {
     this.waitLimit = Objects.requireNonNull(waitLimit, "waitLimit");
   }
@@ -55,14 +56,14 @@ public final class CloseOnce {
   public void close(boolean onOwnThread, Runnable stopIntake, Runnable steps) {
     if (!begun.compareAndSet(false, true)) {
       if (!onOwnThread && Thread.currentThread() != closingThread) {
-        awaitEnded();
+        awaitEnded(true);
       }
       return;
     }
     Runnable closing = () -> {
       try {
         steps.run();
-      } catch (RuntimeException | Error e) {
+      } catch (Throwable e) {
         failure = e;
         if (onOwnThread) {
           log.warn("closing failed", e); // nobody waits to hear it
@@ -73,18 +74,30 @@ public final class CloseOnce {
     };
     try {
       stopIntake.run();
-      if (onOwnThread) {
-        log.info("close() called on one of the backend's own threads: closing on a thread of its own");
-      }
-      Thread closer = Thread.ofPlatform().name("nis-bus-close").daemon(false).unstarted(closing);
-      closingThread = closer;
-      closer.start();
     } catch (RuntimeException | Error e) {
       ended.countDown(); // failed to start closing: later calls do not wait for it
       throw e;
     }
+    if (onOwnThread) {
+      log.info("close() called on one of the backend's own threads: closing on a thread of its own");
+    }
+    Thread closer = Thread.ofPlatform().name("nis-bus-close").daemon(false).unstarted(closing);
+    closingThread = closer;
+    try {
+      closer.start();
+    } catch (RuntimeException | Error e) {
+      // No thread to be had (the process is short of them): close here unless this is a thread
+      // the steps wait for.
+      if (onOwnThread) {
+        ended.countDown();
+        throw e;
+      }
+      log.warn("closing on the caller's thread: no thread of its own could start ({})", e.toString());
+      closingThread = Thread.currentThread();
+      closing.run();
+    }
     if (!onOwnThread) {
-      awaitEnded();
+      awaitEnded(false);
       Throwable failed = failure;
       if (failed instanceof RuntimeException runtime) {
         throw runtime;
@@ -92,17 +105,25 @@ public final class CloseOnce {
       if (failed instanceof Error error) {
         throw error;
       }
+      if (failed != null) {
+        throw new IllegalStateException("closing failed", failed);
+      }
     }
   }
 
-  /** Waits through interrupts (an interrupted caller still gets a closed backend), and keeps them. */
-  private void awaitEnded() {
+  /**
+   * Waits through interrupts (an interrupted caller still gets a closed backend), and keeps them;
+   * at most the wait limit when {@code limited}.
+   */
+  private void awaitEnded(boolean limited) {
     long giveUp = System.nanoTime() + TimeUnit.NANOSECONDS.convert(waitLimit);
     boolean interrupted = false;
     try {
       while (!ended()) {
         try {
-          if (!ended.await(giveUp - System.nanoTime(), TimeUnit.NANOSECONDS)) {
+          if (!limited) {
+            ended.await();
+          } else if (!ended.await(giveUp - System.nanoTime(), TimeUnit.NANOSECONDS)) {
             log.warn("a close() begun elsewhere has not ended within {}", waitLimit);
             return;
           }

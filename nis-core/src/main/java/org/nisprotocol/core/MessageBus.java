@@ -69,9 +69,12 @@ public interface MessageBus extends Backend {
   Subscription subscribe(SubscriptionSpec spec, MessageHandler handler);
 
   /**
-   * Stops accepting, delivers what was accepted, then releases everything. Idempotent. Called from
-   * a handler (or code run by the bus's own threads), it returns as soon as nothing more is
-   * accepted, and delivering and releasing go on on a thread of their own.
+   * Stops accepting, delivers what was accepted, then releases everything. Idempotent. An
+   * interrupt of the calling thread does not cut this short; the caller keeps it. Called from a
+   * handler (or code run by the bus's own threads), it returns as soon as nothing more is
+   * accepted, and delivering and releasing go on on a thread of their own. A handler that hands
+   * its work to another thread and waits for it must not call close() from that thread: the bus
+   * cannot tell that its handler waits there, and closing waits for the handler.
    */
   @Override
   void close();

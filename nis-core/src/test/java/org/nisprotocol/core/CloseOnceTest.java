@@ -65,6 +65,19 @@ class CloseOnceTest {
   }
 
   @Test
+  void theFirstCallerWaitsUntilTheStepsEndPastTheLimitOfLaterCalls() {
+    CloseOnce shortLimit = new CloseOnce(Duration.ofMillis(50));
+
+    shortLimit.close(false, () -> {}, () -> {
+      sleep(Duration.ofMillis(500));
+      events.add("steps ended");
+    });
+
+    assertThat(events).containsExactly("steps ended");
+    assertThat(shortLimit.ended()).isTrue();
+  }
+
+  @Test
   void theFirstCallerHearsWhatTheStepsThrew() {
     assertThatThrownBy(() -> once.close(false, () -> {}, () -> { throw new IllegalStateException("step failed"); }))
         .isInstanceOf(IllegalStateException.class)
@@ -144,6 +157,14 @@ class CloseOnceTest {
 
     assertThat(interruptedAfter.get(10, TimeUnit.SECONDS)).isTrue();
     assertThat(once.ended()).isTrue();
+  }
+
+  private static void sleep(Duration duration) {
+    try {
+      Thread.sleep(duration);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    }
   }
 
   private static void await(CountDownLatch latch) {

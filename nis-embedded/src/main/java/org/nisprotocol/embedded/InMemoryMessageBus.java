@@ -61,7 +61,8 @@ public final class InMemoryMessageBus implements MessageBus {
 
   private InMemoryMessageBus(InMemoryMessageBusConfig config) {
     this.config = config;
-    // a close() begun elsewhere is bounded too: the drain, then the dispatchers' 5 s
+    // how long a close() waits for one begun elsewhere: the drain, then 5 s for each group's
+    // dispatchers, in turn
     this.closing = new CloseOnce(config.shutdownTimeout().plusSeconds(30));
     this.capacity = new Semaphore(config.capacity());
   }

@@ -169,7 +169,7 @@ public final class KafkaMessageBus implements MessageBus {
 
   private KafkaMessageBus(KafkaBusConfig config, MeterRegistry registry, InstantSource clock) {
     this.config = config;
-    this.closing = new CloseOnce(config.shutdownTimeout().plusSeconds(60)); // close() itself is bounded
+    this.closing = new CloseOnce(config.shutdownTimeout().plusSeconds(60)); // closing itself is bounded
     this.clock = clock;
     this.codec = MessageCodec.create(clock);
     this.spool = DiskSpool.open(config.spoolDirectory(), config.spoolMaxBytes(), config.spoolFsync());
@@ -1127,7 +1127,7 @@ public final class KafkaMessageBus implements MessageBus {
     closing.close(onBusThread(), () -> {}, () -> closeWithin(System.nanoTime() + config.shutdownTimeout().toNanos()));
   }
 
-  /** Whether close() has run to its end (on its own thread when called from the bus's threads). */
+  /** Whether close() has run to its end (on its own thread, which a close() from the bus's threads does not wait for). */
   boolean closeFinished() {
     return closing.ended();
   }

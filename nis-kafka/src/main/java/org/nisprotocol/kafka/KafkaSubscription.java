@@ -131,13 +131,26 @@ final class KafkaSubscription implements Subscription {
   /** How long a subscription stopped at the end of the shutdown timeout gets to close. */
   private static final Duration STOP_GRACE = Duration.ofSeconds(5);
 
-  /** Whether the subscription has closed, waiting at most {@code timeout} for it. */
+  /**
+   * Whether the subscription has closed, waiting at most {@code timeout} for it, through
+   * interrupts (kept for the caller): an interrupted close() would otherwise stop busy handlers
+   * early and leave their messages to be delivered again.
+   */
   private boolean awaitClosedFor(Duration timeout) {
+    long end = System.nanoTime() + timeout.toNanos();
+    boolean interrupted = false;
     try {
-      return closedLatch.await(timeout.toNanos(), TimeUnit.NANOSECONDS);
-    } catch (InterruptedException e) {
-      Thread.currentThread().interrupt();
-      return closedLatch.getCount() == 0;
+      while (true) {
+        try {
+          return closedLatch.await(end - System.nanoTime(), TimeUnit.NANOSECONDS);
+        } catch (InterruptedException e) {
+          interrupted = true;
+        }
+      }
+    } finally {
+      if (interrupted) {
+        Thread.currentThread().interrupt();
+      }
     }
   }
 

@@ -16,6 +16,7 @@ import java.util.Map;
 import java.util.UUID;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 import org.apache.kafka.clients.consumer.ConsumerConfig;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
@@ -168,6 +169,54 @@ class KafkaMessageBusIT {
     } finally {
       bus.close();
     }
+  }
+
+  @Test
+  void anInterruptedSubscriptionCloseStillLetsItsHandlerFinishAndCommit() throws Exception {
+    // An agent stopped by a pool's shutdownNow() closes its subscription on an interrupted thread.
+    String topic = "unsubscribe-interrupted-" + UUID.randomUUID();
+    String group = "interrupted-" + UUID.randomUUID();
+    try (KafkaMessageBus bus = KafkaMessageBus.create(config().build())) {
+      bus.publish(numbered(topic, 0));
+      CountDownLatch entered = new CountDownLatch(1);
+      CountDownLatch release = new CountDownLatch(1);
+      List<Object> finished = new CopyOnWriteArrayList<>();
+      var subscription = bus.subscribe(SubscriptionSpec.group(group).withTopics(topic), d -> {
+        entered.countDown();
+        release.await();
+        finished.add(d.message().content().get("n"));
+      });
+      assertThat(entered.await(60, TimeUnit.SECONDS)).as("the handler is busy").isTrue();
+
+      CompletableFuture<List<Object>> finishedWhenClosed = new CompletableFuture<>();
+      Thread closer = Thread.ofPlatform().start(() -> {
+        try {
+          subscription.close();
+          finishedWhenClosed.complete(List.copyOf(finished));
+        } catch (RuntimeException | Error e) {
+          finishedWhenClosed.completeExceptionally(e);
+        }
+      });
+      try {
+        Thread.sleep(300); // close() is waiting for the handler by now, or soon
+        closer.interrupt();
+        assertThat(closer.join(Duration.ofMillis(300))).as("close() still waits for the handler").isFalse();
+      } finally {
+        release.countDown();
+      }
+      assertThat(finishedWhenClosed.get(60, TimeUnit.SECONDS)).as("finished before close() returned").containsExactly(0);
+
+      // Committed: the group's next member starts after it.
+      bus.publish(numbered(topic, 1));
+      List<Object> next = new CopyOnWriteArrayList<>();
+      bus.subscribe(SubscriptionSpec.group(group).withTopics(topic), d -> next.add(d.message().content().get("n")));
+      await().atMost(Duration.ofSeconds(60)).until(() -> next.contains(1));
+      assertThat(next).containsExactly(1);
+    }
+  }
+
+  private static NisMessage numbered(String topic, int n) {
+    return NisMessage.builder(MessageType.SYSTEM_HEALTH, "a").topic(topic).content(Map.of("n", n)).build();
   }
 
   @Test

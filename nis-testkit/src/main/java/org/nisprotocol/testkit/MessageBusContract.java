@@ -392,14 +392,21 @@ public abstract class MessageBusContract {
     CompletableFuture<List<Integer>> finishedWhenCloseReturned = new CompletableFuture<>();
     CompletableFuture<Boolean> interruptKept = new CompletableFuture<>();
     Thread closer = Thread.ofPlatform().start(() -> {
-      bus.close();
-      finishedWhenCloseReturned.complete(List.copyOf(finished));
-      interruptKept.complete(Thread.currentThread().isInterrupted());
+      try {
+        bus.close();
+        finishedWhenCloseReturned.complete(List.copyOf(finished));
+        interruptKept.complete(Thread.currentThread().isInterrupted());
+      } catch (RuntimeException | Error e) {
+        finishedWhenCloseReturned.completeExceptionally(e);
+      }
     });
-    Thread.sleep(300); // close() is waiting for the handler by now, or soon
-    closer.interrupt();
-    assertThat(closer.join(Duration.ofMillis(300))).as("close() still waits for the handler").isFalse();
-    release.countDown();
+    try {
+      Thread.sleep(300); // close() is waiting for the handler by now, or soon
+      closer.interrupt();
+      assertThat(closer.join(Duration.ofMillis(300))).as("close() still waits for the handler").isFalse();
+    } finally {
+      release.countDown();
+    }
 
     assertThat(finishedWhenCloseReturned.get(DELIVERY_TIMEOUT.toSeconds(), TimeUnit.SECONDS))
         .as("the handler finished before close() returned")
