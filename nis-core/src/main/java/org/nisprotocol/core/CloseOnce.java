@@ -111,22 +111,29 @@ public final class CloseOnce {
     }
   }
 
-  /**
-   * Waits through interrupts (an interrupted caller still gets a closed backend), and keeps them;
-   * at most the wait limit when {@code limited}.
-   */
+  /** Waits for the steps (an interrupted caller still gets a closed backend); at most the wait limit when {@code limited}. */
   private void awaitEnded(boolean limited) {
-    long giveUp = System.nanoTime() + TimeUnit.NANOSECONDS.convert(waitLimit);
+    if (!awaitThroughInterrupts(ended, limited ? waitLimit.toNanos() : Long.MAX_VALUE)) {
+      log.warn("a close() begun elsewhere has not ended within {}", waitLimit);
+    }
+  }
+
+  /**
+   * Waits until the latch is open, at most {@code timeoutNanos} ({@link Long#MAX_VALUE}: without a
+   * limit), through interrupts, which are kept for the caller: a wait of closing that an interrupt
+   * cut short would leave work unfinished. Whether the latch opened.
+   */
+  public static boolean awaitThroughInterrupts(CountDownLatch latch, long timeoutNanos) {
+    long end = System.nanoTime() + timeoutNanos;
     boolean interrupted = false;
     try {
-      while (!ended()) {
+      while (true) {
         try {
-          if (!limited) {
-            ended.await();
-          } else if (!ended.await(giveUp - System.nanoTime(), TimeUnit.NANOSECONDS)) {
-            log.warn("a close() begun elsewhere has not ended within {}", waitLimit);
-            return;
+          if (timeoutNanos == Long.MAX_VALUE) {
+            latch.await();
+            return true;
           }
+          return latch.await(end - System.nanoTime(), TimeUnit.NANOSECONDS);
         } catch (InterruptedException e) {
           interrupted = true;
         }

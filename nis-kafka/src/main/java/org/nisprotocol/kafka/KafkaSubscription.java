@@ -25,6 +25,7 @@ import org.apache.kafka.common.TopicPartition;
 import org.apache.kafka.common.errors.WakeupException;
 import org.apache.kafka.common.header.Header;
 import org.apache.kafka.common.serialization.ByteArrayDeserializer;
+import org.nisprotocol.core.CloseOnce;
 import org.nisprotocol.core.Delivery;
 import org.nisprotocol.core.InvalidMessageException;
 import org.nisprotocol.core.MessageHandler;
@@ -137,21 +138,7 @@ final class KafkaSubscription implements Subscription {
    * early and leave their messages to be delivered again.
    */
   private boolean awaitClosedFor(Duration timeout) {
-    long end = System.nanoTime() + timeout.toNanos();
-    boolean interrupted = false;
-    try {
-      while (true) {
-        try {
-          return closedLatch.await(end - System.nanoTime(), TimeUnit.NANOSECONDS);
-        } catch (InterruptedException e) {
-          interrupted = true;
-        }
-      }
-    } finally {
-      if (interrupted) {
-        Thread.currentThread().interrupt();
-      }
-    }
+    return CloseOnce.awaitThroughInterrupts(closedLatch, timeout.toNanos());
   }
 
   /**

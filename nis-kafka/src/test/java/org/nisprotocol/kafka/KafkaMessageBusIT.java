@@ -41,6 +41,7 @@ import org.nisprotocol.core.RetriableException;
 import org.nisprotocol.core.RetryPolicy;
 import org.nisprotocol.core.StreamingTopics;
 import org.nisprotocol.core.SubscriptionSpec;
+import org.nisprotocol.testkit.InterruptedClose;
 import org.nisprotocol.testkit.StallWatch;
 import org.nisprotocol.testkit.TestServers;
 
@@ -147,9 +148,7 @@ class KafkaMessageBusIT {
       inFlight.add(bus.publishAsync(NisMessage.builder(MessageType.SYSTEM_HEALTH, "a").topic(topic).content(Map.of("i", 0)).build()));
       inFlight.get(0).thenRun(() -> {
         closedOn.complete(Thread.currentThread().getName());
-        long start = System.nanoTime();
-        bus.close();
-        closeTook.complete(stalls.unstalledBetween(start, System.nanoTime()));
+        closeTook.complete(stalls.unstalledTimeOf(bus::close));
       });
       for (int i = 1; i < 20; i++) { // few enough that no batch fills up before the linger ends
         inFlight.add(bus.publishAsync(
@@ -188,23 +187,10 @@ class KafkaMessageBusIT {
       });
       assertThat(entered.await(60, TimeUnit.SECONDS)).as("the handler is busy").isTrue();
 
-      CompletableFuture<List<Object>> finishedWhenClosed = new CompletableFuture<>();
-      Thread closer = Thread.ofPlatform().start(() -> {
-        try {
-          subscription.close();
-          finishedWhenClosed.complete(List.copyOf(finished));
-        } catch (RuntimeException | Error e) {
-          finishedWhenClosed.completeExceptionally(e);
-        }
-      });
-      try {
-        Thread.sleep(300); // close() is waiting for the handler by now, or soon
-        closer.interrupt();
-        assertThat(closer.join(Duration.ofMillis(300))).as("close() still waits for the handler").isFalse();
-      } finally {
-        release.countDown();
-      }
-      assertThat(finishedWhenClosed.get(60, TimeUnit.SECONDS)).as("finished before close() returned").containsExactly(0);
+      InterruptedClose.Outcome<List<Object>> closed =
+          InterruptedClose.run(subscription::close, () -> List.copyOf(finished), release, Duration.ofSeconds(60));
+      assertThat(closed.seenWhenClosed()).as("finished before close() returned").containsExactly(0);
+      assertThat(closed.interruptKept()).as("the caller keeps its interrupt").isTrue();
 
       // Committed: the group's next member starts after it.
       bus.publish(numbered(topic, 1));
@@ -230,11 +216,8 @@ class KafkaMessageBusIT {
     StallWatch stalls = StallWatch.shared(); // pauses of this JVM are not close()'s time
     try {
       first.publish(NisMessage.builder(MessageType.SYSTEM_HEALTH, "a").topic(topic).content(Map.of("stop", true)).build());
-      stopping = (KafkaSubscription) first.subscribe(SubscriptionSpec.group(group).withTopics(topic), d -> {
-        long start = System.nanoTime();
-        first.close();
-        closeTook.complete(stalls.unstalledBetween(start, System.nanoTime()));
-      });
+      stopping = (KafkaSubscription) first.subscribe(
+          SubscriptionSpec.group(group).withTopics(topic), d -> closeTook.complete(stalls.unstalledTimeOf(first::close)));
       assertThat(closeTook.get(60, TimeUnit.SECONDS)).as("close() in a handler").isLessThan(Duration.ofSeconds(5));
       await().atMost(Duration.ofSeconds(30)).until(() -> stopping.isClosed() && first.closeFinished());
     } finally {
@@ -369,10 +352,7 @@ class KafkaMessageBusIT {
       }
       assertThat(entered.await(30, TimeUnit.SECONDS)).as("every handler is busy").isTrue();
 
-      StallWatch stalls = StallWatch.shared();
-      long start = System.nanoTime();
-      bus.close();
-      closeMillis = stalls.unstalledBetween(start, System.nanoTime()).toMillis(); // this JVM's pauses taken out
+      closeMillis = StallWatch.shared().unstalledTimeOf(bus::close).toMillis(); // this JVM's pauses taken out
       assertThat(subscriptions).allMatch(KafkaSubscription::isClosed, "closed when close() returned");
     } finally {
       release.countDown();

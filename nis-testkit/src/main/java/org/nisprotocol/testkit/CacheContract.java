@@ -146,7 +146,6 @@ public abstract class CacheContract {
     }
   }
 
-
   @Test
   void namespacesAreSeparate() {
     cache.put(namespace, "shared-key", "\"mine\"", Duration.ofMinutes(5));

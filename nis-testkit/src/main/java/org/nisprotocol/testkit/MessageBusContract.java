@@ -389,29 +389,11 @@ public abstract class MessageBusContract {
     bus.publish(message(topic, "k", 0));
     assertThat(entered.await(DELIVERY_TIMEOUT.toSeconds(), TimeUnit.SECONDS)).as("the handler is busy").isTrue();
 
-    CompletableFuture<List<Integer>> finishedWhenCloseReturned = new CompletableFuture<>();
-    CompletableFuture<Boolean> interruptKept = new CompletableFuture<>();
-    Thread closer = Thread.ofPlatform().start(() -> {
-      try {
-        bus.close();
-        finishedWhenCloseReturned.complete(List.copyOf(finished));
-        interruptKept.complete(Thread.currentThread().isInterrupted());
-      } catch (RuntimeException | Error e) {
-        finishedWhenCloseReturned.completeExceptionally(e);
-      }
-    });
-    try {
-      Thread.sleep(300); // close() is waiting for the handler by now, or soon
-      closer.interrupt();
-      assertThat(closer.join(Duration.ofMillis(300))).as("close() still waits for the handler").isFalse();
-    } finally {
-      release.countDown();
-    }
+    InterruptedClose.Outcome<List<Integer>> closed =
+        InterruptedClose.run(bus::close, () -> List.copyOf(finished), release, DELIVERY_TIMEOUT);
 
-    assertThat(finishedWhenCloseReturned.get(DELIVERY_TIMEOUT.toSeconds(), TimeUnit.SECONDS))
-        .as("the handler finished before close() returned")
-        .containsExactly(0);
-    assertThat(interruptKept.get(DELIVERY_TIMEOUT.toSeconds(), TimeUnit.SECONDS)).as("the caller keeps its interrupt").isTrue();
+    assertThat(closed.seenWhenClosed()).as("the handler finished before close() returned").containsExactly(0);
+    assertThat(closed.interruptKept()).as("the caller keeps its interrupt").isTrue();
   }
 
   @Test
@@ -431,9 +413,7 @@ public abstract class MessageBusContract {
         d -> {
           int sequence = sequence(d);
           if (sequence == 0) {
-            long start = System.nanoTime();
-            bus.close();
-            closeTook.complete(stalls.unstalledBetween(start, System.nanoTime()));
+            closeTook.complete(stalls.unstalledTimeOf(bus::close));
           }
           delivered.add(sequence);
         });
@@ -465,9 +445,7 @@ public abstract class MessageBusContract {
         d -> {
           subscribed.await();
           leaving.add(sequence(d));
-          long start = System.nanoTime();
-          self.get().close();
-          closeTook.complete(stalls.unstalledBetween(start, System.nanoTime()));
+          closeTook.complete(stalls.unstalledTimeOf(self.get()::close));
         }));
     subscribed.countDown();
 

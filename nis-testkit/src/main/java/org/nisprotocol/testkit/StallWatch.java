@@ -53,6 +53,14 @@ public final class StallWatch {
     return new Timed<>(value, Duration.ofNanos(end - start), stalledBetween(start, end));
   }
 
+  /** How long the call took on this thread, less the stalls within it. */
+  public Duration unstalledTimeOf(Runnable call) {
+    return time(() -> {
+      call.run();
+      return null;
+    }).unstalled();
+  }
+
   /** The time between two {@link System#nanoTime()} readings less the stalls within it. */
   public Duration unstalledBetween(long fromNanos, long toNanos) {
     return Duration.ofNanos(toNanos - fromNanos).minus(stalledBetween(fromNanos, toNanos));
