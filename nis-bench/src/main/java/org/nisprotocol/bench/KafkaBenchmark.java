@@ -4,7 +4,6 @@ import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import java.lang.management.ManagementFactory;
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Clock;
 import java.time.Duration;
@@ -54,6 +53,7 @@ import org.nisprotocol.core.SubscriptionSpec;
 import org.nisprotocol.kafka.KafkaBusConfig;
 import org.nisprotocol.kafka.KafkaMessageBus;
 import org.nisprotocol.testkit.KafkaBroker;
+import org.nisprotocol.testkit.TemporaryDirectory;
 
 /**
  * Kafka bus against a raw {@link KafkaProducer} / {@link KafkaConsumer} with the same settings, on
@@ -111,14 +111,15 @@ public final class KafkaBenchmark {
 
   public static void main(String[] args) throws Exception {
     int messages = args.length > 0 ? Integer.parseInt(args[0]) : 40_000;
-    Path spool = Files.createTempDirectory("nis-bench-spool");
-    try (KafkaBroker broker = KafkaBroker.builder()
+    try (TemporaryDirectory spoolDirectory = TemporaryDirectory.create("nis-bench-spool");
+        KafkaBroker broker = KafkaBroker.builder()
             .name("bench-kafka")
             .maxHeap("1g")
             .forLoad()
             .brokerProperty("log.segment.delete.delay.ms", "0")
             .build()) {
       broker.start();
+      Path spool = spoolDirectory.path();
       String servers = broker.bootstrapServers();
       KafkaBusConfig config =
           KafkaBusConfig.builder(servers).spoolDirectory(spool).topicPartitions(6).build();

@@ -79,8 +79,9 @@ final class ThreeNodeCluster implements AutoCloseable {
     List<String> command = new ArrayList<>(List.of(redisCli.toString(), "--cluster", "create"));
     command.addAll(seeds());
     command.addAll(List.of("--cluster-replicas", "0", "--cluster-yes"));
+    Path log = null;
     try {
-      Path log = Files.createTempFile("redis-cli-cluster", ".log");
+      log = Files.createTempFile("redis-cli-cluster", ".log");
       Process process = new ProcessBuilder(command).redirectErrorStream(true).redirectOutput(log.toFile()).start();
       if (!process.waitFor(60, TimeUnit.SECONDS) || process.exitValue() != 0) {
         process.destroyForcibly();
@@ -92,6 +93,19 @@ final class ThreeNodeCluster implements AutoCloseable {
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
       throw new IllegalStateException("interrupted while forming the cluster", e);
+    } finally {
+      deleteQuietly(log); // its output is in the error when it failed
+    }
+  }
+
+  private static void deleteQuietly(Path file) {
+    if (file == null) {
+      return;
+    }
+    try {
+      Files.deleteIfExists(file);
+    } catch (IOException ignored) {
+      // a temporary file: best effort
     }
   }
 

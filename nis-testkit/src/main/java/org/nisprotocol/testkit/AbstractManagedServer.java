@@ -185,7 +185,7 @@ abstract class AbstractManagedServer implements ManagedServer {
             stop();
         } finally {
             closed = true;
-            ServerProcess.deleteTree(directory);
+            TemporaryDirectory.deleteTree(directory);
         }
     }
 

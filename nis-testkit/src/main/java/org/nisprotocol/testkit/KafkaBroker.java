@@ -93,7 +93,7 @@ public final class KafkaBroker extends AbstractManagedServer {
             this.formatArchive = ClassDataArchive.of("kafka-storage-format", archiveKey(FORMAT_HEAP, false));
             this.brokerArchive = ClassDataArchive.of(forLoad ? "kafka-broker-load" : "kafka-broker", archiveKey(heap, forLoad));
         } catch (RuntimeException e) {
-            ServerProcess.deleteTree(directory());
+            TemporaryDirectory.deleteTree(directory());
             throw e;
         }
         choosePorts();
