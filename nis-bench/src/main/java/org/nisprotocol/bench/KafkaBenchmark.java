@@ -248,6 +248,7 @@ public final class KafkaBenchmark {
     if (repeated > 0) {
       System.out.println(repeated + " disturbed rounds were run again");
     }
+    checkSameLayout(on, rawTopic, nisTopic);
     // Deleted (the broker of the benchmark removes their files at once), the throughput part's
     // data does not weigh on the parts that follow while they measure latencies.
     on.admin().deleteTopics(List.of(rawTopic, rawJsonTopic, nisTopic)).all().get(1, TimeUnit.MINUTES);
@@ -275,6 +276,47 @@ public final class KafkaBenchmark {
   }
 
   private static final String RAW_CLIENT_ID = "bench-raw";
+
+  /**
+   * Checks that the bus wrote each partition the same share of the messages as the raw side, to
+   * which the benchmark gives its own copy of the bus's partition rule: were the two to differ,
+   * the sides would batch differently and their comparison would say nothing. (Shares, not
+   * counts: a disturbed round that ran again left more messages on one side.)
+   */
+  private static void checkSameLayout(Broker on, String rawTopic, String nisTopic) throws Exception {
+    double[] raw = partitionShares(on, rawTopic);
+    double[] nis = partitionShares(on, nisTopic);
+    for (int p = 0; p < raw.length; p++) {
+      if (Math.abs(raw[p] - nis[p]) > 0.01) {
+        throw new IllegalStateException(String.format(Locale.ROOT,
+            "partition %d holds %.3f of the bus's messages but %.3f of the raw side's: the benchmark's"
+                + " copy of the bus's partition rule (RawInput.of) no longer matches the bus",
+            p, nis[p], raw[p]));
+      }
+    }
+    System.out.println("topic layout: the bus and the raw side wrote the same share to each partition "
+        + Arrays.toString(Arrays.stream(nis).mapToObj(x -> String.format(Locale.ROOT, "%.3f", x)).toArray()));
+  }
+
+  /** Each partition's share of the records in a topic. */
+  private static double[] partitionShares(Broker on, String topic) throws Exception {
+    Map<TopicPartition, OffsetSpec> ends = new HashMap<>();
+    for (int p = 0; p < on.partitions(); p++) {
+      ends.put(new TopicPartition(topic, p), OffsetSpec.latest());
+    }
+    var offsets = on.admin().listOffsets(ends).all().get(1, TimeUnit.MINUTES);
+    double[] shares = new double[on.partitions()];
+    long total = 0;
+    for (int p = 0; p < shares.length; p++) {
+      long records = offsets.get(new TopicPartition(topic, p)).offset();
+      shares[p] = records;
+      total += records;
+    }
+    for (int p = 0; p < shares.length; p++) {
+      shares[p] /= Math.max(1, total);
+    }
+    return shares;
+  }
 
   /** The three sides of a throughput round and what each publishes. */
   private record Sides(
