@@ -3,8 +3,10 @@ package org.nisprotocol.core;
 import java.time.Duration;
 import java.util.Objects;
 import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.ThreadFactory;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicReference;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -20,20 +22,31 @@ import org.slf4j.LoggerFactory;
  * on one of those threads stops intake and returns at once. Any later close() from another
  * thread waits until the steps have ended, at most the given limit; from a backend's thread, or
  * from the thread running the steps (code they complete may call close() again), it returns at
- * once. Thread-safe.
+ * once. When no thread can start for the steps, the first caller runs them itself; if it is a
+ * backend's thread (where they cannot run), it hears the error, and the next close() from another
+ * thread runs them. Thread-safe.
  */
 public final class CloseOnce {
   private static final Logger log = LoggerFactory.getLogger(CloseOnce.class);
 
   private final Duration waitLimit;
+  private final ThreadFactory closingThreads;
   private final AtomicBoolean begun = new AtomicBoolean();
+  /** Steps no thread could start for while a backend's thread called close(): the next outside call runs them. */
+  private final AtomicReference<Runnable> stepsLeft = new AtomicReference<>();
   private final CountDownLatch ended = new CountDownLatch(1);
   private volatile Thread closingThread;
   private volatile Throwable failure;
 
   /** @param waitLimit how long a later close() waits for the steps at most (the first waits until they end) */
   public CloseOnce(Duration waitLimit) {
+    this(waitLimit, Thread.ofPlatform().name("nis-bus-close").daemon(false).factory());
+  }
+
+  /** With the factory of the closing thread (tests give one that fails). */
+  CloseOnce(Duration waitLimit, ThreadFactory closingThreads) {
     this.waitLimit = Objects.requireNonNull(waitLimit, "waitLimit");
+    this.closingThreads = Objects.requireNonNull(closingThreads, "closingThreads");
   }
 
   /** Whether close() has been called. */
@@ -41,7 +54,7 @@ public final class CloseOnce {
     return begun.get();
   }
 
-  /** Whether the closing steps have run to their end (or failed to start). */
+  /** Whether the closing steps have run to their end (or closing failed to begin). */
   public boolean ended() {
     return ended.getCount() == 0;
   }
@@ -56,7 +69,14 @@ public final class CloseOnce {
   public void close(boolean onOwnThread, Runnable stopIntake, Runnable steps) {
     if (!begun.compareAndSet(false, true)) {
       if (!onOwnThread && Thread.currentThread() != closingThread) {
-        awaitEnded(true);
+        Runnable left = stepsLeft.getAndSet(null);
+        if (left != null) {
+          closingThread = Thread.currentThread();
+          left.run();
+          rethrowFailure();
+        } else {
+          awaitEnded(true);
+        }
       }
       return;
     }
@@ -81,15 +101,16 @@ public final class CloseOnce {
     if (onOwnThread) {
       log.info("close() called on one of the backend's own threads: closing on a thread of its own");
     }
-    Thread closer = Thread.ofPlatform().name("nis-bus-close").daemon(false).unstarted(closing);
-    closingThread = closer;
     try {
+      Thread closer = Objects.requireNonNull(closingThreads.newThread(closing), "no closing thread was made");
+      closingThread = closer;
       closer.start();
     } catch (RuntimeException | Error e) {
       // No thread to be had (the process is short of them): close here unless this is a thread
-      // the steps wait for.
+      // the steps wait for, which leaves them to the next close() from elsewhere.
       if (onOwnThread) {
-        ended.countDown();
+        closingThread = null;
+        stepsLeft.set(closing);
         throw e;
       }
       log.warn("closing on the caller's thread: no thread of its own could start ({})", e.toString());
@@ -98,16 +119,21 @@ public final class CloseOnce {
     }
     if (!onOwnThread) {
       awaitEnded(false);
-      Throwable failed = failure;
-      if (failed instanceof RuntimeException runtime) {
-        throw runtime;
-      }
-      if (failed instanceof Error error) {
-        throw error;
-      }
-      if (failed != null) {
-        throw new IllegalStateException("closing failed", failed);
-      }
+      rethrowFailure();
+    }
+  }
+
+  /** Throws what the steps threw, if anything. */
+  private void rethrowFailure() {
+    Throwable failed = failure;
+    if (failed instanceof RuntimeException runtime) {
+      throw runtime;
+    }
+    if (failed instanceof Error error) {
+      throw error;
+    }
+    if (failed != null) {
+      throw new IllegalStateException("closing failed", failed);
     }
   }
 

@@ -142,6 +142,66 @@ class CloseOnceTest {
   }
 
   @Test
+  void whenNoClosingThreadCanStartTheFirstCallerRunsTheStepsItselfAndHearsTheirFailure() {
+    CloseOnce withoutThreads = new CloseOnce(Duration.ofHours(1), noThreads());
+    CompletableFuture<Thread> ranOn = new CompletableFuture<>();
+
+    Thread caller = assertTimeoutPreemptively(Duration.ofSeconds(20), () -> {
+      assertThatThrownBy(() -> withoutThreads.close(false, () -> events.add("intake stopped"), () -> {
+            events.add("steps");
+            ranOn.complete(Thread.currentThread());
+            throw new IllegalStateException("step failed");
+          }))
+          .hasMessage("step failed");
+      return Thread.currentThread();
+    });
+
+    assertThat(events).containsExactly("intake stopped", "steps");
+    assertThat(ranOn).isCompletedWithValue(caller);
+    assertThat(withoutThreads.ended()).isTrue();
+  }
+
+  @Test
+  void whenNoClosingThreadCanStartForAnOwnThreadTheNextCallFromElsewhereRunsTheSteps() {
+    CloseOnce withoutThreads = new CloseOnce(Duration.ofHours(1), noThreads());
+    CompletableFuture<Thread> ranOn = new CompletableFuture<>();
+    Runnable steps = () -> {
+      events.add("steps");
+      ranOn.complete(Thread.currentThread());
+    };
+
+    assertThatThrownBy(() -> withoutThreads.close(true, () -> events.add("intake stopped"), steps))
+        .isInstanceOf(IllegalThreadStateException.class);
+    assertThat(withoutThreads.ended()).as("nothing closed yet").isFalse();
+    withoutThreads.close(true, () -> {}, steps); // another of the backend's threads: still nothing to run on
+    assertThat(events).containsExactly("intake stopped");
+
+    Thread outside = assertTimeoutPreemptively(Duration.ofSeconds(20), () -> {
+      withoutThreads.close(false, () -> {}, () -> events.add("other steps"));
+      return Thread.currentThread();
+    });
+
+    assertThat(events).containsExactly("intake stopped", "steps");
+    assertThat(ranOn).isCompletedWithValue(outside);
+    assertThat(withoutThreads.ended()).isTrue();
+    withoutThreads.close(false, () -> {}, steps);
+    assertThat(events).as("run once").hasSize(2);
+  }
+
+  /** A thread factory whose threads cannot start (they already ran), as when the process has no more threads. */
+  private static java.util.concurrent.ThreadFactory noThreads() {
+    return task -> {
+      Thread spent = Thread.ofPlatform().start(() -> {});
+      try {
+        spent.join();
+      } catch (InterruptedException e) {
+        throw new AssertionError(e);
+      }
+      return spent;
+    };
+  }
+
+  @Test
   void anInterruptedLaterCallStillWaitsAndKeepsTheInterrupt() throws Exception {
     CountDownLatch release = new CountDownLatch(1);
     once.close(true, () -> {}, () -> await(release));
