@@ -165,6 +165,13 @@ class MessageCodecTest {
     assertThatThrownBy(() -> codec.decode("{\"a\":1,\"a\":2}"))
         .isInstanceOf(MalformedJsonException.class)
         .hasMessageContaining("Duplicate field 'a'");
+    assertThatThrownBy(() -> codec.decode("{\"a\":1} garbage"))
+        .as("text after the document")
+        .isInstanceOf(MalformedJsonException.class)
+        .hasMessageContaining("not valid JSON");
+    assertThatThrownBy(() -> codec.decode("{\"a\":1}{\"b\":2}"))
+        .as("a second document")
+        .isInstanceOf(MalformedJsonException.class);
   }
 
   @Test

@@ -133,6 +133,9 @@ class NisServerTest {
     assertError(send("POST", "/messages", "{\"message_type\": "), 400, "malformed_json", "not valid JSON");
     assertError(send("PUT", "/cache/memory/k", "{value"), 400, "malformed_json", "not valid JSON");
     assertError(send("POST", "/messages", ""), 400, "malformed_json", "empty");
+    assertError(send("POST", "/messages",
+        "{\"message_type\":\"system_health\",\"source_agent\":\"a\",\"content\":{}} garbage"),
+        400, "malformed_json", "not valid JSON");
   }
 
   @Test
