@@ -105,8 +105,15 @@ public final class NisServer implements AutoCloseable {
     NisServer server =
         new NisServer(
             config, Objects.requireNonNull(bus, "bus"), Objects.requireNonNull(cache, "cache"), clock);
-    server.app = server.createApp(config);
-    server.app.start();
+    try {
+      server.app = server.createApp(config);
+      server.app.start();
+    } catch (RuntimeException | Error e) {
+      // Not serving (the port is taken, say): what this server started must not keep the process
+      // alive. The backends stay open: they belong to the caller.
+      server.closeOwnParts();
+      throw e;
+    }
     return server;
   }
 
@@ -125,15 +132,28 @@ public final class NisServer implements AutoCloseable {
   public void close() {
     beginShutdown();
     try {
-      app.stop();
+      closeOwnParts();
     } finally {
       try {
-        agents.close();
-        coordinator.close();
-        scheduler.shutdownNow();
         bus.close();
       } finally {
         cache.close();
+      }
+    }
+  }
+
+  /** Stops the HTTP server, the agents, the coordinator and the scheduler: all but the backends. */
+  private void closeOwnParts() {
+    try {
+      if (app != null) {
+        app.stop();
+      }
+    } finally {
+      try {
+        agents.close();
+      } finally {
+        coordinator.close();
+        scheduler.shutdownNow();
       }
     }
   }

@@ -30,7 +30,19 @@ public final class NisServerMain {
     MessageBus bus =
         config.kafka().<MessageBus>map(KafkaMessageBus::create).orElseGet(InMemoryMessageBus::create);
     Cache cache = config.redis().<Cache>map(RedisCache::create).orElseGet(InMemoryCache::create);
-    NisServer server = NisServer.start(config, bus, cache);
+    NisServer server;
+    try {
+      server = NisServer.start(config, bus, cache);
+    } catch (RuntimeException e) {
+      System.err.println("nis: cannot start: " + e.getMessage());
+      try {
+        bus.close(); // delivers what it took in before the failure
+      } finally {
+        cache.close();
+      }
+      System.exit(1);
+      return;
+    }
     Runtime.getRuntime()
         .addShutdownHook(
             new Thread(

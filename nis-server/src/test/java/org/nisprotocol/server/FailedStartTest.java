@@ -1,0 +1,100 @@
+package org.nisprotocol.server;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import java.net.InetAddress;
+import java.net.ServerSocket;
+import java.time.Duration;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.atomic.AtomicBoolean;
+import org.junit.jupiter.api.Test;
+import org.nisprotocol.core.HealthStatus;
+import org.nisprotocol.core.MessageBus;
+import org.nisprotocol.core.MessageHandler;
+import org.nisprotocol.core.NisMessage;
+import org.nisprotocol.core.PublishReceipt;
+import org.nisprotocol.core.Subscription;
+import org.nisprotocol.core.SubscriptionSpec;
+import org.nisprotocol.embedded.InMemoryCache;
+import org.nisprotocol.embedded.InMemoryMessageBus;
+
+class FailedStartTest {
+
+  @Test
+  void aServerThatCannotListenClosesWhatItStartedAndLeavesTheBackendsOpenForTheCaller() throws Exception {
+    try (ServerSocket taken = new ServerSocket(0, 50, InetAddress.getByName("127.0.0.1"));
+        SubscriptionsSeen bus = new SubscriptionsSeen(InMemoryMessageBus.create());
+        InMemoryCache cache = InMemoryCache.create()) {
+      ServiceConfig onTakenPort = ServiceConfig.embedded(taken.getLocalPort());
+
+      assertThatThrownBy(() -> NisServer.start(onTakenPort, bus, cache)).hasMessageContaining("in use");
+
+      // The agents' subscriptions (on Kafka, consumer threads) would otherwise keep `bin/nis serve`
+      // running after its error.
+      assertThat(bus.made).as("the server's agents subscribed").isNotEmpty();
+      assertThat(bus.made).as("subscriptions left open").allMatch(s -> s.closed.get());
+      assertThat(bus.checkHealth(Duration.ofSeconds(5)).status()).as("the caller's bus").isEqualTo(HealthStatus.HEALTHY);
+      assertThat(cache.checkHealth(Duration.ofSeconds(5)).status()).as("the caller's cache").isEqualTo(HealthStatus.HEALTHY);
+    }
+  }
+
+  /** A bus that notes each subscription made on it and whether it was closed. */
+  private static final class SubscriptionsSeen implements MessageBus {
+    final List<Seen> made = new CopyOnWriteArrayList<>();
+    private final MessageBus delegate;
+
+    SubscriptionsSeen(MessageBus delegate) {
+      this.delegate = delegate;
+    }
+
+    @Override
+    public String name() {
+      return delegate.name();
+    }
+
+    @Override
+    public PublishReceipt publish(NisMessage message, Map<String, String> headers) {
+      return delegate.publish(message, headers);
+    }
+
+    @Override
+    public Subscription subscribe(SubscriptionSpec spec, MessageHandler handler) {
+      Seen seen = new Seen(delegate.subscribe(spec, handler));
+      made.add(seen);
+      return seen;
+    }
+
+    @Override
+    public void close() {
+      delegate.close();
+    }
+
+    @Override
+    public org.nisprotocol.core.HealthCheck checkHealth(Duration timeout) {
+      return delegate.checkHealth(timeout);
+    }
+  }
+
+  private static final class Seen implements Subscription {
+    final AtomicBoolean closed = new AtomicBoolean();
+    private final Subscription delegate;
+
+    Seen(Subscription delegate) {
+      this.delegate = delegate;
+    }
+
+    @Override
+    public SubscriptionSpec spec() {
+      return delegate.spec();
+    }
+
+    @Override
+    public void close() {
+      closed.set(true);
+      delegate.close();
+    }
+  }
+}
