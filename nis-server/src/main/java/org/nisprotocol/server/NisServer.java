@@ -190,12 +190,21 @@ public final class NisServer implements AutoCloseable {
         });
   }
 
+  /**
+   * The backends' health as the coordinator last checked it (at start and every health-check
+   * interval; the worst of them is the status), answered with 200 whatever it is: with Kafka down
+   * this instance still takes messages (into its spool), so it stays in service; readiness says
+   * when it should not get traffic.
+   */
   private void health(Context ctx) {
     Map<String, Object> body = new LinkedHashMap<>();
-    body.put("status", "healthy");
+    body.put("status", coordinator.overallHealth().wireName());
     body.put("version", version);
     body.put("uptime_seconds", Duration.between(startedAt, clock.instant()).toMillis() / 1000.0);
     body.put("backends", Map.of("message_bus", bus.name(), "cache", cache.name()));
+    Map<String, String> services = new LinkedHashMap<>();
+    coordinator.serviceHealth().forEach((service, health) -> services.put(service, health.wireName()));
+    body.put("services", services);
     ctx.json(body);
   }
 

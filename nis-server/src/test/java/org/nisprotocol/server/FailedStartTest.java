@@ -7,15 +7,12 @@ import java.net.InetAddress;
 import java.net.ServerSocket;
 import java.time.Duration;
 import java.util.List;
-import java.util.Map;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.atomic.AtomicBoolean;
 import org.junit.jupiter.api.Test;
 import org.nisprotocol.core.HealthStatus;
 import org.nisprotocol.core.MessageBus;
 import org.nisprotocol.core.MessageHandler;
-import org.nisprotocol.core.NisMessage;
-import org.nisprotocol.core.PublishReceipt;
 import org.nisprotocol.core.Subscription;
 import org.nisprotocol.core.SubscriptionSpec;
 import org.nisprotocol.embedded.InMemoryCache;
@@ -42,39 +39,18 @@ class FailedStartTest {
   }
 
   /** A bus that notes each subscription made on it and whether it was closed. */
-  private static final class SubscriptionsSeen implements MessageBus {
+  private static final class SubscriptionsSeen extends ForwardingMessageBus {
     final List<Seen> made = new CopyOnWriteArrayList<>();
-    private final MessageBus delegate;
 
     SubscriptionsSeen(MessageBus delegate) {
-      this.delegate = delegate;
-    }
-
-    @Override
-    public String name() {
-      return delegate.name();
-    }
-
-    @Override
-    public PublishReceipt publish(NisMessage message, Map<String, String> headers) {
-      return delegate.publish(message, headers);
+      super(delegate);
     }
 
     @Override
     public Subscription subscribe(SubscriptionSpec spec, MessageHandler handler) {
-      Seen seen = new Seen(delegate.subscribe(spec, handler));
+      Seen seen = new Seen(super.subscribe(spec, handler));
       made.add(seen);
       return seen;
-    }
-
-    @Override
-    public void close() {
-      delegate.close();
-    }
-
-    @Override
-    public org.nisprotocol.core.HealthCheck checkHealth(Duration timeout) {
-      return delegate.checkHealth(timeout);
     }
   }
 
