@@ -950,16 +950,17 @@ public final class RedisCache implements Cache {
     }
   }
 
+  /**
+   * The error a refused write throws. A write that timed out was sent: a hung Redis that resumes
+   * still applies it, so the caller is told its outcome there is not known.
+   */
   private RetriableException refused(String what, String why, Throwable cause) {
+    String outcome = cause instanceof RedisCommandTimeoutException
+        ? " was applied to this instance's local tier; it was sent to Redis, which may still apply it"
+            + " when it answers again, so other instances may or may not see it;"
+        : " was applied to this instance's local tier only, other instances will not see it;";
     return new RetriableException(
-        "Redis at "
-            + config.target()
-            + " is unavailable ("
-            + why
-            + "): the "
-            + what
-            + " was applied to this instance's local tier only, other instances will not see it;"
-            + " retry later",
+        "Redis at " + config.target() + " is unavailable (" + why + "): the " + what + outcome + " retry later",
         cause);
   }
 

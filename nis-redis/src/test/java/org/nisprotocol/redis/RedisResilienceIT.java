@@ -142,7 +142,10 @@ class RedisResilienceIT {
     patiently(() -> cache.put("plain", "k", "\"before\""));
     redis.pause();
     try {
-      assertThatThrownBy(() -> cache.put("plain", "k", "\"sent while hung\"")).isInstanceOf(RetriableException.class);
+      assertThatThrownBy(() -> cache.put("plain", "k", "\"sent while hung\""))
+          .isInstanceOf(RetriableException.class)
+          .hasMessageContaining("did not answer within")
+          .hasMessageContaining("Redis, which may still apply it");
     } finally {
       redis.resume();
     }
