@@ -191,10 +191,13 @@ final class GroupConsumer {
         member.handler.handle(
             new Delivery(
                 entry.message(), topic.name, partition, entry.offset(), attempt, entry.headers()));
+        clearHandlersInterrupt();
         return true;
-      } catch (InterruptedException e) {
-        throw e;
-      } catch (Exception | LinkageError | AssertionError e) {
+      } catch (Exception | LinkageError | AssertionError | StackOverflowError e) {
+        if (e instanceof InterruptedException && bus.stopped()) {
+          throw (InterruptedException) e; // the bus stopping this dispatcher
+        }
+        clearHandlersInterrupt();
         if (attempt >= retryPolicy.maxAttempts()) {
           bus.deadLetter(entry, topic.name, partition, group, e, attempt);
           return true;
@@ -208,6 +211,17 @@ final class GroupConsumer {
         Duration wait = retryPolicy.delayBefore(attempt, ThreadLocalRandom.current().nextDouble());
         Thread.sleep(wait);
       }
+    }
+  }
+
+  /**
+   * Clears an interrupt the handler left on this thread (its own: the bus interrupts dispatchers
+   * only once it has stopped, and the dispatch loop ends on that by itself), so that it does not
+   * end the dispatcher.
+   */
+  private void clearHandlersInterrupt() {
+    if (!bus.stopped() && Thread.interrupted()) {
+      log.debug("group {}: a handler left its thread interrupted; cleared", group);
     }
   }
 

@@ -406,8 +406,23 @@ final class KafkaSubscription implements Subscription {
         }
       } catch (InterruptedException e) {
         Thread.currentThread().interrupt();
+      } catch (RuntimeException | Error e) {
+        log.error("the handler thread of {} in group {} failed; the partition waits for the next rebalance",
+            partition, spec.group(), e);
+        throw e;
       } finally {
         workerThreads.remove(Thread.currentThread());
+      }
+    }
+
+    /**
+     * Clears an interrupt the handler left on this thread: nothing else interrupts a worker (it
+     * is stopped by its flag and signal), so the interrupt was the handler's own and must not end
+     * the worker's waits.
+     */
+    private void clearHandlersInterrupt() {
+      if (Thread.interrupted()) {
+        log.debug("handler of {} in group {} left its thread interrupted; cleared", partition, spec.group());
       }
     }
 
@@ -437,9 +452,11 @@ final class KafkaSubscription implements Subscription {
               Duration.between(message.timestamp(), bus.clock().instant()).abs());
           handler.handle(
               new Delivery(message, record.topic(), record.partition(), record.offset(), attempt, headers));
+          clearHandlersInterrupt();
           bus.metrics().received.increment();
           return true;
-        } catch (Exception | LinkageError | AssertionError e) {
+        } catch (Exception | LinkageError | AssertionError | StackOverflowError e) {
+          clearHandlersInterrupt();
           bus.metrics().failed.increment();
           if (attempt >= retryPolicy.maxAttempts()) {
             return bus.deadLetter(

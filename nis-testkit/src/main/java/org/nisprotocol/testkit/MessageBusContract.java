@@ -294,6 +294,40 @@ public abstract class MessageBusContract {
         .containsExactly(0, 1);
   }
 
+  /**
+   * A handler that leaves its thread interrupted (it caught an InterruptedException and set the
+   * flag again, as one should) or throws InterruptedException: the interrupt was its own, not a
+   * stop of the bus, so the thread that runs it goes on with the next messages; a thrown one is a
+   * failure, tried again.
+   */
+  @Test
+  void aHandlerThatLeavesItsThreadInterruptedDoesNotStopDelivery() {
+    String topic = freshTopic("interrupted");
+    List<Delivery> attempts = new CopyOnWriteArrayList<>();
+    Subscription subscription =
+        bus.subscribe(
+            SubscriptionSpec.group("interrupted-" + run).withTopics(topic),
+            d -> {
+              attempts.add(d);
+              if (sequence(d) == 0) {
+                Thread.currentThread().interrupt();
+              }
+              if (sequence(d) == 1 && d.attempt() == 1) {
+                throw new InterruptedException("the handler's own wait was cut short");
+              }
+            });
+    awaitReady(subscription);
+
+    for (int i = 0; i < 3; i++) {
+      bus.publish(message(topic, "k", i));
+    }
+
+    await().atMost(DELIVERY_TIMEOUT).until(() -> attempts.size() >= 4);
+    assertThat(attempts)
+        .extracting(d -> sequence(d) + "#" + d.attempt())
+        .containsExactly("0#1", "1#1", "1#2", "2#1");
+  }
+
   @Test
   void aMessageItsHandlerAlwaysRejectsIsDeadLetteredAndLaterOnesFlow() {
     String topic = freshTopic("dlt");
