@@ -255,11 +255,15 @@ final class KafkaSubscription implements Subscription {
       consumer.commitSync(offsets, Duration.ofSeconds(10));
       offsets.forEach((partition, offset) -> committed.put(partition, offset.offset()));
     } else {
+      // The callback runs on this thread, in a later poll. A failed commit is forgotten, so that
+      // the next commit (at the latest the one when the partition is revoked or the subscription
+      // closes) sends its offset again, even if the partition has no more progress.
       consumer.commitAsync(
           offsets,
           (done, error) -> {
             if (error != null) {
-              log.debug("commit of group {} failed; it is retried: {}", spec.group(), error.toString());
+              log.debug("commit of group {} failed; it is sent again: {}", spec.group(), error.toString());
+              offsets.forEach((partition, offset) -> committed.remove(partition, offset.offset()));
             }
           });
       offsets.forEach((partition, offset) -> committed.put(partition, offset.offset()));
