@@ -163,6 +163,7 @@ public final class NisServer implements AutoCloseable {
         javalin -> {
           javalin.jetty.host = config.host();
           javalin.jetty.port = config.port();
+          javalin.jetty.modifyServer(server -> server.setErrorHandler(new JsonErrorHandler(json)));
           javalin.concurrency.useVirtualThreads = true;
           javalin.startup.showJavalinBanner = false;
           javalin.startup.showOldJavalinVersionWarning = false;

@@ -77,6 +77,19 @@ class NisServerTest {
   }
 
   @Test
+  void requestsJettyRefusesBeforeAnyRouteGetJsonErrorsToo() throws Exception {
+    HttpRequest hugeHeader =
+        HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + server.port() + "/messages"))
+            .POST(HttpRequest.BodyPublishers.ofString("{}"))
+            .header("X-Long", "x".repeat(20_000))
+            .build();
+    HttpResponse<String> response = http.send(hugeHeader, HttpResponse.BodyHandlers.ofString());
+    JsonNode body = MessageCodec.parse(response.body().getBytes(StandardCharsets.UTF_8));
+
+    assertError(new Answer(response.statusCode(), body, response), 431, "request_header_fields_too_large", "");
+  }
+
+  @Test
   void healthSaysHealthyWithVersionAndBackends() throws Exception {
     Answer health = send("GET", "/health", null);
 
