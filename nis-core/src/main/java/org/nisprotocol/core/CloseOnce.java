@@ -69,14 +69,7 @@ public final class CloseOnce {
   public void close(boolean onOwnThread, Runnable stopIntake, Runnable steps) {
     if (!begun.compareAndSet(false, true)) {
       if (!onOwnThread && Thread.currentThread() != closingThread) {
-        Runnable left = stepsLeft.getAndSet(null);
-        if (left != null) {
-          closingThread = Thread.currentThread();
-          left.run();
-          rethrowFailure();
-        } else {
-          awaitEnded(true);
-        }
+        awaitEndedOrRunStepsLeft();
       }
       return;
     }
@@ -118,7 +111,7 @@ public final class CloseOnce {
       closing.run();
     }
     if (!onOwnThread) {
-      awaitEnded(false);
+      awaitThroughInterrupts(ended, Long.MAX_VALUE); // an interrupted caller still gets a closed backend
       rethrowFailure();
     }
   }
@@ -137,12 +130,42 @@ public final class CloseOnce {
     }
   }
 
-  /** Waits for the steps (an interrupted caller still gets a closed backend); at most the wait limit when {@code limited}. */
-  private void awaitEnded(boolean limited) {
-    if (!awaitThroughInterrupts(ended, limited ? waitLimit.toNanos() : Long.MAX_VALUE)) {
-      log.warn("a close() begun elsewhere has not ended within {}", waitLimit);
+  /**
+   * A later call's wait: until the steps have ended, at most the wait limit, unless the steps were
+   * left (no thread could start for them on a backend's thread), possibly while this call waits:
+   * then it runs them, with no interrupt of this thread reaching them.
+   */
+  private void awaitEndedOrRunStepsLeft() {
+    long deadline = System.nanoTime() + waitLimit.toNanos();
+    while (true) {
+      Runnable left = stepsLeft.getAndSet(null);
+      if (left != null) {
+        closingThread = Thread.currentThread();
+        boolean interrupted = Thread.interrupted();
+        try {
+          left.run();
+        } finally {
+          if (interrupted) {
+            Thread.currentThread().interrupt();
+          }
+        }
+        rethrowFailure();
+        return;
+      }
+      long remaining = deadline - System.nanoTime();
+      if (remaining <= 0) {
+        log.warn("a close() begun elsewhere has not ended within {}", waitLimit);
+        return;
+      }
+      if (awaitThroughInterrupts(ended, Math.min(remaining, STEPS_LEFT_CHECK_NANOS))) {
+        return;
+      }
     }
   }
+
+  /** How often a waiting later call looks for steps left to it. */
+  private static final long STEPS_LEFT_CHECK_NANOS = TimeUnit.MILLISECONDS.toNanos(50);
+
 
   /**
    * Waits until the latch is open, at most {@code timeoutNanos} ({@link Long#MAX_VALUE}: without a

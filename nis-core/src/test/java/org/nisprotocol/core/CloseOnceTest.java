@@ -188,6 +188,43 @@ class CloseOnceTest {
     assertThat(events).as("run once").hasSize(2);
   }
 
+  @Test
+  void aCallWaitingFromElsewhereWhenTheStepsAreLeftRunsThem() throws Exception {
+    CountDownLatch inFactory = new CountDownLatch(1);
+    CountDownLatch release = new CountDownLatch(1);
+    java.util.concurrent.ThreadFactory spent = noThreads();
+    CloseOnce slowToFail = new CloseOnce(Duration.ofHours(1), task -> {
+      inFactory.countDown();
+      await(release);
+      return spent.newThread(task);
+    });
+    CompletableFuture<Thread> ranOn = new CompletableFuture<>();
+    CompletableFuture<Throwable> ownThreadHeard = new CompletableFuture<>();
+    Thread own = Thread.ofPlatform().start(() -> {
+      try {
+        slowToFail.close(true, () -> {}, () -> ranOn.complete(Thread.currentThread()));
+        ownThreadHeard.complete(null);
+      } catch (RuntimeException e) {
+        ownThreadHeard.complete(e);
+      }
+    });
+    assertThat(inFactory.await(10, TimeUnit.SECONDS)).isTrue();
+    CompletableFuture<Thread> outside = new CompletableFuture<>();
+    Thread later = Thread.ofPlatform().start(() -> {
+      slowToFail.close(false, () -> {}, () -> {});
+      outside.complete(Thread.currentThread());
+    });
+    assertThat(later.join(Duration.ofMillis(200))).as("waits while closing has begun").isFalse();
+
+    release.countDown(); // no closing thread: the steps are left, to the call already waiting
+
+    assertThat(outside.get(10, TimeUnit.SECONDS)).isSameAs(later);
+    assertThat(ranOn).isCompletedWithValue(later);
+    assertThat(ownThreadHeard.get(10, TimeUnit.SECONDS)).isInstanceOf(IllegalThreadStateException.class);
+    assertThat(slowToFail.ended()).isTrue();
+    own.join(Duration.ofSeconds(10));
+  }
+
   /** A thread factory whose threads cannot start (they already ran), as when the process has no more threads. */
   private static java.util.concurrent.ThreadFactory noThreads() {
     return task -> {

@@ -175,7 +175,7 @@ final class GroupConsumer {
   /**
    * Delivers with retries. Returns true when the entry is done (handled, skipped as a type this
    * group does not take, or dead-lettered); false when no member is open any more, so the entry
-   * waits for the next one.
+   * waits for the next one, or when the bus stopped before a retry.
    */
   private boolean deliver(PartitionLog.Entry entry, int partition) throws InterruptedException {
     var retryPolicy = bus.retryPolicy();
@@ -208,6 +208,9 @@ final class GroupConsumer {
             entry.message().messageId(),
             attempt,
             e);
+        if (bus.stopped()) {
+          return false; // stopped after the drain's time ran out: no more attempts
+        }
         Duration wait = retryPolicy.delayBefore(attempt, ThreadLocalRandom.current().nextDouble());
         Thread.sleep(wait);
       }
@@ -220,8 +223,14 @@ final class GroupConsumer {
    * end the dispatcher.
    */
   private void clearHandlersInterrupt() {
-    if (!bus.stopped() && Thread.interrupted()) {
-      log.debug("group {}: a handler left its thread interrupted; cleared", group);
+    // Cleared first, then the flag checked: the bus sets stopped before it interrupts, so an
+    // interrupt of the bus's that this cleared is seen as stopped and set again.
+    if (Thread.interrupted()) {
+      if (bus.stopped()) {
+        Thread.currentThread().interrupt();
+      } else {
+        log.debug("group {}: a handler left its thread interrupted; cleared", group);
+      }
     }
   }
 

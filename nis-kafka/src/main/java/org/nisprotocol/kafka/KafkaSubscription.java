@@ -411,9 +411,9 @@ final class KafkaSubscription implements Subscription {
       } catch (InterruptedException e) {
         Thread.currentThread().interrupt();
       } catch (RuntimeException | Error e) {
+        // Logged here, not thrown on: the thread ends either way, and the message says what follows.
         log.error("the handler thread of {} in group {} failed; the partition waits for the next rebalance",
             partition, spec.group(), e);
-        throw e;
       } finally {
         workerThreads.remove(Thread.currentThread());
       }

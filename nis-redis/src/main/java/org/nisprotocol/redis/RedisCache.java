@@ -4,6 +4,7 @@ import io.lettuce.core.KeyScanCursor;
 import io.lettuce.core.KeyValue;
 import io.lettuce.core.RedisCommandExecutionException;
 import io.lettuce.core.RedisCommandTimeoutException;
+import io.lettuce.core.RedisConnectionException;
 import io.lettuce.core.RedisFuture;
 import io.lettuce.core.ScanArgs;
 import io.lettuce.core.ScanCursor;
@@ -951,11 +952,12 @@ public final class RedisCache implements Cache {
   }
 
   /**
-   * The error a refused write throws. A write that timed out was sent: a hung Redis that resumes
-   * still applies it, so the caller is told its outcome there is not known.
+   * The error a refused write throws. Only a write the open breaker stopped, or one that found no
+   * connection, is known not to be in Redis; any other failure came after it was sent (a hung
+   * Redis that resumes still applies it), so the caller is told its outcome there is not known.
    */
   private RetriableException refused(String what, String why, Throwable cause) {
-    String outcome = cause instanceof RedisCommandTimeoutException
+    String outcome = cause != null && !(cause instanceof RedisConnectionException)
         ? " was applied to this instance's local tier; it was sent to Redis, which may still apply it"
             + " when it answers again, so other instances may or may not see it;"
         : " was applied to this instance's local tier only, other instances will not see it;";

@@ -1,7 +1,9 @@
 package org.nisprotocol.server;
 
+import io.javalin.http.HttpStatus;
 import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Locale;
 import java.util.Map;
 
 /**
@@ -12,6 +14,12 @@ record ApiError(int status, String error, String detail, List<String> problems) 
 
   static ApiError of(int status, String error, String detail) {
     return new ApiError(status, error, detail, List.of());
+  }
+
+  /** The error code of an HTTP status without one of its own: its name, e.g. {@code method_not_allowed}. */
+  static String codeOf(int status) {
+    HttpStatus known = HttpStatus.forStatus(status);
+    return known == HttpStatus.UNKNOWN ? "http_" + status : known.name().toLowerCase(Locale.ROOT);
   }
 
   Map<String, Object> body() {

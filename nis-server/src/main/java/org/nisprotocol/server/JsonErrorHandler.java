@@ -5,11 +5,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import io.javalin.http.HttpStatus;
 import java.io.UncheckedIOException;
 import java.nio.ByteBuffer;
-import java.nio.charset.Charset;
-import java.util.List;
-import java.util.Locale;
 import org.eclipse.jetty.http.HttpField;
-import org.eclipse.jetty.http.HttpFields;
 import org.eclipse.jetty.http.HttpHeader;
 import org.eclipse.jetty.server.Request;
 import org.eclipse.jetty.server.Response;
@@ -30,35 +26,24 @@ final class JsonErrorHandler extends ErrorHandler {
     this.json = json;
   }
 
-  /** Errors found while parsing the request, before there is one. */
+  /** Every method's errors get a body (Jetty leaves it out for HEAD by itself). */
   @Override
-  public ByteBuffer badMessageError(int status, String reason, HttpFields.Mutable fields) {
-    fields.put(JSON);
-    return ByteBuffer.wrap(body(status, reason));
-  }
-
-  /** Errors of a parsed request that no route answered. */
-  @Override
-  protected boolean generateAcceptableResponse(
-      Request request,
-      Response response,
-      Callback callback,
-      String contentType,
-      List<Charset> charsets,
-      int code,
-      String message,
-      Throwable cause) {
-    response.getHeaders().put(JSON);
-    response.write(true, ByteBuffer.wrap(body(code, message)), callback);
+  public boolean errorPageForMethod(String method) {
     return true;
   }
 
+  /** JSON whatever the request accepts. */
+  @Override
+  protected void generateResponse(
+      Request request, Response response, int code, String message, Throwable cause, Callback callback) {
+    response.getHeaders().put(JSON);
+    response.write(true, ByteBuffer.wrap(body(code, message)), callback);
+  }
+
   private byte[] body(int status, String reason) {
-    HttpStatus known = HttpStatus.forStatus(status);
-    String code = known == HttpStatus.UNKNOWN ? "http_" + status : known.name().toLowerCase(Locale.ROOT);
-    String detail = reason == null || reason.isBlank() ? known.getMessage() : reason;
+    String detail = reason == null || reason.isBlank() ? HttpStatus.forStatus(status).getMessage() : reason;
     try {
-      return json.writeValueAsBytes(ApiError.of(status, code, detail).body());
+      return json.writeValueAsBytes(ApiError.of(status, ApiError.codeOf(status), detail).body());
     } catch (JsonProcessingException e) {
       throw new UncheckedIOException(e);
     }

@@ -111,7 +111,11 @@ public final class NisServer implements AutoCloseable {
     } catch (RuntimeException | Error e) {
       // Not serving (the port is taken, say): what this server started must not keep the process
       // alive. The backends stay open: they belong to the caller.
-      server.closeOwnParts();
+      try {
+        server.closeOwnParts();
+      } catch (RuntimeException | Error closing) {
+        e.addSuppressed(closing);
+      }
       throw e;
     }
     return server;
@@ -369,8 +373,7 @@ public final class NisServer implements AutoCloseable {
       return ApiError.of(503, "unavailable", retriable.getMessage());
     }
     if (e instanceof HttpResponseException http) {
-      String code = HttpStatus.forStatus(http.getStatus()).name().toLowerCase();
-      return ApiError.of(http.getStatus(), code, http.getMessage());
+      return ApiError.of(http.getStatus(), ApiError.codeOf(http.getStatus()), http.getMessage());
     }
     log.error("unexpected error on {} {}", ctx.method(), ctx.path(), e);
     return ApiError.of(

@@ -33,14 +33,15 @@ public final class NisServerMain {
     NisServer server;
     try {
       server = NisServer.start(config, bus, cache);
-    } catch (RuntimeException e) {
-      System.err.println("nis: cannot start: " + e.getMessage());
+    } catch (RuntimeException | Error e) {
+      System.err.println("nis: cannot start: " + (e.getMessage() == null ? e.toString() : e.getMessage()));
+      log.debug("start failed", e);
       try {
         bus.close(); // delivers what it took in before the failure
-      } finally {
         cache.close();
+      } finally {
+        System.exit(1);
       }
-      System.exit(1);
       return;
     }
     Runtime.getRuntime()

@@ -78,15 +78,18 @@ class NisServerTest {
 
   @Test
   void requestsJettyRefusesBeforeAnyRouteGetJsonErrorsToo() throws Exception {
-    HttpRequest hugeHeader =
-        HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + server.port() + "/messages"))
-            .POST(HttpRequest.BodyPublishers.ofString("{}"))
-            .header("X-Long", "x".repeat(20_000))
-            .build();
-    HttpResponse<String> response = http.send(hugeHeader, HttpResponse.BodyHandlers.ofString());
-    JsonNode body = MessageCodec.parse(response.body().getBytes(StandardCharsets.UTF_8));
+    for (String method : List.of("POST", "PUT", "DELETE")) {
+      HttpRequest hugeHeader =
+          HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + server.port() + "/cache/memory/k"))
+              .method(method, HttpRequest.BodyPublishers.ofString("{}"))
+              .header("X-Long", "x".repeat(20_000))
+              .build();
+      HttpResponse<String> response = http.send(hugeHeader, HttpResponse.BodyHandlers.ofString());
+      JsonNode body = MessageCodec.parse(response.body().getBytes(StandardCharsets.UTF_8));
 
-    assertError(new Answer(response.statusCode(), body, response), 431, "request_header_fields_too_large", "");
+      assertError(new Answer(response.statusCode(), body, response), 431, "request_header_fields_too_large", "");
+      assertThat(body.get("detail").textValue()).as(method).isNotBlank();
+    }
   }
 
   @Test

@@ -304,10 +304,12 @@ public abstract class MessageBusContract {
   void aHandlerThatLeavesItsThreadInterruptedDoesNotStopDelivery() {
     String topic = freshTopic("interrupted");
     List<Delivery> attempts = new CopyOnWriteArrayList<>();
+    List<Boolean> interruptedAtStart = new CopyOnWriteArrayList<>();
     Subscription subscription =
         bus.subscribe(
             SubscriptionSpec.group("interrupted-" + run).withTopics(topic),
             d -> {
+              interruptedAtStart.add(Thread.currentThread().isInterrupted());
               attempts.add(d);
               if (sequence(d) == 0) {
                 Thread.currentThread().interrupt();
@@ -326,6 +328,7 @@ public abstract class MessageBusContract {
     assertThat(attempts)
         .extracting(d -> sequence(d) + "#" + d.attempt())
         .containsExactly("0#1", "1#1", "1#2", "2#1");
+    assertThat(interruptedAtStart).as("the interrupt reached a later call").containsOnly(false);
   }
 
   @Test
