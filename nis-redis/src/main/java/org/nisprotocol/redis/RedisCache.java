@@ -177,6 +177,11 @@ public final class RedisCache implements Cache {
       epochs.incrementAndGet(stripe(key));
     }
 
+    /** Moves the key's counter on from {@code expected}; false when something else moved it first. */
+    boolean bumpIfUnchanged(String key, long expected) {
+      return epochs.compareAndSet(stripe(key), expected, expected + 1);
+    }
+
     void bumpAll() {
       for (int i = 0; i < EPOCH_STRIPES; i++) {
         epochs.incrementAndGet(i);
@@ -657,9 +662,12 @@ public final class RedisCache implements Cache {
       long expiresAt = ticker.read() + TimeUnit.MILLISECONDS.toNanos(ttlMillis);
       for (Map.Entry<String, Long> e : epochs.entrySet()) {
         String key = e.getKey();
-        if (ns.epoch(key) == e.getValue()) {
+        // Moved on again before this value is kept: a read on this instance that took the counter
+        // after the bump above may have got the value before this write from Redis, and would
+        // otherwise store it over this one, where no invalidation ever comes to remove it.
+        if (ns.bumpIfUnchanged(key, e.getValue())) {
           ns.near.put(key, new LocalTier.Entry(entries.get(key), expiresAt));
-          if (ns.epoch(key) != e.getValue()) {
+          if (ns.epoch(key) != e.getValue() + 1) {
             ns.near.invalidate(key);
           }
         } else {
