@@ -28,6 +28,8 @@ import org.slf4j.LoggerFactory;
  */
 public final class CloseOnce {
   private static final Logger log = LoggerFactory.getLogger(CloseOnce.class);
+  /** How often a waiting later call looks for steps left to it. */
+  private static final long STEPS_LEFT_CHECK_NANOS = TimeUnit.MILLISECONDS.toNanos(50);
 
   private final Duration waitLimit;
   private final ThreadFactory closingThreads;
@@ -162,10 +164,6 @@ public final class CloseOnce {
       }
     }
   }
-
-  /** How often a waiting later call looks for steps left to it. */
-  private static final long STEPS_LEFT_CHECK_NANOS = TimeUnit.MILLISECONDS.toNanos(50);
-
 
   /**
    * Waits until the latch is open, at most {@code timeoutNanos} ({@link Long#MAX_VALUE}: without a

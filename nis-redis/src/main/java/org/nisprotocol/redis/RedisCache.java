@@ -522,11 +522,18 @@ public final class RedisCache implements Cache {
     long ttlNanos = pttl > 0 ? TimeUnit.MILLISECONDS.toNanos(pttl) : ns.defaultTtl.toNanos();
     LocalTier.Entry entry = new LocalTier.Entry(json, ticker.read() + ttlNanos);
     if (ns.epoch(key) == epoch) {
-      ns.near.put(key, entry);
-      if (ns.epoch(key) != epoch) {
-        // an invalidation arrived while storing: it may have run before the put, so undo
-        ns.near.invalidate(key);
-      }
+      keepNear(ns, key, entry, epoch);
+    }
+  }
+
+  /**
+   * Puts the entry in the near cache, whose key counter stood at {@code epoch} just before; undoes
+   * it when an invalidation arrived meanwhile (it may have run before the put).
+   */
+  private static void keepNear(NamespaceState ns, String key, LocalTier.Entry entry, long epoch) {
+    ns.near.put(key, entry);
+    if (ns.epoch(key) != epoch) {
+      ns.near.invalidate(key);
     }
   }
 
@@ -666,10 +673,7 @@ public final class RedisCache implements Cache {
         // after the bump above may have got the value before this write from Redis, and would
         // otherwise store it over this one, where no invalidation ever comes to remove it.
         if (ns.bumpIfUnchanged(key, e.getValue())) {
-          ns.near.put(key, new LocalTier.Entry(entries.get(key), expiresAt));
-          if (ns.epoch(key) != e.getValue() + 1) {
-            ns.near.invalidate(key);
-          }
+          keepNear(ns, key, new LocalTier.Entry(entries.get(key), expiresAt), e.getValue() + 1);
         } else {
           ns.near.invalidate(key);
         }

@@ -15,6 +15,7 @@ import java.util.Optional;
 import java.util.concurrent.TimeUnit;
 import java.util.stream.IntStream;
 import org.nisprotocol.testkit.RedisServer;
+import org.nisprotocol.testkit.TemporaryDirectory;
 
 /**
  * Three redis-server processes joined into a Redis Cluster of three masters, slots split evenly.
@@ -79,9 +80,8 @@ final class ThreeNodeCluster implements AutoCloseable {
     List<String> command = new ArrayList<>(List.of(redisCli.toString(), "--cluster", "create"));
     command.addAll(seeds());
     command.addAll(List.of("--cluster-replicas", "0", "--cluster-yes"));
-    Path log = null;
-    try {
-      log = Files.createTempFile("redis-cli-cluster", ".log");
+    try (TemporaryDirectory output = TemporaryDirectory.create("redis-cli-cluster")) {
+      Path log = output.path().resolve("create.log"); // its content is in the error when forming fails
       Process process = new ProcessBuilder(command).redirectErrorStream(true).redirectOutput(log.toFile()).start();
       if (!process.waitFor(60, TimeUnit.SECONDS) || process.exitValue() != 0) {
         process.destroyForcibly();
@@ -93,19 +93,6 @@ final class ThreeNodeCluster implements AutoCloseable {
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
       throw new IllegalStateException("interrupted while forming the cluster", e);
-    } finally {
-      deleteQuietly(log); // its output is in the error when it failed
-    }
-  }
-
-  private static void deleteQuietly(Path file) {
-    if (file == null) {
-      return;
-    }
-    try {
-      Files.deleteIfExists(file);
-    } catch (IOException ignored) {
-      // a temporary file: best effort
     }
   }
 
