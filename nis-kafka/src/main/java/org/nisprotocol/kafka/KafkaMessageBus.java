@@ -97,6 +97,11 @@ import org.slf4j.LoggerFactory;
  * in order as soon as the breaker lets a probe through. The spool survives a kill -9; a full spool
  * refuses with {@link DiskSpool.SpoolFullException} (retriable).
  *
+ * <p>A send that fails in a way that may pass (a timeout) stops its producers at once: what they
+ * had not settled is spooled in the order it was sent, behind the failed one, and new producers
+ * take over. Left running, Kafka's producer would send the later ones again without the failed
+ * one, which could then land after them (see {@link ProducerPair}).
+ *
  * <h2>Priority lanes</h2>
  *
  * With two or more partitions, the last partition of each topic is the urgent lane: high and
@@ -125,9 +130,10 @@ public final class KafkaMessageBus implements MessageBus {
   private final KafkaBusConfig config;
   private final InstantSource clock;
   private final MessageCodec codec;
-  private final KafkaProducer<byte[], byte[]> producer;
-  // The urgent lane's producer: linger.ms 0 (the same producer when the configured linger is 0).
-  private final KafkaProducer<byte[], byte[]> urgentProducer;
+  // The producers sends go through; a new pair replaces them after a send failed in a way that
+  // may pass (see ProducerPair). Replacing and closing them hold the lock.
+  private volatile ProducerPair producers;
+  private final ReentrantLock producersLock = new ReentrantLock();
   private final Admin admin;
   private final DiskSpool spool;
   private final CircuitBreaker breaker;
@@ -157,15 +163,12 @@ public final class KafkaMessageBus implements MessageBus {
         handOffThread = thread;
         return thread;
       });
-  // Orders direct sends, so that those close() cuts off are spooled in the order they were made.
+  // Orders direct sends, so that those a retired pair of producers cut off are spooled in the
+  // order they were made.
   private final AtomicLong sendSequence = new AtomicLong();
-  private volatile boolean producersClosing;
-  private final List<CutOff> cutOffs = new ArrayList<>(); // guarded by itself
-  // The producers' I/O threads, as met in their send callbacks. Code chained on a receipt runs
-  // there, and a close() called from it must not wait for the sends only that thread settles.
-  private volatile Thread ioThread;
-  private volatile Thread urgentIoThread;
-  private boolean cutOffsSpooled; // guarded by cutOffs
+  // Marks the producers' I/O threads, as met in send callbacks. Code chained on a receipt runs
+  // there, and must not wait there for sends only that thread settles.
+  private final ThreadLocal<Boolean> producerIoThread = new ThreadLocal<>();
 
   private KafkaMessageBus(KafkaBusConfig config, MeterRegistry registry, InstantSource clock) {
     this.config = config;
@@ -178,27 +181,18 @@ public final class KafkaMessageBus implements MessageBus {
         t -> log.warn("Kafka publish circuit breaker {} -> {}", t.from().wireName(), t.to().wireName()));
     this.metrics = new KafkaBusMetrics(registry, spool::size, spool::sizeBytes);
     this.inFlightBytes = new java.util.concurrent.Semaphore((int) config.maxInFlightBytes());
-    Properties producerProperties = producerProperties();
-    this.producer = new KafkaProducer<>(producerProperties, new ByteArraySerializer(), new ByteArraySerializer());
-    KafkaProducer<byte[], byte[]> urgent = producer;
     try {
-      if (!"0".equals(String.valueOf(producerProperties.get(ProducerConfig.LINGER_MS_CONFIG)).trim())) {
-        urgent = new KafkaProducer<>(urgentProducerProperties(), new ByteArraySerializer(), new ByteArraySerializer());
-      }
-      this.admin = Admin.create(adminProperties());
+      this.producers = newProducers();
     } catch (RuntimeException e) {
-      KafkaProducer<byte[], byte[]> made = urgent;
-      closeEach(
-          () -> {
-            if (made != producer) {
-              made.close(Duration.ZERO);
-            }
-          },
-          () -> producer.close(Duration.ZERO),
-          spool::close);
+      closeEach(spool::close);
       throw e;
     }
-    this.urgentProducer = urgent;
+    try {
+      this.admin = Admin.create(adminProperties());
+    } catch (RuntimeException e) {
+      closeEach(producers::stopAndAwait, spool::close);
+      throw e;
+    }
     this.drainer = Thread.ofVirtual().name("nis-spool-drainer").start(this::drainSpool);
     this.provisioner = Thread.ofVirtual().name("nis-topic-provisioner").start(this::provisionTopics);
   }
@@ -342,7 +336,8 @@ public final class KafkaMessageBus implements MessageBus {
   private CompletableFuture<PublishReceipt> publishRecord(SpooledRecord record, String messageId) {
     byte[] value = record.value();
     String topic = record.topic();
-    if (!spool.isEmpty() || !breaker.tryAcquire()) {
+    ProducerPair via = producers;
+    if (!spool.isEmpty() || via.retired() || !breaker.tryAcquire()) {
       return spoolAfterInFlight(record, messageId);
     }
     int taken = Math.min(value.length, (int) config.maxInFlightBytes());
@@ -351,8 +346,8 @@ public final class KafkaMessageBus implements MessageBus {
       recordTransientFailure();
       return spoolAfterInFlight(record, messageId);
     }
-    if (!spool.isEmpty()) {
-      // A send failed and was spooled while this one waited for room: it goes behind it.
+    if (!spool.isEmpty() || via.retired()) {
+      // A send failed while this one waited for room: it goes behind it.
       inFlightBytes.release(taken);
       breaker.release();
       return spoolAfterInFlight(record, messageId);
@@ -365,21 +360,17 @@ public final class KafkaMessageBus implements MessageBus {
     long start = System.nanoTime();
     Thread caller = Thread.currentThread();
     try {
-      KafkaProducer<byte[], byte[]> sender = producerOf(record.topic(), record.urgent());
-      sender.send(
+      ProducerPair.Stoppable sender = via.of(urgentLane(record.topic(), record.urgent()));
+      sender.client().send(
           toProducerRecord(record),
           (metadata, error) -> {
-            if (Thread.currentThread() != caller) { // send() calls back on its caller when it refuses at once
-              noteIoThread(sender);
+            // send() calls back on its caller when it refuses at once, before the record is in
+            boolean onItsThread = Thread.currentThread() != caller;
+            if (onItsThread && producerIoThread.get() == null) {
+              producerIoThread.set(Boolean.TRUE);
             }
-            if (error != null && cutOffByClose(error)) {
-              if (!park(new CutOff(sequence, record, messageId, result, taken))) {
-                settle(result, taken, () -> {
-                  metrics.failed.increment(); // cut off after the spool closed: not accepted
-                  throw new ClosedException("the message bus closed before Kafka settled message "
-                      + messageId + "; it was not accepted");
-                });
-              }
+            if (error != null && isCutOff(via, sender, error, onItsThread)) {
+              cutOff(via, new CutOff(sequence, record, messageId, result, taken));
               return;
             }
             settle(result, taken, () -> error == null
@@ -387,6 +378,10 @@ public final class KafkaMessageBus implements MessageBus {
                 : settleFailure(record, messageId, error));
           });
     } catch (RuntimeException e) {
+      if (via.retired()) { // the pair stopped while this send went in
+        cutOff(via, new CutOff(sequence, record, messageId, result, taken));
+        return result;
+      }
       // The producer refused before sending: no metadata in time, or closed (this publish
       // started before close() and lost the race).
       settle(result, taken, () -> {
@@ -400,66 +395,124 @@ public final class KafkaMessageBus implements MessageBus {
     return result;
   }
 
-  private void noteIoThread(KafkaProducer<byte[], byte[]> sender) {
-    Thread current = Thread.currentThread();
-    if (sender == producer) {
-      if (ioThread != current) {
-        ioThread = current;
-      }
-    } else if (urgentIoThread != current) {
-      urgentIoThread = current;
-    }
-  }
-
   private boolean onProducerIoThread() {
-    Thread current = Thread.currentThread();
-    return current == ioThread || current == urgentIoThread;
+    return producerIoThread.get() != null;
   }
 
   /**
-   * A send close() cut off: the producer's forced close fails its batches in no particular
-   * order, so they wait here until both producers are closed and are then spooled in the order
-   * they were sent, which keeps each key's order for the next start.
+   * A send a retired pair of producers cut off: the producers fail what they hold in no particular
+   * order, so such sends wait in the pair until both producers have stopped, and are then spooled
+   * in the order they were made.
    */
-  private record CutOff(
+  record CutOff(
       long sequence, SpooledRecord record, String messageId, CompletableFuture<PublishReceipt> result, int taken) {}
 
   /**
-   * Whether a send failed because close() ran out of time and closed the producers with it
-   * unsettled (Kafka fails such batches with a plain {@link KafkaException}).
+   * Whether a failed send is cut off by the retirement of its pair of producers. A failure that
+   * may pass, met on the producer's own thread, retires the pair (see {@link ProducerPair}); once
+   * it is retired, the failures its stopping causes (a plain {@link KafkaException}) are cut-offs
+   * too. A refusal (too large, not authorized) is not: the caller hears it.
    */
-  private boolean cutOffByClose(Throwable error) {
-    return producersClosing && error.getClass() == KafkaException.class;
+  private boolean isCutOff(ProducerPair via, ProducerPair.Stoppable sender, Throwable error, boolean onItsThread) {
+    if (onItsThread && isTransient(error)) {
+      recordTransientFailure();
+      retireAfterFailure(via, sender);
+      return true;
+    }
+    return via.retired() && (error.getClass() == KafkaException.class || isTransient(error));
   }
 
-  /** Parks a cut-off send for {@link #spoolCutOffs}; false when that has already run. */
-  private boolean park(CutOff cutOff) {
-    synchronized (cutOffs) {
-      if (cutOffsSpooled) {
-        return false;
+  /**
+   * After a send failed on its producer's own thread for a reason that may pass: stops that
+   * producer before its next round, and retires the pair (once), which a new one replaces.
+   */
+  private void retireAfterFailure(ProducerPair via, ProducerPair.Stoppable sender) {
+    // Retired first: a send that finds the producer closed then finds the pair retired too.
+    boolean first = via.retire();
+    sender.stopFromItsThread();
+    if (first) {
+      Thread.ofVirtual().name("nis-producer-replacer").start(() -> replace(via));
+    }
+  }
+
+  /** Keeps a cut-off send for the spooling of its pair's cut-offs, or spools it now when that has run. */
+  private void cutOff(ProducerPair via, CutOff cutOff) {
+    if (via.park(cutOff)) {
+      return;
+    }
+    settle(cutOff.result(), cutOff.taken(), () -> {
+      try {
+        appendToSpool(cutOff.record());
+      } catch (RuntimeException e) {
+        metrics.failed.increment();
+        if (closing.begun()) {
+          throw new ClosedException("the message bus closed before Kafka settled message "
+              + cutOff.messageId() + "; it was not accepted");
+        }
+        throw e;
       }
-      cutOffs.add(cutOff);
+      return new PublishReceipt(cutOff.messageId(), cutOff.record().topic(), PublishReceipt.Status.SPOOLED);
+    });
+  }
+
+  /**
+   * Replaces a retired pair: stops it, spools what it cut off, then makes a new pair (trying
+   * again each second while that fails), unless the bus is closing.
+   */
+  private void replace(ProducerPair retired) {
+    log.warn("a send to Kafka failed: its producers stop, what they had not settled goes to the spool in the"
+        + " order it was sent, and new producers take over");
+    Runnable completeReceipts;
+    boolean replaced;
+    producersLock.lock();
+    try {
+      retired.stopAndAwait();
+      completeReceipts = spoolCutOffs(retired);
+      replaced = tryToReplace(retired);
+    } finally {
+      producersLock.unlock();
+    }
+    // The new pair first: code chained on a receipt may publish and wait for the spool to drain.
+    completeReceipts.run();
+    while (!replaced) {
+      sleepQuietly(Duration.ofSeconds(1));
+      producersLock.lock();
+      try {
+        replaced = tryToReplace(retired);
+      } finally {
+        producersLock.unlock();
+      }
+    }
+  }
+
+  /** Installs a new pair in place of a retired one; true when done or no longer needed (closing). */
+  private boolean tryToReplace(ProducerPair retired) {
+    if (closing.begun() || producers != retired) {
       return true;
+    }
+    try {
+      producers = newProducers();
+      return true;
+    } catch (RuntimeException e) {
+      log.warn("cannot create Kafka producers yet ({}); trying again in a second", e.toString());
+      return false;
     }
   }
 
   /**
-   * Spools the sends the producers' close cut off, in the order they were sent, with one flush
-   * to the device for all; from the first that does not fit on, they fail (a later message of a
-   * key must not be spooled ahead of an earlier one the caller will send again).
+   * Spools the sends a retired pair cut off, in the order they were made, with one flush to the
+   * device for all; from the first that does not fit on, they fail (a later message of a key must
+   * not be spooled ahead of an earlier one the caller will send again). Gives back their in-flight
+   * bytes; returns what completes their receipts, to be run without the producers' lock (code
+   * chained on a receipt may publish, or close the bus).
    */
-  private void spoolCutOffs() {
-    List<CutOff> parked;
-    synchronized (cutOffs) {
-      cutOffsSpooled = true;
-      parked = new ArrayList<>(cutOffs);
-      cutOffs.clear();
-    }
+  private Runnable spoolCutOffs(ProducerPair pair) {
+    List<CutOff> parked = pair.takeCutOffs();
     if (parked.isEmpty()) {
-      return;
+      return () -> {};
     }
     parked.sort(Comparator.comparingLong(CutOff::sequence));
-    log.warn("closing: {} sends Kafka did not settle in time go to the spool", parked.size());
+    log.warn("{} sends Kafka did not settle go to the spool", parked.size());
     int written = 0;
     RuntimeException failure = null;
     try {
@@ -476,17 +529,38 @@ public final class KafkaMessageBus implements MessageBus {
       failure = e;
       written = 0; // not durable as configured: none counts as accepted
     }
-    for (int i = 0; i < parked.size(); i++) {
-      CutOff cutOff = parked.get(i);
-      RuntimeException error = i < written ? null : failure;
-      settle(cutOff.result(), cutOff.taken(), () -> {
-        if (error != null) {
+    metrics.spooled.increment(written);
+    signalSpoolChanged();
+    parked.forEach(cutOff -> inFlightBytes.release(cutOff.taken()));
+    int durable = written;
+    RuntimeException error = failure;
+    return () -> {
+      for (int i = 0; i < parked.size(); i++) {
+        CutOff cutOff = parked.get(i);
+        if (i < durable) {
+          cutOff.result().complete(
+              new PublishReceipt(cutOff.messageId(), cutOff.record().topic(), PublishReceipt.Status.SPOOLED));
+        } else {
           metrics.failed.increment();
-          throw error;
+          cutOff.result().completeExceptionally(error);
         }
-        metrics.spooled.increment();
-        return new PublishReceipt(cutOff.messageId(), cutOff.record().topic(), PublishReceipt.Status.SPOOLED);
-      });
+      }
+    };
+  }
+
+  /** A new pair of producers: the urgent lane's without lingering, or the same one when lingering is off. */
+  private ProducerPair newProducers() {
+    Properties properties = producerProperties();
+    KafkaProducer<byte[], byte[]> normal = new KafkaProducer<>(properties, new ByteArraySerializer(), new ByteArraySerializer());
+    if ("0".equals(String.valueOf(properties.get(ProducerConfig.LINGER_MS_CONFIG)).trim())) {
+      return new ProducerPair(normal, normal);
+    }
+    try {
+      return new ProducerPair(
+          normal, new KafkaProducer<>(urgentProducerProperties(), new ByteArraySerializer(), new ByteArraySerializer()));
+    } catch (RuntimeException e) {
+      normal.close(Duration.ZERO);
+      throw e;
     }
   }
 
@@ -586,6 +660,10 @@ public final class KafkaMessageBus implements MessageBus {
   private void appendToSpool(SpooledRecord record) {
     spool.append(record.toBytes());
     metrics.spooled.increment();
+    signalSpoolChanged();
+  }
+
+  private void signalSpoolChanged() {
     spoolLock.lock();
     try {
       spoolChanged.signalAll();
@@ -623,9 +701,9 @@ public final class KafkaMessageBus implements MessageBus {
         : Utils.toPositive(Utils.murmur2(key)) % (partitions - 1);
   }
 
-  /** The producer of a record: the urgent lane's for the last partition, the other for the rest. */
-  private KafkaProducer<byte[], byte[]> producerOf(String topic, boolean urgent) {
-    return urgent && partitionCount(topic) >= 2 ? urgentProducer : producer;
+  /** Whether a record goes on the urgent lane (the last partition), which has a producer of its own. */
+  private boolean urgentLane(String topic, boolean urgent) {
+    return urgent && partitionCount(topic) >= 2;
   }
 
   /** Whether a record's value is a high or critical message (bytes that are not a message are not). */
@@ -649,9 +727,15 @@ public final class KafkaMessageBus implements MessageBus {
       return known;
     }
     ensureTopic(topic);
-    int count = producer.partitionsFor(topic).size();
-    if (count >= 2 && urgentProducer != producer) {
-      urgentProducer.partitionsFor(topic); // its first urgent send does not wait for metadata
+    ProducerPair via = producers;
+    int count;
+    try {
+      count = via.of(false).client().partitionsFor(topic).size();
+      if (count >= 2 && via.of(true) != via.of(false)) {
+        via.of(true).client().partitionsFor(topic); // its first urgent send does not wait for metadata
+      }
+    } catch (IllegalStateException closed) {
+      throw new RetriableException("the Kafka producers are being replaced after a failed send; try again", closed);
     }
     partitionCounts.put(topic, count);
     return count;
@@ -797,6 +881,10 @@ public final class KafkaMessageBus implements MessageBus {
   /** Reads and sends spooled batches until enough are on their way, the spool has no more, or the breaker says wait. */
   private void sendMoreFromSpool(Deque<SpoolBatch> onTheWay) {
     long batchBytes = Math.max(64 * 1024, Math.min(DRAIN_BATCH_BYTES, config.maxInFlightBytes() / DRAIN_BATCHES_ON_THE_WAY));
+    ProducerPair via = producers;
+    if (via.retired()) {
+      return; // what the retired pair cut off is being spooled; the new pair sends
+    }
     while (onTheWay.size() < DRAIN_BATCHES_ON_THE_WAY && !spool.isEmpty()) {
       List<DiskSpool.Entry> entries =
           onTheWay.isEmpty()
@@ -805,7 +893,7 @@ public final class KafkaMessageBus implements MessageBus {
       if (entries.isEmpty() || !breaker.tryAcquire()) {
         return;
       }
-      SpoolBatch batch = new SpoolBatch(entries, send(entries));
+      SpoolBatch batch = new SpoolBatch(entries, send(via, entries));
       onTheWay.add(batch);
       if (batch.acks().getLast().isCompletedExceptionally()) {
         return; // refused before sending (no topic, no metadata): the rest would be too
@@ -813,28 +901,48 @@ public final class KafkaMessageBus implements MessageBus {
     }
   }
 
-  private List<CompletableFuture<RecordMetadata>> send(List<DiskSpool.Entry> entries) {
+  /** Sends spooled records in order; stops at the first refused before sending (the rest would be too). */
+  private List<CompletableFuture<RecordMetadata>> send(ProducerPair via, List<DiskSpool.Entry> entries) {
     List<CompletableFuture<RecordMetadata>> acks = new ArrayList<>(entries.size());
     for (DiskSpool.Entry entry : entries) {
-      CompletableFuture<RecordMetadata> ack = new CompletableFuture<>();
-      acks.add(ack);
+      CompletableFuture<RecordMetadata> ack;
       try {
         SpooledRecord record = SpooledRecord.fromBytes(entry.payload());
-        producerOf(record.topic(), record.urgent()).send(
-            toProducerRecord(record),
-            (metadata, error) -> {
-              if (error == null) {
-                ack.complete(metadata);
-              } else {
-                ack.completeExceptionally(error);
-              }
-            });
+        ack = send(via, urgentLane(record.topic(), record.urgent()), toProducerRecord(record));
       } catch (RuntimeException e) {
-        ack.completeExceptionally(e);
+        ack = CompletableFuture.failedFuture(e);
+      }
+      acks.add(ack);
+      if (ack.isCompletedExceptionally()) {
         break;
       }
     }
     return acks;
+  }
+
+  /**
+   * Sends a record through a pair of producers; a failure that may pass, met on the producer's
+   * own thread, retires the pair (see {@link ProducerPair}).
+   */
+  private CompletableFuture<RecordMetadata> send(ProducerPair via, boolean urgentLane, ProducerRecord<byte[], byte[]> record) {
+    ProducerPair.Stoppable sender = via.of(urgentLane);
+    CompletableFuture<RecordMetadata> ack = new CompletableFuture<>();
+    Thread caller = Thread.currentThread();
+    try {
+      sender.client().send(record, (metadata, error) -> {
+        if (error == null) {
+          ack.complete(metadata);
+          return;
+        }
+        if (Thread.currentThread() != caller && isTransient(error)) {
+          retireAfterFailure(via, sender);
+        }
+        ack.completeExceptionally(error);
+      });
+    } catch (RuntimeException e) {
+      ack.completeExceptionally(e);
+    }
+    return ack;
   }
 
   /** Waits for the batch's outcome (within a send timeout and a margin); returns how many from its start were acknowledged. */
@@ -998,8 +1106,7 @@ public final class KafkaMessageBus implements MessageBus {
         ensureTopic(topic);
         // Off the dead-letter topic's last partition, like any non-urgent record: that partition
         // is written only by the urgent lane's producer.
-        producer
-            .send(new ProducerRecord<>(topic, partitionOf(topic, record.key(), false), record.key(), record.value(), headers))
+        send(producers, false, new ProducerRecord<>(topic, partitionOf(topic, record.key(), false), record.key(), record.value(), headers))
             .get(config.sendTimeout().toMillis() + 5_000, TimeUnit.MILLISECONDS);
         metrics.deadLettered.increment();
         log.warn(
@@ -1059,8 +1166,7 @@ public final class KafkaMessageBus implements MessageBus {
             // The lane and partition the bus gives the message, as when it was first published.
             boolean urgent = isUrgent(record.value());
             int targetPartition = partitionOf(target, record.key(), urgent);
-            producerOf(target, urgent)
-                .send(new ProducerRecord<>(target, targetPartition, record.key(), record.value(), headers))
+            send(producers, urgentLane(target, urgent), new ProducerRecord<>(target, targetPartition, record.key(), record.value(), headers))
                 .get(config.sendTimeout().toMillis() + 5_000, TimeUnit.MILLISECONDS);
           } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
@@ -1106,9 +1212,9 @@ public final class KafkaMessageBus implements MessageBus {
   /**
    * Stops accepting, sends what waits in the spool while Kafka answers, lets every subscription
    * consume what is on its partitions and commit, then closes the clients. Returns within the
-   * shutdown timeout and about 3 s more (at least a second each for the two producers' close and
-   * the admin client's), and 5 s more when handlers have not returned by then (the subscriptions
-   * still busy are stopped together and get those 5 s). Sends Kafka has not settled by then are
+   * shutdown timeout and about a second more (the admin client's close), and 5 s more when
+   * handlers have not returned by then (the subscriptions still busy are stopped together and get
+   * those 5 s). Sends Kafka has not settled by then are
    * cut off and spooled in the order they were sent; one of them may already be in Kafka too, so
    * the next start can deliver it twice.
    *
@@ -1158,22 +1264,33 @@ public final class KafkaMessageBus implements MessageBus {
     open.forEach(KafkaSubscription::beginDrainAndClose);
     KafkaSubscription.awaitClosing(open, deadline);
     provisioner.interrupt();
-    // Sends still unsettled at the deadline are cut off by the producers' close (which returns
-    // only after their callbacks ran) and spooled once both are closed.
-    producersClosing = true;
     closeEach(
-        () -> producer.close(max(remaining(deadline), Duration.ofSeconds(1))),
-        () -> {
-          if (urgentProducer != producer) {
-            urgentProducer.close(max(remaining(deadline), Duration.ofSeconds(1)));
-          }
-        },
-        this::spoolCutOffs,
+        () -> closeProducers(deadline),
         () -> admin.close(Duration.ofSeconds(1)),
         spool::close);
     if (!spool.isEmpty()) {
       log.warn("{} messages stay in the spool {} until the next start", spool.size(), config.spoolDirectory());
     }
+  }
+
+  /**
+   * Closes the producers for good once direct sends are settled or the deadline has passed: sends
+   * still unsettled are cut off and spooled in the order they were made. A replacement under way
+   * ends without a new pair.
+   */
+  private void closeProducers(long deadline) {
+    awaitNoInFlight(remaining(deadline));
+    Runnable completeReceipts;
+    producersLock.lock();
+    try {
+      ProducerPair last = producers;
+      last.retire();
+      last.stopAndAwait();
+      completeReceipts = spoolCutOffs(last);
+    } finally {
+      producersLock.unlock();
+    }
+    completeReceipts.run();
   }
 
   /** Runs every step, even when one before it failed (each failure is logged). */
@@ -1193,10 +1310,6 @@ public final class KafkaMessageBus implements MessageBus {
 
   private static Duration min(Duration a, Duration b) {
     return a.compareTo(b) <= 0 ? a : b;
-  }
-
-  private static Duration max(Duration a, Duration b) {
-    return a.compareTo(b) >= 0 ? a : b;
   }
 
   private static void joinQuietly(Thread thread, Duration timeout) {

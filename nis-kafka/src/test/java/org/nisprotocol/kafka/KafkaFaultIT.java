@@ -244,10 +244,11 @@ class KafkaFaultIT {
 
   /**
    * The broker hangs with ten sends on their way; code chained on the first one's receipt
-   * (SPOOLED, when its send times out) publishes again. That runs on the producer's thread, which
-   * must not wait there for the other nine to settle before spooling (only it can settle them: it
-   * waited out the send timeout and more, then spooled ahead of them). The chained message goes
-   * to the spool behind the nine and is delivered after them.
+   * (SPOOLED, when its send times out) publishes again. The timeout stops the producers and cuts
+   * off the other nine; the chained publish must not wait for them longer than spooling them
+   * takes (it once waited on the producer's thread for what only that thread settles: the send
+   * timeout and more). The chained message goes to the spool behind the nine and is delivered
+   * after them.
    */
   @Test
   void aPublishChainedOnAReceiptWhileTheBrokerHangsIsSpooledBehindWhatWasInFlight() throws Exception {
@@ -294,15 +295,16 @@ class KafkaFaultIT {
   }
 
   /**
-   * Code chained on the receipt of a handed-off publish runs on the hand-off thread when that
-   * publish is spooled at once; a close() called there must not wait for that thread either.
+   * Code chained on the receipt of a send the broker's hang cut off runs on the thread that
+   * spools such sends and replaces the producers; a close() called there must not wait for what
+   * that thread holds.
    */
   @Test
-  void closeCalledFromCodeChainedOnAHandedOffPublishReturnsAtOnce() throws Exception {
-    String topic = "fault-handoff-close-" + UUID.randomUUID();
+  void closeCalledFromCodeChainedOnACutOffSendEndsSoon() throws Exception {
+    String topic = "fault-cut-off-close-" + UUID.randomUUID();
     StallWatch stalls = StallWatch.shared(); // watching from here
     KafkaMessageBus bus = KafkaMessageBus.create(
-        config("handoff-close").sendTimeout(Duration.ofSeconds(2)).shutdownTimeout(Duration.ofSeconds(8)).build());
+        config("cut-off-close").sendTimeout(Duration.ofSeconds(2)).shutdownTimeout(Duration.ofSeconds(8)).build());
     CompletableFuture<String> closedOn = new CompletableFuture<>();
     CompletableFuture<Duration> closeTook = new CompletableFuture<>();
     try {
@@ -311,16 +313,16 @@ class KafkaFaultIT {
       CompletableFuture<PublishReceipt> first = bus.publishAsync(message(topic, "agent-0", 0));
       bus.publishAsync(message(topic, "agent-0", 1));
       bus.publishAsync(message(topic, "agent-0", 2));
-      // The chained publish is handed off, and waits there for 1 and 2 to settle (after the first's
-      // callback returns), so its receipt completes on the hand-off thread.
+      // The first times out, which stops the producers and cuts off 1 and 2: all three receipts
+      // complete on the replacing thread, and so does the chained publish (spooled at once).
       first
           .thenCompose(spooled -> bus.publishAsync(message(topic, "agent-0", 3)))
           .thenRun(() -> {
             closedOn.complete(Thread.currentThread().getName());
             closeTook.complete(stalls.unstalledTimeOf(bus::close));
           });
-      assertThat(closedOn.get(30, TimeUnit.SECONDS)).isEqualTo("nis-publish-handoff");
-      assertThat(closeTook.get(30, TimeUnit.SECONDS)).as("close() on the hand-off thread, pauses taken out").isLessThan(Duration.ofSeconds(4));
+      assertThat(closedOn.get(30, TimeUnit.SECONDS)).isEqualTo("nis-producer-replacer");
+      assertThat(closeTook.get(30, TimeUnit.SECONDS)).as("close() on the replacing thread, pauses taken out").isLessThan(Duration.ofSeconds(4));
       bus.close(); // waits for the close begun on the hand-off thread
       assertThat(bus.closeFinished()).isTrue();
       assertThat(bus.spooledMessages()).as("kept for the next start").isEqualTo(4);

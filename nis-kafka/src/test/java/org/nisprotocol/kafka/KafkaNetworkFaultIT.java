@@ -1,0 +1,122 @@
+package org.nisprotocol.kafka;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.awaitility.Awaitility.await;
+
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.UUID;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.nisprotocol.core.CircuitBreakerConfig;
+import org.nisprotocol.core.MessageType;
+import org.nisprotocol.core.NisMessage;
+import org.nisprotocol.core.PublishReceipt;
+import org.nisprotocol.core.RetryPolicy;
+import org.nisprotocol.core.SubscriptionSpec;
+import org.nisprotocol.testkit.KafkaBroker;
+import org.nisprotocol.testkit.TcpProxy;
+
+/**
+ * Faults of the network between the bus and its broker: every client reaches the broker through a
+ * {@link TcpProxy} (the broker advertises the proxy's address), which can stall the path; a
+ * connection the client gives up during the stall loses what it had sent.
+ */
+class KafkaNetworkFaultIT {
+  private static TcpProxy proxy;
+  private static KafkaBroker broker;
+
+  @TempDir Path temp;
+
+  @BeforeAll
+  static void startBrokerBehindAProxy() {
+    proxy = TcpProxy.start(() -> broker.bootstrapServers());
+    broker = KafkaBroker.builder()
+        .name("network-fault-kafka")
+        .brokerProperty("advertised.listeners", "PLAINTEXT://" + proxy.address())
+        .build();
+    broker.start();
+  }
+
+  @AfterAll
+  static void closeBrokerAndProxy() {
+    proxy.close();
+    broker.close();
+  }
+
+  @AfterEach
+  void pathOpen() {
+    proxy.resume();
+  }
+
+  private KafkaBusConfig.Builder config(String spool) {
+    return KafkaBusConfig.builder(proxy.address())
+        .topicPartitions(3)
+        .sendTimeout(Duration.ofSeconds(2))
+        .retryPolicy(new RetryPolicy(3, Duration.ofMillis(20), Duration.ofMillis(200), 0.5))
+        .circuitBreaker(new CircuitBreakerConfig(5, Duration.ofSeconds(1), 1))
+        .spoolDirectory(temp.resolve(spool))
+        .shutdownTimeout(Duration.ofSeconds(20));
+  }
+
+  private static NisMessage message(String topic, String key, int sequence) {
+    return NisMessage.builder(MessageType.AGENT_COORDINATION, "network_fault_agent")
+        .topic(topic)
+        .targetAgent(key)
+        .content(Map.of("sequence", sequence))
+        .build();
+  }
+
+  /**
+   * The path stalls while one key's messages go out one by one, each on a request of its own.
+   * The first times out: the producer gives up its connection (losing the requests on it) and,
+   * left alone, would send the later ones again on a new connection under a new producer epoch,
+   * without the first. The path comes back while those are still on their way: they must not
+   * reach Kafka ahead of the first (which went to the spool). Regression test for a later message
+   * of a key landing before an earlier one after a broker hang.
+   */
+  @Test
+  void aSendTimingOutDuringAStallDoesNotLetLaterMessagesOfItsKeyOvertakeIt() throws Exception {
+    String topic = "stall-order-" + UUID.randomUUID();
+    try (KafkaMessageBus bus = KafkaMessageBus.create(config("stall-order").build())) {
+      bus.publish(message(topic, "agent-0", -1)); // creates the topic
+      await().atMost(Duration.ofSeconds(60)).until(() -> bus.spooledMessages() == 0);
+      List<CompletableFuture<PublishReceipt>> receipts = new ArrayList<>();
+      proxy.stall();
+      try {
+        for (int i = 0; i < 10; i++) {
+          receipts.add(bus.publishAsync(message(topic, "agent-0", i)));
+          Thread.sleep(150); // a request each; the last ones are still young when the first times out
+        }
+        assertThat(receipts.get(0).get(30, TimeUnit.SECONDS).status()).isEqualTo(PublishReceipt.Status.SPOOLED);
+      } finally {
+        proxy.resume();
+      }
+      for (CompletableFuture<PublishReceipt> receipt : receipts) {
+        assertThat(receipt.get(30, TimeUnit.SECONDS).status()).isIn(PublishReceipt.Status.SENT, PublishReceipt.Status.SPOOLED);
+      }
+
+      List<Integer> firstArrivals = new CopyOnWriteArrayList<>();
+      Set<Integer> seen = ConcurrentHashMap.newKeySet();
+      bus.subscribe(SubscriptionSpec.group("stall-order-" + UUID.randomUUID()).withTopics(topic), delivery -> {
+        int sequence = ((Number) delivery.message().content().get("sequence")).intValue();
+        if (seen.add(sequence)) {
+          firstArrivals.add(sequence);
+        }
+      });
+      await().atMost(Duration.ofSeconds(90)).until(() -> seen.size() == 11);
+      assertThat(firstArrivals).containsExactly(-1, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9);
+    }
+  }
+}
