@@ -166,9 +166,12 @@ public final class KafkaMessageBus implements MessageBus {
   // Orders direct sends, so that those a retired pair of producers cut off are spooled in the
   // order they were made.
   private final AtomicLong sendSequence = new AtomicLong();
-  // Marks the producers' I/O threads, as met in send callbacks. Code chained on a receipt runs
-  // there, and must not wait there for sends only that thread settles.
+  // Marks the producers' I/O threads, as met in send callbacks. Code chained on the receipt of a
+  // send Kafka settled runs there, and must not wait there for sends only that thread settles.
   private final ThreadLocal<Boolean> producerIoThread = new ThreadLocal<>();
+  // Marks the threads that replace a retired pair of producers: the receipts of what it cut off
+  // complete there, and a close() called from code chained on them returns at once.
+  private final ThreadLocal<Boolean> replacerThread = new ThreadLocal<>();
 
   private KafkaMessageBus(KafkaBusConfig config, MeterRegistry registry, InstantSource clock) {
     this.config = config;
@@ -269,9 +272,9 @@ public final class KafkaMessageBus implements MessageBus {
   /**
    * Publishes and waits for the receipt.
    *
-   * @throws IllegalStateException when called from code chained on a receipt: that runs on the
-   *     producer's thread, which would have to settle the send this call waits for (use {@link
-   *     #publishAsync} there)
+   * @throws IllegalStateException when called from code chained on the receipt of a send Kafka
+   *     settled: that runs on the producer's thread, which would have to settle the send this call
+   *     waits for (use {@link #publishAsync} there)
    */
   @Override
   public PublishReceipt publish(NisMessage message, Map<String, String> headers) {
@@ -379,6 +382,7 @@ public final class KafkaMessageBus implements MessageBus {
           });
     } catch (RuntimeException e) {
       if (via.retired()) { // the pair stopped while this send went in
+        breaker.release();
         cutOff(via, new CutOff(sequence, record, messageId, result, taken));
         return result;
       }
@@ -419,7 +423,11 @@ public final class KafkaMessageBus implements MessageBus {
       retireAfterFailure(via, sender);
       return true;
     }
-    return via.retired() && (error.getClass() == KafkaException.class || isTransient(error));
+    if (via.retired() && (error.getClass() == KafkaException.class || isTransient(error))) {
+      breaker.release(); // says nothing of the broker's health
+      return true;
+    }
+    return false;
   }
 
   /**
@@ -460,19 +468,20 @@ public final class KafkaMessageBus implements MessageBus {
    * again each second while that fails), unless the bus is closing.
    */
   private void replace(ProducerPair retired) {
+    replacerThread.set(Boolean.TRUE);
     log.warn("a send to Kafka failed: its producers stop, what they had not settled goes to the spool in the"
         + " order it was sent, and new producers take over");
     Runnable completeReceipts;
     boolean replaced;
     producersLock.lock();
     try {
-      retired.stopAndAwait();
+      retired.stopAndAwait(); // never throws
       completeReceipts = spoolCutOffs(retired);
+      // The new pair before the receipts: code chained on them may publish and wait for room.
       replaced = tryToReplace(retired);
     } finally {
       producersLock.unlock();
     }
-    // The new pair first: code chained on a receipt may publish and wait for the spool to drain.
     completeReceipts.run();
     while (!replaced) {
       sleepQuietly(Duration.ofSeconds(1));
@@ -831,7 +840,8 @@ public final class KafkaMessageBus implements MessageBus {
   // ---- the spool drainer ----
 
   /** Spooled records sent to Kafka together, and their acknowledgements. */
-  private record SpoolBatch(List<DiskSpool.Entry> entries, List<CompletableFuture<RecordMetadata>> acks) {
+  private record SpoolBatch(
+      List<DiskSpool.Entry> entries, List<CompletableFuture<RecordMetadata>> acks, ProducerPair via) {
     DiskSpool.Entry last() {
       return entries.getLast();
     }
@@ -882,8 +892,10 @@ public final class KafkaMessageBus implements MessageBus {
   private void sendMoreFromSpool(Deque<SpoolBatch> onTheWay) {
     long batchBytes = Math.max(64 * 1024, Math.min(DRAIN_BATCH_BYTES, config.maxInFlightBytes() / DRAIN_BATCHES_ON_THE_WAY));
     ProducerPair via = producers;
-    if (via.retired()) {
-      return; // what the retired pair cut off is being spooled; the new pair sends
+    if (via.retired() || (!onTheWay.isEmpty() && onTheWay.peekLast().via() != via)) {
+      // What a retired pair cut off is being spooled, or batches sent through it are still to be
+      // waited out (one of them failed): a batch behind them must not go ahead of their resending.
+      return;
     }
     while (onTheWay.size() < DRAIN_BATCHES_ON_THE_WAY && !spool.isEmpty()) {
       List<DiskSpool.Entry> entries =
@@ -893,7 +905,7 @@ public final class KafkaMessageBus implements MessageBus {
       if (entries.isEmpty() || !breaker.tryAcquire()) {
         return;
       }
-      SpoolBatch batch = new SpoolBatch(entries, send(via, entries));
+      SpoolBatch batch = new SpoolBatch(entries, send(via, entries), via);
       onTheWay.add(batch);
       if (batch.acks().getLast().isCompletedExceptionally()) {
         return; // refused before sending (no topic, no metadata): the rest would be too
@@ -1214,15 +1226,15 @@ public final class KafkaMessageBus implements MessageBus {
    * consume what is on its partitions and commit, then closes the clients. Returns within the
    * shutdown timeout and about a second more (the admin client's close), and 5 s more when
    * handlers have not returned by then (the subscriptions still busy are stopped together and get
-   * those 5 s). Sends Kafka has not settled by then are
+   * those 5 s); up to 30 s more only when code chained on a receipt blocks a producer's thread. Sends Kafka has not settled by then are
    * cut off and spooled in the order they were sent; one of them may already be in Kafka too, so
    * the next start can deliver it twice.
    *
    * <p>The closing runs on a thread of its own, which the caller waits for: an interrupt of the
    * caller does not cut it short (the caller keeps the interrupt). Called from a handler, or from
    * code chained on a receipt (which runs on a producer's own thread, the one that settles the
-   * sends close() waits for, or on the bus's hand-off thread), it stops accepting and returns at
-   * once, as {@code KafkaProducer.close} does when called from its callbacks. A later call from
+   * sends close() waits for, on the thread that spools what a timed-out send's producers cut off,
+   * or on the bus's hand-off thread), it stops accepting and returns at once, as {@code KafkaProducer.close} does when called from its callbacks. A later call from
    * another thread waits until closing has ended (at most the shutdown timeout and a minute more).
    */
   @Override
@@ -1242,6 +1254,7 @@ public final class KafkaMessageBus implements MessageBus {
   private boolean onBusThread() {
     Thread current = Thread.currentThread();
     return onProducerIoThread()
+        || replacerThread.get() != null
         || current == handOffThread
         || subscriptions.stream().anyMatch(s -> s.runsHandlerOn(current));
   }

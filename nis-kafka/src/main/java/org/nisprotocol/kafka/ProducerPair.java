@@ -5,6 +5,8 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.atomic.AtomicBoolean;
 import org.apache.kafka.clients.producer.KafkaProducer;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * The two producers a {@link KafkaMessageBus} sends through: one for ordinary records and one for
@@ -19,12 +21,19 @@ import org.apache.kafka.clients.producer.KafkaProducer;
  * written later, or never (a connection the producer gave up loses the requests on it; a request
  * the broker reads late is refused as fenced), so a later message of a key can reach Kafka before
  * an earlier one. So a producer is stopped in the callback of its first such failure, before its
- * next round could send anything under a new epoch: everything it had not settled fails with it
- * (cut off), and the bus spools those sends in the order they were made, behind the failed one.
+ * next round could send anything under a new epoch (the current round still sends what it had
+ * already taken, under the old epoch and after the failed one in sequence, which the broker
+ * writes only behind it): everything it had not settled fails with it (cut off), and the bus
+ * spools those sends in the order they were made, behind the failed one. The new pair has new
+ * producer ids, so a request of the old pair that a hung broker reads late may still be written
+ * after the spool was resent: that only duplicates messages, whose first copies keep their order.
  *
  * <p>Thread-safe.
  */
 final class ProducerPair {
+  private static final Logger log = LoggerFactory.getLogger(ProducerPair.class);
+  // How long stopping waits for a producer's I/O thread to end: it ends at once unless code
+  // chained on a receipt blocks it.
   private static final Duration STOP_TIMEOUT = Duration.ofSeconds(30);
 
   private final Stoppable normal;
@@ -74,7 +83,10 @@ final class ProducerPair {
     }
   }
 
-  /** Stops both producers at once; returns when every callback of theirs has run. */
+  /**
+   * Stops both producers at once; returns when every callback of theirs has run, or (logged)
+   * when a producer's I/O thread has not ended in 30 s.
+   */
   void stopAndAwait() {
     normal.stopAndAwait();
     urgent.stopAndAwait();
@@ -84,7 +96,7 @@ final class ProducerPair {
   static final class Stoppable {
     private final KafkaProducer<byte[], byte[]> client;
     private final AtomicBoolean stopping = new AtomicBoolean();
-    private volatile Thread stoppedOnItsThread;
+    private volatile Thread ioThread; // when stopped from it
 
     Stoppable(KafkaProducer<byte[], byte[]> client) {
       this.client = client;
@@ -96,28 +108,45 @@ final class ProducerPair {
 
     /**
      * In a send callback, on the producer's I/O thread: closes it without waiting, so that it
-     * fails what it holds and ends after the current round instead of starting another.
+     * fails what it holds and ends after the current round instead of starting another. Never
+     * throws (the callback must go on to spool its send).
      */
     void stopFromItsThread() {
-      stoppedOnItsThread = Thread.currentThread(); // before the flag: a stopAndAwait that sees the flag joins it
+      ioThread = Thread.currentThread(); // before the flag: a stopAndAwait that sees the flag joins it
       if (stopping.compareAndSet(false, true)) {
-        client.close(Duration.ZERO);
+        closeQuietly();
       }
     }
 
-    /** From any other thread: closes it at once, failing what it holds; returns when its I/O thread has ended. */
+    /**
+     * From any other thread: closes it at once, failing what it holds; returns when its I/O
+     * thread has ended (at most 30 s, logged). Never throws.
+     */
     void stopAndAwait() {
+      Thread closer = null;
       if (stopping.compareAndSet(false, true)) {
-        client.close(Duration.ZERO); // forces the close and joins the I/O thread
+        // On a thread of its own: the close joins the I/O thread without a time limit.
+        closer = Thread.ofVirtual().name("nis-producer-stop").start(this::closeQuietly);
+      }
+      Thread awaited = closer != null ? closer : ioThread;
+      if (awaited == null || awaited == Thread.currentThread()) {
         return;
       }
-      Thread ioThread = stoppedOnItsThread;
-      if (ioThread != null && ioThread != Thread.currentThread()) {
-        try {
-          ioThread.join(STOP_TIMEOUT);
-        } catch (InterruptedException e) {
-          Thread.currentThread().interrupt();
+      try {
+        if (!awaited.join(STOP_TIMEOUT)) {
+          log.warn("a stopped Kafka producer's thread has not ended in {} (code chained on a receipt blocks it?)",
+              STOP_TIMEOUT);
         }
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+      }
+    }
+
+    private void closeQuietly() {
+      try {
+        client.close(Duration.ZERO);
+      } catch (RuntimeException e) {
+        log.warn("closing a Kafka producer: {}", e.toString());
       }
     }
   }

@@ -17,9 +17,10 @@ import java.util.function.Supplier;
 /**
  * A TCP proxy on a free loopback port, for network faults between clients and a server.
  *
- * <p>{@link #stall()} stops forwarding in both directions without closing anything: what each side sends is held.
- * {@link #resume()} forwards what was held and goes on. A connection that either side closes while stalled is
- * closed on the other side too, and what it held is dropped. That is a network path that stalls and comes back, on
+ * <p>{@link #stall()} stops forwarding in both directions: what each side sends is held, and new connections are
+ * accepted and connected to the server but their bytes are held too. {@link #resume()} forwards what was held and
+ * goes on. A connection that either side closes while stalled is closed on the other side at once, and what it held
+ * is dropped. Held bytes are kept in memory without a bound. That is a network path that stalls and comes back, on
  * which a connection given up during the stall takes its unsent bytes with it; unlike a paused server process,
  * whose kernel keeps such bytes and hands them to the server when it goes on.
  *
@@ -70,9 +71,16 @@ public final class TcpProxy implements AutoCloseable {
         return "127.0.0.1:" + port();
     }
 
-    /** Stops forwarding; both sides' bytes are held until {@link #resume()} (dropped if their connection closes). */
+    /**
+     * Stops forwarding; both sides' bytes are held until {@link #resume()} (dropped if their connection closes).
+     * Returns once no byte read before it is still being forwarded.
+     */
     public void stall() {
         stalled = true;
+        for (Link link : links) {
+            link.toServer.awaitForwarding();
+            link.toClient.awaitForwarding();
+        }
     }
 
     /** Forwards what was held, then everything as it comes. */
@@ -203,6 +211,11 @@ public final class TcpProxy implements AutoCloseable {
             } catch (IOException e) {
                 // the connection is ending; its pump closes it
             }
+        }
+
+        /** Returns once a forward under way (which began before a stall) has ended. */
+        synchronized void awaitForwarding() {
+            // the lock is the wait
         }
 
         synchronized void dropHeld() {
