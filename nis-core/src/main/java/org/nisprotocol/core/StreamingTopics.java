@@ -21,6 +21,17 @@ public final class StreamingTopics {
   /** Suffix of the dead-letter topic that goes with each topic. */
   public static final String DEAD_LETTER_SUFFIX = ".dlt";
 
+  /**
+   * The longest topic name the bus takes: Kafka's limit (249) less the dead-letter suffix, so
+   * that every topic has a dead-letter topic.
+   */
+  public static final int MAX_NAME_LENGTH = 249 - DEAD_LETTER_SUFFIX.length();
+
+  /** What a legal topic name is, for error messages. */
+  public static final String NAME_RULE =
+      "letters, digits, '.', '_', '-'; 1 to " + MAX_NAME_LENGTH + " of them, so that <topic>"
+          + DEAD_LETTER_SUFFIX + " fits Kafka's 249";
+
   private static final List<String> ALL =
       List.of(
           CONSCIOUSNESS,
@@ -46,9 +57,9 @@ public final class StreamingTopics {
     return topic + DEAD_LETTER_SUFFIX;
   }
 
-  /** Whether a name is a legal topic name (letters, digits, '.', '_', '-'; 1 to 249 of them). */
+  /** Whether a name is a legal topic name ({@link #NAME_RULE}; not "." or ".."). */
   public static boolean isValidName(String topic) {
-    if (topic.isEmpty() || topic.length() > 249 || topic.equals(".") || topic.equals("..")) {
+    if (topic.isEmpty() || topic.length() > MAX_NAME_LENGTH || topic.equals(".") || topic.equals("..")) {
       return false;
     }
     for (int i = 0; i < topic.length(); i++) {
