@@ -14,6 +14,11 @@ public final class DeadLetterHeaders {
   public static final String ORIGINAL_OFFSET = "nis.dlt.original.offset";
   /** The consumer group whose handler gave up on it. */
   public static final String GROUP = "nis.dlt.group";
+  /**
+   * On a dead letter replayed to its topic: the group it is replayed for (its {@link #GROUP});
+   * subscriptions of other groups skip it, having handled it when it first came.
+   */
+  public static final String REPLAYED_FOR = "nis.replayed.for";
 
   private DeadLetterHeaders() {}
 }

@@ -1143,6 +1143,8 @@ public final class KafkaMessageBus implements MessageBus {
    * replay starts is published again to its original topic (its dead-letter headers removed), on
    * the partition the bus gives it (high and critical ones on the urgent lane, the others by key), and
    * then committed in the replay group {@code nis-dlt-replay}, so the next replay starts after it.
+   * Each goes back for the group that dead-lettered it only (header {@link
+   * DeadLetterHeaders#REPLAYED_FOR}): subscriptions of the topic's other groups skip it.
    * Letters that fail again and come back during the replay wait for the next one.
    *
    * @return how many were replayed
@@ -1174,6 +1176,11 @@ public final class KafkaMessageBus implements MessageBus {
               .map(h -> new String(h.value(), StandardCharsets.UTF_8))
               .orElse(topic);
           RecordHeaders headers = withoutDeadLetterHeaders(record);
+          headers.remove(DeadLetterHeaders.REPLAYED_FOR);
+          Header group = record.headers().lastHeader(DeadLetterHeaders.GROUP);
+          if (group != null) {
+            headers.add(DeadLetterHeaders.REPLAYED_FOR, group.value()); // for that group only
+          }
           try {
             // The lane and partition the bus gives the message, as when it was first published.
             boolean urgent = isUrgent(record.value());

@@ -26,6 +26,7 @@ import org.apache.kafka.common.errors.WakeupException;
 import org.apache.kafka.common.header.Header;
 import org.apache.kafka.common.serialization.ByteArrayDeserializer;
 import org.nisprotocol.core.CloseOnce;
+import org.nisprotocol.core.DeadLetterHeaders;
 import org.nisprotocol.core.Delivery;
 import org.nisprotocol.core.InvalidMessageException;
 import org.nisprotocol.core.MessageHandler;
@@ -430,6 +431,12 @@ final class KafkaSubscription implements Subscription {
       }
     }
 
+    /** A dead letter replayed for another group, which this one handled when it first came. */
+    private boolean replayedForAnotherGroup(ConsumerRecord<byte[], byte[]> record) {
+      Header replayedFor = record.headers().lastHeader(DeadLetterHeaders.REPLAYED_FOR);
+      return replayedFor != null && !spec.group().equals(new String(replayedFor.value(), StandardCharsets.UTF_8));
+    }
+
     /** Stopped, or past a close (the poll loop stops the workers only once it has seen it). */
     private boolean toStop() {
       return stopped || !running;
@@ -437,6 +444,9 @@ final class KafkaSubscription implements Subscription {
 
     /** True when the record is done with; false when stopped before that. */
     private boolean process(ConsumerRecord<byte[], byte[]> record) {
+      if (replayedForAnotherGroup(record)) {
+        return true;
+      }
       NisMessage message;
       try {
         message = bus.codec().decode(record.value());

@@ -59,6 +59,52 @@ class KafkaMessageBusIT {
         .shutdownTimeout(Duration.ofSeconds(15));
   }
 
+  /**
+   * A dead letter is one group's: replaying it must not deliver it again to the topic's other
+   * groups, which handled it when it first came (their handlers saw it twice).
+   */
+  @Test
+  void aReplayedDeadLetterGoesBackOnlyToTheGroupThatGaveUpOnIt() throws Exception {
+    String topic = "replay-groups-" + UUID.randomUUID();
+    java.util.concurrent.atomic.AtomicBoolean fixed = new java.util.concurrent.atomic.AtomicBoolean();
+    java.util.concurrent.atomic.AtomicInteger failures = new java.util.concurrent.atomic.AtomicInteger();
+    List<Integer> seenByFailing = new CopyOnWriteArrayList<>();
+    List<Integer> seenByOther = new CopyOnWriteArrayList<>();
+    try (KafkaMessageBus bus = KafkaMessageBus.create(config().build())) {
+      bus.ensureTopic(topic);
+      var failing = bus.subscribe(SubscriptionSpec.group("replay-failing-" + UUID.randomUUID()).withTopics(topic), d -> {
+        int sequence = ((Number) d.message().content().get("sequence")).intValue();
+        if (sequence == 1 && !fixed.get()) {
+          failures.incrementAndGet();
+          throw new IllegalStateException("cannot handle 1 yet");
+        }
+        seenByFailing.add(sequence);
+      });
+      var other = bus.subscribe(SubscriptionSpec.group("replay-other-" + UUID.randomUUID()).withTopics(topic),
+          d -> seenByOther.add(((Number) d.message().content().get("sequence")).intValue()));
+      await().atMost(Duration.ofSeconds(30))
+          .until(() -> ((KafkaSubscription) failing).isAssigned() && ((KafkaSubscription) other).isAssigned());
+      bus.publish(sequenced(topic, 1));
+      await().atMost(Duration.ofSeconds(30)).until(() -> failures.get() == 2 && seenByOther.contains(1));
+      fixed.set(true);
+      java.util.concurrent.atomic.AtomicLong replayed = new java.util.concurrent.atomic.AtomicLong();
+      await().atMost(Duration.ofSeconds(30)).until(() -> replayed.addAndGet(bus.replayDeadLetters(topic, Duration.ofSeconds(5))) == 1);
+      bus.publish(sequenced(topic, 2)); // same key and partition: read after the replayed one
+
+      await().atMost(Duration.ofSeconds(30)).until(() -> seenByFailing.contains(2) && seenByOther.contains(2));
+      assertThat(seenByFailing).containsExactly(1, 2);
+      assertThat(seenByOther).as("the other group handled 1 when it first came, and not again").containsExactly(1, 2);
+    }
+  }
+
+  private static NisMessage sequenced(String topic, int sequence) {
+    return NisMessage.builder(MessageType.AGENT_COORDINATION, "replay_agent")
+        .topic(topic)
+        .targetAgent("agent-0")
+        .content(Map.of("sequence", sequence))
+        .build();
+  }
+
   private static Map<String, Object> props(String... keyValues) {
     Map<String, Object> map = new java.util.HashMap<>();
     for (int i = 0; i < keyValues.length; i += 2) {
