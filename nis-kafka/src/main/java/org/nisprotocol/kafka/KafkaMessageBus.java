@@ -316,11 +316,22 @@ public final class KafkaMessageBus implements MessageBus {
                   + " are accepted. Store large data in the cache and send its key"));
     }
     boolean urgent = isUrgent(message.priority());
-    SpooledRecord record = new SpooledRecord(message.topic(), message.orderingKey(), value, Map.copyOf(headers), urgent);
+    SpooledRecord record = new SpooledRecord(message.topic(), message.orderingKey(), value, transportHeaders(headers), urgent);
     if (onProducerIoThread()) {
       return handOff(record, message.messageId());
     }
     return publishRecord(record, message.messageId());
+  }
+
+  /**
+   * The caller's headers without those the bus itself sets on dead letters and their replays
+   * ({@code nis.dlt.*}, {@code nis.replayed.for}): a handler that forwards a delivery's headers
+   * must not make the other groups skip its new message.
+   */
+  private static Map<String, String> transportHeaders(Map<String, String> headers) {
+    Map<String, String> kept = new LinkedHashMap<>(headers);
+    kept.keySet().removeIf(name -> name.startsWith("nis.dlt.") || name.equals(DeadLetterHeaders.REPLAYED_FOR));
+    return Map.copyOf(kept);
   }
 
   /**
@@ -1178,7 +1189,7 @@ public final class KafkaMessageBus implements MessageBus {
           RecordHeaders headers = withoutDeadLetterHeaders(record);
           headers.remove(DeadLetterHeaders.REPLAYED_FOR);
           Header group = record.headers().lastHeader(DeadLetterHeaders.GROUP);
-          if (group != null) {
+          if (group != null && group.value() != null) {
             headers.add(DeadLetterHeaders.REPLAYED_FOR, group.value()); // for that group only
           }
           try {

@@ -434,7 +434,16 @@ final class KafkaSubscription implements Subscription {
     /** A dead letter replayed for another group, which this one handled when it first came. */
     private boolean replayedForAnotherGroup(ConsumerRecord<byte[], byte[]> record) {
       Header replayedFor = record.headers().lastHeader(DeadLetterHeaders.REPLAYED_FOR);
-      return replayedFor != null && !spec.group().equals(new String(replayedFor.value(), StandardCharsets.UTF_8));
+      if (replayedFor == null || replayedFor.value() == null) {
+        return false; // another client may write the header without a value
+      }
+      String group = new String(replayedFor.value(), StandardCharsets.UTF_8);
+      if (group.equals(spec.group())) {
+        return false;
+      }
+      log.debug("group {} skips {}-{}@{}, a dead letter replayed for group {}",
+          spec.group(), record.topic(), record.partition(), record.offset(), group);
+      return true;
     }
 
     /** Stopped, or past a close (the poll loop stops the workers only once it has seen it). */

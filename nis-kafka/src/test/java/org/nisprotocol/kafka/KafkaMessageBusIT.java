@@ -30,6 +30,7 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.nisprotocol.core.CircuitBreakerConfig;
 import org.nisprotocol.core.ClosedException;
+import org.nisprotocol.core.DeadLetterHeaders;
 import org.nisprotocol.core.Delivery;
 import org.nisprotocol.core.MessageCodec;
 import org.nisprotocol.core.MessagePriority;
@@ -94,6 +95,37 @@ class KafkaMessageBusIT {
       await().atMost(Duration.ofSeconds(30)).until(() -> seenByFailing.contains(2) && seenByOther.contains(2));
       assertThat(seenByFailing).containsExactly(1, 2);
       assertThat(seenByOther).as("the other group handled 1 when it first came, and not again").containsExactly(1, 2);
+    }
+  }
+
+  /**
+   * Only a replay's own header makes a group skip a record: not one another client wrote without
+   * a value (it stopped the partition's worker), nor one a handler forwarded from a replayed
+   * delivery when publishing anew (the bus drops it).
+   */
+  @Test
+  void aReplayHeaderWithoutValueOrForwardedByAPublisherDoesNotMakeAGroupSkipAMessage() throws Exception {
+    String topic = "replay-header-" + UUID.randomUUID();
+    List<Integer> seen = new CopyOnWriteArrayList<>();
+    try (KafkaMessageBus bus = KafkaMessageBus.create(config().build())) {
+      bus.ensureTopic(topic);
+      var subscription = bus.subscribe(SubscriptionSpec.group("replay-header-" + UUID.randomUUID()).withTopics(topic),
+          d -> seen.add(((Number) d.message().content().get("sequence")).intValue()));
+      await().atMost(Duration.ofSeconds(30)).until(((KafkaSubscription) subscription)::isAssigned);
+      try (KafkaProducer<String, String> raw =
+          new KafkaProducer<>(
+              props(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, TestServers.kafka().bootstrapServers()),
+              new StringSerializer(),
+              new StringSerializer())) {
+        String json = new String(MessageCodec.create(InstantSource.system()).encode(sequenced(topic, 1)), StandardCharsets.UTF_8);
+        var record = new ProducerRecord<>(topic, 0, "agent-0", json);
+        record.headers().add(DeadLetterHeaders.REPLAYED_FOR, null);
+        raw.send(record).get(10, TimeUnit.SECONDS);
+      }
+      bus.publish(sequenced(topic, 2), Map.of(DeadLetterHeaders.REPLAYED_FOR, "another-group", DeadLetterHeaders.ERROR, "forwarded"));
+
+      await().atMost(Duration.ofSeconds(30)).until(() -> seen.size() >= 2);
+      assertThat(seen).containsExactlyInAnyOrder(1, 2);
     }
   }
 
