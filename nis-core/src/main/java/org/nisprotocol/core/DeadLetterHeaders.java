@@ -2,6 +2,8 @@ package org.nisprotocol.core;
 
 /** Header names a dead-lettered message carries, on every backend. */
 public final class DeadLetterHeaders {
+  /** What the name of every header a dead-lettering adds begins with. */
+  public static final String PREFIX = "nis.dlt.";
   /** Class and message of the last error, or why the bytes could not be read. */
   public static final String ERROR = "nis.dlt.error";
   /** How many deliveries were tried. */
@@ -21,4 +23,9 @@ public final class DeadLetterHeaders {
   public static final String REPLAYED_FOR = "nis.replayed.for";
 
   private DeadLetterHeaders() {}
+
+  /** Whether a header is one the bus sets itself on dead letters and their replays. */
+  public static boolean isSetByTheBus(String name) {
+    return name.startsWith(PREFIX) || name.equals(REPLAYED_FOR);
+  }
 }

@@ -329,9 +329,14 @@ public final class KafkaMessageBus implements MessageBus {
    * must not make the other groups skip its new message.
    */
   private static Map<String, String> transportHeaders(Map<String, String> headers) {
-    Map<String, String> kept = new LinkedHashMap<>(headers);
-    kept.keySet().removeIf(name -> name.startsWith("nis.dlt.") || name.equals(DeadLetterHeaders.REPLAYED_FOR));
-    return Map.copyOf(kept);
+    for (String name : headers.keySet()) {
+      if (DeadLetterHeaders.isSetByTheBus(name)) {
+        Map<String, String> kept = new LinkedHashMap<>(headers);
+        kept.keySet().removeIf(DeadLetterHeaders::isSetByTheBus);
+        return Map.copyOf(kept);
+      }
+    }
+    return Map.copyOf(headers); // as good as free for the usual empty or immutable map
   }
 
   /**
@@ -482,27 +487,29 @@ public final class KafkaMessageBus implements MessageBus {
     replacerThread.set(Boolean.TRUE);
     log.warn("a send to Kafka failed: its producers stop, what they had not settled goes to the spool in the"
         + " order it was sent, and new producers take over");
-    Runnable completeReceipts;
-    boolean replaced;
-    producersLock.lock();
-    try {
-      retired.stopAndAwait(); // never throws
-      completeReceipts = spoolCutOffs(retired);
-      // The new pair before the receipts: code chained on them may publish and wait for room.
-      replaced = tryToReplace(retired);
-    } finally {
-      producersLock.unlock();
-    }
+    Runnable completeReceipts = holdingProducersLock(() -> stopAndSpoolCutOffs(retired));
+    // The new pair before the receipts: code chained on them may publish and wait for room.
+    boolean replaced = holdingProducersLock(() -> tryToReplace(retired));
     completeReceipts.run();
     while (!replaced) {
       sleepQuietly(Duration.ofSeconds(1));
-      producersLock.lock();
-      try {
-        replaced = tryToReplace(retired);
-      } finally {
-        producersLock.unlock();
-      }
+      replaced = holdingProducersLock(() -> tryToReplace(retired));
     }
+  }
+
+  private <T> T holdingProducersLock(Supplier<T> action) {
+    producersLock.lock();
+    try {
+      return action.get();
+    } finally {
+      producersLock.unlock();
+    }
+  }
+
+  /** Stops a retired pair and spools what it cut off; returns what completes their receipts. */
+  private Runnable stopAndSpoolCutOffs(ProducerPair retired) {
+    retired.stopAndAwait(); // never throws
+    return spoolCutOffs(retired);
   }
 
   /** Installs a new pair in place of a retired one; true when done or no longer needed (closing). */
@@ -1221,7 +1228,7 @@ public final class KafkaMessageBus implements MessageBus {
   private static RecordHeaders withoutDeadLetterHeaders(ConsumerRecord<byte[], byte[]> record) {
     RecordHeaders headers = new RecordHeaders();
     for (Header header : record.headers()) {
-      if (!header.key().startsWith("nis.dlt.")) {
+      if (!header.key().startsWith(DeadLetterHeaders.PREFIX)) {
         headers.add(header);
       }
     }
@@ -1244,16 +1251,17 @@ public final class KafkaMessageBus implements MessageBus {
    * consume what is on its partitions and commit, then closes the clients. Returns within the
    * shutdown timeout and about a second more (the admin client's close), and 5 s more when
    * handlers have not returned by then (the subscriptions still busy are stopped together and get
-   * those 5 s); up to 30 s more only when code chained on a receipt blocks a producer's thread. Sends Kafka has not settled by then are
-   * cut off and spooled in the order they were sent; one of them may already be in Kafka too, so
-   * the next start can deliver it twice.
+   * those 5 s); up to 30 s more only when code chained on a receipt blocks a producer's thread.
+   * Sends Kafka has not settled by then are cut off and spooled in the order they were sent; one
+   * of them may already be in Kafka too, so the next start can deliver it twice.
    *
    * <p>The closing runs on a thread of its own, which the caller waits for: an interrupt of the
    * caller does not cut it short (the caller keeps the interrupt). Called from a handler, or from
    * code chained on a receipt (which runs on a producer's own thread, the one that settles the
    * sends close() waits for, on the thread that spools what a timed-out send's producers cut off,
-   * or on the bus's hand-off thread), it stops accepting and returns at once, as {@code KafkaProducer.close} does when called from its callbacks. A later call from
-   * another thread waits until closing has ended (at most the shutdown timeout and a minute more).
+   * or on the bus's hand-off thread), it stops accepting and returns at once, as {@code
+   * KafkaProducer.close} does when called from its callbacks. A later call from another thread
+   * waits until closing has ended (at most the shutdown timeout and a minute more).
    */
   @Override
   public void close() {
@@ -1311,16 +1319,11 @@ public final class KafkaMessageBus implements MessageBus {
    */
   private void closeProducers(long deadline) {
     awaitNoInFlight(remaining(deadline));
-    Runnable completeReceipts;
-    producersLock.lock();
-    try {
+    Runnable completeReceipts = holdingProducersLock(() -> {
       ProducerPair last = producers;
       last.retire();
-      last.stopAndAwait();
-      completeReceipts = spoolCutOffs(last);
-    } finally {
-      producersLock.unlock();
-    }
+      return stopAndSpoolCutOffs(last);
+    });
     completeReceipts.run();
   }
 

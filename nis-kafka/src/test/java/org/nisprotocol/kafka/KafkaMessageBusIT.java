@@ -74,7 +74,7 @@ class KafkaMessageBusIT {
     try (KafkaMessageBus bus = KafkaMessageBus.create(config().build())) {
       bus.ensureTopic(topic);
       var failing = bus.subscribe(SubscriptionSpec.group("replay-failing-" + UUID.randomUUID()).withTopics(topic), d -> {
-        int sequence = ((Number) d.message().content().get("sequence")).intValue();
+        int sequence = sequence(d);
         if (sequence == 1 && !fixed.get()) {
           failures.incrementAndGet();
           throw new IllegalStateException("cannot handle 1 yet");
@@ -82,7 +82,7 @@ class KafkaMessageBusIT {
         seenByFailing.add(sequence);
       });
       var other = bus.subscribe(SubscriptionSpec.group("replay-other-" + UUID.randomUUID()).withTopics(topic),
-          d -> seenByOther.add(((Number) d.message().content().get("sequence")).intValue()));
+          d -> seenByOther.add(sequence(d)));
       await().atMost(Duration.ofSeconds(30))
           .until(() -> ((KafkaSubscription) failing).isAssigned() && ((KafkaSubscription) other).isAssigned());
       bus.publish(sequenced(topic, 1));
@@ -110,13 +110,9 @@ class KafkaMessageBusIT {
     try (KafkaMessageBus bus = KafkaMessageBus.create(config().build())) {
       bus.ensureTopic(topic);
       var subscription = bus.subscribe(SubscriptionSpec.group("replay-header-" + UUID.randomUUID()).withTopics(topic),
-          d -> seen.add(((Number) d.message().content().get("sequence")).intValue()));
+          d -> seen.add(sequence(d)));
       await().atMost(Duration.ofSeconds(30)).until(((KafkaSubscription) subscription)::isAssigned);
-      try (KafkaProducer<String, String> raw =
-          new KafkaProducer<>(
-              props(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, TestServers.kafka().bootstrapServers()),
-              new StringSerializer(),
-              new StringSerializer())) {
+      try (KafkaProducer<String, String> raw = rawProducer()) {
         String json = new String(MessageCodec.create(InstantSource.system()).encode(sequenced(topic, 1)), StandardCharsets.UTF_8);
         var record = new ProducerRecord<>(topic, 0, "agent-0", json);
         record.headers().add(DeadLetterHeaders.REPLAYED_FOR, null);
@@ -127,6 +123,18 @@ class KafkaMessageBusIT {
       await().atMost(Duration.ofSeconds(30)).until(() -> seen.size() >= 2);
       assertThat(seen).containsExactlyInAnyOrder(1, 2);
     }
+  }
+
+  private static KafkaProducer<String, String> rawProducer() {
+    return new KafkaProducer<>(
+        props(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, TestServers.kafka().bootstrapServers()),
+        new StringSerializer(),
+        new StringSerializer());
+  }
+
+  /** The sequence number {@link #sequenced} put in a delivered message. */
+  private static int sequence(Delivery delivery) {
+    return ((Number) delivery.message().content().get("sequence")).intValue();
   }
 
   private static NisMessage sequenced(String topic, int sequence) {
@@ -360,11 +368,7 @@ class KafkaMessageBusIT {
     try (KafkaMessageBus bus = KafkaMessageBus.create(config().build())) {
       var subscription = bus.subscribe(SubscriptionSpec.group("wire-" + UUID.randomUUID()).withTopics(topic), received::add);
       await().atMost(Duration.ofSeconds(30)).until(((KafkaSubscription) subscription)::isAssigned);
-      try (KafkaProducer<String, String> raw =
-          new KafkaProducer<>(
-              props(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, TestServers.kafka().bootstrapServers()),
-              new StringSerializer(),
-              new StringSerializer())) {
+      try (KafkaProducer<String, String> raw = rawProducer()) {
         var record =
             new ProducerRecord<>(
                 topic,
