@@ -8,7 +8,7 @@ import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.Supplier;
 
-/** The Kafka bus's meters, named {@code nis.messages.*}, {@code nis.spool.*}, {@code nis.consumer.lag}. */
+/** The Kafka bus's meters, named {@code nis.messages.*}, {@code nis.spool.*}, {@code nis.consumer.lag}, {@code nis.consumer.errors}. */
 final class KafkaBusMetrics {
   final Counter sent;
   final Counter spooled;
@@ -41,6 +41,17 @@ final class KafkaBusMetrics {
             .register(registry);
     Gauge.builder("nis.spool.size", spoolRecords).description("messages waiting in the spool").register(registry);
     Gauge.builder("nis.spool.bytes", spoolBytes).description("bytes waiting in the spool").register(registry);
+  }
+
+  /**
+   * The count of a consumer group's consumer errors on this instance (each one tried again after a
+   * wait): a group that is full or not authorized, a failed commit.
+   */
+  Counter consumerErrorsOf(String group) {
+    return Counter.builder("nis.consumer.errors")
+        .description("consumer errors, each tried again after a wait")
+        .tag("group", group)
+        .register(registry);
   }
 
   /** The lag gauge of a consumer group on this instance (records behind the end of its partitions). */

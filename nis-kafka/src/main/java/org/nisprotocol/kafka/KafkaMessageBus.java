@@ -141,6 +141,8 @@ public final class KafkaMessageBus implements MessageBus {
   private final Map<String, Integer> partitionCounts = new ConcurrentHashMap<>();
   private final Set<String> readyTopics = ConcurrentHashMap.newKeySet();
   private final List<KafkaSubscription> subscriptions = new CopyOnWriteArrayList<>();
+  /** Held to add a subscription and to list those close() closes. */
+  private final ReentrantLock subscriptionsLock = new ReentrantLock();
   private final AtomicInteger subscriptionCount = new AtomicInteger();
   // Bytes of direct sends whose outcome is not settled yet: publishers wait for room
   // (backpressure), and spooling waits until none are left, so that a message spooled after a
@@ -1088,9 +1090,19 @@ public final class KafkaMessageBus implements MessageBus {
     KafkaSubscription subscription =
         new KafkaSubscription(
             this, spec, handler, consumerProperties(spec.group(), subscriptionCount.incrementAndGet()));
-    subscriptions.add(subscription);
-    subscription.start();
-    return subscription;
+    // Either close() sees the subscription among those it closes, or the subscription sees close().
+    subscriptionsLock.lock();
+    try {
+      if (!closing.begun()) {
+        subscriptions.add(subscription);
+        subscription.start();
+        return subscription;
+      }
+    } finally {
+      subscriptionsLock.unlock();
+    }
+    subscription.discard();
+    throw closedError();
   }
 
   KafkaBusConfig config() {
@@ -1299,7 +1311,13 @@ public final class KafkaMessageBus implements MessageBus {
     }
     stopDraining = true;
     joinQuietly(drainer, min(Duration.ofSeconds(5), remaining(deadline)));
-    List<KafkaSubscription> open = List.copyOf(subscriptions);
+    List<KafkaSubscription> open;
+    subscriptionsLock.lock();
+    try {
+      open = List.copyOf(subscriptions);
+    } finally {
+      subscriptionsLock.unlock();
+    }
     open.forEach(KafkaSubscription::beginDrainAndClose);
     KafkaSubscription.awaitClosing(open, deadline);
     provisioner.interrupt();

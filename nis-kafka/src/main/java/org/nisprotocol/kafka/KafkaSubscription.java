@@ -1,5 +1,6 @@
 package org.nisprotocol.kafka;
 
+import io.micrometer.core.instrument.Counter;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.Collection;
@@ -22,6 +23,8 @@ import org.apache.kafka.clients.consumer.ConsumerRecords;
 import org.apache.kafka.clients.consumer.KafkaConsumer;
 import org.apache.kafka.clients.consumer.OffsetAndMetadata;
 import org.apache.kafka.common.TopicPartition;
+import org.apache.kafka.common.KafkaException;
+import org.apache.kafka.common.errors.InterruptException;
 import org.apache.kafka.common.errors.WakeupException;
 import org.apache.kafka.common.header.Header;
 import org.apache.kafka.common.serialization.ByteArrayDeserializer;
@@ -65,6 +68,8 @@ final class KafkaSubscription implements Subscription {
   private final Map<TopicPartition, Long> committed = new HashMap<>(); // poll thread only
   private final AtomicLong lag;
   private final CountDownLatch closedLatch = new CountDownLatch(1);
+  private final CountDownLatch stopRequested = new CountDownLatch(1); // close() or a stop
+  private final Counter consumerErrors;
   private volatile boolean running = true;
   private volatile boolean draining;
   private volatile boolean assigned;
@@ -78,10 +83,17 @@ final class KafkaSubscription implements Subscription {
     this.handler = handler;
     this.consumer = new KafkaConsumer<>(properties, new ByteArrayDeserializer(), new ByteArrayDeserializer());
     this.lag = bus.metrics().lagOf(spec.group());
+    this.consumerErrors = bus.metrics().consumerErrorsOf(spec.group());
   }
 
   void start() {
     pollThread = Thread.ofPlatform().name("nis-consumer-" + spec.group()).start(this::pollLoop);
+  }
+
+  /** Closes the consumer of a subscription that was never started (the bus closed meanwhile). */
+  void discard() {
+    consumer.close(org.apache.kafka.clients.consumer.CloseOptions.timeout(Duration.ZERO));
+    closedLatch.countDown();
   }
 
   @Override
@@ -103,6 +115,7 @@ final class KafkaSubscription implements Subscription {
   @Override
   public void close() {
     running = false;
+    stopRequested.countDown();
     consumer.wakeup();
     // From its own handler, the delivery in progress is the caller's: it finishes after this returns.
     if (!runsHandlerOn(Thread.currentThread())) {
@@ -150,6 +163,7 @@ final class KafkaSubscription implements Subscription {
     if (closedLatch.getCount() > 0) {
       stopDeadline = System.nanoTime() + STOP_GRACE.toNanos();
       running = false;
+      stopRequested.countDown();
       consumer.wakeup();
     }
   }
@@ -175,34 +189,42 @@ final class KafkaSubscription implements Subscription {
   private void pollLoop() {
     try {
       consumer.subscribe(List.copyOf(spec.effectiveTopics()), new Rebalance());
+      Duration backoff = FIRST_ERROR_BACKOFF;
+      int errorsInARow = 0;
       while (running) {
-        ConsumerRecords<byte[], byte[]> records;
         try {
-          records = consumer.poll(Duration.ofMillis(50));
-        } catch (WakeupException e) {
-          continue;
-        }
-        for (TopicPartition partition : records.partitions()) {
-          PartitionWorker worker = workers.get(partition);
-          if (worker != null) {
-            List<ConsumerRecord<byte[], byte[]>> batch = records.records(partition);
-            worker.pending.addAndGet(batch.size());
-            worker.queue.addAll(batch);
+          if (pollOnce()) {
+            break;
           }
-        }
-        balanceFetching();
-        if (System.nanoTime() - lastCommitNanos > COMMIT_INTERVAL_NANOS) {
-          commitProgress(false);
-          updateLag();
-          lastCommitNanos = System.nanoTime();
-        }
-        if (draining && drained()) {
-          break;
+          if (errorsInARow > 0) {
+            log.info("consumer of group {} polls again after {} failed tries", spec.group(), errorsInARow);
+          }
+          errorsInARow = 0;
+          backoff = FIRST_ERROR_BACKOFF;
+        } catch (WakeupException e) {
+          // Only a close or a stop wakes the consumer, and they end the loop.
+        } catch (InterruptException e) {
+          throw e; // nothing here interrupts this thread; whoever did wants it to end
+        } catch (KafkaException e) {
+          // The group refused the member (full, not authorized), a commit of a drain failed, a
+          // request was refused: the consumer stays usable, and the cause may pass. Tried again.
+          errorsInARow++;
+          consumerErrors.increment();
+          if (errorsInARow == 1) {
+            log.error("consumer of group {} failed; it tries again in {} s, then less often (every {} s at most)",
+                spec.group(), backoff.toSeconds(), LAST_ERROR_BACKOFF.toSeconds(), e);
+          } else {
+            log.warn("consumer of group {} failed again ({} in a row), next try in {} s: {}",
+                spec.group(), errorsInARow, backoff.toSeconds(), e.toString());
+          }
+          if (stopRequested.await(backoff.toNanos(), TimeUnit.NANOSECONDS)) {
+            break;
+          }
+          backoff = java.util.Collections.min(List.of(backoff.multipliedBy(2), LAST_ERROR_BACKOFF));
         }
       }
-    } catch (WakeupException e) {
-      // Only a close wakes the consumer: it came outside poll(), in a commit or a pause.
-      log.debug("consumer of group {} woken to stop", spec.group());
+    } catch (InterruptedException | InterruptException e) {
+      log.warn("consumer of group {} stopped: its thread was interrupted", spec.group());
     } catch (RuntimeException e) {
       log.error("consumer of group {} stopped: {}", spec.group(), e.toString(), e);
     } finally {
@@ -225,6 +247,34 @@ final class KafkaSubscription implements Subscription {
       bus.forget(this);
       closedLatch.countDown();
     }
+  }
+
+  /** The wait after a consumer error, doubled on each error in a row up to {@link #LAST_ERROR_BACKOFF}. */
+  private static final Duration FIRST_ERROR_BACKOFF = Duration.ofSeconds(1);
+
+  private static final Duration LAST_ERROR_BACKOFF = Duration.ofSeconds(30);
+
+  /**
+   * One round of the loop: fetches, hands records to the workers, balances fetching, commits now
+   * and then. True when a drain is done and the loop ends.
+   */
+  private boolean pollOnce() {
+    ConsumerRecords<byte[], byte[]> records = consumer.poll(Duration.ofMillis(50));
+    for (TopicPartition partition : records.partitions()) {
+      PartitionWorker worker = workers.get(partition);
+      if (worker != null) {
+        List<ConsumerRecord<byte[], byte[]>> batch = records.records(partition);
+        worker.pending.addAndGet(batch.size());
+        worker.queue.addAll(batch);
+      }
+    }
+    balanceFetching();
+    if (System.nanoTime() - lastCommitNanos > COMMIT_INTERVAL_NANOS) {
+      commitProgress(false);
+      updateLag();
+      lastCommitNanos = System.nanoTime();
+    }
+    return draining && drained();
   }
 
   private void balanceFetching() {

@@ -49,7 +49,8 @@ import org.nisprotocol.testkit.StallWatch;
 
 /**
  * Faults on a broker of this class's own: killed mid-stream, down before sending, our own process
- * killed with a full spool, poison pills and handlers that always fail.
+ * killed with a full spool, poison pills and handlers that always fail, a member refused by its
+ * group (the broker allows one member a group).
  */
 class KafkaFaultIT {
   private static KafkaBroker broker;
@@ -58,7 +59,8 @@ class KafkaFaultIT {
 
   @BeforeAll
   static void startBroker() {
-    broker = KafkaBroker.builder().name("fault-kafka").build();
+    // A group holds one member at most: a second one is refused, as by a full or unauthorized group.
+    broker = KafkaBroker.builder().name("fault-kafka").brokerProperty("group.max.size", "1").build();
     broker.start();
   }
 
@@ -545,6 +547,32 @@ class KafkaFaultIT {
   private static String header(ConsumerRecord<byte[], byte[]> record, String name) {
     var header = record.headers().lastHeader(name);
     return header == null ? "" : new String(header.value(), StandardCharsets.UTF_8);
+  }
+
+  @Test
+  void aMemberItsGroupRefusesKeepsTryingAndTakesOverWhenThereIsRoom() throws Exception {
+    String topic = "fault-full-" + UUID.randomUUID();
+    String group = "full-" + UUID.randomUUID();
+    var registry = new io.micrometer.core.instrument.simple.SimpleMeterRegistry();
+    try (KafkaMessageBus bus = KafkaMessageBus.create(config("full-spool").build(), registry, java.time.InstantSource.system())) {
+      createTopicWithAFirstMessage(bus, topic);
+      List<Integer> first = new CopyOnWriteArrayList<>();
+      List<Integer> second = new CopyOnWriteArrayList<>();
+      var firstMember = bus.subscribe(SubscriptionSpec.group(group).withTopics(topic), d -> first.add(sequence(d)));
+      await().atMost(Duration.ofSeconds(30)).until(((KafkaSubscription) firstMember)::isAssigned);
+      var secondMember = bus.subscribe(SubscriptionSpec.group(group).withTopics(topic), d -> second.add(sequence(d)));
+      await().atMost(Duration.ofSeconds(30))
+          .alias("the full group refused the second member")
+          .until(() -> registry.find("nis.consumer.errors").tag("group", group).counter() != null
+              && registry.find("nis.consumer.errors").tag("group", group).counter().count() >= 1);
+      assertThat(((KafkaSubscription) secondMember).isClosed()).as("the refused member is still open").isFalse();
+
+      firstMember.close();
+      await().atMost(Duration.ofSeconds(30)).until(((KafkaSubscription) secondMember)::isAssigned);
+      bus.publish(message(topic, "agent-1", 1));
+      await().atMost(Duration.ofSeconds(30)).until(() -> second.contains(1));
+      assertThat(first).doesNotContain(1);
+    }
   }
 
   /**

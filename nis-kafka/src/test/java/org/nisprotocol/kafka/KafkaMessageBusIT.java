@@ -99,6 +99,43 @@ class KafkaMessageBusIT {
   }
 
   /**
+   * A subscribe() that races close() either is refused, or makes a subscription that close()
+   * closes: none may outlive the bus (its consumer went on polling, its dead letters had no
+   * producer).
+   */
+  @Test
+  void aSubscriptionMadeWhileTheBusClosesIsClosedWithIt() throws Exception {
+    String topic = "subscribe-close-" + UUID.randomUUID();
+    KafkaMessageBus bus = KafkaMessageBus.create(config().build());
+    List<KafkaSubscription> made = new CopyOnWriteArrayList<>();
+    List<Throwable> otherErrors = new CopyOnWriteArrayList<>();
+    Thread subscriber;
+    try {
+      subscriber = Thread.ofPlatform().name("test-subscriber").start(() -> {
+        for (int i = 0; ; i++) {
+          try {
+            // A new topic each time: subscribe() creates it, which makes room for close() to begin.
+            made.add((KafkaSubscription) bus.subscribe(
+                SubscriptionSpec.group("subscribe-close-" + UUID.randomUUID()).withTopics(topic + "-" + i), d -> {}));
+          } catch (ClosedException e) {
+            return;
+          } catch (RuntimeException e) {
+            otherErrors.add(e);
+            return;
+          }
+        }
+      });
+      await().atMost(Duration.ofSeconds(30)).until(() -> made.size() >= 3);
+    } finally {
+      bus.close();
+    }
+    subscriber.join(Duration.ofSeconds(30));
+    assertThat(subscriber.isAlive()).as("subscribe() is refused once the bus has closed").isFalse();
+    assertThat(otherErrors).isEmpty();
+    assertThat(made).as("every subscription made is closed with the bus").allMatch(KafkaSubscription::isClosed);
+  }
+
+  /**
    * Only a replay's own header makes a group skip a record: not one another client wrote without
    * a value (it stopped the partition's worker), nor one a handler forwarded from a replayed
    * delivery when publishing anew (the bus drops it).
