@@ -136,6 +136,62 @@ class KafkaMessageBusIT {
   }
 
   /**
+   * Replays run at once, of one topic and of another, replay each dead letter once between them:
+   * they share the consumer group {@code nis-dlt-replay}, whose rebalance, when the second replay
+   * of a topic joins, moves partitions between replays under way.
+   */
+  @Test
+  void replaysRunAtOnceReplayEachDeadLetterOnce() throws Exception {
+    int letters = 60;
+    List<String> topics = List.of("replay-at-once-a-" + UUID.randomUUID(), "replay-at-once-b-" + UUID.randomUUID());
+    java.util.concurrent.atomic.AtomicBoolean fixed = new java.util.concurrent.atomic.AtomicBoolean();
+    Map<String, List<Integer>> handled = Map.of(topics.get(0), new CopyOnWriteArrayList<>(), topics.get(1), new CopyOnWriteArrayList<>());
+    SimpleMeterRegistry registry = new SimpleMeterRegistry();
+    try (KafkaMessageBus bus = KafkaMessageBus.create(config().build(), registry, InstantSource.system())) {
+      for (String topic : topics) {
+        bus.ensureTopic(topic);
+        var subscription = bus.subscribe(SubscriptionSpec.group("replay-at-once-" + UUID.randomUUID()).withTopics(topic), d -> {
+          if (!fixed.get()) {
+            throw new IllegalStateException("not yet");
+          }
+          handled.get(d.topic()).add(sequence(d));
+        });
+        await().atMost(Duration.ofSeconds(30)).until(((KafkaSubscription) subscription)::isAssigned);
+      }
+      for (String topic : topics) {
+        for (int i = 0; i < letters; i++) {
+          bus.publish(NisMessage.builder(MessageType.AGENT_COORDINATION, "replay_agent")
+              .topic(topic).targetAgent("agent-" + (i % 5)).content(Map.of("sequence", i)).build());
+        }
+      }
+      await().atMost(Duration.ofSeconds(60)).until(() -> registry.get("nis.messages.dead_lettered").counter().count() == 2 * letters);
+      fixed.set(true);
+
+      // A replay of each topic; a second one of the first topic once the first replays are under way.
+      List<CompletableFuture<Long>> counts = new ArrayList<>();
+      counts.add(replayOnAThreadOfItsOwn(bus, topics.get(0)));
+      counts.add(replayOnAThreadOfItsOwn(bus, topics.get(1)));
+      await().atMost(Duration.ofSeconds(60)).until(() -> !handled.get(topics.get(0)).isEmpty() || !handled.get(topics.get(1)).isEmpty());
+      counts.add(replayOnAThreadOfItsOwn(bus, topics.get(0)));
+      assertThat(counts.get(0).get(90, TimeUnit.SECONDS) + counts.get(2).get(90, TimeUnit.SECONDS))
+          .as("the two replays of one topic replayed its letters once between them").isEqualTo(letters);
+      assertThat(counts.get(1).get(90, TimeUnit.SECONDS)).isEqualTo(letters);
+
+      for (String topic : topics) {
+        await().atMost(Duration.ofSeconds(30)).until(() -> handled.get(topic).size() >= letters);
+        Thread.sleep(500); // a letter replayed twice would come in now
+        assertThat(handled.get(topic)).as(topic).hasSize(letters).doesNotHaveDuplicates();
+        assertThat(bus.replayDeadLetters(topic, Duration.ofSeconds(30))).as("nothing is left to replay").isZero();
+      }
+    }
+  }
+
+  private static CompletableFuture<Long> replayOnAThreadOfItsOwn(KafkaMessageBus bus, String topic) {
+    return CompletableFuture.supplyAsync(
+        () -> bus.replayDeadLetters(topic, Duration.ofSeconds(60)), runnable -> Thread.ofPlatform().start(runnable));
+  }
+
+  /**
    * Only a replay's own header makes a group skip a record: not one another client wrote without
    * a value (it stopped the partition's worker), nor one a handler forwarded from a replayed
    * delivery when publishing anew (the bus drops it).
