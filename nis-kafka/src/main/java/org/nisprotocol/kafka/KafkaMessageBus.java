@@ -19,6 +19,7 @@ import java.util.Properties;
 import java.util.Set;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
@@ -31,7 +32,6 @@ import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.locks.Condition;
 import java.util.concurrent.locks.ReentrantLock;
-import java.util.function.BooleanSupplier;
 import java.util.function.Supplier;
 import org.apache.kafka.clients.CommonClientConfigs;
 import org.apache.kafka.clients.admin.Admin;
@@ -1127,12 +1127,14 @@ public final class KafkaMessageBus implements MessageBus {
 
   /**
    * Publishes a record that could not be handled to {@code <topic>.dlt} with headers naming the
-   * error, attempts and origin; retries until Kafka acknowledges it or {@code giveUp} says stop.
+   * error, attempts and origin; retries until Kafka acknowledges it or {@code stop} is counted
+   * down (the worker was stopped: the record is left to the partition's next owner, and the wait
+   * between tries ends at once, so that a rebalance or a close does not wait it out).
    *
    * @return whether it was written (when false the record must not be committed)
    */
   boolean deadLetter(
-      ConsumerRecord<byte[], byte[]> record, String group, String error, int attempts, BooleanSupplier giveUp) {
+      ConsumerRecord<byte[], byte[]> record, String group, String error, int attempts, CountDownLatch stop) {
     String topic = StreamingTopics.deadLetterTopicOf(record.topic());
     RecordHeaders headers = withoutDeadLetterHeaders(record);
     Map<String, String> added = new LinkedHashMap<>();
@@ -1160,10 +1162,15 @@ public final class KafkaMessageBus implements MessageBus {
         return false;
       } catch (ExecutionException | TimeoutException | RuntimeException e) {
         log.warn("dead-letter publish to {} failed (try {}), retrying: {}", topic, retry, e.toString());
-        if (giveUp.getAsBoolean()) {
+        Duration wait = config.retryPolicy().delayBefore(Math.min(retry, 10), ThreadLocalRandom.current().nextDouble());
+        try {
+          if (stop.await(wait.toNanos(), TimeUnit.NANOSECONDS)) {
+            return false;
+          }
+        } catch (InterruptedException interrupted) {
+          Thread.currentThread().interrupt();
           return false;
         }
-        sleepQuietly(config.retryPolicy().delayBefore(Math.min(retry, 10), ThreadLocalRandom.current().nextDouble()));
       }
     }
   }

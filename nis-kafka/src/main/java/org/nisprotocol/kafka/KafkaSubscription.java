@@ -510,9 +510,9 @@ final class KafkaSubscription implements Subscription {
       try {
         message = bus.codec().decode(record.value());
       } catch (InvalidMessageException e) {
-        return bus.deadLetter(record, spec.group(), "undecodable message: " + e.getMessage(), 1, () -> stopped);
+        return bus.deadLetter(record, spec.group(), "undecodable message: " + e.getMessage(), 1, stopSignal);
       } catch (RuntimeException e) {
-        return bus.deadLetter(record, spec.group(), "undecodable message: " + e, 1, () -> stopped);
+        return bus.deadLetter(record, spec.group(), "undecodable message: " + e, 1, stopSignal);
       }
       if (!spec.accepts(message.messageType())) {
         return true;
@@ -533,7 +533,7 @@ final class KafkaSubscription implements Subscription {
           bus.metrics().failed.increment();
           if (attempt >= retryPolicy.maxAttempts()) {
             return bus.deadLetter(
-                record, spec.group(), e.getClass().getName() + ": " + e.getMessage(), attempt, () -> stopped);
+                record, spec.group(), e.getClass().getName() + ": " + e.getMessage(), attempt, stopSignal);
           }
           bus.metrics().retried.increment();
           Duration wait = retryPolicy.delayBefore(attempt, ThreadLocalRandom.current().nextDouble());

@@ -597,6 +597,44 @@ class KafkaMessageBusIT {
     }
   }
 
+  /**
+   * A worker waiting to try a failed dead-letter write again stops at once when its subscription
+   * closes (the record is left for the next owner): close() waited out the whole wait, up to the
+   * retry policy's longest delay.
+   */
+  @Test
+  void closingASubscriptionEndsTheWaitBetweenDeadLetterTries() throws Exception {
+    String topic = "dlt-wait-" + UUID.randomUUID();
+    var handled = new CountDownLatch(1);
+    KafkaBusConfig busConfig = config()
+        .retryPolicy(new RetryPolicy(1, Duration.ofSeconds(60), Duration.ofSeconds(60), 0))
+        .shutdownTimeout(Duration.ofSeconds(30))
+        .build();
+    try (KafkaMessageBus bus = KafkaMessageBus.create(busConfig);
+        var admin = org.apache.kafka.clients.admin.Admin.create(
+            props(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, TestServers.kafka().bootstrapServers()))) {
+      bus.ensureTopic(topic);
+      // The dead-letter topic refuses the record: its dead-letter write fails, and is tried again.
+      admin.createTopics(List.of(new org.apache.kafka.clients.admin.NewTopic(StreamingTopics.deadLetterTopicOf(topic), 3, (short) 1)
+              .configs(Map.of("max.message.bytes", "512"))))
+          .all().get(30, TimeUnit.SECONDS);
+      var subscription = bus.subscribe(SubscriptionSpec.group("dlt-wait-" + UUID.randomUUID()).withTopics(topic), d -> {
+        handled.countDown();
+        throw new IllegalStateException("always fails");
+      });
+      bus.publish(NisMessage.builder(MessageType.AGENT_COORDINATION, "dlt_agent")
+          .topic(topic).content(Map.of("text", "x".repeat(2_000))).build());
+      assertThat(handled.await(30, TimeUnit.SECONDS)).isTrue();
+      Thread.sleep(2_000); // the first dead-letter write is refused within this
+
+      long start = System.nanoTime();
+      subscription.close();
+      assertThat(Duration.ofNanos(System.nanoTime() - start))
+          .as("close() does not wait out the 60 s before the next dead-letter try")
+          .isLessThan(Duration.ofSeconds(10));
+    }
+  }
+
   @Test
   void theNineTopicsAndTheEventStreamAreProvisionedAtStart() throws Exception {
     try (KafkaMessageBus bus = KafkaMessageBus.create(config().build());
