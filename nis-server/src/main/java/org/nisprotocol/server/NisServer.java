@@ -173,6 +173,7 @@ public final class NisServer implements AutoCloseable {
           javalin.startup.showOldJavalinVersionWarning = false;
           javalin.http.maxRequestSize = MAX_REQUEST_BYTES;
           javalin.http.defaultContentType = "application/json";
+          javalin.http.prefer405over404 = true; // a known path with another method: 405, naming those it takes
           javalin.jsonMapper(new JavalinJackson(json, true));
 
           javalin.routes.get("/health", this::health);
@@ -269,9 +270,16 @@ public final class NisServer implements AutoCloseable {
     }
     if (!TRACEPARENT.matcher(traceparent).matches()) {
       throw ApiError.badRequest(
-          "traceparent '" + traceparent + "' is not a W3C trace context (00-<32 hex>-<16 hex>-<2 hex>)");
+          "traceparent " + quotedStart(traceparent) + " is not a W3C trace context (00-<32 hex>-<16 hex>-<2 hex>)");
     }
     return Map.of("traceparent", traceparent);
+  }
+
+  /** A value a client sent, quoted, cut to its first 60 characters when longer (a header may hold kilobytes). */
+  private static String quotedStart(String value) {
+    return value.length() <= 60
+        ? "'" + value + "'"
+        : "'" + value.substring(0, 60) + "…' (" + value.length() + " characters)";
   }
 
   private void putCacheEntry(Context ctx) {
@@ -371,6 +379,14 @@ public final class NisServer implements AutoCloseable {
     if (e instanceof RetriableException retriable) {
       ctx.header("Retry-After", "1");
       return ApiError.of(503, "unavailable", retriable.getMessage());
+    }
+    if (e instanceof io.javalin.http.MethodNotAllowedResponse notAllowed) {
+      // The methods the path takes, in Javalin's details under one key or another.
+      String methods = notAllowed.getDetails().values().stream().findFirst().orElse("");
+      if (!methods.isBlank()) {
+        ctx.header("Allow", methods);
+      }
+      return ApiError.of(405, "method_not_allowed", ctx.method() + " is not allowed on " + ctx.path() + "; it takes " + methods);
     }
     if (e instanceof HttpResponseException http) {
       return ApiError.of(http.getStatus(), ApiError.codeOf(http.getStatus()), http.getMessage());

@@ -12,6 +12,7 @@ import java.net.http.HttpResponse;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.CopyOnWriteArrayList;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
@@ -55,8 +56,15 @@ class NisServerTest {
   }
 
   private Answer send(String method, String path, String body) throws IOException, InterruptedException {
+    return send(method, path, body, Map.of());
+  }
+
+  private Answer send(String method, String path, String body, Map<String, String> headers)
+      throws IOException, InterruptedException {
+    HttpRequest.Builder builder = HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + server.port() + path));
+    headers.forEach(builder::header);
     HttpRequest request =
-        HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + server.port() + path))
+        builder
             .method(
                 method,
                 body == null
@@ -145,6 +153,21 @@ class NisServerTest {
   }
 
   @Test
+  void aTraceparentThatIsNotATraceContextGets400ShowingItsStartOnly() throws Exception {
+    String body = "{\"message_type\":\"system_health\",\"source_agent\":\"a\",\"content\":{}}";
+    String longTrace = "00-" + "z".repeat(4_000);
+
+    Answer answer = send("POST", "/messages", body, Map.of("traceparent", longTrace));
+
+    assertError(answer, 400, "invalid_request", "traceparent '00-zzz");
+    assertThat(answer.body().get("detail").textValue())
+        .as("the detail shows the header's start, not its 4,003 characters")
+        .hasSizeLessThan(200)
+        .contains("4003 characters");
+    assertError(send("POST", "/messages", body, Map.of("traceparent", "00-abc")), 400, "invalid_request", "traceparent '00-abc'");
+  }
+
+  @Test
   void malformedJsonGets400() throws Exception {
     assertError(send("POST", "/messages", "{\"message_type\": "), 400, "malformed_json", "not valid JSON");
     assertError(send("PUT", "/cache/memory/k", "{value"), 400, "malformed_json", "not valid JSON");
@@ -213,8 +236,8 @@ class NisServerTest {
   void unknownPathsAndMethodsGetJsonErrors() throws Exception {
     assertError(send("GET", "/no/such/thing", null), 404, "not_found", "/no/such/thing");
     Answer wrongMethod = send("PATCH", "/health", null);
-    assertThat(wrongMethod.status()).isIn(404, 405);
-    assertThat(wrongMethod.body().has("error")).isTrue();
+    assertError(wrongMethod, 405, "method_not_allowed", "PATCH is not allowed on /health; it takes GET");
+    assertThat(wrongMethod.raw().headers().firstValue("Allow")).hasValueSatisfying(allow -> assertThat(allow).contains("GET"));
   }
 
   @Test
