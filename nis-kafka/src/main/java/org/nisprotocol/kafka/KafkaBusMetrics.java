@@ -16,6 +16,7 @@ final class KafkaBusMetrics {
   final Counter received;
   final Counter retried;
   final Counter deadLettered;
+  final Counter deadLetterFailures;
   final Timer sendLatency;
   final Timer endToEndLatency;
   private final MeterRegistry registry;
@@ -29,6 +30,9 @@ final class KafkaBusMetrics {
     received = Counter.builder("nis.messages.received").description("messages handled successfully").register(registry);
     retried = Counter.builder("nis.messages.retried").description("redeliveries after a handler failed").register(registry);
     deadLettered = Counter.builder("nis.messages.dead_lettered").description("messages moved to a dead-letter topic").register(registry);
+    deadLetterFailures = Counter.builder("nis.messages.dead_letter_failures")
+        .description("dead-letter writes that failed, each tried again")
+        .register(registry);
     sendLatency =
         Timer.builder("nis.messages.send.latency")
             .description("publish to broker acknowledgement")

@@ -1095,7 +1095,13 @@ public final class KafkaMessageBus implements MessageBus {
     try {
       if (!closing.begun()) {
         subscriptions.add(subscription);
-        subscription.start();
+        try {
+          subscription.start();
+        } catch (RuntimeException | Error e) { // no thread to be had: close() must not wait for it
+          subscriptions.remove(subscription);
+          subscription.discard();
+          throw e;
+        }
         return subscription;
       }
     } finally {
@@ -1161,6 +1167,7 @@ public final class KafkaMessageBus implements MessageBus {
         Thread.currentThread().interrupt();
         return false;
       } catch (ExecutionException | TimeoutException | RuntimeException e) {
+        metrics.deadLetterFailures.increment();
         log.warn("dead-letter publish to {} failed (try {}), retrying: {}", topic, retry, e.toString());
         Duration wait = config.retryPolicy().delayBefore(Math.min(retry, 10), ThreadLocalRandom.current().nextDouble());
         try {

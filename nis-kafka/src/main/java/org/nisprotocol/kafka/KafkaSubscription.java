@@ -17,14 +17,19 @@ import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.locks.LockSupport;
+import org.apache.kafka.clients.consumer.CloseOptions;
 import org.apache.kafka.clients.consumer.ConsumerRebalanceListener;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.clients.consumer.ConsumerRecords;
 import org.apache.kafka.clients.consumer.KafkaConsumer;
 import org.apache.kafka.clients.consumer.OffsetAndMetadata;
-import org.apache.kafka.common.TopicPartition;
 import org.apache.kafka.common.KafkaException;
+import org.apache.kafka.common.TopicPartition;
+import org.apache.kafka.common.errors.FencedInstanceIdException;
 import org.apache.kafka.common.errors.InterruptException;
+import org.apache.kafka.common.errors.InvalidGroupIdException;
+import org.apache.kafka.common.errors.UnsupportedVersionException;
 import org.apache.kafka.common.errors.WakeupException;
 import org.apache.kafka.common.header.Header;
 import org.apache.kafka.common.serialization.ByteArrayDeserializer;
@@ -68,12 +73,11 @@ final class KafkaSubscription implements Subscription {
   private final Map<TopicPartition, Long> committed = new HashMap<>(); // poll thread only
   private final AtomicLong lag;
   private final CountDownLatch closedLatch = new CountDownLatch(1);
-  private final CountDownLatch stopRequested = new CountDownLatch(1); // close() or a stop
   private final Counter consumerErrors;
   private volatile boolean running = true;
   private volatile boolean draining;
   private volatile boolean assigned;
-  private Thread pollThread;
+  private volatile Thread pollThread;
   private long lastCommitNanos; // poll thread only
   private static final long COMMIT_INTERVAL_NANOS = TimeUnit.MILLISECONDS.toNanos(100);
 
@@ -92,7 +96,7 @@ final class KafkaSubscription implements Subscription {
 
   /** Closes the consumer of a subscription that was never started (the bus closed meanwhile). */
   void discard() {
-    consumer.close(org.apache.kafka.clients.consumer.CloseOptions.timeout(Duration.ZERO));
+    consumer.close(CloseOptions.timeout(Duration.ZERO));
     closedLatch.countDown();
   }
 
@@ -115,8 +119,8 @@ final class KafkaSubscription implements Subscription {
   @Override
   public void close() {
     running = false;
-    stopRequested.countDown();
     consumer.wakeup();
+    LockSupport.unpark(pollThread); // from a wait after an error
     // From its own handler, the delivery in progress is the caller's: it finishes after this returns.
     if (!runsHandlerOn(Thread.currentThread())) {
       awaitClosing(List.of(this), System.nanoTime() + bus.config().shutdownTimeout().toNanos());
@@ -126,6 +130,7 @@ final class KafkaSubscription implements Subscription {
   /** Consumes what is on the assigned partitions, commits, then closes. */
   void beginDrainAndClose() {
     draining = true;
+    LockSupport.unpark(pollThread); // from a wait after an error
   }
 
   /**
@@ -163,8 +168,8 @@ final class KafkaSubscription implements Subscription {
     if (closedLatch.getCount() > 0) {
       stopDeadline = System.nanoTime() + STOP_GRACE.toNanos();
       running = false;
-      stopRequested.countDown();
       consumer.wakeup();
+      LockSupport.unpark(pollThread);
     }
   }
 
@@ -189,41 +194,28 @@ final class KafkaSubscription implements Subscription {
   private void pollLoop() {
     try {
       consumer.subscribe(List.copyOf(spec.effectiveTopics()), new Rebalance());
-      Duration backoff = FIRST_ERROR_BACKOFF;
-      int errorsInARow = 0;
+      ErrorStreak errors = new ErrorStreak();
       while (running) {
         try {
           if (pollOnce()) {
             break;
           }
-          if (errorsInARow > 0) {
-            log.info("consumer of group {} polls again after {} failed tries", spec.group(), errorsInARow);
-          }
-          errorsInARow = 0;
-          backoff = FIRST_ERROR_BACKOFF;
+          errors.pollSucceeded();
         } catch (WakeupException e) {
           // Only a close or a stop wakes the consumer, and they end the loop.
-        } catch (InterruptException e) {
-          throw e; // nothing here interrupts this thread; whoever did wants it to end
+        } catch (InterruptException | InvalidGroupIdException | UnsupportedVersionException | FencedInstanceIdException e) {
+          throw e; // an interrupt, or a configuration no retry mends: the subscription ends
         } catch (KafkaException e) {
           // The group refused the member (full, not authorized), a commit of a drain failed, a
           // request was refused: the consumer stays usable, and the cause may pass. Tried again.
-          errorsInARow++;
           consumerErrors.increment();
-          if (errorsInARow == 1) {
-            log.error("consumer of group {} failed; it tries again in {} s, then less often (every {} s at most)",
-                spec.group(), backoff.toSeconds(), LAST_ERROR_BACKOFF.toSeconds(), e);
-          } else {
-            log.warn("consumer of group {} failed again ({} in a row), next try in {} s: {}",
-                spec.group(), errorsInARow, backoff.toSeconds(), e.toString());
+          Duration wait = errors.failed(e);
+          if ((draining && workers.isEmpty()) || stoppedDuring(wait)) {
+            break; // a drain with nothing of this member's own to finish, or a stop
           }
-          if (stopRequested.await(backoff.toNanos(), TimeUnit.NANOSECONDS)) {
-            break;
-          }
-          backoff = java.util.Collections.min(List.of(backoff.multipliedBy(2), LAST_ERROR_BACKOFF));
         }
       }
-    } catch (InterruptedException | InterruptException e) {
+    } catch (InterruptException e) {
       log.warn("consumer of group {} stopped: its thread was interrupted", spec.group());
     } catch (RuntimeException e) {
       log.error("consumer of group {} stopped: {}", spec.group(), e.toString(), e);
@@ -239,8 +231,7 @@ final class KafkaSubscription implements Subscription {
         log.warn("final commit of group {} failed: {}", spec.group(), e.toString());
       }
       try {
-        consumer.close(org.apache.kafka.clients.consumer.CloseOptions.timeout(
-            beforeStopDeadline(Duration.ofSeconds(5), Duration.ZERO)));
+        consumer.close(CloseOptions.timeout(beforeStopDeadline(Duration.ofSeconds(5), Duration.ZERO)));
       } catch (RuntimeException e) {
         log.debug("closing consumer: {}", e.toString());
       }
@@ -249,10 +240,62 @@ final class KafkaSubscription implements Subscription {
     }
   }
 
-  /** The wait after a consumer error, doubled on each error in a row up to {@link #LAST_ERROR_BACKOFF}. */
-  private static final Duration FIRST_ERROR_BACKOFF = Duration.ofSeconds(1);
+  /**
+   * Waits before the next try after an error; true when the subscription was stopped meanwhile. A
+   * drain that begins during the wait ends it: the next try may be what the drain needs.
+   */
+  private boolean stoppedDuring(Duration wait) {
+    long end = System.nanoTime() + wait.toNanos();
+    boolean drainingBefore = draining;
+    for (long left = wait.toNanos(); left > 0 && running && draining == drainingBefore; left = end - System.nanoTime()) {
+      LockSupport.parkNanos(this, left); // close(), a stop and a drain unpark this thread
+      if (Thread.currentThread().isInterrupted()) {
+        throw new InterruptException("interrupted while waiting to try again");
+      }
+    }
+    return !running;
+  }
 
-  private static final Duration LAST_ERROR_BACKOFF = Duration.ofSeconds(30);
+  /**
+   * The consumer errors in a row, the wait before the next try (1 s, doubled on each error up to
+   * 30 s), and their logging: the first of a streak with its stack trace, the next ones in a line.
+   * A poll without error ends the streak only once the consumer has partitions again, or no error
+   * came for 30 s: a poll that only began to join the group proves nothing.
+   */
+  private final class ErrorStreak {
+    private static final Duration FIRST_WAIT = Duration.ofSeconds(1);
+    private static final Duration LONGEST_WAIT = Duration.ofSeconds(30);
+
+    private int count;
+    private Duration nextWait = FIRST_WAIT;
+    private long lastErrorNanos;
+
+    /** Counts and logs an error; the wait before the next try. */
+    Duration failed(KafkaException error) {
+      count++;
+      lastErrorNanos = System.nanoTime();
+      Duration wait = nextWait;
+      if (count == 1) {
+        log.error("consumer of group {} failed; it tries again in {} s, then less often (every {} s at most)",
+            spec.group(), wait.toSeconds(), LONGEST_WAIT.toSeconds(), error);
+      } else {
+        log.warn("consumer of group {} failed again ({} in a row), next try in {} s: {}",
+            spec.group(), count, wait.toSeconds(), error.toString());
+      }
+      Duration doubled = wait.multipliedBy(2);
+      nextWait = doubled.compareTo(LONGEST_WAIT) < 0 ? doubled : LONGEST_WAIT;
+      return wait;
+    }
+
+    void pollSucceeded() {
+      if (count > 0
+          && (!consumer.assignment().isEmpty() || System.nanoTime() - lastErrorNanos > LONGEST_WAIT.toNanos())) {
+        log.info("consumer of group {} works again after {} failed tries", spec.group(), count);
+        count = 0;
+        nextWait = FIRST_WAIT;
+      }
+    }
+  }
 
   /**
    * One round of the loop: fetches, hands records to the workers, balances fetching, commits now

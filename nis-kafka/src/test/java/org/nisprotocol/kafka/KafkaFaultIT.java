@@ -3,9 +3,11 @@ package org.nisprotocol.kafka;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.awaitility.Awaitility.await;
 
+import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.time.InstantSource;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.List;
@@ -553,8 +555,8 @@ class KafkaFaultIT {
   void aMemberItsGroupRefusesKeepsTryingAndTakesOverWhenThereIsRoom() throws Exception {
     String topic = "fault-full-" + UUID.randomUUID();
     String group = "full-" + UUID.randomUUID();
-    var registry = new io.micrometer.core.instrument.simple.SimpleMeterRegistry();
-    try (KafkaMessageBus bus = KafkaMessageBus.create(config("full-spool").build(), registry, java.time.InstantSource.system())) {
+    var registry = new SimpleMeterRegistry();
+    try (KafkaMessageBus bus = KafkaMessageBus.create(config("full-spool").build(), registry, InstantSource.system())) {
       createTopicWithAFirstMessage(bus, topic);
       List<Integer> first = new CopyOnWriteArrayList<>();
       List<Integer> second = new CopyOnWriteArrayList<>();
@@ -572,6 +574,29 @@ class KafkaFaultIT {
       bus.publish(message(topic, "agent-1", 1));
       await().atMost(Duration.ofSeconds(30)).until(() -> second.contains(1));
       assertThat(first).doesNotContain(1);
+    }
+  }
+
+  @Test
+  void closingTheBusDoesNotWaitOutTheRetriesOfAMemberItsGroupRefuses() throws Exception {
+    String topic = "fault-full-close-" + UUID.randomUUID();
+    String group = "full-close-" + UUID.randomUUID();
+    var registry = new SimpleMeterRegistry();
+    try (KafkaMessageBus holder = KafkaMessageBus.create(config("holder-spool").build())) {
+      createTopicWithAFirstMessage(holder, topic);
+      var member = holder.subscribe(SubscriptionSpec.group(group).withTopics(topic), d -> {});
+      await().atMost(Duration.ofSeconds(30)).until(((KafkaSubscription) member)::isAssigned);
+      KafkaMessageBus refused = KafkaMessageBus.create(config("refused-spool").build(), registry, InstantSource.system());
+      refused.subscribe(SubscriptionSpec.group(group).withTopics(topic), d -> {});
+      await().atMost(Duration.ofSeconds(30))
+          .until(() -> registry.find("nis.consumer.errors").tag("group", group).counter() != null
+              && registry.find("nis.consumer.errors").tag("group", group).counter().count() >= 1);
+
+      long start = System.nanoTime();
+      refused.close();
+      assertThat(Duration.ofNanos(System.nanoTime() - start))
+          .as("the refused member has nothing to drain: close() does not wait for the 20 s shutdown timeout")
+          .isLessThan(Duration.ofSeconds(10));
     }
   }
 

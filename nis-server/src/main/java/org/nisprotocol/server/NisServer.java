@@ -6,6 +6,7 @@ import io.javalin.Javalin;
 import io.javalin.http.Context;
 import io.javalin.http.HttpResponseException;
 import io.javalin.http.HttpStatus;
+import io.javalin.http.MethodNotAllowedResponse;
 import io.javalin.json.JavalinJackson;
 import java.io.IOException;
 import java.io.InputStream;
@@ -380,9 +381,13 @@ public final class NisServer implements AutoCloseable {
       ctx.header("Retry-After", "1");
       return ApiError.of(503, "unavailable", retriable.getMessage());
     }
-    if (e instanceof io.javalin.http.MethodNotAllowedResponse notAllowed) {
-      // The methods the path takes, in Javalin's details under one key or another.
+    if (e instanceof MethodNotAllowedResponse notAllowed) {
+      // The methods the path takes, in Javalin's details under one key or another; HEAD too
+      // where GET is (Javalin answers it).
       String methods = notAllowed.getDetails().values().stream().findFirst().orElse("");
+      if (methods.matches("(.*, )?GET(, .*)?") && !methods.contains("HEAD")) {
+        methods += ", HEAD";
+      }
       if (!methods.isBlank()) {
         ctx.header("Allow", methods);
       }

@@ -237,7 +237,11 @@ class NisServerTest {
     assertError(send("GET", "/no/such/thing", null), 404, "not_found", "/no/such/thing");
     Answer wrongMethod = send("PATCH", "/health", null);
     assertError(wrongMethod, 405, "method_not_allowed", "PATCH is not allowed on /health; it takes GET");
-    assertThat(wrongMethod.raw().headers().firstValue("Allow")).hasValueSatisfying(allow -> assertThat(allow).contains("GET"));
+    assertThat(wrongMethod.raw().headers().firstValue("Allow")).hasValueSatisfying(allow -> assertThat(allow).contains("GET", "HEAD"));
+    HttpResponse<Void> head = http.send(
+        HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + server.port() + "/health")).method("HEAD", HttpRequest.BodyPublishers.noBody()).build(),
+        HttpResponse.BodyHandlers.discarding());
+    assertThat(head.statusCode()).as("HEAD, which Allow names, is answered").isEqualTo(200);
   }
 
   @Test
