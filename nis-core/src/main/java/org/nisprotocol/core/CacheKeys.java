@@ -36,9 +36,9 @@ public final class CacheKeys {
   public static String requireValidNamespace(String namespace) {
     if (namespace == null || !NAMESPACE.matcher(namespace).matches()) {
       throw new ValidationException(
-          "namespace '"
-              + namespace
-              + "' is not valid; use 1-64 letters, digits, '_', '-' or '.'");
+          "namespace "
+              + ErrorText.quoted(namespace)
+              + " is not valid; use 1-64 letters, digits, '_', '-' or '.'");
     }
     return namespace;
   }

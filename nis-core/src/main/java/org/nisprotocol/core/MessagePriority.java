@@ -60,9 +60,9 @@ public enum MessagePriority {
       return ofLevel(name.charAt(0) - '0');
     }
     throw new IllegalArgumentException(
-        "unknown priority '"
-            + name
-            + "'; expected one of "
+        "unknown priority "
+            + ErrorText.quoted(name)
+            + "; expected one of "
             + StreamingTopics.wireNames(values())
             + " or a level 1-4");
   }

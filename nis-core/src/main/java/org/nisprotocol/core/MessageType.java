@@ -47,6 +47,6 @@ public enum MessageType {
       }
     }
     throw new IllegalArgumentException(
-        "unknown message_type '" + name + "'; expected one of " + StreamingTopics.wireNames(values()));
+        "unknown message_type " + ErrorText.quoted(name) + "; expected one of " + StreamingTopics.wireNames(values()));
   }
 }

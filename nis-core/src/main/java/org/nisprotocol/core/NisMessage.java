@@ -277,7 +277,7 @@ public final class NisMessage {
       }
       if (topic != null && !StreamingTopics.isValidName(topic)) {
         problems.add(
-            "topic '" + topic + "' is not a valid topic name (" + StreamingTopics.NAME_RULE + ")");
+            "topic " + ErrorText.quoted(topic) + " is not a valid topic name (" + StreamingTopics.NAME_RULE + ")");
       }
       if (integrityScore != null
           && (integrityScore.isNaN() || integrityScore < 0 || integrityScore > 100)) {

@@ -30,6 +30,7 @@ import org.nisprotocol.agents.SelfAuditEngine;
 import org.nisprotocol.agents.SendResult;
 import org.nisprotocol.core.Cache;
 import org.nisprotocol.core.ClosedException;
+import org.nisprotocol.core.ErrorText;
 import org.nisprotocol.core.InvalidMessageException;
 import org.nisprotocol.core.MalformedJsonException;
 import org.nisprotocol.core.MessageBus;
@@ -271,16 +272,9 @@ public final class NisServer implements AutoCloseable {
     }
     if (!TRACEPARENT.matcher(traceparent).matches()) {
       throw ApiError.badRequest(
-          "traceparent " + quotedStart(traceparent) + " is not a W3C trace context (00-<32 hex>-<16 hex>-<2 hex>)");
+          "traceparent " + ErrorText.quoted(traceparent) + " is not a W3C trace context (00-<32 hex>-<16 hex>-<2 hex>)");
     }
     return Map.of("traceparent", traceparent);
-  }
-
-  /** A value a client sent, quoted, cut to its first 60 characters when longer (a header may hold kilobytes). */
-  private static String quotedStart(String value) {
-    return value.length() <= 60
-        ? "'" + value + "'"
-        : "'" + value.substring(0, 60) + "…' (" + value.length() + " characters)";
   }
 
   private void putCacheEntry(Context ctx) {

@@ -150,6 +150,11 @@ class NisServerTest {
     assertThat(answer.body().get("problems").toString())
         .contains("source_agent is required")
         .contains("content must be a JSON object");
+
+    Answer huge = send("POST", "/messages",
+        "{\"message_type\":\"" + "t".repeat(100_000) + "\",\"source_agent\":\"a\",\"content\":{}}");
+    assertError(huge, 400, "invalid_message", "(100000 characters)");
+    assertThat(huge.raw().body()).as("the value is shown by its start, not sent back whole").hasSizeLessThan(1_000);
   }
 
   @Test
