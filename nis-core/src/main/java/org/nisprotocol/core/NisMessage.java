@@ -276,8 +276,7 @@ public final class NisMessage {
         requireText(problems, "correlation_id", correlationId);
       }
       if (topic != null && !StreamingTopics.isValidName(topic)) {
-        problems.add(
-            "topic " + ErrorText.quoted(topic) + " is not a valid topic name (" + StreamingTopics.NAME_RULE + ")");
+        problems.add(StreamingTopics.invalidNameProblem(topic));
       }
       if (integrityScore != null
           && (integrityScore.isNaN() || integrityScore < 0 || integrityScore > 100)) {

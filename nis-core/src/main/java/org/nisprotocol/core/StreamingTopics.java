@@ -28,7 +28,7 @@ public final class StreamingTopics {
   public static final int MAX_NAME_LENGTH = 249 - DEAD_LETTER_SUFFIX.length();
 
   /** What a legal topic name is, for error messages. */
-  public static final String NAME_RULE =
+  private static final String NAME_RULE =
       "letters, digits, '.', '_', '-'; 1 to " + MAX_NAME_LENGTH + " of them, so that <topic>"
           + DEAD_LETTER_SUFFIX + " fits Kafka's 249";
 
@@ -55,6 +55,11 @@ public final class StreamingTopics {
   /** The dead-letter topic of a topic: {@code nis-simulation} → {@code nis-simulation.dlt}. */
   public static String deadLetterTopicOf(String topic) {
     return topic + DEAD_LETTER_SUFFIX;
+  }
+
+  /** The problem with a topic name that is not {@link #isValidName valid}, for an error message. */
+  public static String invalidNameProblem(String topic) {
+    return "topic " + ErrorText.quoted(topic) + " is not a valid topic name (" + NAME_RULE + ")";
   }
 
   /** Whether a name is a legal topic name ({@link #NAME_RULE}; not "." or ".."). */

@@ -82,7 +82,7 @@ public record SubscriptionSpec(String group, Set<String> topics, Set<MessageType
     }
     for (String topic : topics) {
       if (!StreamingTopics.isValidName(topic)) {
-        problems.add("topic " + ErrorText.quoted(topic) + " is not a valid topic name (" + StreamingTopics.NAME_RULE + ")");
+        problems.add(StreamingTopics.invalidNameProblem(topic));
       }
     }
     if (!problems.isEmpty()) {

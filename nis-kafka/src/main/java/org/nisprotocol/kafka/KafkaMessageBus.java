@@ -1142,7 +1142,7 @@ public final class KafkaMessageBus implements MessageBus {
   boolean deadLetter(
       ConsumerRecord<byte[], byte[]> record, String group, String error, int attempts, CountDownLatch stop) {
     String topic = StreamingTopics.deadLetterTopicOf(record.topic());
-    RecordHeaders headers = withoutDeadLetterHeaders(record);
+    RecordHeaders headers = withoutBusHeaders(record);
     Map<String, String> added = new LinkedHashMap<>();
     added.put(DeadLetterHeaders.ERROR, error.length() <= 1000 ? error : error.substring(0, 1000));
     added.put(DeadLetterHeaders.ATTEMPTS, Integer.toString(attempts));
@@ -1219,8 +1219,7 @@ public final class KafkaMessageBus implements MessageBus {
           String target = Optional.ofNullable(record.headers().lastHeader(DeadLetterHeaders.ORIGINAL_TOPIC))
               .map(h -> new String(h.value(), StandardCharsets.UTF_8))
               .orElse(topic);
-          RecordHeaders headers = withoutDeadLetterHeaders(record);
-          headers.remove(DeadLetterHeaders.REPLAYED_FOR);
+          RecordHeaders headers = withoutBusHeaders(record);
           Header group = record.headers().lastHeader(DeadLetterHeaders.GROUP);
           if (group != null && group.value() != null) {
             headers.add(DeadLetterHeaders.REPLAYED_FOR, group.value()); // for that group only
@@ -1250,11 +1249,14 @@ public final class KafkaMessageBus implements MessageBus {
     return replayed;
   }
 
-  /** The record's headers but those a dead-lettering added ({@code nis.dlt.*}). */
-  private static RecordHeaders withoutDeadLetterHeaders(ConsumerRecord<byte[], byte[]> record) {
+  /**
+   * The record's headers but those the bus sets itself ({@code nis.dlt.*}, {@code
+   * nis.replayed.for}): a dead letter and a replay each set their own.
+   */
+  private static RecordHeaders withoutBusHeaders(ConsumerRecord<byte[], byte[]> record) {
     RecordHeaders headers = new RecordHeaders();
     for (Header header : record.headers()) {
-      if (!header.key().startsWith(DeadLetterHeaders.PREFIX)) {
+      if (!DeadLetterHeaders.isSetByTheBus(header.key())) {
         headers.add(header);
       }
     }

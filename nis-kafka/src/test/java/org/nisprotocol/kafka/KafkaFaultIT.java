@@ -2,6 +2,8 @@ package org.nisprotocol.kafka;
 
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.awaitility.Awaitility.await;
+import static org.nisprotocol.testkit.SequencedMessages.message;
+import static org.nisprotocol.testkit.SequencedMessages.sequence;
 
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import java.nio.charset.StandardCharsets;
@@ -36,13 +38,10 @@ import org.junit.jupiter.api.io.TempDir;
 import org.nisprotocol.core.CircuitBreakerConfig;
 import org.nisprotocol.core.DeadLetterHeaders;
 import org.nisprotocol.core.HealthStatus;
-import org.nisprotocol.core.Delivery;
 import org.nisprotocol.core.MessageHandlers;
 import org.nisprotocol.core.MessagePriority;
-import org.nisprotocol.core.MessageType;
 import org.nisprotocol.core.NisMessage;
 import org.nisprotocol.core.PublishReceipt;
-import org.nisprotocol.core.RetryPolicy;
 import org.nisprotocol.core.StreamingTopics;
 import org.nisprotocol.core.SubscriptionSpec;
 import org.nisprotocol.embedded.InMemoryDeliveryLedger;
@@ -77,25 +76,7 @@ class KafkaFaultIT {
   }
 
   private KafkaBusConfig.Builder config(String spool) {
-    return KafkaBusConfig.builder(broker.bootstrapServers())
-        .topicPartitions(3)
-        .sendTimeout(Duration.ofSeconds(5))
-        .retryPolicy(new RetryPolicy(3, Duration.ofMillis(20), Duration.ofMillis(200), 0.5))
-        .circuitBreaker(new CircuitBreakerConfig(5, Duration.ofSeconds(1), 1))
-        .spoolDirectory(temp.resolve(spool))
-        .shutdownTimeout(Duration.ofSeconds(20));
-  }
-
-  private static NisMessage message(String topic, String key, int sequence) {
-    return NisMessage.builder(MessageType.AGENT_COORDINATION, "fault_agent")
-        .topic(topic)
-        .targetAgent(key)
-        .content(Map.of("sequence", sequence))
-        .build();
-  }
-
-  private static int sequence(Delivery delivery) {
-    return ((Number) delivery.message().content().get("sequence")).intValue();
+    return FaultTestConfig.of(broker.bootstrapServers(), Duration.ofSeconds(5), temp.resolve(spool));
   }
 
   @Test
@@ -517,6 +498,10 @@ class KafkaFaultIT {
       assertThat(bus.replayDeadLetters(topic, Duration.ofSeconds(10)))
           .as("the poison pill went back to the dead letters; replay resumes after what it replayed")
           .isEqualTo(1);
+      assertThat(readAll(StreamingTopics.deadLetterTopicOf(topic), 3))
+          .as("a replayed message dead-lettered again is no one group's replay there (the poison pill's second time)")
+          .hasSizeGreaterThanOrEqualTo(3)
+          .allSatisfy(r -> assertThat(r.headers().lastHeader(DeadLetterHeaders.REPLAYED_FOR)).isNull());
     }
   }
 
@@ -565,8 +550,7 @@ class KafkaFaultIT {
       var secondMember = bus.subscribe(SubscriptionSpec.group(group).withTopics(topic), d -> second.add(sequence(d)));
       await().atMost(Duration.ofSeconds(30))
           .alias("the full group refused the second member")
-          .until(() -> registry.find("nis.consumer.errors").tag("group", group).counter() != null
-              && registry.find("nis.consumer.errors").tag("group", group).counter().count() >= 1);
+          .until(() -> registry.get("nis.consumer.errors").tag("group", group).counter().count() >= 1);
       assertThat(((KafkaSubscription) secondMember).isClosed()).as("the refused member is still open").isFalse();
 
       firstMember.close();
@@ -589,8 +573,7 @@ class KafkaFaultIT {
       KafkaMessageBus refused = KafkaMessageBus.create(config("refused-spool").build(), registry, InstantSource.system());
       refused.subscribe(SubscriptionSpec.group(group).withTopics(topic), d -> {});
       await().atMost(Duration.ofSeconds(30))
-          .until(() -> registry.find("nis.consumer.errors").tag("group", group).counter() != null
-              && registry.find("nis.consumer.errors").tag("group", group).counter().count() >= 1);
+          .until(() -> registry.get("nis.consumer.errors").tag("group", group).counter().count() >= 1);
 
       long start = System.nanoTime();
       refused.close();

@@ -3,6 +3,8 @@ package org.nisprotocol.kafka;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import static org.awaitility.Awaitility.await;
+import static org.nisprotocol.testkit.SequencedMessages.message;
+import static org.nisprotocol.testkit.SequencedMessages.sequence;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
@@ -168,8 +170,7 @@ class KafkaMessageBusIT {
       }
       for (String topic : topics) {
         for (int i = 0; i < letters; i++) {
-          bus.publish(NisMessage.builder(MessageType.AGENT_COORDINATION, "replay_agent")
-              .topic(topic).targetAgent("agent-" + (i % 5)).content(Map.of("sequence", i)).build());
+          bus.publish(message(topic, "agent-" + (i % 5), i));
         }
       }
       await().atMost(Duration.ofSeconds(60)).until(() -> registry.get("nis.messages.dead_lettered").counter().count() == 2 * letters);
@@ -236,17 +237,8 @@ class KafkaMessageBusIT {
         new StringSerializer());
   }
 
-  /** The sequence number {@link #sequenced} put in a delivered message. */
-  private static int sequence(Delivery delivery) {
-    return ((Number) delivery.message().content().get("sequence")).intValue();
-  }
-
   private static NisMessage sequenced(String topic, int sequence) {
-    return NisMessage.builder(MessageType.AGENT_COORDINATION, "replay_agent")
-        .topic(topic)
-        .targetAgent("agent-0")
-        .content(Map.of("sequence", sequence))
-        .build();
+    return message(topic, "agent-0", sequence);
   }
 
   private static Map<String, Object> props(String... keyValues) {

@@ -2,12 +2,13 @@ package org.nisprotocol.kafka;
 
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.awaitility.Awaitility.await;
+import static org.nisprotocol.testkit.SequencedMessages.message;
+import static org.nisprotocol.testkit.SequencedMessages.sequence;
 
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.Map;
 import java.util.Set;
 import java.util.UUID;
 import java.util.concurrent.CompletableFuture;
@@ -19,11 +20,7 @@ import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
-import org.nisprotocol.core.CircuitBreakerConfig;
-import org.nisprotocol.core.MessageType;
-import org.nisprotocol.core.NisMessage;
 import org.nisprotocol.core.PublishReceipt;
-import org.nisprotocol.core.RetryPolicy;
 import org.nisprotocol.core.SubscriptionSpec;
 import org.nisprotocol.testkit.KafkaBroker;
 import org.nisprotocol.testkit.TcpProxy;
@@ -61,21 +58,7 @@ class KafkaNetworkFaultIT {
   }
 
   private KafkaBusConfig.Builder config(String spool) {
-    return KafkaBusConfig.builder(proxy.address())
-        .topicPartitions(3)
-        .sendTimeout(Duration.ofSeconds(2))
-        .retryPolicy(new RetryPolicy(3, Duration.ofMillis(20), Duration.ofMillis(200), 0.5))
-        .circuitBreaker(new CircuitBreakerConfig(5, Duration.ofSeconds(1), 1))
-        .spoolDirectory(temp.resolve(spool))
-        .shutdownTimeout(Duration.ofSeconds(20));
-  }
-
-  private static NisMessage message(String topic, String key, int sequence) {
-    return NisMessage.builder(MessageType.AGENT_COORDINATION, "network_fault_agent")
-        .topic(topic)
-        .targetAgent(key)
-        .content(Map.of("sequence", sequence))
-        .build();
+    return FaultTestConfig.of(proxy.address(), Duration.ofSeconds(2), temp.resolve(spool));
   }
 
   /**
@@ -110,7 +93,7 @@ class KafkaNetworkFaultIT {
       List<Integer> firstArrivals = new CopyOnWriteArrayList<>();
       Set<Integer> seen = ConcurrentHashMap.newKeySet();
       bus.subscribe(SubscriptionSpec.group("stall-order-" + UUID.randomUUID()).withTopics(topic), delivery -> {
-        int sequence = ((Number) delivery.message().content().get("sequence")).intValue();
+        int sequence = sequence(delivery);
         if (seen.add(sequence)) {
           firstArrivals.add(sequence);
         }

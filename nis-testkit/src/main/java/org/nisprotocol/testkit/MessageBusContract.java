@@ -3,6 +3,8 @@ package org.nisprotocol.testkit;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import static org.awaitility.Awaitility.await;
+import static org.nisprotocol.testkit.SequencedMessages.message;
+import static org.nisprotocol.testkit.SequencedMessages.sequence;
 
 import java.time.Duration;
 import java.util.ArrayList;
@@ -78,19 +80,6 @@ public abstract class MessageBusContract {
   /** A topic name no other test uses. */
   protected String freshTopic(String label) {
     return "contract-" + label + "-" + run;
-  }
-
-  protected static NisMessage message(String topic, String key, int sequence) {
-    return NisMessage.builder(MessageType.AGENT_COORDINATION, "contract_agent")
-        .topic(topic)
-        .targetAgent(key)
-        .content(Map.of("sequence", sequence))
-        .build();
-  }
-
-  /** The sequence number {@link #message} put in a delivered message. */
-  private static int sequence(Delivery delivery) {
-    return ((Number) delivery.message().content().get("sequence")).intValue();
   }
 
   private Subscription subscribe(SubscriptionSpec spec, List<Delivery> sink) {
