@@ -52,6 +52,7 @@ class InfrastructureCoordinatorTest {
     @Override public Map<String, String> getAll(String namespace, Collection<String> keys) { return delegate.getAll(namespace, keys); }
     @Override public void put(String namespace, String key, String json) { delegate.put(namespace, key, json); }
     @Override public void put(String namespace, String key, String json, Duration ttl) { delegate.put(namespace, key, json, ttl); }
+    @Override public boolean putIfAbsent(String namespace, String key, String json, Duration ttl) { return delegate.putIfAbsent(namespace, key, json, ttl); }
     @Override public void putAll(String namespace, Map<String, String> entries) { delegate.putAll(namespace, entries); }
     @Override public void putAll(String namespace, Map<String, String> entries, Duration ttl) { delegate.putAll(namespace, entries, ttl); }
     @Override public boolean delete(String namespace, String key) { return delegate.delete(namespace, key); }

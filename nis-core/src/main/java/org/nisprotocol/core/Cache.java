@@ -41,6 +41,16 @@ public interface Cache extends Backend {
    */
   void put(String namespace, String key, String json, Duration ttl);
 
+  /**
+   * Stores the JSON for the given time unless the key holds an unexpired value; true if it was
+   * stored. Atomic: of calls racing for one key, from every instance sharing the backend, one
+   * stores. For claims and locks: a backend that cannot reach its store refuses (it never
+   * answers from a copy of its own).
+   *
+   * @throws ValidationException when the TTL is not positive
+   */
+  boolean putIfAbsent(String namespace, String key, String json, Duration ttl);
+
   /** Stores every entry with the namespace's default TTL, in one round trip where possible. */
   void putAll(String namespace, Map<String, String> entries);
 

@@ -2,19 +2,28 @@ package org.nisprotocol.core;
 
 import java.time.Duration;
 import java.util.Objects;
+import java.util.UUID;
 
 /**
  * A {@link DeliveryLedger} kept in a {@link Cache}, namespace {@value #NAMESPACE}, key {@code
  * group:message_id}: shared by every instance of the service when the cache is Redis, so a
- * message redelivered to another instance is recognised too.
+ * message redelivered to another instance is recognised too. A handled message's entry holds
+ * {@code 1}; a claim holds {@code {"claimed_by":"<ledger id>"}} until its lease ends, taken with
+ * the cache's atomic put-if-absent.
  */
 public final class CacheDeliveryLedger implements DeliveryLedger {
   public static final String NAMESPACE = "dedupe";
 
+  private static final String HANDLED = "1";
+
   private final Cache cache;
+
+  /** This ledger's claims: release() removes only an entry that still holds one of them. */
+  private final String claimMark;
 
   private CacheDeliveryLedger(Cache cache) {
     this.cache = cache;
+    this.claimMark = "{\"claimed_by\":\"" + UUID.randomUUID() + "\"}";
   }
 
   public static CacheDeliveryLedger of(Cache cache) {
@@ -22,12 +31,38 @@ public final class CacheDeliveryLedger implements DeliveryLedger {
   }
 
   @Override
-  public boolean isHandled(String group, String messageId) {
-    return cache.get(NAMESPACE, group + ':' + messageId).isPresent();
+  public Claim claim(String group, String messageId, Duration lease) {
+    String key = key(group, messageId);
+    while (true) {
+      if (cache.putIfAbsent(NAMESPACE, key, claimMark, lease)) {
+        return Claim.CLAIMED;
+      }
+      var found = cache.get(NAMESPACE, key);
+      if (found.isPresent()) {
+        return found.get().startsWith("{") ? Claim.BUSY : Claim.HANDLED;
+      }
+      // The entry lapsed between the two calls: claim again.
+    }
   }
 
   @Override
   public void markHandled(String group, String messageId, Duration window) {
-    cache.put(NAMESPACE, group + ':' + messageId, "1", window);
+    cache.put(NAMESPACE, key(group, messageId), HANDLED, window);
+  }
+
+  /**
+   * Removes the entry if it still holds this ledger's claim (read, then deleted: a claim of another
+   * consumer taken in between, after this one's lease ended, could be removed with it).
+   */
+  @Override
+  public void release(String group, String messageId) {
+    String key = key(group, messageId);
+    if (cache.get(NAMESPACE, key).filter(claimMark::equals).isPresent()) {
+      cache.delete(NAMESPACE, key);
+    }
+  }
+
+  private static String key(String group, String messageId) {
+    return group + ':' + messageId;
   }
 }

@@ -2,30 +2,90 @@ package org.nisprotocol.core;
 
 import java.time.Duration;
 import java.util.Objects;
+import java.util.concurrent.TimeUnit;
 
 /** Decorators of {@link MessageHandler}s. */
 public final class MessageHandlers {
   private MessageHandlers() {}
 
+  /** How long a claim of {@link #deduplicated(MessageHandler, DeliveryLedger, String, Duration)} holds: one minute. */
+  public static final Duration DEFAULT_LEASE = Duration.ofMinutes(1);
+
+  /** The first wait before a busy message's claim is tried again; it doubles up to {@link #LONGEST_BUSY_WAIT}. */
+  private static final long FIRST_BUSY_WAIT_NANOS = TimeUnit.MILLISECONDS.toNanos(10);
+
+  private static final long LONGEST_BUSY_WAIT = TimeUnit.MILLISECONDS.toNanos(250);
+
   /**
-   * A handler that sees each message once per group within the window, though the bus may
-   * deliver it again (at-least-once): a message already handled is acknowledged without calling
-   * the handler. The mark is written after the handler returned, so a handler that failed or was
-   * cut off gets the message again.
+   * {@link #deduplicated(MessageHandler, DeliveryLedger, String, Duration, Duration)} with claims
+   * of {@link #DEFAULT_LEASE}.
    */
   public static MessageHandler deduplicated(
       MessageHandler handler, DeliveryLedger ledger, String group, Duration window) {
+    return deduplicated(handler, ledger, group, window, DEFAULT_LEASE);
+  }
+
+  /**
+   * A handler that sees each message once per group within the window, though the bus may
+   * deliver it again (at-least-once): a message already handled is acknowledged without calling
+   * the handler. The message is claimed in the ledger before the handler runs and marked handled
+   * after it returned; a handler that failed releases its claim, so the message comes again.
+   *
+   * <p>A delivery of a message another consumer is handling waits (trying the claim again, 10 ms
+   * doubling to 250 ms apart) until that one marks it handled, releases it, or its lease ends:
+   * so a redelivery that overlaps a handler still running elsewhere (its partition moved on at a
+   * rebalance) does not run it twice. The lease bounds how long a consumer that died while
+   * handling holds the message up; a handler that runs longer than the lease may see its
+   * message handled a second time elsewhere. Interrupted while waiting, the delivery fails with a
+   * {@link RetriableException} (and comes again).
+   */
+  public static MessageHandler deduplicated(
+      MessageHandler handler, DeliveryLedger ledger, String group, Duration window, Duration lease) {
     Objects.requireNonNull(handler, "handler");
     Objects.requireNonNull(ledger, "ledger");
     Objects.requireNonNull(group, "group");
-    CacheKeys.requirePositiveTtl(window);
+    requirePositive(window, "window");
+    requirePositive(lease, "lease");
     return delivery -> {
       String id = delivery.message().messageId();
-      if (ledger.isHandled(group, id)) {
-        return;
+      long wait = FIRST_BUSY_WAIT_NANOS;
+      while (true) {
+        switch (ledger.claim(group, id, lease)) {
+          case HANDLED -> {
+            return;
+          }
+          case CLAIMED -> {
+            try {
+              handler.handle(delivery);
+            } catch (Exception | Error e) {
+              try {
+                ledger.release(group, id);
+              } catch (RuntimeException releaseFailed) {
+                e.addSuppressed(releaseFailed); // the claim lapses with its lease
+              }
+              throw e;
+            }
+            ledger.markHandled(group, id, window);
+            return;
+          }
+          case BUSY -> {
+            try {
+              TimeUnit.NANOSECONDS.sleep(wait);
+            } catch (InterruptedException e) {
+              Thread.currentThread().interrupt();
+              throw new RetriableException(
+                  "interrupted while message " + id + " was being handled by another consumer of group " + group);
+            }
+            wait = Math.min(2 * wait, LONGEST_BUSY_WAIT);
+          }
+        }
       }
-      handler.handle(delivery);
-      ledger.markHandled(group, id, window);
     };
+  }
+
+  private static void requirePositive(Duration duration, String name) {
+    if (duration == null || duration.isZero() || duration.isNegative()) {
+      throw new ValidationException(name + " must be positive, got " + duration);
+    }
   }
 }

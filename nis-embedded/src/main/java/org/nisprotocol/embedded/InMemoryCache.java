@@ -108,6 +108,15 @@ public final class InMemoryCache implements Cache {
   }
 
   @Override
+  public boolean putIfAbsent(String namespace, String key, String json, Duration ttl) {
+    Objects.requireNonNull(json, "json");
+    Key cacheKey = key(namespace, key);
+    Stored stored = new Stored(json, CacheKeys.requirePositiveTtl(ttl).toNanos());
+    // Caffeine's map view treats an expired entry as absent, atomically with the write.
+    return entries.asMap().putIfAbsent(cacheKey, stored) == null;
+  }
+
+  @Override
   public void putAll(String namespace, Map<String, String> values) {
     putAll(namespace, values, config.namespaceTtls().ttlFor(namespace));
   }

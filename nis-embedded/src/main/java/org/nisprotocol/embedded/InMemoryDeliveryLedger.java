@@ -9,33 +9,35 @@ import org.nisprotocol.core.DeliveryLedger;
 
 /**
  * A {@link DeliveryLedger} in this process's memory, bounded in entries: it recognises
- * redeliveries to this instance only (use the Redis ledger across instances).
+ * redeliveries to this instance only (use the Redis ledger across instances). Thread-safe: a
+ * claim is atomic among the threads of this process.
  */
 public final class InMemoryDeliveryLedger implements DeliveryLedger {
   private record Mark(String group, String messageId) {}
 
-  private final Cache<Mark, Long> marks;
+  /** A claim (until its lease ends) or a handled mark (until its window ends). */
+  private record Entry(boolean handled, long forNanos) {}
+
+  private final Cache<Mark, Entry> marks;
 
   private InMemoryDeliveryLedger(long maximumEntries) {
     this.marks =
         Caffeine.newBuilder()
             .maximumSize(maximumEntries)
             .expireAfter(
-                new Expiry<Mark, Long>() {
+                new Expiry<Mark, Entry>() {
                   @Override
-                  public long expireAfterCreate(Mark key, Long windowNanos, long currentTime) {
-                    return windowNanos;
+                  public long expireAfterCreate(Mark key, Entry entry, long currentTime) {
+                    return entry.forNanos();
                   }
 
                   @Override
-                  public long expireAfterUpdate(
-                      Mark key, Long windowNanos, long currentTime, long currentDuration) {
-                    return windowNanos;
+                  public long expireAfterUpdate(Mark key, Entry entry, long currentTime, long currentDuration) {
+                    return entry.forNanos();
                   }
 
                   @Override
-                  public long expireAfterRead(
-                      Mark key, Long windowNanos, long currentTime, long currentDuration) {
+                  public long expireAfterRead(Mark key, Entry entry, long currentTime, long currentDuration) {
                     return currentDuration;
                   }
                 })
@@ -52,13 +54,31 @@ public final class InMemoryDeliveryLedger implements DeliveryLedger {
   }
 
   @Override
-  public boolean isHandled(String group, String messageId) {
-    return marks.getIfPresent(new Mark(group, messageId)) != null;
+  public Claim claim(String group, String messageId, Duration lease) {
+    Entry claim = new Entry(false, positive(lease, "lease").toNanos());
+    // The map view treats an expired entry as absent, atomically with the write.
+    Entry found = marks.asMap().putIfAbsent(new Mark(group, messageId), claim);
+    if (found == null) {
+      return Claim.CLAIMED;
+    }
+    return found.handled() ? Claim.HANDLED : Claim.BUSY;
   }
 
   @Override
   public void markHandled(String group, String messageId, Duration window) {
-    Objects.requireNonNull(window, "window");
-    marks.put(new Mark(group, messageId), window.toNanos());
+    marks.put(new Mark(group, messageId), new Entry(true, positive(window, "window").toNanos()));
+  }
+
+  @Override
+  public void release(String group, String messageId) {
+    marks.asMap().computeIfPresent(new Mark(group, messageId), (mark, entry) -> entry.handled() ? entry : null);
+  }
+
+  private static Duration positive(Duration duration, String name) {
+    Objects.requireNonNull(duration, name);
+    if (duration.isNegative() || duration.isZero()) {
+      throw new IllegalArgumentException(name + " must be positive, got " + duration);
+    }
+    return duration;
   }
 }

@@ -737,6 +737,55 @@ public final class RedisCache implements Cache {
     return removed > 0;
   }
 
+  /**
+   * SET NX PX: stored only by the first of racing instances. Refused while Redis is not reachable
+   * (nothing is kept locally: a claim only Redis can grant). The local tier's copy of the key is
+   * dropped either way, so this instance reads the key from Redis next.
+   */
+  @Override
+  public boolean putIfAbsent(String namespace, String key, String json, Duration ttl) {
+    NamespaceState ns = state(namespace);
+    CacheKeys.requireValidKey(key);
+    Objects.requireNonNull(json, "json");
+    long ttlMillis = millis(CacheKeys.requirePositiveTtl(ttl));
+    requireOpen();
+    String what = "put-if-absent of " + ns.name + ":" + key;
+    if (!breaker.tryAcquire()) {
+      ns.meters.errors.increment();
+      throw refused(what, "the circuit breaker is open", null);
+    }
+    long start = System.nanoTime();
+    if (ns.near != null) {
+      ns.bump(key);
+    }
+    AsyncCommand<String, String, String> set = command(
+        CommandType.SET,
+        new StatusOutput<>(StringCodec.UTF8),
+        args().addKey(ns.prefix + key).addValue(json).add("NX").add("PX").add(ttlMillis));
+    List<AsyncCommand<String, String, ?>> commands = new ArrayList<>(2);
+    commands.add(set);
+    if (ns.near != null) {
+      commands.add(publish(Invalidation.ofKeys(origin, ns.name, List.of(key))));
+    }
+    boolean stored;
+    try {
+      dispatchAndAwait(commands);
+      stored = "OK".equals(set.get());
+      breaker.onSuccess();
+    } catch (Unavailable e) {
+      failed(ns, e);
+      throw refused(what, e.getMessage(), e.getCause());
+    } catch (InterruptedException | ExecutionException e) {
+      throw new IllegalStateException("a completed command failed to report", e);
+    }
+    ns.meters.recordLatency(CacheMetrics.Operation.PUT, start);
+    if (stored) {
+      ns.meters.puts.increment();
+    }
+    dropLocally(ns, key);
+    return stored;
+  }
+
   private void dropLocally(NamespaceState ns, String key) {
     if (ns.near != null) {
       ns.bump(key);

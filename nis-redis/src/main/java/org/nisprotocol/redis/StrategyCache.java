@@ -337,6 +337,46 @@ public final class StrategyCache implements Cache {
     }
   }
 
+  /**
+   * The cache decides (atomically, as its backend does); what it stored then goes where the
+   * namespace's strategy sends a put: the store at once (write-through; when the store fails the
+   * entry is removed from the cache again and the caller gets the error), the write-back queue, or
+   * the refresh-ahead schedule.
+   */
+  @Override
+  public boolean putIfAbsent(String namespace, String key, String json, Duration ttl) {
+    Policy policy = policies.get(namespace);
+    if (policy instanceof WriteBack) {
+      writeBack.requireRoom(namespace, 1);
+    }
+    if (!delegate.putIfAbsent(namespace, key, json, ttl)) {
+      return false;
+    }
+    switch (policy) {
+      case null -> {}
+      case WriteThrough wt -> {
+        try {
+          wt.store().write(namespace, key, json);
+        } catch (RuntimeException e) {
+          try {
+            delegate.delete(namespace, key);
+          } catch (RuntimeException alsoFailed) {
+            e.addSuppressed(alsoFailed);
+          }
+          throw e;
+        }
+      }
+      case WriteBack wb -> {
+        writeBack.write(namespace, key, json);
+        if (writeBack.full()) {
+          executor.execute(this::flushQuietly);
+        }
+      }
+      case RefreshAhead ra -> expiries.put(new Key(namespace, key), clock.instant().plus(ttl));
+    }
+    return true;
+  }
+
   @Override
   public void putAll(String namespace, Map<String, String> entries) {
     Policy policy = policies.get(namespace);

@@ -114,6 +114,34 @@ class StrategyCacheTest {
     assertThat(cache.get("orders", "a")).as("the TTL given still applies").isEmpty();
   }
 
+  @Test
+  void writeThroughPutIfAbsentWritesTheStoreOnlyWhenItStoredAndUndoesItWhenTheStoreFails() {
+    cache = builder(memory).writeThrough("orders", store).build();
+
+    assertThat(cache.putIfAbsent("orders", "o1", "1", Duration.ofMinutes(1))).isTrue();
+    assertThat(cache.putIfAbsent("orders", "o1", "2", Duration.ofMinutes(1))).isFalse();
+    assertThat(store.calls).containsExactly("write orders:o1=1");
+    store.failNext(1);
+    assertThatThrownBy(() -> cache.putIfAbsent("orders", "o2", "3", Duration.ofMinutes(1)))
+        .hasMessageContaining("store unavailable");
+
+    assertThat(cache.get("orders", "o1")).contains("1");
+    assertThat(cache.get("orders", "o2")).as("taken back when the store failed").isEmpty();
+    assertThat(store.data).isEqualTo(Map.of("orders:o1", "1"));
+  }
+
+  @Test
+  void writeBackPutIfAbsentQueuesOnlyWhatItStored() {
+    cache = builder(memory).writeBack("memory", store).build();
+
+    assertThat(cache.putIfAbsent("memory", "m1", "1", Duration.ofMinutes(1))).isTrue();
+    assertThat(cache.putIfAbsent("memory", "m1", "2", Duration.ofMinutes(1))).isFalse();
+    assertThat(cache.pendingWrites()).isEqualTo(1);
+    cache.flush();
+
+    assertThat(store.calls).containsExactly("writeAll memory {m1=1}");
+  }
+
   // ---- WRITE_BACK ----
 
   @Test
@@ -487,6 +515,12 @@ class StrategyCacheTest {
     public void put(String namespace, String key, String json, Duration ttl) {
       refuse();
       real.put(namespace, key, json, ttl);
+    }
+
+    @Override
+    public boolean putIfAbsent(String namespace, String key, String json, Duration ttl) {
+      refuse();
+      return real.putIfAbsent(namespace, key, json, ttl);
     }
 
     @Override

@@ -9,6 +9,11 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.UUID;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
@@ -143,6 +148,70 @@ public abstract class CacheContract {
         }
         disturbedAttempts.add(e);
       }
+    }
+  }
+
+  @Test
+  void putIfAbsentStoresOnlyWhereNothingIs() {
+    assertThat(cache.putIfAbsent(namespace, "k", "\"first\"", Duration.ofMinutes(5))).isTrue();
+    assertThat(cache.putIfAbsent(namespace, "k", "\"second\"", Duration.ofMinutes(5))).isFalse();
+    assertThat(cache.get(namespace, "k")).contains("\"first\"");
+
+    cache.put(otherNamespace, "k", "\"theirs\"", Duration.ofMinutes(5));
+    assertThat(cache.putIfAbsent(otherNamespace, "k", "\"mine\"", Duration.ofMinutes(5))).isFalse();
+    assertThat(cache.get(otherNamespace, "k")).contains("\"theirs\"");
+
+    assertThat(cache.delete(namespace, "k")).isTrue();
+    assertThat(cache.putIfAbsent(namespace, "k", "\"third\"", Duration.ofMinutes(5))).isTrue();
+    assertThat(cache.get(namespace, "k")).contains("\"third\"");
+    assertThatThrownBy(() -> cache.putIfAbsent(namespace, "k2", "1", Duration.ZERO))
+        .isInstanceOf(ValidationException.class)
+        .hasMessageContaining("ttl");
+  }
+
+  @Test
+  void putIfAbsentStoresAgainOnceTheEntryExpired() {
+    withinRealTime(Duration.ofMillis(450 + 300), () -> {
+      String key = "lease-" + UUID.randomUUID();
+      assertThat(cache.putIfAbsent(namespace, key, "1", Duration.ofMillis(300))).isTrue();
+      assertThat(cache.putIfAbsent(namespace, key, "2", Duration.ofMillis(300))).isFalse();
+
+      elapse(Duration.ofMillis(450));
+
+      assertThat(cache.putIfAbsent(namespace, key, "3", Duration.ofMinutes(5))).isTrue();
+      assertThat(cache.get(namespace, key)).contains("3");
+    });
+  }
+
+  /** Threads race for each of several keys: one stores, and what it stored is what is read. */
+  @Test
+  void ofRacingPutIfAbsentsOneStores() throws Exception {
+    int threads = 6;
+    ExecutorService pool = Executors.newFixedThreadPool(threads);
+    try {
+      for (int round = 0; round < 20; round++) {
+        String key = "race-" + round;
+        CountDownLatch start = new CountDownLatch(1);
+        List<Future<Boolean>> outcomes = new ArrayList<>();
+        for (int t = 0; t < threads; t++) {
+          String json = Integer.toString(t);
+          outcomes.add(pool.submit(() -> {
+            start.await();
+            return cache.putIfAbsent(namespace, key, json, Duration.ofMinutes(5));
+          }));
+        }
+        start.countDown();
+        List<Integer> winners = new ArrayList<>();
+        for (int t = 0; t < threads; t++) {
+          if (outcomes.get(t).get(30, TimeUnit.SECONDS)) {
+            winners.add(t);
+          }
+        }
+        assertThat(winners).as(key).hasSize(1);
+        assertThat(cache.get(namespace, key)).as(key).contains(Integer.toString(winners.get(0)));
+      }
+    } finally {
+      pool.shutdownNow();
     }
   }
 
