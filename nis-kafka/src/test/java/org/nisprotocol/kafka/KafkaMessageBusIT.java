@@ -41,6 +41,8 @@ import org.nisprotocol.core.ClosedException;
 import org.nisprotocol.core.DeadLetterHeaders;
 import org.nisprotocol.core.Delivery;
 import org.nisprotocol.core.MessageCodec;
+import org.nisprotocol.core.MessageHandler;
+import org.nisprotocol.core.MessageHandlers;
 import org.nisprotocol.core.MessagePriority;
 import org.nisprotocol.core.MessageTooLargeException;
 import org.nisprotocol.core.MessageType;
@@ -50,6 +52,7 @@ import org.nisprotocol.core.RetriableException;
 import org.nisprotocol.core.RetryPolicy;
 import org.nisprotocol.core.StreamingTopics;
 import org.nisprotocol.core.SubscriptionSpec;
+import org.nisprotocol.embedded.InMemoryDeliveryLedger;
 import org.nisprotocol.testkit.InterruptedClose;
 import org.nisprotocol.testkit.StallWatch;
 import org.nisprotocol.testkit.TestServers;
@@ -538,6 +541,54 @@ class KafkaMessageBusIT {
     }
     // 4 s timeout + 5 s grace + the clients' close; one grace each would be 4 + 3 x 5 s and more.
     assertThat(closeMillis).as("close() took %d ms", closeMillis).isLessThan(14_000);
+  }
+
+  /**
+   * A rebalance gives up on a handler that outlasts its wait and lets the message be delivered
+   * again while that handler still runs (on this instance or another). With dedupe, the second
+   * delivery waits for the first instead of handling the message a second time.
+   */
+  @Test
+  void withDedupeARedeliveryOverlappingAHandlerGivenUpAtARebalanceIsNotHandledTwice() throws Exception {
+    String topic = "overlap-" + UUID.randomUUID();
+    String group = "overlap-" + UUID.randomUUID();
+    InMemoryDeliveryLedger ledger = InMemoryDeliveryLedger.create(); // the store both instances share
+    AtomicInteger deliveries = new AtomicInteger();
+    AtomicInteger handled = new AtomicInteger();
+    AtomicInteger returned = new AtomicInteger();
+    CountDownLatch firstEntered = new CountDownLatch(1);
+    CountDownLatch releaseFirst = new CountDownLatch(1);
+    MessageHandler deduplicated = MessageHandlers.deduplicated(
+        d -> {
+          if (handled.incrementAndGet() == 1) {
+            firstEntered.countDown();
+            releaseFirst.await();
+          }
+        },
+        ledger, group, Duration.ofMinutes(10));
+    MessageHandler counted = d -> {
+      deliveries.incrementAndGet();
+      deduplicated.handle(d);
+      returned.incrementAndGet();
+    };
+    // A rebalance waits this long for a busy handler before it gives up on it.
+    KafkaBusConfig shortWait = config().shutdownTimeout(Duration.ofSeconds(3)).build();
+    try (KafkaMessageBus first = KafkaMessageBus.create(shortWait);
+        KafkaMessageBus second = KafkaMessageBus.create(shortWait)) {
+      var firstSubscription = (KafkaSubscription) first.subscribe(SubscriptionSpec.group(group).withTopics(topic), counted);
+      await().atMost(Duration.ofSeconds(30)).until(firstSubscription::isAssigned);
+      first.publish(NisMessage.builder(MessageType.AGENT_COORDINATION, "a").topic(topic).content(Map.of()).build());
+      assertThat(firstEntered.await(30, TimeUnit.SECONDS)).isTrue();
+
+      second.subscribe(SubscriptionSpec.group(group).withTopics(topic), counted); // the group rebalances
+
+      await().atMost(Duration.ofSeconds(60)).untilAsserted(() -> assertThat(deliveries).hasValue(2));
+      releaseFirst.countDown();
+      await().atMost(Duration.ofSeconds(30)).untilAsserted(() -> assertThat(returned).hasValue(2));
+      assertThat(handled).hasValue(1);
+    } finally {
+      releaseFirst.countDown();
+    }
   }
 
   @Test
