@@ -9,7 +9,12 @@ import java.util.UUID;
  * group:message_id}: shared by every instance of the service when the cache is Redis, so a
  * message redelivered to another instance is recognised too. A handled message's entry holds
  * {@code 1}; a claim holds {@code {"claimed_by":"<ledger id>"}} until its lease ends, taken with
- * the cache's atomic put-if-absent.
+ * the cache's atomic put-if-absent. Every instance of a group must run this version of the ledger:
+ * an older one, which knew only handled marks, takes a claim for a handled mark.
+ *
+ * <p>One ledger's claims all hold the same mark, so a handler that outlived its lease and then
+ * failed releases a claim another consumer of this instance took after the lapse (a lease as
+ * long as the longest handler avoids it).
  */
 public final class CacheDeliveryLedger implements DeliveryLedger {
   public static final String NAMESPACE = "dedupe";
@@ -33,16 +38,12 @@ public final class CacheDeliveryLedger implements DeliveryLedger {
   @Override
   public Claim claim(String group, String messageId, Duration lease) {
     String key = key(group, messageId);
-    while (true) {
-      if (cache.putIfAbsent(NAMESPACE, key, claimMark, lease)) {
-        return Claim.CLAIMED;
-      }
-      var found = cache.get(NAMESPACE, key);
-      if (found.isPresent()) {
-        return found.get().startsWith("{") ? Claim.BUSY : Claim.HANDLED;
-      }
-      // The entry lapsed between the two calls: claim again.
+    if (cache.putIfAbsent(NAMESPACE, key, claimMark, lease)) {
+      return Claim.CLAIMED;
     }
+    // Absent now: the claim lapsed or was released since, or the read could not reach the store.
+    // Busy either way: the caller tries again after a wait.
+    return cache.get(NAMESPACE, key).filter(HANDLED::equals).isPresent() ? Claim.HANDLED : Claim.BUSY;
   }
 
   @Override

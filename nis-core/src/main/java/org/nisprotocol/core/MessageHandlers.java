@@ -3,18 +3,22 @@ package org.nisprotocol.core;
 import java.time.Duration;
 import java.util.Objects;
 import java.util.concurrent.TimeUnit;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /** Decorators of {@link MessageHandler}s. */
 public final class MessageHandlers {
-  private MessageHandlers() {}
+  private static final Logger log = LoggerFactory.getLogger(MessageHandlers.class);
 
   /** How long a claim of {@link #deduplicated(MessageHandler, DeliveryLedger, String, Duration)} holds: one minute. */
   public static final Duration DEFAULT_LEASE = Duration.ofMinutes(1);
 
-  /** The first wait before a busy message's claim is tried again; it doubles up to {@link #LONGEST_BUSY_WAIT}. */
+  /** The first wait before a busy message's claim is tried again; it doubles up to {@link #LONGEST_BUSY_WAIT_NANOS}. */
   private static final long FIRST_BUSY_WAIT_NANOS = TimeUnit.MILLISECONDS.toNanos(10);
 
-  private static final long LONGEST_BUSY_WAIT = TimeUnit.MILLISECONDS.toNanos(250);
+  private static final long LONGEST_BUSY_WAIT_NANOS = TimeUnit.MILLISECONDS.toNanos(250);
+
+  private MessageHandlers() {}
 
   /**
    * {@link #deduplicated(MessageHandler, DeliveryLedger, String, Duration, Duration)} with claims
@@ -37,7 +41,11 @@ public final class MessageHandlers {
    * rebalance) does not run it twice. The lease bounds how long a consumer that died while
    * handling holds the message up; a handler that runs longer than the lease may see its
    * message handled a second time elsewhere. Interrupted while waiting, the delivery fails with a
-   * {@link RetriableException} (and comes again).
+   * {@link RetriableException} (and comes again). The wait does not watch its subscription: a
+   * rebalance or a close waits for it as for any busy handler (up to the bus's shutdown timeout),
+   * and a wait given up on there goes on until its lease ends. When the ledger cannot record a
+   * handled message (its store is down), the delivery still succeeds, logged: its claim keeps
+   * redeliveries off for the lease, after which the message may be handled again.
    */
   public static MessageHandler deduplicated(
       MessageHandler handler, DeliveryLedger ledger, String group, Duration window, Duration lease) {
@@ -65,7 +73,14 @@ public final class MessageHandlers {
               }
               throw e;
             }
-            ledger.markHandled(group, id, window);
+            try {
+              ledger.markHandled(group, id, window);
+            } catch (RuntimeException e) {
+              // The handler's work is done: failing the delivery would have it run again. The
+              // claim still holds redeliveries off for its lease.
+              log.warn("message {} was handled, but the ledger of group {} could not record it: {}",
+                  id, group, e.toString());
+            }
             return;
           }
           case BUSY -> {
@@ -74,9 +89,9 @@ public final class MessageHandlers {
             } catch (InterruptedException e) {
               Thread.currentThread().interrupt();
               throw new RetriableException(
-                  "interrupted while message " + id + " was being handled by another consumer of group " + group);
+                  "interrupted while message " + id + " was being handled by another consumer of group " + group, e);
             }
-            wait = Math.min(2 * wait, LONGEST_BUSY_WAIT);
+            wait = Math.min(2 * wait, LONGEST_BUSY_WAIT_NANOS);
           }
         }
       }

@@ -6,11 +6,15 @@ import com.github.benmanes.caffeine.cache.Expiry;
 import java.time.Duration;
 import java.util.Objects;
 import org.nisprotocol.core.DeliveryLedger;
+import org.nisprotocol.core.ValidationException;
 
 /**
  * A {@link DeliveryLedger} in this process's memory, bounded in entries: it recognises
  * redeliveries to this instance only (use the Redis ledger across instances). Thread-safe: a
- * claim is atomic among the threads of this process.
+ * claim is atomic among the threads of this process. Bounded: past its size, entries (claims
+ * too) may be evicted before they lapse. {@link #release} removes the message's claim whoever
+ * took it: a handler that outlived its lease and then failed releases the claim of the consumer
+ * that took the message after the lapse (a lease as long as the longest handler avoids it).
  */
 public final class InMemoryDeliveryLedger implements DeliveryLedger {
   private record Mark(String group, String messageId) {}
@@ -77,7 +81,7 @@ public final class InMemoryDeliveryLedger implements DeliveryLedger {
   private static Duration positive(Duration duration, String name) {
     Objects.requireNonNull(duration, name);
     if (duration.isNegative() || duration.isZero()) {
-      throw new IllegalArgumentException(name + " must be positive, got " + duration);
+      throw new ValidationException(name + " must be positive, got " + duration);
     }
     return duration;
   }

@@ -98,6 +98,7 @@ import org.slf4j.LoggerFactory;
  *       replay after recovery could overwrite newer values other instances wrote, and a cache
  *       entry is cheap to write again. A write that timed out may still be applied by Redis if it
  *       reached a server that was only slow.
+ *   <li><b>Put-if-absent</b> (a claim only Redis can grant) is refused too, and kept nowhere.
  *   <li>{@link #health()} and {@link #checkHealth} report {@link HealthStatus#DEGRADED}; {@link
  *       #recover()} closes the breaker as soon as Redis answers a ping.
  * </ul>
@@ -740,7 +741,9 @@ public final class RedisCache implements Cache {
   /**
    * SET NX PX: stored only by the first of racing instances. Refused while Redis is not reachable
    * (nothing is kept locally: a claim only Redis can grant). The local tier's copy of the key is
-   * dropped either way, so this instance reads the key from Redis next.
+   * dropped either way, so this instance reads the key from Redis next. On a near-cached
+   * namespace the invalidation goes out with the command, whether it stores or not (one round
+   * trip; a needless invalidation only costs other instances a read from Redis).
    */
   @Override
   public boolean putIfAbsent(String namespace, String key, String json, Duration ttl) {
@@ -752,7 +755,7 @@ public final class RedisCache implements Cache {
     String what = "put-if-absent of " + ns.name + ":" + key;
     if (!breaker.tryAcquire()) {
       ns.meters.errors.increment();
-      throw refused(what, "the circuit breaker is open", null);
+      throw refusedClaim(what, "the circuit breaker is open", null);
     }
     long start = System.nanoTime();
     if (ns.near != null) {
@@ -774,7 +777,7 @@ public final class RedisCache implements Cache {
       breaker.onSuccess();
     } catch (Unavailable e) {
       failed(ns, e);
-      throw refused(what, e.getMessage(), e.getCause());
+      throw refusedClaim(what, e.getMessage(), e.getCause());
     } catch (InterruptedException | ExecutionException e) {
       throw new IllegalStateException("a completed command failed to report", e);
     }
@@ -1017,6 +1020,15 @@ public final class RedisCache implements Cache {
    * connection, is known not to be in Redis; any other failure came after it was sent (a hung
    * Redis that resumes still applies it), so the caller is told its outcome there is not known.
    */
+  private RetriableException refusedClaim(String what, String why, Throwable cause) {
+    String outcome = cause != null && !(cause instanceof RedisConnectionException)
+        ? " was sent to Redis, which may still apply it when it answers again; nothing was kept locally;"
+        : " was not stored, nor kept locally;";
+    return new RetriableException(
+        "Redis at " + config.target() + " is unavailable (" + why + "): the " + what + outcome + " retry later",
+        cause);
+  }
+
   private RetriableException refused(String what, String why, Throwable cause) {
     String outcome = cause != null && !(cause instanceof RedisConnectionException)
         ? " was applied to this instance's local tier; it was sent to Redis, which may still apply it"

@@ -339,9 +339,11 @@ public final class StrategyCache implements Cache {
 
   /**
    * The cache decides (atomically, as its backend does); what it stored then goes where the
-   * namespace's strategy sends a put: the store at once (write-through; when the store fails the
-   * entry is removed from the cache again and the caller gets the error), the write-back queue, or
-   * the refresh-ahead schedule.
+   * namespace's strategy sends a put: the store (write-through, so after the cache here, the
+   * reverse of a put; when the store fails the key is deleted from the cache again and the caller
+   * gets the error; racing callers lost to the entry meanwhile), the write-back queue (whose room
+   * is checked first, even for a call that then stores nothing), or the refresh-ahead schedule
+   * (whose reload may later replace the value).
    */
   @Override
   public boolean putIfAbsent(String namespace, String key, String json, Duration ttl) {

@@ -140,6 +140,35 @@ public abstract class DeliveryLedgerContract {
     }
   }
 
+  /** A ledger that passes everything through and says when a claim found the message busy. */
+  private static class BusySignal implements DeliveryLedger {
+    private final DeliveryLedger ledger;
+    final CountDownLatch foundBusy = new CountDownLatch(1);
+
+    BusySignal(DeliveryLedger ledger) {
+      this.ledger = ledger;
+    }
+
+    @Override
+    public Claim claim(String group, String messageId, Duration lease) {
+      Claim claim = ledger.claim(group, messageId, lease);
+      if (claim == Claim.BUSY) {
+        foundBusy.countDown();
+      }
+      return claim;
+    }
+
+    @Override
+    public void markHandled(String group, String messageId, Duration window) {
+      ledger.markHandled(group, messageId, window);
+    }
+
+    @Override
+    public void release(String group, String messageId) {
+      ledger.release(group, messageId);
+    }
+  }
+
   private static Delivery delivery(NisMessage message) {
     return new Delivery(message, "topic", 0, 0, 1, Map.of());
   }
@@ -159,12 +188,14 @@ public abstract class DeliveryLedgerContract {
       firstRunning.countDown();
       letFirstFinish.await();
     };
+    BusySignal otherLedger = new BusySignal(other);
     MessageHandler first = MessageHandlers.deduplicated(slowHandler, ledger, group, LONG, LONG);
-    MessageHandler second = MessageHandlers.deduplicated(slowHandler, other, group, LONG, LONG);
+    MessageHandler second = MessageHandlers.deduplicated(slowHandler, otherLedger, group, LONG, LONG);
 
     CompletableFuture<Void> firstDelivery = run(first, message);
     assertThat(firstRunning.await(30, TimeUnit.SECONDS)).isTrue();
     CompletableFuture<Void> secondDelivery = run(second, message);
+    assertThat(otherLedger.foundBusy.await(30, TimeUnit.SECONDS)).as("the second delivery met the claim").isTrue();
 
     letFirstFinish.countDown();
 
@@ -186,12 +217,15 @@ public abstract class DeliveryLedgerContract {
         throw new IllegalStateException("first try fails");
       }
     };
+    BusySignal otherLedger = new BusySignal(other);
     MessageHandler first = MessageHandlers.deduplicated(failsFirst, ledger, group, LONG, LONG);
-    MessageHandler second = MessageHandlers.deduplicated(failsFirst, other, group, LONG, LONG);
+    MessageHandler second = MessageHandlers.deduplicated(failsFirst, otherLedger, group, LONG, LONG);
 
     CompletableFuture<Void> firstDelivery = run(first, message);
     assertThat(firstRunning.await(30, TimeUnit.SECONDS)).isTrue();
     CompletableFuture<Void> secondDelivery = run(second, message);
+    assertThat(otherLedger.foundBusy.await(30, TimeUnit.SECONDS)).as("the second delivery met the claim").isTrue();
+    assertThat(calls).as("the second delivery waits").hasValue(1);
     letFirstFail.countDown();
 
     assertThat(firstDelivery).failsWithin(Duration.ofSeconds(30));
@@ -207,13 +241,35 @@ public abstract class DeliveryLedgerContract {
     assertThat(ledger.claim(group, message.messageId(), SHORT)).isEqualTo(Claim.CLAIMED); // never released
     AtomicInteger handled = new AtomicInteger();
 
+    BusySignal otherLedger = new BusySignal(other);
     CompletableFuture<Void> delivery =
-        run(MessageHandlers.deduplicated(d -> handled.incrementAndGet(), other, group, LONG, LONG), message);
+        run(MessageHandlers.deduplicated(d -> handled.incrementAndGet(), otherLedger, group, LONG, LONG), message);
+    assertThat(otherLedger.foundBusy.await(30, TimeUnit.SECONDS)).as("the delivery met the claim").isTrue();
+    assertThat(handled).as("it waits").hasValue(0);
     elapse(PAST_SHORT);
 
     delivery.get(30, TimeUnit.SECONDS);
     assertThat(handled).hasValue(1);
     assertThat(ledger.claim(group, message.messageId(), LONG)).isEqualTo(Claim.HANDLED);
+  }
+
+  /** The handler's work is done: failing the delivery because the mark was lost would run it again. */
+  @Test
+  void aHandledMessageTheLedgerCannotRecordIsStillAcknowledgedAndStaysClaimed() throws Exception {
+    NisMessage message = NisMessage.builder(MessageType.MEMORY_OPERATION, "agent").build();
+    DeliveryLedger cannotRecord = new BusySignal(ledger) {
+      @Override
+      public void markHandled(String group, String messageId, Duration window) {
+        throw new IllegalStateException("store down");
+      }
+    };
+    AtomicInteger handled = new AtomicInteger();
+
+    MessageHandlers.deduplicated(d -> handled.incrementAndGet(), cannotRecord, group, LONG, LONG)
+        .handle(delivery(message));
+
+    assertThat(handled).hasValue(1);
+    assertThat(other.claim(group, message.messageId(), LONG)).as("its claim holds for the lease").isEqualTo(Claim.BUSY);
   }
 
   private CompletableFuture<Void> run(MessageHandler handler, NisMessage message) {
