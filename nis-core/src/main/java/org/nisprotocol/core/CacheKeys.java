@@ -67,9 +67,18 @@ public final class CacheKeys {
    * @throws ValidationException naming the TTL when it is zero or negative
    */
   public static Duration requirePositiveTtl(Duration ttl) {
-    if (ttl == null || ttl.isZero() || ttl.isNegative()) {
-      throw new ValidationException("ttl must be positive, got " + ttl);
+    return requirePositive("ttl", ttl);
+  }
+
+  /**
+   * For the other lifetimes of stored entries (a dedupe window, a claim's lease).
+   *
+   * @throws ValidationException naming the duration when it is zero or negative
+   */
+  public static Duration requirePositive(String name, Duration duration) {
+    if (duration == null || duration.isZero() || duration.isNegative()) {
+      throw new ValidationException(name + " must be positive, got " + duration);
     }
-    return ttl;
+    return duration;
   }
 }

@@ -52,8 +52,8 @@ public final class MessageHandlers {
     Objects.requireNonNull(handler, "handler");
     Objects.requireNonNull(ledger, "ledger");
     Objects.requireNonNull(group, "group");
-    requirePositive(window, "window");
-    requirePositive(lease, "lease");
+    CacheKeys.requirePositive("window", window);
+    CacheKeys.requirePositive("lease", lease);
     return delivery -> {
       String id = delivery.message().messageId();
       long wait = FIRST_BUSY_WAIT_NANOS;
@@ -63,34 +63,11 @@ public final class MessageHandlers {
             return;
           }
           case CLAIMED -> {
-            try {
-              handler.handle(delivery);
-            } catch (Exception | Error e) {
-              try {
-                ledger.release(group, id);
-              } catch (RuntimeException releaseFailed) {
-                e.addSuppressed(releaseFailed); // the claim lapses with its lease
-              }
-              throw e;
-            }
-            try {
-              ledger.markHandled(group, id, window);
-            } catch (RuntimeException e) {
-              // The handler's work is done: failing the delivery would have it run again. The
-              // claim still holds redeliveries off for its lease.
-              log.warn("message {} was handled, but the ledger of group {} could not record it: {}",
-                  id, group, e.toString());
-            }
+            handleClaimed(handler, delivery, ledger, group, window);
             return;
           }
           case BUSY -> {
-            try {
-              TimeUnit.NANOSECONDS.sleep(wait);
-            } catch (InterruptedException e) {
-              Thread.currentThread().interrupt();
-              throw new RetriableException(
-                  "interrupted while message " + id + " was being handled by another consumer of group " + group, e);
-            }
+            waitWhileBusy(wait, id, group);
             wait = Math.min(2 * wait, LONGEST_BUSY_WAIT_NANOS);
           }
         }
@@ -98,9 +75,37 @@ public final class MessageHandlers {
     };
   }
 
-  private static void requirePositive(Duration duration, String name) {
-    if (duration == null || duration.isZero() || duration.isNegative()) {
-      throw new ValidationException(name + " must be positive, got " + duration);
+  /** Runs the handler on a message this consumer claimed; releases the claim if it fails, marks the message handled if not. */
+  private static void handleClaimed(
+      MessageHandler handler, Delivery delivery, DeliveryLedger ledger, String group, Duration window)
+      throws Exception {
+    String id = delivery.message().messageId();
+    try {
+      handler.handle(delivery);
+    } catch (Exception | Error e) {
+      try {
+        ledger.release(group, id);
+      } catch (RuntimeException releaseFailed) {
+        e.addSuppressed(releaseFailed); // the claim lapses with its lease
+      }
+      throw e;
+    }
+    try {
+      ledger.markHandled(group, id, window);
+    } catch (RuntimeException e) {
+      // The handler's work is done: failing the delivery would have it run again. The claim
+      // still holds redeliveries off for its lease.
+      log.warn("message {} was handled, but the ledger of group {} could not record it: {}", id, group, e.toString());
+    }
+  }
+
+  private static void waitWhileBusy(long nanos, String id, String group) {
+    try {
+      TimeUnit.NANOSECONDS.sleep(nanos);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new RetriableException(
+          "interrupted while message " + id + " was being handled by another consumer of group " + group, e);
     }
   }
 }

@@ -4,9 +4,8 @@ import com.github.benmanes.caffeine.cache.Cache;
 import com.github.benmanes.caffeine.cache.Caffeine;
 import com.github.benmanes.caffeine.cache.Expiry;
 import java.time.Duration;
-import java.util.Objects;
+import org.nisprotocol.core.CacheKeys;
 import org.nisprotocol.core.DeliveryLedger;
-import org.nisprotocol.core.ValidationException;
 
 /**
  * A {@link DeliveryLedger} in this process's memory, bounded in entries: it recognises
@@ -59,7 +58,7 @@ public final class InMemoryDeliveryLedger implements DeliveryLedger {
 
   @Override
   public Claim claim(String group, String messageId, Duration lease) {
-    Entry claim = new Entry(false, positive(lease, "lease").toNanos());
+    Entry claim = new Entry(false, CacheKeys.requirePositive("lease", lease).toNanos());
     // The map view treats an expired entry as absent, atomically with the write.
     Entry found = marks.asMap().putIfAbsent(new Mark(group, messageId), claim);
     if (found == null) {
@@ -70,19 +69,11 @@ public final class InMemoryDeliveryLedger implements DeliveryLedger {
 
   @Override
   public void markHandled(String group, String messageId, Duration window) {
-    marks.put(new Mark(group, messageId), new Entry(true, positive(window, "window").toNanos()));
+    marks.put(new Mark(group, messageId), new Entry(true, CacheKeys.requirePositive("window", window).toNanos()));
   }
 
   @Override
   public void release(String group, String messageId) {
     marks.asMap().computeIfPresent(new Mark(group, messageId), (mark, entry) -> entry.handled() ? entry : null);
-  }
-
-  private static Duration positive(Duration duration, String name) {
-    Objects.requireNonNull(duration, name);
-    if (duration.isNegative() || duration.isZero()) {
-      throw new ValidationException(name + " must be positive, got " + duration);
-    }
-    return duration;
   }
 }

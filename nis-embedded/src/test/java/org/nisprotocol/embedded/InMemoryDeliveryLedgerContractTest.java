@@ -1,6 +1,5 @@
 package org.nisprotocol.embedded;
 
-import java.time.Duration;
 import org.nisprotocol.core.DeliveryLedger;
 import org.nisprotocol.testkit.DeliveryLedgerContract;
 
@@ -14,15 +13,5 @@ class InMemoryDeliveryLedgerContractTest extends DeliveryLedgerContract {
   @Override
   protected DeliveryLedger ledgerOfAnotherInstance(DeliveryLedger ledger) {
     return ledger;
-  }
-
-  @Override
-  protected void elapse(Duration duration) {
-    try {
-      Thread.sleep(duration.toMillis());
-    } catch (InterruptedException e) {
-      Thread.currentThread().interrupt();
-      throw new AssertionError(e);
-    }
   }
 }

@@ -40,7 +40,6 @@ import org.nisprotocol.core.CircuitBreakerConfig;
 import org.nisprotocol.core.ClosedException;
 import org.nisprotocol.core.DeadLetterHeaders;
 import org.nisprotocol.core.Delivery;
-import org.nisprotocol.core.DeliveryLedger;
 import org.nisprotocol.core.MessageCodec;
 import org.nisprotocol.core.MessageHandler;
 import org.nisprotocol.core.MessageHandlers;
@@ -54,6 +53,7 @@ import org.nisprotocol.core.RetryPolicy;
 import org.nisprotocol.core.StreamingTopics;
 import org.nisprotocol.core.SubscriptionSpec;
 import org.nisprotocol.embedded.InMemoryDeliveryLedger;
+import org.nisprotocol.testkit.BusySignalLedger;
 import org.nisprotocol.testkit.InterruptedClose;
 import org.nisprotocol.testkit.StallWatch;
 import org.nisprotocol.testkit.TestServers;
@@ -553,28 +553,8 @@ class KafkaMessageBusIT {
   void withDedupeARedeliveryOverlappingAHandlerGivenUpAtARebalanceIsNotHandledTwice() throws Exception {
     String topic = "overlap-" + UUID.randomUUID();
     String group = "overlap-" + UUID.randomUUID();
-    InMemoryDeliveryLedger shared = InMemoryDeliveryLedger.create(); // the store both instances share
-    CountDownLatch foundBusy = new CountDownLatch(1);
-    DeliveryLedger ledger = new DeliveryLedger() {
-      @Override
-      public Claim claim(String group, String messageId, Duration lease) {
-        Claim claim = shared.claim(group, messageId, lease);
-        if (claim == Claim.BUSY) {
-          foundBusy.countDown(); // the redelivery met the first delivery's claim
-        }
-        return claim;
-      }
-
-      @Override
-      public void markHandled(String group, String messageId, Duration window) {
-        shared.markHandled(group, messageId, window);
-      }
-
-      @Override
-      public void release(String group, String messageId) {
-        shared.release(group, messageId);
-      }
-    };
+    // The store both instances share, telling when the redelivery met the first delivery's claim.
+    BusySignalLedger ledger = new BusySignalLedger(InMemoryDeliveryLedger.create());
     AtomicInteger handled = new AtomicInteger();
     AtomicInteger returned = new AtomicInteger();
     CountDownLatch firstEntered = new CountDownLatch(1);
@@ -602,7 +582,7 @@ class KafkaMessageBusIT {
 
       second.subscribe(SubscriptionSpec.group(group).withTopics(topic), counted); // the group rebalances
 
-      assertThat(foundBusy.await(60, TimeUnit.SECONDS)).as("the message was delivered again").isTrue();
+      assertThat(ledger.awaitBusy(Duration.ofSeconds(60))).as("the message was delivered again").isTrue();
       assertThat(handled).as("the redelivery waits").hasValue(1);
       releaseFirst.countDown();
       await().atMost(Duration.ofSeconds(30)).untilAsserted(() -> assertThat(returned).hasValue(2));

@@ -711,19 +711,11 @@ public final class RedisCache implements Cache {
       throw refused(what, "the circuit breaker is open", null);
     }
     long start = System.nanoTime();
-    if (ns.near != null) {
-      ns.bump(key);
-    }
     AsyncCommand<String, String, Long> unlink =
         command(CommandType.UNLINK, new IntegerOutput<>(StringCodec.UTF8), args().addKey(ns.prefix + key));
-    List<AsyncCommand<String, String, ?>> commands = new ArrayList<>(2);
-    commands.add(unlink);
-    if (ns.near != null) {
-      commands.add(publish(Invalidation.ofKeys(origin, ns.name, List.of(key))));
-    }
     long removed;
     try {
-      dispatchAndAwait(commands);
+      dispatchAndAwait(withInvalidation(ns, key, unlink));
       removed = unlink.get();
       breaker.onSuccess();
     } catch (Unavailable e) {
@@ -758,21 +750,13 @@ public final class RedisCache implements Cache {
       throw refusedClaim(what, "the circuit breaker is open", null);
     }
     long start = System.nanoTime();
-    if (ns.near != null) {
-      ns.bump(key);
-    }
     AsyncCommand<String, String, String> set = command(
         CommandType.SET,
         new StatusOutput<>(StringCodec.UTF8),
         args().addKey(ns.prefix + key).addValue(json).add("NX").add("PX").add(ttlMillis));
-    List<AsyncCommand<String, String, ?>> commands = new ArrayList<>(2);
-    commands.add(set);
-    if (ns.near != null) {
-      commands.add(publish(Invalidation.ofKeys(origin, ns.name, List.of(key))));
-    }
     boolean stored;
     try {
-      dispatchAndAwait(commands);
+      dispatchAndAwait(withInvalidation(ns, key, set));
       stored = "OK".equals(set.get());
       breaker.onSuccess();
     } catch (Unavailable e) {
@@ -787,6 +771,19 @@ public final class RedisCache implements Cache {
     }
     dropLocally(ns, key);
     return stored;
+  }
+
+  /**
+   * A command on one key, sent as it is or, on a near-cached namespace, with the key's counter
+   * moved on and followed by the key's invalidation for the other instances.
+   */
+  private List<AsyncCommand<String, String, ?>> withInvalidation(
+      NamespaceState ns, String key, AsyncCommand<String, String, ?> command) {
+    if (ns.near == null) {
+      return List.of(command);
+    }
+    ns.bump(key);
+    return List.of(command, publish(Invalidation.ofKeys(origin, ns.name, List.of(key))));
   }
 
   private void dropLocally(NamespaceState ns, String key) {
@@ -1020,20 +1017,25 @@ public final class RedisCache implements Cache {
    * connection, is known not to be in Redis; any other failure came after it was sent (a hung
    * Redis that resumes still applies it), so the caller is told its outcome there is not known.
    */
-  private RetriableException refusedClaim(String what, String why, Throwable cause) {
-    String outcome = cause != null && !(cause instanceof RedisConnectionException)
-        ? " was sent to Redis, which may still apply it when it answers again; nothing was kept locally;"
-        : " was not stored, nor kept locally;";
-    return new RetriableException(
-        "Redis at " + config.target() + " is unavailable (" + why + "): the " + what + outcome + " retry later",
-        cause);
-  }
-
   private RetriableException refused(String what, String why, Throwable cause) {
-    String outcome = cause != null && !(cause instanceof RedisConnectionException)
+    return refusal(what, why, cause, maybeSent(cause)
         ? " was applied to this instance's local tier; it was sent to Redis, which may still apply it"
             + " when it answers again, so other instances may or may not see it;"
-        : " was applied to this instance's local tier only, other instances will not see it;";
+        : " was applied to this instance's local tier only, other instances will not see it;");
+  }
+
+  /** The error a refused put-if-absent throws: as {@link #refused}, but nothing is kept locally. */
+  private RetriableException refusedClaim(String what, String why, Throwable cause) {
+    return refusal(what, why, cause, maybeSent(cause)
+        ? " was sent to Redis, which may still apply it when it answers again; nothing was kept locally;"
+        : " was not stored, nor kept locally;");
+  }
+
+  private static boolean maybeSent(Throwable cause) {
+    return cause != null && !(cause instanceof RedisConnectionException);
+  }
+
+  private RetriableException refusal(String what, String why, Throwable cause, String outcome) {
     return new RetriableException(
         "Redis at " + config.target() + " is unavailable (" + why + "): the " + what + outcome + " retry later",
         cause);

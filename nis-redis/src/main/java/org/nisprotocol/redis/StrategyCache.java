@@ -368,13 +368,8 @@ public final class StrategyCache implements Cache {
           throw e;
         }
       }
-      case WriteBack wb -> {
-        writeBack.write(namespace, key, json);
-        if (writeBack.full()) {
-          executor.execute(this::flushQuietly);
-        }
-      }
-      case RefreshAhead ra -> expiries.put(new Key(namespace, key), clock.instant().plus(ttl));
+      case WriteBack wb -> queueForStore(namespace, Map.of(key, json));
+      case RefreshAhead ra -> scheduleRefresh(namespace, List.of(key), ttl);
     }
     return true;
   }
@@ -417,17 +412,27 @@ public final class StrategyCache implements Cache {
       case WriteBack wb -> {
         writeBack.requireRoom(namespace, entries.size());
         putInDelegate(namespace, entries, ttl);
-        entries.forEach((key, json) -> writeBack.write(namespace, key, json));
-        if (writeBack.full()) {
-          executor.execute(this::flushQuietly);
-        }
+        queueForStore(namespace, entries);
       }
       case RefreshAhead ra -> {
         putInDelegate(namespace, entries, ttl);
-        Instant expiresAt = clock.instant().plus(ttl);
-        entries.keySet().forEach(key -> expiries.put(new Key(namespace, key), expiresAt));
+        scheduleRefresh(namespace, entries.keySet(), ttl);
       }
     }
+  }
+
+  /** Queues what the cache took for the store (write-back), flushing in the background once a batch is full. */
+  private void queueForStore(String namespace, Map<String, String> entries) {
+    entries.forEach((key, json) -> writeBack.write(namespace, key, json));
+    if (writeBack.full()) {
+      executor.execute(this::flushQuietly);
+    }
+  }
+
+  /** Notes when the keys the cache took expire, for the refresh-ahead reload. */
+  private void scheduleRefresh(String namespace, Collection<String> keys, Duration ttl) {
+    Instant expiresAt = clock.instant().plus(ttl);
+    keys.forEach(key -> expiries.put(new Key(namespace, key), expiresAt));
   }
 
   private void putInDelegate(String namespace, Map<String, String> entries, Duration ttl) {

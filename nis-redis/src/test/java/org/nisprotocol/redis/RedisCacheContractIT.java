@@ -1,6 +1,5 @@
 package org.nisprotocol.redis;
 
-import java.time.Duration;
 import org.nisprotocol.core.Cache;
 import org.nisprotocol.core.NamespaceTtls;
 import org.nisprotocol.testkit.CacheContract;
@@ -17,15 +16,5 @@ class RedisCacheContractIT extends CacheContract {
         PatientConfig.builder(redis)
             .namespaceTtls(namespaceTtls)
             .build());
-  }
-
-  @Override
-  protected void elapse(Duration duration) {
-    try {
-      Thread.sleep(duration.toMillis());
-    } catch (InterruptedException e) {
-      Thread.currentThread().interrupt();
-      throw new AssertionError(e);
-    }
   }
 }

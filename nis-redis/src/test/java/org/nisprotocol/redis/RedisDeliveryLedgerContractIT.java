@@ -1,6 +1,5 @@
 package org.nisprotocol.redis;
 
-import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import org.nisprotocol.core.CacheDeliveryLedger;
@@ -29,16 +28,6 @@ class RedisDeliveryLedgerContractIT extends DeliveryLedgerContract {
   @Override
   protected DeliveryLedger ledgerOfAnotherInstance(DeliveryLedger ledger) {
     return newInstance();
-  }
-
-  @Override
-  protected void elapse(Duration duration) {
-    try {
-      Thread.sleep(duration.toMillis());
-    } catch (InterruptedException e) {
-      Thread.currentThread().interrupt();
-      throw new AssertionError(e);
-    }
   }
 
   @Override

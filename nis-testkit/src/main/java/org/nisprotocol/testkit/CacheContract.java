@@ -44,8 +44,13 @@ public abstract class CacheContract {
   /** A cache whose default TTLs are the ones given. */
   protected abstract Cache createCache(NamespaceTtls namespaceTtls);
 
-  /** Lets the given time pass as the cache sees it. */
-  protected abstract void elapse(Duration duration);
+  /**
+   * Lets the given time pass as the cache sees it: real time, as for a server; a backend on a
+   * manual clock advances it instead.
+   */
+  protected void elapse(Duration duration) {
+    ServerProcess.sleep(duration);
+  }
 
   @BeforeEach
   void createCacheAndNamespaces() {

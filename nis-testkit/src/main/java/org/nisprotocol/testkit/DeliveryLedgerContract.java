@@ -51,8 +51,13 @@ public abstract class DeliveryLedgerContract {
    */
   protected abstract DeliveryLedger ledgerOfAnotherInstance(DeliveryLedger ledger);
 
-  /** Lets the given time pass as the store sees it. */
-  protected abstract void elapse(Duration duration);
+  /**
+   * Lets the given time pass as the store sees it: real time, as for a server; a backend on a
+   * manual clock advances it instead.
+   */
+  protected void elapse(Duration duration) {
+    ServerProcess.sleep(duration);
+  }
 
   /** Closes what the ledgers use, if anything. */
   protected void closeLedgers() {}
@@ -140,35 +145,6 @@ public abstract class DeliveryLedgerContract {
     }
   }
 
-  /** A ledger that passes everything through and says when a claim found the message busy. */
-  private static class BusySignal implements DeliveryLedger {
-    private final DeliveryLedger ledger;
-    final CountDownLatch foundBusy = new CountDownLatch(1);
-
-    BusySignal(DeliveryLedger ledger) {
-      this.ledger = ledger;
-    }
-
-    @Override
-    public Claim claim(String group, String messageId, Duration lease) {
-      Claim claim = ledger.claim(group, messageId, lease);
-      if (claim == Claim.BUSY) {
-        foundBusy.countDown();
-      }
-      return claim;
-    }
-
-    @Override
-    public void markHandled(String group, String messageId, Duration window) {
-      ledger.markHandled(group, messageId, window);
-    }
-
-    @Override
-    public void release(String group, String messageId) {
-      ledger.release(group, messageId);
-    }
-  }
-
   private static Delivery delivery(NisMessage message) {
     return new Delivery(message, "topic", 0, 0, 1, Map.of());
   }
@@ -188,14 +164,14 @@ public abstract class DeliveryLedgerContract {
       firstRunning.countDown();
       letFirstFinish.await();
     };
-    BusySignal otherLedger = new BusySignal(other);
+    BusySignalLedger otherLedger = new BusySignalLedger(other);
     MessageHandler first = MessageHandlers.deduplicated(slowHandler, ledger, group, LONG, LONG);
     MessageHandler second = MessageHandlers.deduplicated(slowHandler, otherLedger, group, LONG, LONG);
 
     CompletableFuture<Void> firstDelivery = run(first, message);
     assertThat(firstRunning.await(30, TimeUnit.SECONDS)).isTrue();
     CompletableFuture<Void> secondDelivery = run(second, message);
-    assertThat(otherLedger.foundBusy.await(30, TimeUnit.SECONDS)).as("the second delivery met the claim").isTrue();
+    assertThat(otherLedger.awaitBusy(Duration.ofSeconds(30))).as("the second delivery met the claim").isTrue();
 
     letFirstFinish.countDown();
 
@@ -217,14 +193,14 @@ public abstract class DeliveryLedgerContract {
         throw new IllegalStateException("first try fails");
       }
     };
-    BusySignal otherLedger = new BusySignal(other);
+    BusySignalLedger otherLedger = new BusySignalLedger(other);
     MessageHandler first = MessageHandlers.deduplicated(failsFirst, ledger, group, LONG, LONG);
     MessageHandler second = MessageHandlers.deduplicated(failsFirst, otherLedger, group, LONG, LONG);
 
     CompletableFuture<Void> firstDelivery = run(first, message);
     assertThat(firstRunning.await(30, TimeUnit.SECONDS)).isTrue();
     CompletableFuture<Void> secondDelivery = run(second, message);
-    assertThat(otherLedger.foundBusy.await(30, TimeUnit.SECONDS)).as("the second delivery met the claim").isTrue();
+    assertThat(otherLedger.awaitBusy(Duration.ofSeconds(30))).as("the second delivery met the claim").isTrue();
     assertThat(calls).as("the second delivery waits").hasValue(1);
     letFirstFail.countDown();
 
@@ -241,10 +217,10 @@ public abstract class DeliveryLedgerContract {
     assertThat(ledger.claim(group, message.messageId(), SHORT)).isEqualTo(Claim.CLAIMED); // never released
     AtomicInteger handled = new AtomicInteger();
 
-    BusySignal otherLedger = new BusySignal(other);
+    BusySignalLedger otherLedger = new BusySignalLedger(other);
     CompletableFuture<Void> delivery =
         run(MessageHandlers.deduplicated(d -> handled.incrementAndGet(), otherLedger, group, LONG, LONG), message);
-    assertThat(otherLedger.foundBusy.await(30, TimeUnit.SECONDS)).as("the delivery met the claim").isTrue();
+    assertThat(otherLedger.awaitBusy(Duration.ofSeconds(30))).as("the delivery met the claim").isTrue();
     assertThat(handled).as("it waits").hasValue(0);
     elapse(PAST_SHORT);
 
@@ -257,7 +233,7 @@ public abstract class DeliveryLedgerContract {
   @Test
   void aHandledMessageTheLedgerCannotRecordIsStillAcknowledgedAndStaysClaimed() throws Exception {
     NisMessage message = NisMessage.builder(MessageType.MEMORY_OPERATION, "agent").build();
-    DeliveryLedger cannotRecord = new BusySignal(ledger) {
+    DeliveryLedger cannotRecord = new BusySignalLedger(ledger) {
       @Override
       public void markHandled(String group, String messageId, Duration window) {
         throw new IllegalStateException("store down");
