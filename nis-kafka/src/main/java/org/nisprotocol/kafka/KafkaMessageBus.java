@@ -76,6 +76,7 @@ import org.nisprotocol.core.RetriableException;
 import org.nisprotocol.core.StreamingTopics;
 import org.nisprotocol.core.Subscription;
 import org.nisprotocol.core.SubscriptionSpec;
+import org.nisprotocol.core.ValidationException;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -1191,9 +1192,38 @@ public final class KafkaMessageBus implements MessageBus {
    * DeadLetterHeaders#REPLAYED_FOR}): subscriptions of the topic's other groups skip it.
    * Letters that fail again and come back during the replay wait for the next one.
    *
+   * <p>A letter whose group no longer reads the topic (no committed offsets on it: deleted, or
+   * expired after its last member left) stops the replay there, with what came before it
+   * replayed: sent back for that group, no one would handle it. {@link #replayDeadLetters(String,
+   * String, Duration)} sends such letters to a group that does.
+   *
    * @return how many were replayed
+   * @throws NisException naming a letter whose group no longer reads the topic
+   * @throws RetriableException when Kafka could not take a letter or answer in time (what came
+   *     before it is replayed)
    */
   public long replayDeadLetters(String topic, Duration timeout) {
+    return replay(topic, null, timeout);
+  }
+
+  /**
+   * Moves the dead letters of a topic back to it as {@link #replayDeadLetters(String, Duration)}
+   * does, each for the given group, whichever group dead-lettered it: for letters whose group was
+   * renamed or retired, or to hand a group's failures to another. The topic's other groups skip
+   * them.
+   *
+   * @param forGroup the consumer group that is to handle the letters
+   * @return how many were replayed
+   */
+  public long replayDeadLetters(String topic, String forGroup, Duration timeout) {
+    if (forGroup == null || forGroup.isBlank()) {
+      throw new ValidationException("forGroup must name a consumer group, got " + (forGroup == null ? "null" : "'" + forGroup + "'"));
+    }
+    return replay(topic, forGroup, timeout);
+  }
+
+  /** Replays the topic's dead letters, each for {@code forGroup}, or for its own group when that is null. */
+  private long replay(String topic, String forGroup, Duration timeout) {
     String deadLetterTopic = StreamingTopics.deadLetterTopicOf(topic);
     ensureTopic(deadLetterTopic);
     long replayed = 0;
@@ -1202,6 +1232,7 @@ public final class KafkaMessageBus implements MessageBus {
         new KafkaConsumer<>(consumerProperties("nis-dlt-replay", 0), new ByteArrayDeserializer(), new ByteArrayDeserializer())) {
       consumer.subscribe(List.of(deadLetterTopic));
       Map<TopicPartition, Long> ends = null;
+      Map<String, Boolean> groupsReading = new HashMap<>();
       while (System.nanoTime() < deadline) {
         var records = consumer.poll(Duration.ofMillis(200));
         if (ends == null) {
@@ -1220,9 +1251,23 @@ public final class KafkaMessageBus implements MessageBus {
               .map(h -> new String(h.value(), StandardCharsets.UTF_8))
               .orElse(topic);
           RecordHeaders headers = withoutBusHeaders(record);
-          Header group = record.headers().lastHeader(DeadLetterHeaders.GROUP);
-          if (group != null && group.value() != null) {
-            headers.add(DeadLetterHeaders.REPLAYED_FOR, group.value()); // for that group only
+          String group = forGroup != null ? forGroup : headerText(record, DeadLetterHeaders.GROUP);
+          if (group != null) {
+            boolean reads;
+            try {
+              reads = forGroup != null || readsTopic(group, target, groupsReading);
+            } catch (RetriableException e) {
+              consumer.commitSync(done); // what was replayed is not replayed again next time
+              throw e;
+            }
+            if (!reads) {
+              consumer.commitSync(done);
+              throw new NisException("dead letter at offset " + record.offset() + " of " + partition
+                  + " was given up by group '" + group + "', which no longer reads " + target
+                  + " (it has no committed offsets there): replayed for it, no one would handle it."
+                  + " The replay stopped before it; replayDeadLetters(topic, group, timeout) sends it to a group that reads the topic");
+            }
+            headers.add(DeadLetterHeaders.REPLAYED_FOR, group.getBytes(StandardCharsets.UTF_8)); // for that group only
           }
           try {
             // The lane and partition the bus gives the message, as when it was first published.
@@ -1247,6 +1292,49 @@ public final class KafkaMessageBus implements MessageBus {
       }
     }
     return replayed;
+  }
+
+  private static String headerText(ConsumerRecord<byte[], byte[]> record, String name) {
+    Header header = record.headers().lastHeader(name);
+    return header == null || header.value() == null ? null : new String(header.value(), StandardCharsets.UTF_8);
+  }
+
+  /**
+   * Whether a consumer group still reads a topic: has committed offsets on it, or has members (a
+   * group that just dead-lettered its first record of the topic may not have committed yet). A
+   * group that dead-lettered a record has neither only once deleted, or once its offsets expired
+   * after its last member left. Answers are kept for the rest of a replay.
+   */
+  private boolean readsTopic(String group, String topic, Map<String, Boolean> known) {
+    String key = group + '\n' + topic;
+    Boolean reads = known.get(key);
+    if (reads == null) {
+      try {
+        reads = admin.listConsumerGroupOffsets(group).partitionsToOffsetAndMetadata()
+            .get(ADMIN_TIMEOUT.toMillis(), TimeUnit.MILLISECONDS)
+            .keySet().stream().anyMatch(partition -> partition.topic().equals(topic))
+            || hasMembers(group);
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        throw new RetriableException("interrupted while looking up consumer group " + group, e);
+      } catch (ExecutionException | TimeoutException e) {
+        throw new RetriableException("could not look up consumer group " + group + ": " + e, e);
+      }
+      known.put(key, reads);
+    }
+    return reads;
+  }
+
+  private boolean hasMembers(String group) throws InterruptedException, ExecutionException, TimeoutException {
+    try {
+      return !admin.describeConsumerGroups(List.of(group)).describedGroups().get(group)
+          .get(ADMIN_TIMEOUT.toMillis(), TimeUnit.MILLISECONDS).members().isEmpty();
+    } catch (ExecutionException e) {
+      if (e.getCause() instanceof org.apache.kafka.common.errors.GroupIdNotFoundException) {
+        return false;
+      }
+      throw e;
+    }
   }
 
   /**

@@ -111,6 +111,70 @@ class KafkaMessageBusIT {
   }
 
   /**
+   * A dead letter whose group is gone (deleted here) must not be replayed for it: no one would
+   * handle it, and the replay's cursor would move past it for good. The replay stops there with
+   * an error naming the group, and the letter goes to another group on request, not to the
+   * topic's other groups.
+   */
+  @Test
+  void aDeadLetterOfAGroupThatIsGoneIsReplayedOnlyForTheGroupAskedFor() throws Exception {
+    String topic = "replay-gone-" + UUID.randomUUID();
+    String goneGroup = "replay-gone-" + UUID.randomUUID();
+    String newGroup = "replay-new-" + UUID.randomUUID();
+    AtomicInteger failures = new AtomicInteger();
+    List<Integer> seenByOther = new CopyOnWriteArrayList<>();
+    List<Integer> replaysSeenByNew = new CopyOnWriteArrayList<>();
+    try (KafkaMessageBus bus = KafkaMessageBus.create(config().build());
+        Admin admin = Admin.create(Map.of("bootstrap.servers", TestServers.kafka().bootstrapServers()))) {
+      bus.ensureTopic(topic);
+      var failing = bus.subscribe(SubscriptionSpec.group(goneGroup).withTopics(topic), d -> {
+        failures.incrementAndGet();
+        throw new IllegalStateException("cannot handle " + sequence(d));
+      });
+      var other = bus.subscribe(SubscriptionSpec.group("replay-other-" + UUID.randomUUID()).withTopics(topic),
+          d -> seenByOther.add(sequence(d)));
+      await().atMost(Duration.ofSeconds(30))
+          .until(() -> ((KafkaSubscription) failing).isAssigned() && ((KafkaSubscription) other).isAssigned());
+      bus.publish(sequenced(topic, 1));
+      await().atMost(Duration.ofSeconds(30)).until(() -> failures.get() == 2 && seenByOther.contains(1));
+      await().atMost(Duration.ofSeconds(30)).until(() -> committedOn(admin, goneGroup, topic) > 0); // dead-lettered
+      failing.close();
+      await().atMost(Duration.ofSeconds(30)).ignoreExceptions()
+          .until(() -> admin.deleteConsumerGroups(List.of(goneGroup)).all().get(10, TimeUnit.SECONDS) == null);
+
+      assertThatThrownBy(() -> bus.replayDeadLetters(topic, Duration.ofSeconds(20)))
+          .isInstanceOf(org.nisprotocol.core.NisException.class)
+          .hasMessageContaining("'" + goneGroup + "'")
+          .hasMessageContaining("no longer reads " + topic);
+      var taker = bus.subscribe(SubscriptionSpec.group(newGroup).withTopics(topic), d -> {
+        if (newGroup.equals(d.headers().get(DeadLetterHeaders.REPLAYED_FOR))) {
+          replaysSeenByNew.add(sequence(d));
+        }
+      });
+      await().atMost(Duration.ofSeconds(30)).until(() -> ((KafkaSubscription) taker).isAssigned());
+      assertThat(bus.replayDeadLetters(topic, newGroup, Duration.ofSeconds(30)))
+          .as("the error left the letter where it was").isEqualTo(1);
+      bus.publish(sequenced(topic, 2)); // same key and partition: read after the replayed one
+
+      await().atMost(Duration.ofSeconds(30)).until(() -> seenByOther.contains(2) && replaysSeenByNew.contains(1));
+      assertThat(replaysSeenByNew).containsExactly(1);
+      assertThat(seenByOther).as("the other group handled 1 when it first came, and not again").containsExactly(1, 2);
+      assertThat(bus.replayDeadLetters(topic, Duration.ofSeconds(10))).as("nothing is left to replay").isZero();
+      assertThatThrownBy(() -> bus.replayDeadLetters(topic, " ", Duration.ofSeconds(1)))
+          .isInstanceOf(org.nisprotocol.core.ValidationException.class)
+          .hasMessageContaining("forGroup");
+    }
+  }
+
+  private static long committedOn(Admin admin, String group, String topic) throws Exception {
+    return admin.listConsumerGroupOffsets(group).partitionsToOffsetAndMetadata().get(10, TimeUnit.SECONDS)
+        .entrySet().stream()
+        .filter(e -> e.getKey().topic().equals(topic) && e.getValue() != null)
+        .mapToLong(e -> e.getValue().offset())
+        .sum();
+  }
+
+  /**
    * A subscribe() that races close() either is refused, or makes a subscription that close()
    * closes: none may outlive the bus (its consumer went on polling, its dead letters had no
    * producer).
