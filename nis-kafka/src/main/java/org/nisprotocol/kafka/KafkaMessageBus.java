@@ -666,8 +666,15 @@ public final class KafkaMessageBus implements MessageBus {
     throw new NisException("Kafka refused the message: " + error, error);
   }
 
-  private static boolean isTransient(Throwable error) {
+  /**
+   * Whether a send failure may pass, so that the message is spooled rather than refused. Besides
+   * Kafka's retriable errors, a broken idempotent sequence (out of order, unknown producer id, an
+   * invalid epoch): the record was not written, and new producers (a retired pair) start clean.
+   */
+  static boolean isTransient(Throwable error) {
     return error instanceof org.apache.kafka.common.errors.RetriableException
+        || error instanceof org.apache.kafka.common.errors.OutOfOrderSequenceException
+        || error instanceof org.apache.kafka.common.errors.InvalidProducerEpochException
         || error instanceof org.apache.kafka.common.errors.TimeoutException
         || error instanceof org.apache.kafka.common.errors.InterruptException
         || error instanceof RetriableException
