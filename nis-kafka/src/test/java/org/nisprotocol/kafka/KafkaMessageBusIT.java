@@ -338,6 +338,57 @@ class KafkaMessageBusIT {
     }
   }
 
+  /**
+   * Publishes chained on receipts go through the bus's hand-off thread; a close() in the middle of
+   * such a chain must end it with a clear error, not leave it waiting, and every publish that was
+   * acknowledged before must reach the topic (now, or from the spool at the next start).
+   */
+  @Test
+  void aCloseInTheMiddleOfAChainOfPublishesEndsItWithoutLosingWhatWasAcknowledged() throws Exception {
+    String topic = "chain-close-" + UUID.randomUUID();
+    List<String> acknowledged = new CopyOnWriteArrayList<>();
+    List<String> threads = new CopyOnWriteArrayList<>();
+    CompletableFuture<Void> chainEnd = new CompletableFuture<>();
+    KafkaBusConfig busConfig = config().build();
+    KafkaMessageBus bus = KafkaMessageBus.create(busConfig);
+    try {
+      bus.ensureTopic(topic);
+      publishChained(bus, topic, 1, acknowledged, threads, chainEnd);
+      await().atMost(Duration.ofSeconds(60)).until(() -> acknowledged.size() >= 50 || chainEnd.isDone());
+      assertThat(chainEnd).as("the chain is still going when close() comes").isNotDone();
+    } finally {
+      bus.close();
+    }
+
+    assertThatThrownBy(() -> chainEnd.get(5, TimeUnit.SECONDS))
+        .as("the chain ends once close() returned, with the error of a closed bus")
+        .hasCauseInstanceOf(ClosedException.class);
+    assertThat(threads).as("chained publishes came from the producer's thread, so through the hand-off thread")
+        .anyMatch(name -> name.startsWith("kafka-producer-network-thread"));
+    Map<String, Integer> seen = new java.util.concurrent.ConcurrentHashMap<>();
+    try (KafkaMessageBus next = KafkaMessageBus.create(busConfig)) { // sends what the first left in the spool
+      next.subscribe(SubscriptionSpec.group("chain-reader-" + UUID.randomUUID()).withTopics(topic),
+          d -> seen.merge(d.message().messageId(), 1, Integer::sum));
+      await().atMost(Duration.ofSeconds(60)).until(() -> seen.keySet().containsAll(acknowledged));
+    }
+    assertThat(acknowledged).hasSizeGreaterThanOrEqualTo(50);
+  }
+
+  /** Publishes message {@code sequence}, and from its receipt the next one, until one fails. */
+  private static void publishChained(
+      KafkaMessageBus bus, String topic, int sequence, List<String> acknowledged, List<String> threads, CompletableFuture<Void> end) {
+    NisMessage message = sequenced(topic, sequence);
+    threads.add(Thread.currentThread().getName());
+    bus.publishAsync(message).whenComplete((receipt, error) -> {
+      if (error != null) {
+        end.completeExceptionally(error instanceof java.util.concurrent.CompletionException ? error.getCause() : error);
+        return;
+      }
+      acknowledged.add(message.messageId());
+      publishChained(bus, topic, sequence + 1, acknowledged, threads, end);
+    });
+  }
+
   @Test
   void aSendRefusedOnItsCallersThreadLeavesThatThreadFreeToPublish() throws Exception {
     // send() calls back on its caller when it refuses at once (here: headers that make the record
