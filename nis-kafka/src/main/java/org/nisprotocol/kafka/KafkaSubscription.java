@@ -194,13 +194,13 @@ final class KafkaSubscription implements Subscription {
   private void pollLoop() {
     try {
       consumer.subscribe(List.copyOf(spec.effectiveTopics()), new Rebalance());
-      ErrorStreak errors = new ErrorStreak();
+      ConsumerErrorStreak errors = new ConsumerErrorStreak(spec.group(), System::nanoTime);
       while (running) {
         try {
           if (pollOnce()) {
             break;
           }
-          errors.pollSucceeded();
+          errors.pollSucceeded(!consumer.assignment().isEmpty());
         } catch (WakeupException e) {
           // Only a close or a stop wakes the consumer, and they end the loop.
         } catch (InterruptException | InvalidGroupIdException | UnsupportedVersionException | FencedInstanceIdException e) {
@@ -254,47 +254,6 @@ final class KafkaSubscription implements Subscription {
       }
     }
     return !running;
-  }
-
-  /**
-   * The consumer errors in a row, the wait before the next try (1 s, doubled on each error up to
-   * 30 s), and their logging: the first of a streak with its stack trace, the next ones in a line.
-   * A poll without error ends the streak only once the consumer has partitions again, or no error
-   * came for 30 s: a poll that only began to join the group proves nothing.
-   */
-  private final class ErrorStreak {
-    private static final Duration FIRST_WAIT = Duration.ofSeconds(1);
-    private static final Duration LONGEST_WAIT = Duration.ofSeconds(30);
-
-    private int count;
-    private Duration nextWait = FIRST_WAIT;
-    private long lastErrorNanos;
-
-    /** Counts and logs an error; the wait before the next try. */
-    Duration failed(KafkaException error) {
-      count++;
-      lastErrorNanos = System.nanoTime();
-      Duration wait = nextWait;
-      if (count == 1) {
-        log.error("consumer of group {} failed; it tries again in {} s, then less often (every {} s at most)",
-            spec.group(), wait.toSeconds(), LONGEST_WAIT.toSeconds(), error);
-      } else {
-        log.warn("consumer of group {} failed again ({} in a row), next try in {} s: {}",
-            spec.group(), count, wait.toSeconds(), error.toString());
-      }
-      Duration doubled = wait.multipliedBy(2);
-      nextWait = doubled.compareTo(LONGEST_WAIT) < 0 ? doubled : LONGEST_WAIT;
-      return wait;
-    }
-
-    void pollSucceeded() {
-      if (count > 0
-          && (!consumer.assignment().isEmpty() || System.nanoTime() - lastErrorNanos > LONGEST_WAIT.toNanos())) {
-        log.info("consumer of group {} works again after {} failed tries", spec.group(), count);
-        count = 0;
-        nextWait = FIRST_WAIT;
-      }
-    }
   }
 
   /**
