@@ -1,6 +1,7 @@
 package org.nisprotocol.kafka;
 
 import java.time.Duration;
+import java.util.function.BooleanSupplier;
 import java.util.function.LongSupplier;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -13,8 +14,8 @@ import org.slf4j.LoggerFactory;
  * subscription's poll thread only.
  */
 final class ConsumerErrorStreak {
-  static final Duration FIRST_WAIT = Duration.ofSeconds(1);
-  static final Duration LONGEST_WAIT = Duration.ofSeconds(30);
+  private static final Duration FIRST_WAIT = Duration.ofSeconds(1);
+  private static final Duration LONGEST_WAIT = Duration.ofSeconds(30);
 
   private static final Logger log = LoggerFactory.getLogger(ConsumerErrorStreak.class);
 
@@ -50,9 +51,12 @@ final class ConsumerErrorStreak {
     return wait;
   }
 
-  /** A poll went without error; {@code hasPartitions}: the consumer has partitions assigned. */
-  void pollSucceeded(boolean hasPartitions) {
-    if (count > 0 && (hasPartitions || nanoTime.getAsLong() - lastErrorNanos > LONGEST_WAIT.toNanos())) {
+  /**
+   * A poll went without error; {@code hasPartitions} tells whether the consumer has partitions
+   * assigned (asked only during a streak).
+   */
+  void pollSucceeded(BooleanSupplier hasPartitions) {
+    if (count > 0 && (hasPartitions.getAsBoolean() || nanoTime.getAsLong() - lastErrorNanos > LONGEST_WAIT.toNanos())) {
       log.info("consumer of group {} works again after {} failed tries", group, count);
       count = 0;
       nextWait = FIRST_WAIT;

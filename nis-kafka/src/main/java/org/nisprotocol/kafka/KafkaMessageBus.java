@@ -438,6 +438,11 @@ public final class KafkaMessageBus implements MessageBus {
    */
   private boolean isCutOff(ProducerPair via, ProducerPair.Stoppable sender, Throwable error, boolean onItsThread) {
     if (onItsThread && isTransient(error)) {
+      if (error instanceof org.apache.kafka.common.errors.OutOfOrderSequenceException) {
+        log.warn("Kafka reports a broken idempotent sequence ({}): a broker may have lost records it had"
+            + " acknowledged (e.g. after an unclean leader election). This message is spooled and new producers take over",
+            error.toString());
+      }
       recordTransientFailure();
       retireAfterFailure(via, sender);
       return true;
@@ -1199,38 +1204,45 @@ public final class KafkaMessageBus implements MessageBus {
    * DeadLetterHeaders#REPLAYED_FOR}): subscriptions of the topic's other groups skip it.
    * Letters that fail again and come back during the replay wait for the next one.
    *
-   * <p>A letter whose group no longer reads the topic (no committed offsets on it: deleted, or
-   * expired after its last member left) stops the replay there, with what came before it
-   * replayed: sent back for that group, no one would handle it. {@link #replayDeadLetters(String,
-   * String, Duration)} sends such letters to a group that does.
+   * <p>A letter whose group no longer reads the topic (no committed offsets on it and no member
+   * assigned one of its partitions: deleted, or expired after its last member left) stops the
+   * replay there, with what came before it replayed: sent back for that group only, it would be
+   * handled by no one. {@link #replayDeadLetters(String, String, String, Duration)} sends that
+   * group's letters to another.
    *
    * @return how many were replayed
-   * @throws NisException naming a letter whose group no longer reads the topic
+   * @throws NisException naming a letter whose group no longer reads the topic, or when Kafka
+   *     refuses to describe the group (not authorized: the replay needs Describe on it)
    * @throws RetriableException when Kafka could not take a letter or answer in time (what came
    *     before it is replayed)
    */
   public long replayDeadLetters(String topic, Duration timeout) {
-    return replay(topic, null, timeout);
+    return replay(topic, Map.of(), timeout);
   }
 
   /**
-   * Moves the dead letters of a topic back to it as {@link #replayDeadLetters(String, Duration)}
-   * does, each for the given group, whichever group dead-lettered it: for letters whose group was
-   * renamed or retired, or to hand a group's failures to another. The topic's other groups skip
-   * them.
+   * Replays the dead letters of a topic as {@link #replayDeadLetters(String, Duration)} does,
+   * except that those {@code fromGroup} gave up on go back for {@code toGroup}: for a group that
+   * was renamed or retired. The other letters go back for their own groups, and the topic's other
+   * groups skip them all. {@code toGroup} must read the topic (commits or assigned members), or the
+   * replay stops at the first such letter.
    *
-   * @param forGroup the consumer group that is to handle the letters
    * @return how many were replayed
    */
-  public long replayDeadLetters(String topic, String forGroup, Duration timeout) {
-    if (forGroup == null || forGroup.isBlank()) {
-      throw new ValidationException("forGroup must name a consumer group, got " + (forGroup == null ? "null" : "'" + forGroup + "'"));
-    }
-    return replay(topic, forGroup, timeout);
+  public long replayDeadLetters(String topic, String fromGroup, String toGroup, Duration timeout) {
+    requireGroupName("fromGroup", fromGroup);
+    requireGroupName("toGroup", toGroup);
+    return replay(topic, Map.of(fromGroup, toGroup), timeout);
   }
 
-  /** Replays the topic's dead letters, each for {@code forGroup}, or for its own group when that is null. */
-  private long replay(String topic, String forGroup, Duration timeout) {
+  private static void requireGroupName(String name, String group) {
+    if (group == null || group.isBlank()) {
+      throw new ValidationException(name + " must name a consumer group, got " + (group == null ? "null" : "'" + group + "'"));
+    }
+  }
+
+  /** Replays the topic's dead letters, each for its own group or the one {@code groupFor} gives instead. */
+  private long replay(String topic, Map<String, String> groupFor, Duration timeout) {
     String deadLetterTopic = StreamingTopics.deadLetterTopicOf(topic);
     ensureTopic(deadLetterTopic);
     long replayed = 0;
@@ -1258,21 +1270,24 @@ public final class KafkaMessageBus implements MessageBus {
               .map(h -> new String(h.value(), StandardCharsets.UTF_8))
               .orElse(topic);
           RecordHeaders headers = withoutBusHeaders(record);
-          String group = forGroup != null ? forGroup : headerText(record, DeadLetterHeaders.GROUP);
+          String gaveUp = headerText(record, DeadLetterHeaders.GROUP);
+          String group = gaveUp == null ? null : groupFor.getOrDefault(gaveUp, gaveUp);
           if (group != null) {
             boolean reads;
             try {
-              reads = forGroup != null || readsTopic(group, target, groupsReading);
-            } catch (RetriableException e) {
+              reads = readsTopic(group, target, groupsReading, deadline);
+            } catch (RuntimeException e) {
               consumer.commitSync(done); // what was replayed is not replayed again next time
               throw e;
             }
             if (!reads) {
               consumer.commitSync(done);
-              throw new NisException("dead letter at offset " + record.offset() + " of " + partition
-                  + " was given up by group '" + group + "', which no longer reads " + target
-                  + " (it has no committed offsets there): replayed for it, no one would handle it."
-                  + " The replay stopped before it; replayDeadLetters(topic, group, timeout) sends it to a group that reads the topic");
+              throw new NisException("the replay of the dead letters of " + topic + " stopped at offset "
+                  + record.offset() + " of " + partition + ": " + (group.equals(gaveUp)
+                      ? "group '" + group + "', which gave up on it, no longer reads " + target
+                      : "group '" + group + "', asked to take the letters of group '" + gaveUp + "', does not read " + target)
+                  + " (no committed offsets there, no member assigned to it), so no one would handle it."
+                  + " replayDeadLetters(topic, fromGroup, toGroup, timeout) sends a group's letters to another");
             }
             headers.add(DeadLetterHeaders.REPLAYED_FOR, group.getBytes(StandardCharsets.UTF_8)); // for that group only
           }
@@ -1307,41 +1322,62 @@ public final class KafkaMessageBus implements MessageBus {
   }
 
   /**
-   * Whether a consumer group still reads a topic: has committed offsets on it, or has members (a
-   * group that just dead-lettered its first record of the topic may not have committed yet). A
-   * group that dead-lettered a record has neither only once deleted, or once its offsets expired
-   * after its last member left. Answers are kept for the rest of a replay.
+   * Whether a consumer group reads a topic: has committed offsets on it, or a member assigned one
+   * of its partitions (a group that just dead-lettered its first record of the topic may not have
+   * committed yet). A group that dead-lettered a record has neither only once deleted, or once its
+   * offsets expired after its last member left. Answers are kept for the rest of a replay.
    */
-  private boolean readsTopic(String group, String topic, Map<String, Boolean> known) {
+  private boolean readsTopic(String group, String topic, Map<String, Boolean> known, long deadline) {
     String key = group + '\n' + topic;
     Boolean reads = known.get(key);
     if (reads == null) {
       try {
-        reads = admin.listConsumerGroupOffsets(group).partitionsToOffsetAndMetadata()
-            .get(ADMIN_TIMEOUT.toMillis(), TimeUnit.MILLISECONDS)
-            .keySet().stream().anyMatch(partition -> partition.topic().equals(topic))
-            || hasMembers(group);
+        reads = committedOn(group, topic, deadline) || hasMemberOn(group, topic, deadline);
       } catch (InterruptedException e) {
         Thread.currentThread().interrupt();
         throw new RetriableException("interrupted while looking up consumer group " + group, e);
-      } catch (ExecutionException | TimeoutException e) {
-        throw new RetriableException("could not look up consumer group " + group + ": " + e, e);
+      } catch (TimeoutException e) {
+        throw new RetriableException("Kafka did not describe consumer group " + group + " in time", e);
+      } catch (ExecutionException e) {
+        Throwable cause = e.getCause();
+        if (cause instanceof org.apache.kafka.common.errors.RetriableException
+            || cause instanceof org.apache.kafka.common.errors.TimeoutException) {
+          throw new RetriableException("could not look up consumer group " + group + ": " + cause, cause);
+        }
+        // Not authorized (the replay needs Describe on the group), or not a consumer group.
+        throw new NisException("Kafka refused to describe consumer group " + group + ": " + cause, cause);
       }
       known.put(key, reads);
     }
     return reads;
   }
 
-  private boolean hasMembers(String group) throws InterruptedException, ExecutionException, TimeoutException {
+  private boolean committedOn(String group, String topic, long deadline)
+      throws InterruptedException, ExecutionException, TimeoutException {
+    return admin.listConsumerGroupOffsets(group).partitionsToOffsetAndMetadata()
+        .get(adminWait(deadline), TimeUnit.NANOSECONDS)
+        .entrySet().stream()
+        .anyMatch(e -> e.getKey().topic().equals(topic) && e.getValue() != null);
+  }
+
+  private boolean hasMemberOn(String group, String topic, long deadline)
+      throws InterruptedException, ExecutionException, TimeoutException {
     try {
-      return !admin.describeConsumerGroups(List.of(group)).describedGroups().get(group)
-          .get(ADMIN_TIMEOUT.toMillis(), TimeUnit.MILLISECONDS).members().isEmpty();
+      return admin.describeConsumerGroups(List.of(group)).describedGroups().get(group)
+          .get(adminWait(deadline), TimeUnit.NANOSECONDS)
+          .members().stream()
+          .anyMatch(m -> m.assignment().topicPartitions().stream().anyMatch(p -> p.topic().equals(topic)));
     } catch (ExecutionException e) {
       if (e.getCause() instanceof org.apache.kafka.common.errors.GroupIdNotFoundException) {
         return false;
       }
       throw e;
     }
+  }
+
+  /** An admin call's wait: its usual timeout, or what is left of the deadline when that is less. */
+  private static long adminWait(long deadline) {
+    return Math.max(0, Math.min(ADMIN_TIMEOUT.toNanos(), deadline - System.nanoTime()));
   }
 
   /**

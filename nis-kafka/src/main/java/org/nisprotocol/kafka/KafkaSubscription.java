@@ -200,7 +200,7 @@ final class KafkaSubscription implements Subscription {
           if (pollOnce()) {
             break;
           }
-          errors.pollSucceeded(!consumer.assignment().isEmpty());
+          errors.pollSucceeded(() -> !consumer.assignment().isEmpty());
         } catch (WakeupException e) {
           // Only a close or a stop wakes the consumer, and they end the loop.
         } catch (InterruptException | InvalidGroupIdException | UnsupportedVersionException | FencedInstanceIdException e) {

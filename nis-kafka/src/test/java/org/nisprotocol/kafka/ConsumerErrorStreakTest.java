@@ -35,7 +35,7 @@ class ConsumerErrorStreakTest {
     fail();
     fail();
 
-    streak.pollSucceeded(true);
+    streak.pollSucceeded(() -> true);
 
     assertThat(streak.count()).isZero();
     assertThat(fail()).isEqualTo(Duration.ofSeconds(1));
@@ -48,7 +48,7 @@ class ConsumerErrorStreakTest {
     fail();
     nanos.addAndGet(Duration.ofSeconds(29).toNanos());
 
-    streak.pollSucceeded(false);
+    streak.pollSucceeded(() -> false);
 
     assertThat(streak.count()).isEqualTo(2);
     assertThat(fail()).isEqualTo(Duration.ofSeconds(4));
@@ -61,7 +61,7 @@ class ConsumerErrorStreakTest {
     fail();
     nanos.addAndGet(Duration.ofSeconds(31).toNanos());
 
-    streak.pollSucceeded(false);
+    streak.pollSucceeded(() -> false);
 
     assertThat(streak.count()).isZero();
     assertThat(fail()).isEqualTo(Duration.ofSeconds(1));
@@ -69,8 +69,8 @@ class ConsumerErrorStreakTest {
 
   @Test
   void aPollWithoutAStreakChangesNothing() {
-    streak.pollSucceeded(true);
-    streak.pollSucceeded(false);
+    streak.pollSucceeded(() -> true);
+    streak.pollSucceeded(() -> false);
 
     assertThat(streak.count()).isZero();
     assertThat(fail()).isEqualTo(Duration.ofSeconds(1));

@@ -112,57 +112,80 @@ class KafkaMessageBusIT {
 
   /**
    * A dead letter whose group is gone (deleted here) must not be replayed for it: no one would
-   * handle it, and the replay's cursor would move past it for good. The replay stops there with
-   * an error naming the group, and the letter goes to another group on request, not to the
-   * topic's other groups.
+   * handle it, and the replay's cursor would move past it for good. The replay stops there with an
+   * error naming the group; on request that group's letters go to another group, while a live
+   * group's letter goes back to it, once, whether it came before or after the gone group's. The
+   * topic's other groups see neither again.
    */
   @Test
   void aDeadLetterOfAGroupThatIsGoneIsReplayedOnlyForTheGroupAskedFor() throws Exception {
     String topic = "replay-gone-" + UUID.randomUUID();
     String goneGroup = "replay-gone-" + UUID.randomUUID();
+    String liveGroup = "replay-live-" + UUID.randomUUID();
     String newGroup = "replay-new-" + UUID.randomUUID();
-    AtomicInteger failures = new AtomicInteger();
+    AtomicInteger goneFailures = new AtomicInteger();
+    AtomicInteger liveFailures = new AtomicInteger();
+    AtomicBoolean liveFixed = new AtomicBoolean();
     List<Integer> seenByOther = new CopyOnWriteArrayList<>();
+    List<Integer> replaysSeenByLive = new CopyOnWriteArrayList<>();
     List<Integer> replaysSeenByNew = new CopyOnWriteArrayList<>();
     try (KafkaMessageBus bus = KafkaMessageBus.create(config().build());
         Admin admin = Admin.create(Map.of("bootstrap.servers", TestServers.kafka().bootstrapServers()))) {
       bus.ensureTopic(topic);
-      var failing = bus.subscribe(SubscriptionSpec.group(goneGroup).withTopics(topic), d -> {
-        failures.incrementAndGet();
+      var gone = bus.subscribe(SubscriptionSpec.group(goneGroup).withTopics(topic), d -> {
+        goneFailures.incrementAndGet();
         throw new IllegalStateException("cannot handle " + sequence(d));
+      });
+      var live = bus.subscribe(SubscriptionSpec.group(liveGroup).withTopics(topic), d -> {
+        if (!liveFixed.get()) {
+          liveFailures.incrementAndGet();
+          throw new IllegalStateException("cannot handle " + sequence(d) + " yet");
+        }
+        if (liveGroup.equals(d.headers().get(DeadLetterHeaders.REPLAYED_FOR))) {
+          replaysSeenByLive.add(sequence(d));
+        }
       });
       var other = bus.subscribe(SubscriptionSpec.group("replay-other-" + UUID.randomUUID()).withTopics(topic),
           d -> seenByOther.add(sequence(d)));
-      await().atMost(Duration.ofSeconds(30))
-          .until(() -> ((KafkaSubscription) failing).isAssigned() && ((KafkaSubscription) other).isAssigned());
+      await().atMost(Duration.ofSeconds(30)).until(() -> ((KafkaSubscription) gone).isAssigned()
+          && ((KafkaSubscription) live).isAssigned() && ((KafkaSubscription) other).isAssigned());
       bus.publish(sequenced(topic, 1));
-      await().atMost(Duration.ofSeconds(30)).until(() -> failures.get() == 2 && seenByOther.contains(1));
-      await().atMost(Duration.ofSeconds(30)).until(() -> committedOn(admin, goneGroup, topic) > 0); // dead-lettered
-      failing.close();
+      await().atMost(Duration.ofSeconds(30))
+          .until(() -> goneFailures.get() == 2 && liveFailures.get() == 2 && seenByOther.contains(1));
+      await().atMost(Duration.ofSeconds(30)) // both dead-lettered
+          .until(() -> committedOn(admin, goneGroup, topic) > 0 && committedOn(admin, liveGroup, topic) > 0);
+      liveFixed.set(true);
+      gone.close();
       await().atMost(Duration.ofSeconds(30)).ignoreExceptions()
           .until(() -> admin.deleteConsumerGroups(List.of(goneGroup)).all().get(10, TimeUnit.SECONDS) == null);
 
       assertThatThrownBy(() -> bus.replayDeadLetters(topic, Duration.ofSeconds(20)))
           .isInstanceOf(org.nisprotocol.core.NisException.class)
-          .hasMessageContaining("'" + goneGroup + "'")
-          .hasMessageContaining("no longer reads " + topic);
+          .hasMessageContaining("group '" + goneGroup + "', which gave up on it, no longer reads " + topic);
+      String nobody = "replay-nobody-" + UUID.randomUUID();
+      assertThatThrownBy(() -> bus.replayDeadLetters(topic, goneGroup, nobody, Duration.ofSeconds(20)))
+          .as("a group asked for that does not read the topic is refused too")
+          .isInstanceOf(org.nisprotocol.core.NisException.class)
+          .hasMessageContaining("group '" + nobody + "', asked to take the letters of group '" + goneGroup + "'");
       var taker = bus.subscribe(SubscriptionSpec.group(newGroup).withTopics(topic), d -> {
         if (newGroup.equals(d.headers().get(DeadLetterHeaders.REPLAYED_FOR))) {
           replaysSeenByNew.add(sequence(d));
         }
       });
       await().atMost(Duration.ofSeconds(30)).until(() -> ((KafkaSubscription) taker).isAssigned());
-      assertThat(bus.replayDeadLetters(topic, newGroup, Duration.ofSeconds(30)))
-          .as("the error left the letter where it was").isEqualTo(1);
-      bus.publish(sequenced(topic, 2)); // same key and partition: read after the replayed one
+      assertThat(bus.replayDeadLetters(topic, goneGroup, newGroup, Duration.ofSeconds(30)))
+          .as("the gone group's letter, and the live group's if it came after it").isBetween(1L, 2L);
+      bus.publish(sequenced(topic, 2)); // same key and partition: read after the replayed ones
 
-      await().atMost(Duration.ofSeconds(30)).until(() -> seenByOther.contains(2) && replaysSeenByNew.contains(1));
+      await().atMost(Duration.ofSeconds(30))
+          .until(() -> seenByOther.contains(2) && replaysSeenByNew.contains(1) && replaysSeenByLive.contains(1));
       assertThat(replaysSeenByNew).containsExactly(1);
+      assertThat(replaysSeenByLive).as("replayed once, though a replay stopped after or before it").containsExactly(1);
       assertThat(seenByOther).as("the other group handled 1 when it first came, and not again").containsExactly(1, 2);
       assertThat(bus.replayDeadLetters(topic, Duration.ofSeconds(10))).as("nothing is left to replay").isZero();
-      assertThatThrownBy(() -> bus.replayDeadLetters(topic, " ", Duration.ofSeconds(1)))
+      assertThatThrownBy(() -> bus.replayDeadLetters(topic, goneGroup, " ", Duration.ofSeconds(1)))
           .isInstanceOf(org.nisprotocol.core.ValidationException.class)
-          .hasMessageContaining("forGroup");
+          .hasMessageContaining("toGroup");
     }
   }
 
