@@ -136,6 +136,21 @@ class NearCacheIT {
   }
 
   @Test
+  void aClaimThroughOneInstanceEndsTheOthersLocalCopy() {
+    a.put(ns, "claim", "\"old\"");
+    await().atMost(Duration.ofSeconds(5)).until(() -> {
+      b.get(ns, "claim");
+      return nearHits(registryB) > 0; // b answers from its local copy
+    });
+    raw.sync().del("nis:cache:" + ns + ":claim"); // gone from Redis without an invalidation: b's copy is stale
+
+    assertThat(a.putIfAbsent(ns, "claim", "\"new\"", Duration.ofMinutes(1))).isTrue();
+
+    assertThat(millisServedStale(() -> b.get(ns, "claim").equals(Optional.of("\"new\"")))).isLessThanOrEqualTo(100);
+    assertThat(a.get(ns, "claim")).contains("\"new\"");
+  }
+
+  @Test
   void aLocalCopyEndsWithTheRedisTtl() throws InterruptedException {
     // Long enough that most pauses of this JVM before b's first local hit do not outlive it.
     Duration ttl = Duration.ofSeconds(2);

@@ -77,6 +77,7 @@ class RedisResilienceIT {
     patiently(() -> cache.put("near", "n", "\"before\""));
     patiently(() -> cache.putAll("plain", Map.of("b1", "1", "b2", "2")));
 
+    RuntimeException claimRefused;
     redis.pause();
     try {
       for (int i = 0; i < 4; i++) {
@@ -112,6 +113,10 @@ class RedisResilienceIT {
       assertThatThrownBy(() -> cache.delete("plain", "b1")).isInstanceOf(RetriableException.class);
       assertThat(cache.get("plain", "b1")).isEmpty();
       assertThat(cache.entries("plain", 10)).as("listed from the local tier").isEqualTo(Map.of("k", "\"during\"", "b2", "2"));
+      claimRefused =
+          catching(() -> cache.putIfAbsent("plain", "claim", "\"during\"", Duration.ofMinutes(1)));
+      assertThat(claimRefused).isInstanceOf(RetriableException.class).hasMessageContaining("kept locally");
+      assertThat(cache.get("plain", "claim")).as("a claim only Redis can grant is not kept locally").isEmpty();
       assertThatThrownBy(() -> cache.clear("plain")).isInstanceOf(RetriableException.class);
       assertThat(cache.entries("plain", 10)).as("the refused clear applied locally").isEmpty();
 
@@ -131,6 +136,13 @@ class RedisResilienceIT {
     assertThat(patiently(() -> cache.get("plain", "k"))).as("refused writes never reached Redis; the local copy is gone").contains("\"before\"");
     assertThat(patiently(() -> cache.get("near", "n"))).contains("\"before\"");
     assertThat(patiently(() -> cache.get("plain", "b1"))).contains("1");
+    Optional<String> claimAfter = patiently(() -> cache.get("plain", "claim"));
+    if (claimRefused.getMessage().contains("was not stored")) {
+      assertThat(claimAfter).as("a claim refused before it was sent never reached Redis").isEmpty();
+    } else {
+      assertThat(claimAfter).as("a claim sent to the hung Redis may land when it resumes")
+          .isIn(Optional.empty(), Optional.of("\"during\""));
+    }
     patiently(() -> cache.put("plain", "k", "\"after\""));
     try (RawRedis raw = new RawRedis(redis)) {
       assertThat(raw.sync().get("nis:cache:plain:k")).isEqualTo("\"after\"");
