@@ -62,6 +62,7 @@ import org.nisprotocol.core.CircuitBreaker;
 import org.nisprotocol.core.CloseOnce;
 import org.nisprotocol.core.ClosedException;
 import org.nisprotocol.core.DeadLetterHeaders;
+import org.nisprotocol.core.ErrorText;
 import org.nisprotocol.core.HealthCheck;
 import org.nisprotocol.core.HealthStatus;
 import org.nisprotocol.core.MessageBus;
@@ -1237,7 +1238,7 @@ public final class KafkaMessageBus implements MessageBus {
 
   private static void requireGroupName(String name, String group) {
     if (group == null || group.isBlank()) {
-      throw new ValidationException(name + " must name a consumer group, got " + (group == null ? "null" : "'" + group + "'"));
+      throw new ValidationException(name + " must name a consumer group, got " + ErrorText.quoted(group));
     }
   }
 
@@ -1261,51 +1262,21 @@ public final class KafkaMessageBus implements MessageBus {
           ends = consumer.endOffsets(consumer.assignment(), ADMIN_TIMEOUT);
         }
         Map<TopicPartition, OffsetAndMetadata> done = new HashMap<>();
-        for (ConsumerRecord<byte[], byte[]> record : records) {
-          TopicPartition partition = new TopicPartition(record.topic(), record.partition());
-          if (record.offset() >= ends.getOrDefault(partition, 0L)) {
-            continue; // arrived during this replay
-          }
-          String target = Optional.ofNullable(record.headers().lastHeader(DeadLetterHeaders.ORIGINAL_TOPIC))
-              .map(h -> new String(h.value(), StandardCharsets.UTF_8))
-              .orElse(topic);
-          RecordHeaders headers = withoutBusHeaders(record);
-          String gaveUp = headerText(record, DeadLetterHeaders.GROUP);
-          String group = gaveUp == null ? null : groupFor.getOrDefault(gaveUp, gaveUp);
-          if (group != null) {
-            boolean reads;
-            try {
-              reads = readsTopic(group, target, groupsReading, deadline);
-            } catch (RuntimeException e) {
-              consumer.commitSync(done); // what was replayed is not replayed again next time
-              throw e;
+        try {
+          for (ConsumerRecord<byte[], byte[]> record : records) {
+            TopicPartition partition = new TopicPartition(record.topic(), record.partition());
+            if (record.offset() >= ends.getOrDefault(partition, 0L)) {
+              continue; // arrived during this replay
             }
-            if (!reads) {
-              consumer.commitSync(done);
-              throw new NisException("the replay of the dead letters of " + topic + " stopped at offset "
-                  + record.offset() + " of " + partition + ": " + (group.equals(gaveUp)
-                      ? "group '" + group + "', which gave up on it, no longer reads " + target
-                      : "group '" + group + "', asked to take the letters of group '" + gaveUp + "', does not read " + target)
-                  + " (no committed offsets there, no member assigned to it), so no one would handle it."
-                  + " replayDeadLetters(topic, fromGroup, toGroup, timeout) sends a group's letters to another");
-            }
-            headers.add(DeadLetterHeaders.REPLAYED_FOR, group.getBytes(StandardCharsets.UTF_8)); // for that group only
+            replayLetter(record, partition, topic, groupFor, groupsReading, deadline);
+            done.put(partition, new OffsetAndMetadata(record.offset() + 1));
+            replayed++;
           }
-          try {
-            // The lane and partition the bus gives the message, as when it was first published.
-            boolean urgent = isUrgent(record.value());
-            int targetPartition = partitionOf(target, record.key(), urgent);
-            send(producers, urgentLane(target, urgent), new ProducerRecord<>(target, targetPartition, record.key(), record.value(), headers))
-                .get(config.sendTimeout().toMillis() + 5_000, TimeUnit.MILLISECONDS);
-          } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            throw new RetriableException("interrupted while replaying dead letters of " + topic, e);
-          } catch (ExecutionException | TimeoutException | RuntimeException e) {
+        } catch (RuntimeException e) {
+          if (!Thread.currentThread().isInterrupted()) {
             consumer.commitSync(done); // what was replayed is not replayed again next time
-            throw new RetriableException("replay of dead letters of " + topic + " stopped: " + e, e);
           }
-          done.put(partition, new OffsetAndMetadata(record.offset() + 1));
-          replayed++;
+          throw e;
         }
         consumer.commitSync(done);
         if (reachedEnds(consumer, ends)) {
@@ -1316,7 +1287,47 @@ public final class KafkaMessageBus implements MessageBus {
     return replayed;
   }
 
-  private static String headerText(ConsumerRecord<byte[], byte[]> record, String name) {
+  /**
+   * Sends one dead letter back to its original topic, for the group that gave up on it (or the one
+   * {@code groupFor} names instead), and waits until Kafka has it.
+   *
+   * @throws NisException when that group does not read the topic
+   * @throws RetriableException when Kafka could not take the letter or answer in time
+   */
+  private void replayLetter(
+      ConsumerRecord<byte[], byte[]> record, TopicPartition partition, String topic, Map<String, String> groupFor,
+      Map<String, Boolean> groupsReading, long deadline) {
+    String target = Optional.ofNullable(headerText(record, DeadLetterHeaders.ORIGINAL_TOPIC)).orElse(topic);
+    RecordHeaders headers = withoutBusHeaders(record);
+    String gaveUp = headerText(record, DeadLetterHeaders.GROUP);
+    if (gaveUp != null) {
+      String group = groupFor.getOrDefault(gaveUp, gaveUp);
+      if (!readsTopic(group, target, groupsReading, deadline)) {
+        throw new NisException("the replay of the dead letters of " + topic + " stopped at offset "
+            + record.offset() + " of " + partition + ": " + (group.equals(gaveUp)
+                ? "group '" + group + "', which gave up on it, no longer reads " + target
+                : "group '" + group + "', asked to take the letters of group '" + gaveUp + "', does not read " + target)
+            + " (no committed offsets there, no member assigned to it), so no one would handle it."
+            + " replayDeadLetters(topic, fromGroup, toGroup, timeout) sends a group's letters to another");
+      }
+      headers.add(DeadLetterHeaders.REPLAYED_FOR, group.getBytes(StandardCharsets.UTF_8)); // for that group only
+    }
+    try {
+      // The lane and partition the bus gives the message, as when it was first published.
+      boolean urgent = isUrgent(record.value());
+      int targetPartition = partitionOf(target, record.key(), urgent);
+      send(producers, urgentLane(target, urgent), new ProducerRecord<>(target, targetPartition, record.key(), record.value(), headers))
+          .get(config.sendTimeout().toMillis() + 5_000, TimeUnit.MILLISECONDS);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new RetriableException("interrupted while replaying dead letters of " + topic, e);
+    } catch (ExecutionException | TimeoutException | RuntimeException e) {
+      throw new RetriableException("replay of dead letters of " + topic + " stopped: " + e, e);
+    }
+  }
+
+  /** A header's value as text; null when the record has no such header, or one without a value. */
+  static String headerText(ConsumerRecord<byte[], byte[]> record, String name) {
     Header header = record.headers().lastHeader(name);
     return header == null || header.value() == null ? null : new String(header.value(), StandardCharsets.UTF_8);
   }

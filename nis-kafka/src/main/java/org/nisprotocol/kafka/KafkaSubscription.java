@@ -485,12 +485,9 @@ final class KafkaSubscription implements Subscription {
 
     /** A dead letter replayed for another group, which this one handled when it first came. */
     private boolean replayedForAnotherGroup(ConsumerRecord<byte[], byte[]> record) {
-      Header replayedFor = record.headers().lastHeader(DeadLetterHeaders.REPLAYED_FOR);
-      if (replayedFor == null || replayedFor.value() == null) {
-        return false; // another client may write the header without a value
-      }
-      String group = new String(replayedFor.value(), StandardCharsets.UTF_8);
-      if (group.equals(spec.group())) {
+      // Another client may write the header without a value: that counts as none.
+      String group = KafkaMessageBus.headerText(record, DeadLetterHeaders.REPLAYED_FOR);
+      if (group == null || group.equals(spec.group())) {
         return false;
       }
       log.debug("group {} skips {}-{}@{}, a dead letter replayed for group {}",

@@ -130,7 +130,7 @@ class KafkaMessageBusIT {
     List<Integer> replaysSeenByLive = new CopyOnWriteArrayList<>();
     List<Integer> replaysSeenByNew = new CopyOnWriteArrayList<>();
     try (KafkaMessageBus bus = KafkaMessageBus.create(config().build());
-        Admin admin = Admin.create(Map.of("bootstrap.servers", TestServers.kafka().bootstrapServers()))) {
+        Admin admin = Admin.create(props(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, TestServers.kafka().bootstrapServers()))) {
       bus.ensureTopic(topic);
       var gone = bus.subscribe(SubscriptionSpec.group(goneGroup).withTopics(topic), d -> {
         goneFailures.incrementAndGet();
