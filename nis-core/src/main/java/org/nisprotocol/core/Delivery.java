@@ -10,7 +10,9 @@ import java.util.Objects;
  * @param topic the topic it was read from (a dead-letter topic for dead letters)
  * @param partition the partition of that topic
  * @param offset its position in that partition
- * @param attempt 1 for the first delivery, 2 for the first redelivery, and so on
+ * @param attempt 1 for the first delivery, 2 for the first redelivery, and so on; on Kafka the
+ *     count goes on across the members of a group (a rebalance, a restart), and a last attempt whose
+ *     dead letter was not written yet is made again with the same number
  * @param headers transport headers, e.g. the dead-letter headers of {@link DeadLetterHeaders}
  */
 public record Delivery(

@@ -60,6 +60,11 @@ import org.slf4j.LoggerFactory;
  * for their type, or dead-lettered (at-least-once). On revocation the worker finishes the record
  * in hand and the offsets are committed before the partitions move. Bytes that are not a message
  * are dead-lettered at once.
+ *
+ * <p>While a record's handler fails, the commit of its partition stays at that record and carries
+ * the attempts made so far in its metadata ({@code nis.attempts=N}): the member the partition
+ * moves to (a rebalance, a restart) goes on counting from there, so the retry budget holds
+ * across members.
  */
 final class KafkaSubscription implements Subscription {
   private static final Logger log = LoggerFactory.getLogger(KafkaSubscription.class);
@@ -70,7 +75,7 @@ final class KafkaSubscription implements Subscription {
   private final KafkaConsumer<byte[], byte[]> consumer;
   private final Map<TopicPartition, PartitionWorker> workers = new HashMap<>(); // poll thread only
   private final Set<Thread> workerThreads = ConcurrentHashMap.newKeySet(); // the live ones
-  private final Map<TopicPartition, Long> committed = new HashMap<>(); // poll thread only
+  private final Map<TopicPartition, OffsetAndMetadata> committed = new HashMap<>(); // poll thread only
   private final AtomicLong lag;
   private final CountDownLatch closedLatch = new CountDownLatch(1);
   private final Counter consumerErrors;
@@ -293,12 +298,17 @@ final class KafkaSubscription implements Subscription {
     }
   }
 
+  /**
+   * Commits the workers' progress: asynchronously only what changed since the last commit, and
+   * synchronously (before partitions move or the consumer closes) all of it, since an
+   * asynchronous commit still on its way may yet fail.
+   */
   private void commitProgress(boolean sync) {
     Map<TopicPartition, OffsetAndMetadata> offsets = new HashMap<>();
     for (Map.Entry<TopicPartition, PartitionWorker> entry : workers.entrySet()) {
-      long done = entry.getValue().completedOffset;
-      if (done >= 0 && !Long.valueOf(done).equals(committed.get(entry.getKey()))) {
-        offsets.put(entry.getKey(), new OffsetAndMetadata(done));
+      OffsetAndMetadata progress = entry.getValue().progress();
+      if (progress != null && (sync || !progress.equals(committed.get(entry.getKey())))) {
+        offsets.put(entry.getKey(), progress);
       }
     }
     if (offsets.isEmpty()) {
@@ -306,7 +316,7 @@ final class KafkaSubscription implements Subscription {
     }
     if (sync) {
       consumer.commitSync(offsets, Duration.ofSeconds(10));
-      offsets.forEach((partition, offset) -> committed.put(partition, offset.offset()));
+      committed.putAll(offsets);
     } else {
       // The callback runs on this thread, in a later poll. A failed commit is forgotten, so that
       // the next commit (at the latest the one when the partition is revoked or the subscription
@@ -316,10 +326,10 @@ final class KafkaSubscription implements Subscription {
           (done, error) -> {
             if (error != null) {
               log.debug("commit of group {} failed; it is sent again: {}", spec.group(), error.toString());
-              offsets.forEach((partition, offset) -> committed.remove(partition, offset.offset()));
+              offsets.forEach((partition, offset) -> committed.remove(partition, offset));
             }
           });
-      offsets.forEach((partition, offset) -> committed.put(partition, offset.offset()));
+      committed.putAll(offsets);
     }
   }
 
@@ -400,11 +410,61 @@ final class KafkaSubscription implements Subscription {
 
     @Override
     public void onPartitionsAssigned(Collection<TopicPartition> partitions) {
+      Map<TopicPartition, FailingRecord> carriedOver = attemptsCarriedOver(partitions);
       for (TopicPartition partition : partitions) {
-        workers.computeIfAbsent(partition, PartitionWorker::new);
+        workers.computeIfAbsent(partition, p -> new PartitionWorker(p, carriedOver.get(p)));
       }
       Set<TopicPartition> all = new HashSet<>(consumer.assignment());
       assigned = !all.isEmpty();
+    }
+  }
+
+  /**
+   * The failing records whose attempts the commits of newly assigned partitions carry. It asks the
+   * group coordinator, on the poll thread, for up to 5 s; when that fails, the counts start again.
+   */
+  private Map<TopicPartition, FailingRecord> attemptsCarriedOver(Collection<TopicPartition> partitions) {
+    if (partitions.isEmpty()) {
+      return Map.of();
+    }
+    try {
+      Map<TopicPartition, OffsetAndMetadata> commits = consumer.committed(Set.copyOf(partitions), Duration.ofSeconds(5));
+      Map<TopicPartition, FailingRecord> carrying = new HashMap<>();
+      commits.forEach((partition, commit) -> {
+        FailingRecord failing = FailingRecord.of(commit);
+        if (failing != null) {
+          carrying.put(partition, failing);
+        }
+      });
+      return carrying;
+    } catch (WakeupException | InterruptException e) {
+      throw e; // a close or an interrupt: the poll loop handles them
+    } catch (KafkaException e) {
+      log.warn("group {} could not read the attempt counts of its partitions' failing records; they start"
+          + " again at 1: {}", spec.group(), e.toString());
+      return Map.of();
+    }
+  }
+
+  /** A record whose handler failed {@code attempts} times so far, as written to and read from a commit's metadata. */
+  private record FailingRecord(long offset, int attempts) {
+    private static final String PREFIX = "nis.attempts=";
+
+    /** The failing record a commit names, or null when its metadata names none. */
+    static FailingRecord of(OffsetAndMetadata commit) {
+      if (commit == null || commit.metadata() == null || !commit.metadata().startsWith(PREFIX)) {
+        return null;
+      }
+      try {
+        int attempts = Integer.parseInt(commit.metadata().substring(PREFIX.length()));
+        return attempts > 0 ? new FailingRecord(commit.offset(), attempts) : null;
+      } catch (NumberFormatException e) {
+        return null;
+      }
+    }
+
+    OffsetAndMetadata toCommit() {
+      return new OffsetAndMetadata(offset, PREFIX + attempts);
     }
   }
 
@@ -416,17 +476,35 @@ final class KafkaSubscription implements Subscription {
     final Thread thread;
     final java.util.concurrent.atomic.AtomicInteger pending = new java.util.concurrent.atomic.AtomicInteger();
     volatile long completedOffset = -1;
+    /** The record whose handler failed and waits to be tried again; null when there is none. */
+    volatile FailingRecord failing;
+    /** Attempts made by the partition's previous members on the record at its commit; or null. */
+    private final FailingRecord carriedOver;
     volatile boolean stopped;
     boolean givenUp; // poll thread only: its handler outlasted a wait at shutdown
 
-    PartitionWorker(TopicPartition partition) {
+    PartitionWorker(TopicPartition partition, FailingRecord carriedOver) {
       this.partition = partition;
+      this.carriedOver = carriedOver;
       this.thread =
           Thread.ofVirtual()
               .name("nis-worker-" + spec.group() + "-" + partition)
               .unstarted(this::run);
       workerThreads.add(thread);
       thread.start();
+    }
+
+    /**
+     * What to commit: the failing record with its attempts while one is retried, else the offset
+     * after the last record done with; null when nothing was done yet.
+     */
+    OffsetAndMetadata progress() {
+      FailingRecord now = failing;
+      long done = completedOffset;
+      if (now != null && now.offset() >= done) {
+        return now.toCommit();
+      }
+      return done >= 0 ? new OffsetAndMetadata(done) : null;
     }
 
     void stop() {
@@ -459,6 +537,7 @@ final class KafkaSubscription implements Subscription {
             return; // stopped before it was done: left for the next owner
           }
           completedOffset = record.offset() + 1;
+          failing = null; // cleared after the offset moved: progress() sees one or the other
           pending.decrementAndGet();
         }
       } catch (InterruptedException e) {
@@ -518,7 +597,13 @@ final class KafkaSubscription implements Subscription {
       }
       Map<String, String> headers = headersOf(record);
       var retryPolicy = bus.config().retryPolicy();
-      for (int attempt = 1; ; attempt++) {
+      int firstAttempt = 1;
+      if (carriedOver != null && carriedOver.offset() == record.offset()) {
+        // Its last attempt left to the handler, at least: the previous member may have stopped
+        // before it could dead-letter the record, and a dead letter names the handler's error.
+        firstAttempt = Math.min(carriedOver.attempts(), retryPolicy.maxAttempts() - 1) + 1;
+      }
+      for (int attempt = firstAttempt; ; attempt++) {
         try {
           bus.metrics().endToEndLatency.record(
               Duration.between(message.timestamp(), bus.clock().instant()).abs());
@@ -530,6 +615,7 @@ final class KafkaSubscription implements Subscription {
         } catch (Exception | LinkageError | AssertionError | StackOverflowError e) {
           clearHandlersInterrupt();
           bus.metrics().failed.increment();
+          failing = new FailingRecord(record.offset(), attempt);
           if (attempt >= retryPolicy.maxAttempts()) {
             return bus.deadLetter(
                 record, spec.group(), e.getClass().getName() + ": " + e.getMessage(), attempt, stopSignal);

@@ -42,6 +42,7 @@ import org.nisprotocol.core.MessageHandlers;
 import org.nisprotocol.core.MessagePriority;
 import org.nisprotocol.core.NisMessage;
 import org.nisprotocol.core.PublishReceipt;
+import org.nisprotocol.core.RetryPolicy;
 import org.nisprotocol.core.StreamingTopics;
 import org.nisprotocol.core.SubscriptionSpec;
 import org.nisprotocol.embedded.InMemoryDeliveryLedger;
@@ -511,6 +512,45 @@ class KafkaFaultIT {
         Map.of(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, broker.bootstrapServers()),
         new ByteArraySerializer(),
         new ByteArraySerializer());
+  }
+
+  /**
+   * A record whose handler keeps failing keeps its attempt count when its partition moves to
+   * another member (here: the first member closes while waiting to try again, and a second one
+   * joins the group): the commit carries the attempts, so the retry budget holds across members.
+   */
+  @Test
+  void aFailingRecordKeepsItsAttemptCountWhenItsPartitionMovesToAnotherMember() throws Exception {
+    String topic = "fault-attempts-" + UUID.randomUUID();
+    String group = "attempts-" + UUID.randomUUID();
+    List<String> attempts = new CopyOnWriteArrayList<>();
+    RetryPolicy fourTriesTwoSecondsApart = new RetryPolicy(4, Duration.ofSeconds(2), Duration.ofSeconds(2), 0);
+    try (KafkaMessageBus bus = KafkaMessageBus.create(config("attempts").retryPolicy(fourTriesTwoSecondsApart).build())) {
+      bus.ensureTopic(topic);
+      var first = bus.subscribe(SubscriptionSpec.group(group).withTopics(topic), delivery -> {
+        attempts.add("first member, attempt " + delivery.attempt());
+        throw new IllegalStateException("cannot handle it");
+      });
+      await().atMost(Duration.ofSeconds(30)).until(() -> ((KafkaSubscription) first).isAssigned());
+      bus.publish(message(topic, "agent", 1));
+      await().atMost(Duration.ofSeconds(30)).until(() -> attempts.size() == 2);
+      first.close();
+      assertThat(attempts).containsExactly("first member, attempt 1", "first member, attempt 2");
+
+      var second = bus.subscribe(SubscriptionSpec.group(group).withTopics(topic), delivery -> {
+        attempts.add("second member, attempt " + delivery.attempt());
+        throw new IllegalStateException("cannot handle it");
+      });
+      List<ConsumerRecord<byte[], byte[]>> deadLetters = readAll(StreamingTopics.deadLetterTopicOf(topic), 1);
+
+      assertThat(deadLetters).hasSize(1);
+      // The attempts tell the fix apart: without the carried count the second member makes four
+      // of its own (1 to 4), and its dead letter says 4 all the same.
+      assertThat(attempts).containsExactly(
+          "first member, attempt 1", "first member, attempt 2", "second member, attempt 3", "second member, attempt 4");
+      assertThat(header(deadLetters.get(0), DeadLetterHeaders.ATTEMPTS)).isEqualTo("4");
+      second.close();
+    }
   }
 
   private List<ConsumerRecord<byte[], byte[]>> readAll(String topic, int expected) {
