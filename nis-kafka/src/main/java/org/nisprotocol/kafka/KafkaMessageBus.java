@@ -1305,8 +1305,9 @@ public final class KafkaMessageBus implements MessageBus {
       if (!readsTopic(group, target, groupsReading, deadline)) {
         throw new NisException("the replay of the dead letters of " + topic + " stopped at offset "
             + record.offset() + " of " + partition + ": " + (group.equals(gaveUp)
-                ? "group '" + group + "', which gave up on it, no longer reads " + target
-                : "group '" + group + "', asked to take the letters of group '" + gaveUp + "', does not read " + target)
+                ? "group " + ErrorText.quoted(group) + ", which gave up on it, no longer reads " + target
+                : "group " + ErrorText.quoted(group) + ", asked to take the letters of group " + ErrorText.quoted(gaveUp)
+                    + ", does not read " + target)
             + " (no committed offsets there, no member assigned to it), so no one would handle it."
             + " replayDeadLetters(topic, fromGroup, toGroup, timeout) sends a group's letters to another");
       }

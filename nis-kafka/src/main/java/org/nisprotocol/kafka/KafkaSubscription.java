@@ -410,9 +410,9 @@ final class KafkaSubscription implements Subscription {
 
     @Override
     public void onPartitionsAssigned(Collection<TopicPartition> partitions) {
-      Map<TopicPartition, FailingRecord> carriedOver = attemptsCarriedOver(partitions);
+      Map<TopicPartition, OffsetAndMetadata> commits = commitsOf(partitions);
       for (TopicPartition partition : partitions) {
-        workers.computeIfAbsent(partition, p -> new PartitionWorker(p, carriedOver.get(p)));
+        workers.computeIfAbsent(partition, p -> new PartitionWorker(p, FailingRecord.of(commits.get(p))));
       }
       Set<TopicPartition> all = new HashSet<>(consumer.assignment());
       assigned = !all.isEmpty();
@@ -420,23 +420,16 @@ final class KafkaSubscription implements Subscription {
   }
 
   /**
-   * The failing records whose attempts the commits of newly assigned partitions carry. It asks the
-   * group coordinator, on the poll thread, for up to 5 s; when that fails, the counts start again.
+   * The group's commits on newly assigned partitions, for the attempts of failing records they
+   * carry. It asks the group coordinator, on the poll thread, for up to 5 s; when that fails, the
+   * counts start again.
    */
-  private Map<TopicPartition, FailingRecord> attemptsCarriedOver(Collection<TopicPartition> partitions) {
+  private Map<TopicPartition, OffsetAndMetadata> commitsOf(Collection<TopicPartition> partitions) {
     if (partitions.isEmpty()) {
       return Map.of();
     }
     try {
-      Map<TopicPartition, OffsetAndMetadata> commits = consumer.committed(Set.copyOf(partitions), Duration.ofSeconds(5));
-      Map<TopicPartition, FailingRecord> carrying = new HashMap<>();
-      commits.forEach((partition, commit) -> {
-        FailingRecord failing = FailingRecord.of(commit);
-        if (failing != null) {
-          carrying.put(partition, failing);
-        }
-      });
-      return carrying;
+      return consumer.committed(Set.copyOf(partitions), Duration.ofSeconds(5));
     } catch (WakeupException | InterruptException e) {
       throw e; // a close or an interrupt: the poll loop handles them
     } catch (KafkaException e) {
