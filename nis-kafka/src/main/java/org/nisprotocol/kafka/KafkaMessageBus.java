@@ -1271,9 +1271,10 @@ public final class KafkaMessageBus implements MessageBus {
             if (record.offset() >= ends.getOrDefault(partition, 0L)) {
               continue; // arrived during this replay
             }
-            replayLetter(record, partition, topic, groupFor, groupsReading, deadline);
+            if (replayLetter(record, partition, topic, groupFor, groupsReading, deadline)) {
+              replayed++;
+            }
             done.put(partition, new OffsetAndMetadata(record.offset() + 1));
-            replayed++;
           }
         } catch (RuntimeException e) {
           if (!Thread.currentThread().isInterrupted()) {
@@ -1292,14 +1293,21 @@ public final class KafkaMessageBus implements MessageBus {
 
   /**
    * Sends one dead letter back to its original topic, for the group that gave up on it (or the one
-   * {@code groupFor} names instead), and waits until Kafka has it.
+   * {@code groupFor} names instead), and waits until Kafka has it. A letter without a value (a
+   * record that was corrupt on the broker, or another client's empty record) has nothing to send
+   * back: it is passed over, logged, and false returned.
    *
    * @throws NisException when that group does not read the topic
    * @throws RetriableException when Kafka could not take the letter or answer in time
    */
-  private void replayLetter(
+  private boolean replayLetter(
       ConsumerRecord<byte[], byte[]> record, TopicPartition partition, String topic, Map<String, String> groupFor,
       Map<String, Boolean> groupsReading, long deadline) {
+    if (record.value() == null) {
+      log.warn("dead letter at offset {} of {} has no value ({}): nothing to replay, passed over",
+          record.offset(), partition, Optional.ofNullable(headerText(record, DeadLetterHeaders.ERROR)).orElse("no error named"));
+      return false;
+    }
     String target = Optional.ofNullable(headerText(record, DeadLetterHeaders.ORIGINAL_TOPIC)).orElse(topic);
     RecordHeaders headers = withoutBusHeaders(record);
     String gaveUp = headerText(record, DeadLetterHeaders.GROUP);
@@ -1328,6 +1336,7 @@ public final class KafkaMessageBus implements MessageBus {
     } catch (ExecutionException | TimeoutException | RuntimeException e) {
       throw new RetriableException("replay of dead letters of " + topic + " stopped: " + e, e);
     }
+    return true;
   }
 
   /** A header's value as text; null when the record has no such header, or one without a value. */
@@ -1612,6 +1621,21 @@ public final class KafkaMessageBus implements MessageBus {
     props.put(AdminClientConfig.CLIENT_ID_CONFIG, config.clientId() + "-admin");
     props.put(AdminClientConfig.REQUEST_TIMEOUT_MS_CONFIG, "5000");
     props.put(AdminClientConfig.DEFAULT_API_TIMEOUT_MS_CONFIG, Long.toString(ADMIN_TIMEOUT.toMillis()));
+    return props;
+  }
+
+  /**
+   * A consumer outside any group that reads a record again for a subscription of {@code group}
+   * (one record a poll).
+   */
+  Properties rereadingConsumerProperties(String group) {
+    Properties props = commonProperties();
+    props.put(ConsumerConfig.CLIENT_ID_CONFIG, config.clientId() + "-" + group + "-reread");
+    props.put(ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, "false");
+    props.put(ConsumerConfig.MAX_POLL_RECORDS_CONFIG, "1");
+    props.put(ConsumerConfig.FETCH_MAX_WAIT_MS_CONFIG, "100");
+    props.putAll(config.clientProperties());
+    props.remove(ConsumerConfig.GROUP_ID_CONFIG);
     return props;
   }
 

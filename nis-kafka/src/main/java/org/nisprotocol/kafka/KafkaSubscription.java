@@ -59,7 +59,7 @@ import org.slf4j.LoggerFactory;
  * <p>A worker moves its partition's committed offset only past records that were handled, skipped
  * for their type, or dead-lettered (at-least-once). On revocation the worker finishes the record
  * in hand and the offsets are committed before the partitions move. Bytes that are not a message
- * are dead-lettered at once.
+ * are dead-lettered at once, and so is a record damaged on the broker (without a value).
  *
  * <p>While a record's handler fails, the commit of its partition stays at that record and carries
  * the attempts made so far in its metadata ({@code nis.attempts=N}): the member the partition
@@ -211,6 +211,9 @@ final class KafkaSubscription implements Subscription {
         } catch (InterruptException | InvalidGroupIdException | UnsupportedVersionException | FencedInstanceIdException e) {
           throw e; // an interrupt, or a configuration no retry mends: the subscription ends
         } catch (KafkaException e) {
+          if (passedUnreadableRecord(e)) {
+            continue;
+          }
           // The group refused the member (full, not authorized), a commit of a drain failed, a
           // request was refused: the consumer stays usable, and the cause may pass. Tried again.
           consumerErrors.increment();
@@ -242,6 +245,80 @@ final class KafkaSubscription implements Subscription {
       }
       bus.forget(this);
       closedLatch.countDown();
+    }
+  }
+
+  // How Kafka's consumer begins the error for a record it cannot hand out; it names the partition
+  // only in this text. KafkaFaultIT damages a record on disk and fails should the text change.
+  private static final String UNREADABLE_RECORD = "Received exception when fetching the next record from ";
+
+  /**
+   * After poll() failed because Kafka could not hand out a partition's next record (its batch
+   * fails its checksum): reads that record again with a consumer of its own, since a fetch damaged
+   * on its way reads right the second time. Read right, the record goes to the partition's worker;
+   * damaged on the broker too, the worker dead-letters its offset, without a value (the bytes cannot
+   * be trusted). Either way fetching goes on after it. False when the error is not such a record or
+   * the second read told nothing in time: the error then counts as any other, and is met again on
+   * the next try.
+   */
+  private boolean passedUnreadableRecord(KafkaException error) {
+    TopicPartition partition = workers.keySet().stream()
+        .filter(p -> isUnreadableRecordOf(error, p)).findFirst().orElse(null);
+    if (partition == null) {
+      return false;
+    }
+    try {
+      long offset = consumer.position(partition);
+      PartitionWorker worker = workers.get(partition);
+      ConsumerRecord<byte[], byte[]> record;
+      try {
+        record = readAgain(partition, offset);
+      } catch (KafkaException again) {
+        if (!isUnreadableRecordOf(again, partition)) {
+          throw again;
+        }
+        String damage = again.getCause() == null ? again.getMessage() : again.getCause().getMessage();
+        log.error("record {} of {} is damaged on the broker ({}); group {} dead-letters it and goes on after it",
+            offset, partition, damage, spec.group());
+        record = new ConsumerRecord<>(partition.topic(), partition.partition(), offset, null, null);
+        worker.damaged.put(offset, damage);
+      }
+      if (record == null) {
+        return false;
+      }
+      worker.pending.incrementAndGet();
+      worker.queue.add(record);
+      consumer.seek(partition, record.offset() + 1);
+      return true;
+    } catch (WakeupException | InterruptException e) {
+      throw e;
+    } catch (RuntimeException e) {
+      log.warn("group {} could not read {} again past a record Kafka could not hand out: {}", spec.group(), partition, e.toString());
+      return false;
+    }
+  }
+
+  private static boolean isUnreadableRecordOf(KafkaException error, TopicPartition partition) {
+    return error.getMessage() != null && error.getMessage().startsWith(UNREADABLE_RECORD + partition + ". ");
+  }
+
+  /**
+   * The partition's record at the offset (or the first after it, if that one is gone), read by a
+   * consumer of its own, outside the group; null when none came within 10 s.
+   */
+  private ConsumerRecord<byte[], byte[]> readAgain(TopicPartition partition, long offset) {
+    try (KafkaConsumer<byte[], byte[]> reader = new KafkaConsumer<>(
+        bus.rereadingConsumerProperties(spec.group()), new ByteArrayDeserializer(), new ByteArrayDeserializer())) {
+      reader.assign(List.of(partition));
+      reader.seek(partition, offset);
+      long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
+      while (running && System.nanoTime() < deadline) {
+        List<ConsumerRecord<byte[], byte[]>> records = reader.poll(Duration.ofMillis(200)).records(partition);
+        if (!records.isEmpty()) {
+          return records.getFirst();
+        }
+      }
+      return null;
     }
   }
 
@@ -469,6 +546,8 @@ final class KafkaSubscription implements Subscription {
     final Thread thread;
     final java.util.concurrent.atomic.AtomicInteger pending = new java.util.concurrent.atomic.AtomicInteger();
     volatile long completedOffset = -1;
+    /** What damaged each record Kafka could not hand out, by offset: queued without a value, dead-lettered so. */
+    final Map<Long, String> damaged = new ConcurrentHashMap<>();
     /** The record whose handler failed and waits to be tried again; null when there is none. */
     volatile FailingRecord failing;
     /** Attempts made by the partition's previous members on the record at its commit; or null. */
@@ -574,6 +653,10 @@ final class KafkaSubscription implements Subscription {
 
     /** True when the record is done with; false when stopped before that. */
     private boolean process(ConsumerRecord<byte[], byte[]> record) {
+      String damage = record.value() == null ? damaged.remove(record.offset()) : null;
+      if (damage != null) {
+        return bus.deadLetter(record, spec.group(), "record corrupt on the broker: " + damage, 1, stopSignal);
+      }
       if (replayedForAnotherGroup(record)) {
         return true;
       }

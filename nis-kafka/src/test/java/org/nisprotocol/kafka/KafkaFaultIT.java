@@ -22,6 +22,8 @@ import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
+import org.apache.kafka.clients.admin.Admin;
+import org.apache.kafka.clients.admin.AdminClientConfig;
 import org.apache.kafka.clients.consumer.ConsumerConfig;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.clients.consumer.KafkaConsumer;
@@ -38,6 +40,7 @@ import org.junit.jupiter.api.io.TempDir;
 import org.nisprotocol.core.CircuitBreakerConfig;
 import org.nisprotocol.core.DeadLetterHeaders;
 import org.nisprotocol.core.HealthStatus;
+import org.nisprotocol.core.MessageCodec;
 import org.nisprotocol.core.MessageHandlers;
 import org.nisprotocol.core.MessagePriority;
 import org.nisprotocol.core.NisMessage;
@@ -505,6 +508,82 @@ class KafkaFaultIT {
           .hasSizeGreaterThanOrEqualTo(3)
           .allSatisfy(r -> assertThat(r.headers().lastHeader(DeadLetterHeaders.REPLAYED_FOR)).isNull());
     }
+  }
+
+  /**
+   * A record damaged on the broker's disk (its checksum no longer matches), which Kafka cannot hand
+   * out, is dead-lettered without a value, with headers naming where it was, and the partition goes
+   * on after it (before, the subscription stopped there for good).
+   */
+  @Test
+  void aRecordDamagedOnTheBrokerIsDeadLetteredAndThePartitionGoesOn() throws Exception {
+    String topic = "fault-corrupt-" + UUID.randomUUID();
+    String group = "corrupt-" + UUID.randomUUID();
+    List<Integer> handled = new CopyOnWriteArrayList<>();
+    try (KafkaMessageBus bus = KafkaMessageBus.create(config("corrupt").build())) {
+      bus.ensureTopic(topic);
+      List<NisMessage> messages = List.of(message(topic, "agent", 1), message(topic, "agent", 2), message(topic, "agent", 3));
+      try (KafkaProducer<byte[], byte[]> raw = rawProducer()) {
+        for (NisMessage m : messages) { // one batch each, at offsets 0, 1 and 2 of partition 0
+          raw.send(new ProducerRecord<>(topic, 0, null, MessageCodec.create().encode(m))).get(10, TimeUnit.SECONDS);
+        }
+      }
+      damageOnDisk(topic, 0, messages.get(1).messageId());
+
+      bus.subscribe(SubscriptionSpec.group(group).withTopics(topic), delivery -> handled.add(sequence(delivery)));
+
+      await().atMost(Duration.ofSeconds(60)).until(() -> handled.contains(3));
+      assertThat(handled).containsExactly(1, 3);
+      List<ConsumerRecord<byte[], byte[]>> letters = readAll(StreamingTopics.deadLetterTopicOf(topic), 1);
+      assertThat(letters).hasSize(1);
+      ConsumerRecord<byte[], byte[]> letter = letters.getFirst();
+      assertThat(letter.value()).as("bytes whose checksum fails are not passed on").isNull();
+      assertThat(header(letter, DeadLetterHeaders.ERROR)).contains("corrupt");
+      assertThat(header(letter, DeadLetterHeaders.ORIGINAL_TOPIC)).isEqualTo(topic);
+      assertThat(header(letter, DeadLetterHeaders.ORIGINAL_PARTITION)).isEqualTo("0");
+      assertThat(header(letter, DeadLetterHeaders.ORIGINAL_OFFSET)).isEqualTo("1");
+      assertThat(header(letter, DeadLetterHeaders.GROUP)).isEqualTo(group);
+      try (Admin admin = Admin.create(Map.of(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, broker.bootstrapServers()))) {
+        await().atMost(Duration.ofSeconds(30)).alias("the group's commit passed the damaged record").until(() -> {
+          var offset = admin.listConsumerGroupOffsets(group).partitionsToOffsetAndMetadata().get(10, TimeUnit.SECONDS)
+              .get(new org.apache.kafka.common.TopicPartition(topic, 0));
+          return offset != null && offset.offset() == 3;
+        });
+      }
+      assertThat(bus.replayDeadLetters(topic, Duration.ofSeconds(10)))
+          .as("a letter without a value has nothing to send back")
+          .isZero();
+    }
+  }
+
+  /** Changes one character of {@code text} in the partition's log file, so its batch's checksum fails. */
+  private static void damageOnDisk(String topic, int partition, String text) throws Exception {
+    Path directory = broker.dataDirectory().resolve(topic + "-" + partition);
+    Path log;
+    try (var files = java.nio.file.Files.list(directory)) {
+      log = files.filter(f -> f.toString().endsWith(".log")).findFirst().orElseThrow();
+    }
+    byte[] bytes = java.nio.file.Files.readAllBytes(log);
+    byte[] needle = text.getBytes(StandardCharsets.US_ASCII);
+    int at = indexOf(bytes, needle);
+    assertThat(at).as("the text is in the log file").isNotNegative();
+    try (var file = new java.io.RandomAccessFile(log.toFile(), "rw")) {
+      file.seek(at);
+      file.write(bytes[at] == 'x' ? 'y' : 'x');
+    }
+  }
+
+  private static int indexOf(byte[] bytes, byte[] needle) {
+    outer:
+    for (int i = 0; i + needle.length <= bytes.length; i++) {
+      for (int j = 0; j < needle.length; j++) {
+        if (bytes[i + j] != needle[j]) {
+          continue outer;
+        }
+      }
+      return i;
+    }
+    return -1;
   }
 
   private KafkaProducer<byte[], byte[]> rawProducer() {

@@ -117,6 +117,14 @@ public final class KafkaBroker extends AbstractManagedServer {
         return "127.0.0.1:" + port;
     }
 
+    /**
+     * The broker's log directory ({@code log.dirs}): a partition's records are in
+     * {@code <topic>-<partition>/*.log} there, for tests that damage them on disk.
+     */
+    public Path dataDirectory() {
+        return dataDir;
+    }
+
     @Override
     synchronized String description() {
         return "Kafka broker '" + name() + "' (" + bootstrapServers() + ", dir " + directory() + ")";
