@@ -511,43 +511,58 @@ class KafkaFaultIT {
   }
 
   /**
-   * A record damaged on the broker's disk (its checksum no longer matches), which Kafka cannot hand
-   * out, is dead-lettered without a value, with headers naming where it was, and the partition goes
-   * on after it (before, the subscription stopped there for good).
+   * Records damaged on the broker's disk (their batch's checksum no longer matches), which Kafka
+   * cannot hand out, are dead-lettered without a value, with headers naming where they were, and
+   * the partition goes on after them (before, the subscription stopped there for good).
    */
   @Test
-  void aRecordDamagedOnTheBrokerIsDeadLetteredAndThePartitionGoesOn() throws Exception {
+  void recordsDamagedOnTheBrokerAreDeadLetteredAndThePartitionGoesOn() throws Exception {
     String topic = "fault-corrupt-" + UUID.randomUUID();
     String group = "corrupt-" + UUID.randomUUID();
     List<Integer> handled = new CopyOnWriteArrayList<>();
     try (KafkaMessageBus bus = KafkaMessageBus.create(config("corrupt").build())) {
       bus.ensureTopic(topic);
-      List<NisMessage> messages = List.of(message(topic, "agent", 1), message(topic, "agent", 2), message(topic, "agent", 3));
-      try (KafkaProducer<byte[], byte[]> raw = rawProducer()) {
-        for (NisMessage m : messages) { // one batch each, at offsets 0, 1 and 2 of partition 0
-          raw.send(new ProducerRecord<>(topic, 0, null, MessageCodec.create().encode(m))).get(10, TimeUnit.SECONDS);
+      List<NisMessage> messages = new ArrayList<>();
+      for (int i = 1; i <= 4; i++) {
+        messages.add(message(topic, "agent", i));
+      }
+      // Partition 0 gets three batches: message 1 at offset 0, messages 2 and 3 at offsets 1 and 2
+      // (one batch: the producer lingers until flushed), message 4 at offset 3.
+      try (KafkaProducer<byte[], byte[]> raw = new KafkaProducer<>(
+          Map.of(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, broker.bootstrapServers(), ProducerConfig.LINGER_MS_CONFIG, 60_000),
+          new ByteArraySerializer(), new ByteArraySerializer())) {
+        for (List<NisMessage> batch : List.of(messages.subList(0, 1), messages.subList(1, 3), messages.subList(3, 4))) {
+          List<java.util.concurrent.Future<?>> sent = new ArrayList<>();
+          for (NisMessage m : batch) {
+            sent.add(raw.send(new ProducerRecord<>(topic, 0, null, MessageCodec.create().encode(m))));
+          }
+          raw.flush();
+          for (var ack : sent) {
+            ack.get(10, TimeUnit.SECONDS);
+          }
         }
       }
-      damageOnDisk(topic, 0, messages.get(1).messageId());
+      damageOnDisk(topic, 0, messages.get(2).messageId()); // the second batch
 
       bus.subscribe(SubscriptionSpec.group(group).withTopics(topic), delivery -> handled.add(sequence(delivery)));
 
-      await().atMost(Duration.ofSeconds(60)).until(() -> handled.contains(3));
-      assertThat(handled).containsExactly(1, 3);
-      List<ConsumerRecord<byte[], byte[]>> letters = readAll(StreamingTopics.deadLetterTopicOf(topic), 1);
-      assertThat(letters).hasSize(1);
-      ConsumerRecord<byte[], byte[]> letter = letters.getFirst();
-      assertThat(letter.value()).as("bytes whose checksum fails are not passed on").isNull();
-      assertThat(header(letter, DeadLetterHeaders.ERROR)).contains("corrupt");
-      assertThat(header(letter, DeadLetterHeaders.ORIGINAL_TOPIC)).isEqualTo(topic);
-      assertThat(header(letter, DeadLetterHeaders.ORIGINAL_PARTITION)).isEqualTo("0");
-      assertThat(header(letter, DeadLetterHeaders.ORIGINAL_OFFSET)).isEqualTo("1");
-      assertThat(header(letter, DeadLetterHeaders.GROUP)).isEqualTo(group);
+      await().atMost(Duration.ofSeconds(60)).until(() -> handled.contains(4));
+      assertThat(handled).containsExactly(1, 4);
+      List<ConsumerRecord<byte[], byte[]>> letters = readAll(StreamingTopics.deadLetterTopicOf(topic), 2);
+      assertThat(letters).hasSize(2);
+      assertThat(letters).extracting(r -> header(r, DeadLetterHeaders.ORIGINAL_OFFSET)).containsExactlyInAnyOrder("1", "2");
+      assertThat(letters).allSatisfy(letter -> {
+        assertThat(letter.value()).as("bytes whose checksum fails are not passed on").isNull();
+        assertThat(header(letter, DeadLetterHeaders.ERROR)).contains("corrupt");
+        assertThat(header(letter, DeadLetterHeaders.ORIGINAL_TOPIC)).isEqualTo(topic);
+        assertThat(header(letter, DeadLetterHeaders.ORIGINAL_PARTITION)).isEqualTo("0");
+        assertThat(header(letter, DeadLetterHeaders.GROUP)).isEqualTo(group);
+      });
       try (Admin admin = Admin.create(Map.of(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, broker.bootstrapServers()))) {
-        await().atMost(Duration.ofSeconds(30)).alias("the group's commit passed the damaged record").until(() -> {
+        await().atMost(Duration.ofSeconds(30)).alias("the group's commit passed the damaged records").until(() -> {
           var offset = admin.listConsumerGroupOffsets(group).partitionsToOffsetAndMetadata().get(10, TimeUnit.SECONDS)
               .get(new org.apache.kafka.common.TopicPartition(topic, 0));
-          return offset != null && offset.offset() == 3;
+          return offset != null && offset.offset() == 4;
         });
       }
       assertThat(bus.replayDeadLetters(topic, Duration.ofSeconds(10)))
