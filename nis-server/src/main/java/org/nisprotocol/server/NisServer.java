@@ -382,10 +382,12 @@ public final class NisServer implements AutoCloseable {
       if (methods.matches("(.*, )?GET(, .*)?") && !methods.contains("HEAD")) {
         methods += ", HEAD";
       }
-      if (!methods.isBlank()) {
-        ctx.header("Allow", methods);
+      String notAllowedText = ctx.method() + " is not allowed on " + ctx.path();
+      if (methods.isBlank()) {
+        return ApiError.of(405, "method_not_allowed", notAllowedText);
       }
-      return ApiError.of(405, "method_not_allowed", ctx.method() + " is not allowed on " + ctx.path() + "; it takes " + methods);
+      ctx.header("Allow", methods);
+      return ApiError.of(405, "method_not_allowed", notAllowedText + "; it takes " + methods);
     }
     if (e instanceof HttpResponseException http) {
       return ApiError.of(http.getStatus(), ApiError.codeOf(http.getStatus()), http.getMessage());
