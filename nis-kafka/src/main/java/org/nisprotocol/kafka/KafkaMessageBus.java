@@ -1636,6 +1636,9 @@ public final class KafkaMessageBus implements MessageBus {
     props.put(ConsumerConfig.FETCH_MAX_WAIT_MS_CONFIG, "100");
     props.putAll(config.clientProperties());
     props.remove(ConsumerConfig.GROUP_ID_CONFIG);
+    // An offset no longer there (retention passed it meanwhile) is an error, not a jump to the
+    // end, which would hand over a record far ahead and skip those between.
+    props.put(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, "none");
     return props;
   }
 

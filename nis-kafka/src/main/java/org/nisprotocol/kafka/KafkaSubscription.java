@@ -248,9 +248,13 @@ final class KafkaSubscription implements Subscription {
     }
   }
 
-  // How Kafka's consumer begins the error for a record it cannot hand out; it names the partition
-  // only in this text. KafkaFaultIT damages a record on disk and fails should the text change.
+  // How Kafka's consumer words the error for a record whose batch fails its checks (checksum,
+  // size), under one for any record it cannot hand out (which a failed decompression also gives);
+  // it names the partition only in these texts. KafkaFaultIT damages a record on disk and fails
+  // should they change.
   private static final String UNREADABLE_RECORD = "Received exception when fetching the next record from ";
+  private static final java.util.regex.Pattern INVALID_RECORD =
+      java.util.regex.Pattern.compile("Record (batch )?for partition (.+) at offset \\d+ is invalid, cause: .*", java.util.regex.Pattern.DOTALL);
 
   /**
    * After poll() failed because Kafka could not hand out a partition's next record (its batch
@@ -277,7 +281,7 @@ final class KafkaSubscription implements Subscription {
         if (!isUnreadableRecordOf(again, partition)) {
           throw again;
         }
-        String damage = again.getCause() == null ? again.getMessage() : again.getCause().getMessage();
+        String damage = again.getCause().getMessage(); // there is one: isUnreadableRecordOf checked it
         log.error("record {} of {} is damaged on the broker ({}); group {} dead-letters it and goes on after it",
             offset, partition, damage, spec.group());
         record = new ConsumerRecord<>(partition.topic(), partition.partition(), offset, null, null);
@@ -298,8 +302,18 @@ final class KafkaSubscription implements Subscription {
     }
   }
 
-  private static boolean isUnreadableRecordOf(KafkaException error, TopicPartition partition) {
-    return error.getMessage() != null && error.getMessage().startsWith(UNREADABLE_RECORD + partition + ". ");
+  /**
+   * Whether the error is Kafka's for a record of the partition whose batch fails its checks
+   * (damaged bytes), not any other reason it could not hand the record out (a codec that failed,
+   * say, which reading again would meet as well, though the record is sound).
+   */
+  static boolean isUnreadableRecordOf(KafkaException error, TopicPartition partition) {
+    if (error.getMessage() == null || !error.getMessage().startsWith(UNREADABLE_RECORD + partition + ". ")
+        || error.getCause() == null || error.getCause().getMessage() == null) {
+      return false;
+    }
+    var invalid = INVALID_RECORD.matcher(error.getCause().getMessage());
+    return invalid.matches() && invalid.group(2).equals(partition.toString());
   }
 
   /**
