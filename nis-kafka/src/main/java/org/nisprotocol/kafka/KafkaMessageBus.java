@@ -2,7 +2,12 @@ package org.nisprotocol.kafka;
 
 import io.micrometer.core.instrument.MeterRegistry;
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
 import java.time.Duration;
 import java.time.InstantSource;
 import java.util.ArrayDeque;
@@ -802,10 +807,20 @@ public final class KafkaMessageBus implements MessageBus {
       try {
         admin.createTopics(List.of(newTopic)).all().get(ADMIN_TIMEOUT.toMillis(), TimeUnit.MILLISECONDS);
       } catch (ExecutionException e) {
-        if (!(e.getCause() instanceof TopicExistsException)) {
-          throw new RetriableException("cannot create topic " + topic + ": " + e.getCause(), e.getCause());
+        Throwable cause = e.getCause();
+        // A topic created beforehand where the service may not create topics (ACLs) is refused
+        // as not authorized even though it exists; another thread or instance may have created
+        // it a moment ago (its leaders may not serve yet).
+        if (!(cause instanceof TopicExistsException) && !exists(topic)) {
+          if (cause instanceof org.apache.kafka.common.errors.RetriableException) {
+            throw new RetriableException("cannot create topic " + topic + " yet: " + cause, cause);
+          }
+          throw new TopicRefusedException("Kafka refused to create topic " + topic + ": " + cause.getMessage()
+              + (cause instanceof org.apache.kafka.common.errors.TopicAuthorizationException
+                  || cause instanceof org.apache.kafka.common.errors.ClusterAuthorizationException
+                      ? " (let the service create topics, or create this one beforehand)" : ""),
+              cause);
         }
-        // Another thread or instance may have created it a moment ago: its leaders may not serve yet.
       }
       awaitLeaders(topic);
       readyTopics.add(topic);
@@ -814,6 +829,36 @@ public final class KafkaMessageBus implements MessageBus {
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
       throw new RetriableException("interrupted while creating topic " + topic, e);
+    }
+  }
+
+  /**
+   * Whether the topic exists; false also when the service may not describe it (then it cannot
+   * tell).
+   */
+  private boolean exists(String topic) throws InterruptedException, TimeoutException {
+    try {
+      admin.describeTopics(List.of(topic)).allTopicNames().get(ADMIN_TIMEOUT.toMillis(), TimeUnit.MILLISECONDS);
+      return true;
+    } catch (ExecutionException e) {
+      if (e.getCause() instanceof org.apache.kafka.common.errors.UnknownTopicOrPartitionException
+          || e.getCause() instanceof org.apache.kafka.common.errors.TopicAuthorizationException) {
+        return false;
+      }
+      throw new RetriableException("cannot tell whether topic " + topic + " exists: " + e.getCause(), e.getCause());
+    }
+  }
+
+  /**
+   * Kafka refuses to create a topic, in a way that trying again does not mend (not authorized, a
+   * replication factor above the brokers there are, a topic policy): messages for it are refused,
+   * not spooled.
+   */
+  static final class TopicRefusedException extends NisException {
+    private static final long serialVersionUID = 1L;
+
+    TopicRefusedException(String message, Throwable cause) {
+      super(message, cause);
     }
   }
 
@@ -901,7 +946,8 @@ public final class KafkaMessageBus implements MessageBus {
           awaitSpoolChange(Duration.ofMillis(spool.isEmpty() ? 200 : 100));
           continue;
         }
-        int delivered = awaitAcks(oldest);
+        Acks acks = awaitAcks(oldest);
+        int delivered = acks.delivered();
         if (delivered > 0) {
           lastAckNanos = System.nanoTime();
           spool.acknowledge(oldest.entries().subList(0, delivered));
@@ -910,6 +956,13 @@ public final class KafkaMessageBus implements MessageBus {
         }
         if (delivered == oldest.entries().size()) {
           breaker.onSuccess();
+        } else if (isRefusedForGood(acks.firstFailure()) && setAside(oldest.entries().get(delivered), acks.firstFailure())) {
+          // Kafka answered, and the spool goes on after the record it refused; what was sent
+          // behind that record is waited out and sent again from the spool.
+          spool.acknowledge(List.of(oldest.entries().get(delivered)));
+          signalSpoolDrained();
+          breaker.onSuccess();
+          abandon(onTheWay);
         } else {
           recordTransientFailure();
           abandon(onTheWay);
@@ -994,11 +1047,18 @@ public final class KafkaMessageBus implements MessageBus {
     return ack;
   }
 
-  /** Waits for the batch's outcome (within a send timeout and a margin); returns how many from its start were acknowledged. */
-  private int awaitAcks(SpoolBatch batch) {
+  /**
+   * A spooled batch's outcome: how many from its start Kafka acknowledged, and why the one after
+   * them failed (null when all were, or when the wait for it ran out).
+   */
+  private record Acks(int delivered, Throwable firstFailure) {}
+
+  /** Waits for the batch's outcome (within a send timeout and a margin). */
+  private Acks awaitAcks(SpoolBatch batch) {
     long deadline = System.nanoTime() + config.sendTimeout().plusSeconds(5).toNanos();
     int delivered = 0;
     boolean failed = false;
+    Throwable firstFailure = null;
     for (CompletableFuture<RecordMetadata> ack : batch.acks()) {
       try {
         ack.get(Math.max(0, deadline - System.nanoTime()), TimeUnit.NANOSECONDS);
@@ -1007,15 +1067,93 @@ public final class KafkaMessageBus implements MessageBus {
         }
       } catch (InterruptedException e) {
         Thread.currentThread().interrupt();
-        return delivered;
+        return new Acks(delivered, firstFailure);
       } catch (ExecutionException | TimeoutException e) {
         if (!failed) {
           log.debug("spooled message not delivered yet: {}", e.toString());
+          firstFailure = e instanceof ExecutionException ? e.getCause() : null;
         }
         failed = true;
       }
     }
-    return delivered;
+    return new Acks(delivered, firstFailure);
+  }
+
+  /**
+   * Whether Kafka refuses a record for good, so that sending it again would fail again: too large
+   * for its topic, a topic the service may not write or create, a record the topic does not take
+   * (a compacted topic and no key).
+   */
+  static boolean isRefusedForGood(Throwable error) {
+    return error instanceof TopicRefusedException
+        || error instanceof RecordTooLargeException
+        || error instanceof org.apache.kafka.common.errors.RecordBatchTooLargeException
+        || error instanceof org.apache.kafka.common.errors.InvalidTopicException
+        || error instanceof org.apache.kafka.common.InvalidRecordException
+        || error instanceof org.apache.kafka.common.errors.TopicAuthorizationException;
+  }
+
+  /** Where spooled messages go that Kafka refused for good, and their dead-letter topics too. */
+  static final String REFUSED_FILE = "refused-messages.jsonl";
+
+  /**
+   * Takes a spooled message Kafka refuses for good out of the way of the rest: to its topic's
+   * dead-letter topic, with headers naming the error and its topic; where that is refused for
+   * good too, to the file {@value #REFUSED_FILE} in the spool directory, one JSON object a line.
+   * True once it is in either; false when the dead-letter write failed in a way that may pass, or
+   * the file could not be written (the message stays in the spool and is tried again).
+   */
+  private boolean setAside(DiskSpool.Entry entry, Throwable refusal) {
+    SpooledRecord record = SpooledRecord.fromBytes(entry.payload());
+    String error = "Kafka refused the spooled message: " + refusal;
+    String deadLetterTopic = StreamingTopics.deadLetterTopicOf(record.topic());
+    RecordHeaders headers = new RecordHeaders();
+    record.headers().forEach((name, value) -> headers.add(name, value.getBytes(StandardCharsets.UTF_8)));
+    headers.add(DeadLetterHeaders.ERROR, (error.length() <= 1000 ? error : error.substring(0, 1000)).getBytes(StandardCharsets.UTF_8));
+    headers.add(DeadLetterHeaders.ATTEMPTS, "1".getBytes(StandardCharsets.UTF_8));
+    headers.add(DeadLetterHeaders.ORIGINAL_TOPIC, record.topic().getBytes(StandardCharsets.UTF_8));
+    byte[] key = record.key().getBytes(StandardCharsets.UTF_8);
+    Throwable refusedToo;
+    try {
+      send(producers, false, new ProducerRecord<>(deadLetterTopic, partitionOf(deadLetterTopic, key, false), key, record.value(), headers))
+          .get(config.sendTimeout().toMillis() + 5_000, TimeUnit.MILLISECONDS);
+      metrics.failed.increment();
+      metrics.deadLettered.increment();
+      log.error("{}; it is in {}", error, deadLetterTopic);
+      return true;
+    } catch (ExecutionException e) {
+      refusedToo = e.getCause();
+    } catch (TopicRefusedException e) {
+      refusedToo = e;
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      return false;
+    } catch (TimeoutException | RuntimeException e) {
+      log.warn("{}; writing it to {} failed, tried again: {}", error, deadLetterTopic, e.toString());
+      return false;
+    }
+    if (!isRefusedForGood(refusedToo)) {
+      log.warn("{}; writing it to {} failed, tried again: {}", error, deadLetterTopic, refusedToo.toString());
+      return false;
+    }
+    Path file = config.spoolDirectory().resolve(REFUSED_FILE);
+    var line = MessageCodec.mapper().createObjectNode()
+        .put("refused_at", clock.instant().toString())
+        .put("topic", record.topic())
+        .put("key", record.key())
+        .put("error", error + "; its dead-letter topic " + deadLetterTopic + " refused it too: " + refusedToo);
+    line.putPOJO("headers", record.headers());
+    line.put("message", new String(record.value(), StandardCharsets.UTF_8));
+    try (FileChannel out = FileChannel.open(file, StandardOpenOption.CREATE, StandardOpenOption.WRITE, StandardOpenOption.APPEND)) {
+      out.write(ByteBuffer.wrap((MessageCodec.mapper().writeValueAsString(line) + "\n").getBytes(StandardCharsets.UTF_8)));
+      out.force(true);
+    } catch (IOException e) {
+      log.error("{}; neither {} nor the file {} took it ({}); it stays in the spool", error, deadLetterTopic, file, e.toString());
+      return false;
+    }
+    metrics.failed.increment();
+    log.error("{}; its dead-letter topic {} refused it too ({}); it is in {}", error, deadLetterTopic, refusedToo, file);
+    return true;
   }
 
   /**

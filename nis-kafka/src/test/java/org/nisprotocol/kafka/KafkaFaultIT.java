@@ -1,6 +1,7 @@
 package org.nisprotocol.kafka;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import static org.awaitility.Awaitility.await;
 import static org.nisprotocol.testkit.SequencedMessages.message;
 import static org.nisprotocol.testkit.SequencedMessages.sequence;
@@ -43,8 +44,10 @@ import org.nisprotocol.core.HealthStatus;
 import org.nisprotocol.core.MessageCodec;
 import org.nisprotocol.core.MessageHandlers;
 import org.nisprotocol.core.MessagePriority;
+import org.nisprotocol.core.NisException;
 import org.nisprotocol.core.NisMessage;
 import org.nisprotocol.core.PublishReceipt;
+import org.nisprotocol.core.RetriableException;
 import org.nisprotocol.core.RetryPolicy;
 import org.nisprotocol.core.StreamingTopics;
 import org.nisprotocol.core.SubscriptionSpec;
@@ -568,6 +571,87 @@ class KafkaFaultIT {
       assertThat(bus.replayDeadLetters(topic, Duration.ofSeconds(10)))
           .as("a letter without a value has nothing to send back")
           .isZero();
+    }
+  }
+
+  /**
+   * Messages spooled during an outage that Kafka then refuses for good (too large for their topic)
+   * do not hold up the spool: each goes to its dead-letter topic, or, where that refuses it too, to
+   * the refused-messages file in the spool directory; the messages behind them are delivered.
+   * Before, the drainer sent the refused one again and again, and everything behind it (every
+   * message published after, on any topic) stayed in the spool.
+   */
+  @Test
+  void spooledMessagesKafkaRefusesForGoodAreSetAsideAndTheRestIsDelivered() throws Exception {
+    String topic = "fault-refused-" + UUID.randomUUID();
+    String strictTopic = "fault-refused-strict-" + UUID.randomUUID();
+    Map<String, String> small = Map.of("max.message.bytes", "4096");
+    try (Admin admin = Admin.create(Map.of(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, broker.bootstrapServers()))) {
+      admin.createTopics(List.of(
+              new org.apache.kafka.clients.admin.NewTopic(topic, 3, (short) 1).configs(small),
+              new org.apache.kafka.clients.admin.NewTopic(strictTopic, 3, (short) 1).configs(small),
+              new org.apache.kafka.clients.admin.NewTopic(StreamingTopics.deadLetterTopicOf(strictTopic), 3, (short) 1).configs(small)))
+          .all().get(30, TimeUnit.SECONDS);
+    }
+    String group = "refused-" + UUID.randomUUID();
+    List<Integer> handled = new CopyOnWriteArrayList<>();
+    Path spool = temp.resolve("refused");
+    try (KafkaMessageBus bus = KafkaMessageBus.create(config("refused").build())) {
+      var subscription = bus.subscribe(SubscriptionSpec.group(group).withTopics(topic), delivery -> handled.add(sequence(delivery)));
+      await().atMost(Duration.ofSeconds(30)).until(((KafkaSubscription) subscription)::isAssigned);
+      broker.stop();
+      NisMessage tooLarge = large(topic, 2);
+      NisMessage tooLargeForBoth = large(strictTopic, 3);
+      List<PublishReceipt> receipts = List.of(
+          bus.publish(message(topic, "agent", 1)), bus.publish(tooLarge), bus.publish(tooLargeForBoth), bus.publish(message(topic, "agent", 4)));
+      assertThat(receipts).extracting(PublishReceipt::status).containsOnly(PublishReceipt.Status.SPOOLED);
+
+      broker.start();
+
+      await().atMost(Duration.ofSeconds(90)).until(() -> handled.contains(4));
+      assertThat(handled).containsExactly(1, 4);
+      await().atMost(Duration.ofSeconds(10)).until(() -> bus.spooledMessages() == 0);
+      List<ConsumerRecord<byte[], byte[]>> letters = readAll(StreamingTopics.deadLetterTopicOf(topic), 1);
+      assertThat(letters).hasSize(1);
+      ConsumerRecord<byte[], byte[]> letter = letters.getFirst();
+      assertThat(MessageCodec.create().decode(letter.value()).messageId()).isEqualTo(tooLarge.messageId());
+      assertThat(header(letter, DeadLetterHeaders.ERROR)).contains("RecordTooLargeException");
+      assertThat(header(letter, DeadLetterHeaders.ORIGINAL_TOPIC)).isEqualTo(topic);
+      List<String> refused = java.nio.file.Files.readAllLines(spool.resolve(KafkaMessageBus.REFUSED_FILE));
+      assertThat(refused).hasSize(1);
+      var line = MessageCodec.mapper().readTree(refused.getFirst());
+      assertThat(line.path("topic").asText()).isEqualTo(strictTopic);
+      assertThat(MessageCodec.create().decode(line.path("message").asText()).messageId()).isEqualTo(tooLargeForBoth.messageId());
+      assertThat(line.path("error").asText()).contains("RecordTooLargeException", StreamingTopics.deadLetterTopicOf(strictTopic));
+    }
+  }
+
+  /** A message of about 20 KB of text that does not compress. */
+  private static NisMessage large(String topic, int sequence) {
+    byte[] noise = new byte[15_000];
+    new java.util.Random(sequence).nextBytes(noise);
+    NisMessage message = message(topic, "agent", sequence);
+    return NisMessage.builder(message.messageType(), message.sourceAgent())
+        .topic(topic)
+        .targetAgent(message.targetAgent().orElseThrow())
+        .content(Map.of("sequence", sequence, "noise", java.util.Base64.getEncoder().encodeToString(noise)))
+        .build();
+  }
+
+  /**
+   * A topic Kafka refuses to create (a replication factor above the brokers there are) is a
+   * refusal the caller hears at once, not a spooled message that would wait in the spool for good.
+   */
+  @Test
+  void aPublishToATopicKafkaRefusesToCreateFailsWithItsReason() {
+    String topic = "fault-no-create-" + UUID.randomUUID();
+    try (KafkaMessageBus bus = KafkaMessageBus.create(config("no-create").replicationFactor(2).build())) {
+      assertThatThrownBy(() -> bus.publish(message(topic, "agent", 1)))
+          .isInstanceOf(NisException.class)
+          .isNotInstanceOf(RetriableException.class)
+          .hasMessageContaining("Kafka refused to create topic " + topic)
+          .hasMessageContaining("replication factor");
+      assertThat(bus.spooledMessages()).isZero();
     }
   }
 
