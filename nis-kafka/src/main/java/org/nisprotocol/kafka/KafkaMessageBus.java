@@ -63,6 +63,7 @@ import org.apache.kafka.common.header.internals.RecordHeaders;
 import org.apache.kafka.common.serialization.ByteArrayDeserializer;
 import org.apache.kafka.common.serialization.ByteArraySerializer;
 import org.apache.kafka.common.utils.Utils;
+import org.nisprotocol.core.BackendRefusedException;
 import org.nisprotocol.core.CircuitBreaker;
 import org.nisprotocol.core.CloseOnce;
 import org.nisprotocol.core.ClosedException;
@@ -677,7 +678,10 @@ public final class KafkaMessageBus implements MessageBus {
     if (error instanceof RecordTooLargeException) {
       throw new MessageTooLargeException("Kafka refused the message as too large: " + error.getMessage());
     }
-    throw new NisException("Kafka refused the message: " + error, error);
+    if (error instanceof BackendRefusedException refused) {
+      throw refused; // the bus's own words already (a topic Kafka refuses to create)
+    }
+    throw new BackendRefusedException("Kafka refused the message: " + error, error);
   }
 
   /**
@@ -854,7 +858,7 @@ public final class KafkaMessageBus implements MessageBus {
    * replication factor above the brokers there are, a topic policy): messages for it are refused,
    * not spooled.
    */
-  static final class TopicRefusedException extends NisException {
+  static final class TopicRefusedException extends BackendRefusedException {
     private static final long serialVersionUID = 1L;
 
     TopicRefusedException(String message, Throwable cause) {

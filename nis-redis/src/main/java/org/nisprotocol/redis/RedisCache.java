@@ -40,6 +40,7 @@ import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicLongArray;
+import org.nisprotocol.core.BackendRefusedException;
 import org.nisprotocol.core.Cache;
 import org.nisprotocol.core.CacheKeys;
 import org.nisprotocol.core.CircuitBreaker;
@@ -990,7 +991,7 @@ public final class RedisCache implements Cache {
       String message = String.valueOf(reply.getMessage());
       if (TRANSIENT_REPLIES.stream().noneMatch(message::startsWith)) {
         breaker.onSuccess();
-        throw new NisException("Redis refused the command: " + message, reply);
+        throw new BackendRefusedException("Redis refused the command: " + message, reply);
       }
       return new Unavailable("Redis answered " + message, reply, true);
     }

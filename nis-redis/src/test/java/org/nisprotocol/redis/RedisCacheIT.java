@@ -15,8 +15,8 @@ import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
+import org.nisprotocol.core.BackendRefusedException;
 import org.nisprotocol.core.HealthStatus;
-import org.nisprotocol.core.NisException;
 import org.nisprotocol.core.RetriableException;
 import org.nisprotocol.testkit.RedisServer;
 import org.nisprotocol.testkit.TestServers;
@@ -161,7 +161,7 @@ class RedisCacheIT {
     raw.sync().hset("nis:cache:" + ns + ":hash", "f", "v");
 
     assertThatThrownBy(() -> cache.get(ns, "hash"))
-        .isInstanceOf(NisException.class)
+        .isInstanceOf(BackendRefusedException.class)
         .isNotInstanceOf(RetriableException.class)
         .hasMessageContaining("WRONGTYPE");
     assertThat(cache.health().status()).isEqualTo(HealthStatus.HEALTHY);

@@ -28,6 +28,7 @@ import org.nisprotocol.agents.ScenarioSimulatorAgent;
 import org.nisprotocol.agents.ScenarioSimulatorService;
 import org.nisprotocol.agents.SelfAuditEngine;
 import org.nisprotocol.agents.SendResult;
+import org.nisprotocol.core.BackendRefusedException;
 import org.nisprotocol.core.Cache;
 import org.nisprotocol.core.ClosedException;
 import org.nisprotocol.core.ErrorText;
@@ -374,6 +375,9 @@ public final class NisServer implements AutoCloseable {
     if (e instanceof RetriableException retriable) {
       ctx.header("Retry-After", "1");
       return ApiError.of(503, "unavailable", retriable.getMessage());
+    }
+    if (e instanceof BackendRefusedException refused) {
+      return ApiError.of(502, "backend_refused", refused.getMessage());
     }
     if (e instanceof MethodNotAllowedResponse notAllowed) {
       // The methods the path takes, in Javalin's details under one key or another; HEAD too

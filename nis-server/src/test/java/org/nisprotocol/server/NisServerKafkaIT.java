@@ -84,6 +84,29 @@ class NisServerKafkaIT {
     }
   }
 
+  /** A message for a topic Kafka refuses to create (a replication factor above its brokers): 502, naming why. */
+  @Test
+  void aMessageForATopicKafkaRefusesToCreateIsAnsweredWith502() throws Exception {
+    String topic = "http-refused-" + UUID.randomUUID();
+    KafkaMessageBus bus =
+        KafkaMessageBus.create(
+            KafkaBusConfig.builder(TestServers.kafka().bootstrapServers())
+                .spoolDirectory(temp.resolve("spool"))
+                .replicationFactor(2)
+                .shutdownTimeout(Duration.ofSeconds(5))
+                .build());
+    try (NisServer server = NisServer.start(ServiceConfig.embedded(0), bus, InMemoryCache.create())) {
+      Answer refused = post(server, simulationResult(topic, "small"), null);
+
+      assertThat(refused.status()).isEqualTo(502);
+      assertThat(refused.body().get("error").textValue()).isEqualTo("backend_refused");
+      assertThat(refused.body().get("detail").textValue())
+          .startsWith("Kafka refused to create topic " + topic)
+          .contains("replication factor");
+      assertThat(bus.spooledMessages()).isZero();
+    }
+  }
+
   @Test
   void withKafkaUnreachableMessagesAreSpooledThenRefusedWhenTheSpoolIsFull() throws Exception {
     int deadPort;
