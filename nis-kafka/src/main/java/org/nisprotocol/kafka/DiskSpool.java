@@ -15,6 +15,8 @@ import java.util.TreeMap;
 import java.util.stream.Stream;
 import java.util.zip.CRC32C;
 import org.nisprotocol.core.RetriableException;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * A durable first-in first-out queue of byte records on local disk: where accepted messages wait
@@ -40,6 +42,7 @@ import org.nisprotocol.core.RetriableException;
  */
 final class DiskSpool implements AutoCloseable {
   static final long SEGMENT_BYTES = 64L * 1024 * 1024;
+  private static final Logger log = LoggerFactory.getLogger(DiskSpool.class);
   private static final int HEADER_BYTES = 8;
   private static final String CURSOR_FILE = "cursor";
   private static final long READ_CHUNK_BYTES = 1024 * 1024;
@@ -247,21 +250,28 @@ final class DiskSpool implements AutoCloseable {
       throw new IllegalArgumentException(
           "acknowledged " + delivered.size() + " records but only " + pendingRecords + " wait");
     }
+    long segment = last.segment();
+    long position = last.nextPosition();
+    Long next = segments.higherKey(segment);
+    if (next != null && position >= segments.get(segment)) {
+      segment = next; // the segment is used up: its file can go
+      position = 0;
+    }
     try {
-      cursorSegment = last.segment();
-      cursorPosition = last.nextPosition();
-      Long next = segments.higherKey(cursorSegment);
-      if (next != null && cursorPosition >= segments.get(cursorSegment)) {
-        cursorSegment = next; // the segment is used up: its file can go
-        cursorPosition = 0;
-      }
-      writeCursor();
-      deleteConsumedSegments();
+      writeCursor(segment, position);
     } catch (IOException e) {
+      // Nothing moved: the records are still the oldest, and are sent again.
       throw new UncheckedIOException("cannot update the message spool in " + directory, e);
     }
+    cursorSegment = segment;
+    cursorPosition = position;
     pendingRecords -= delivered.size();
     pendingBytes -= bytes;
+    try {
+      deleteConsumedSegments();
+    } catch (IOException e) {
+      log.warn("cannot delete used message spool files in {} yet (tried again on the next acknowledgement): {}", directory, e.toString());
+    }
   }
 
   boolean isEmpty() {
@@ -401,9 +411,9 @@ final class DiskSpool implements AutoCloseable {
     cursorPosition = Long.parseLong(parts[1]);
   }
 
-  private void writeCursor() throws IOException {
+  private void writeCursor(long segment, long position) throws IOException {
     Path temporary = directory.resolve(CURSOR_FILE + ".tmp");
-    Files.writeString(temporary, cursorSegment + " " + cursorPosition + "\n", StandardCharsets.US_ASCII);
+    Files.writeString(temporary, segment + " " + position + "\n", StandardCharsets.US_ASCII);
     Files.move(
         temporary,
         directory.resolve(CURSOR_FILE),

@@ -94,6 +94,34 @@ class DiskSpoolTest {
     }
   }
 
+  /**
+   * An acknowledgement whose cursor cannot be written (here: a directory in the way of the
+   * cursor's temporary file) changes nothing: the records are still the oldest, counted, and the
+   * next acknowledgement takes them. Before, the cursor moved in memory while the counts stayed,
+   * so the spool never became empty again.
+   */
+  @Test
+  void anAcknowledgementThatCannotBeWrittenChangesNothing() throws IOException {
+    try (DiskSpool spool = DiskSpool.open(directory, 1 << 20, false)) {
+      for (int i = 0; i < 3; i++) {
+        spool.append(bytes("m" + i));
+      }
+      List<DiskSpool.Entry> firstTwo = spool.peek(2);
+      Path inTheWay = Files.createDirectory(directory.resolve("cursor.tmp"));
+
+      assertThatThrownBy(() -> spool.acknowledge(firstTwo)).hasMessageContaining("cannot update the message spool");
+      assertThat(spool.size()).isEqualTo(3);
+      assertThat(texts(spool.peek(10))).containsExactly("m0", "m1", "m2");
+
+      Files.delete(inTheWay);
+      spool.acknowledge(spool.peek(2));
+      assertThat(texts(spool.peek(10))).containsExactly("m2");
+      spool.acknowledge(spool.peek(1));
+      assertThat(spool.isEmpty()).isTrue();
+      assertThat(spool.size()).isZero();
+    }
+  }
+
   @Test
   void whatWasNotAcknowledgedSurvivesAReopen() {
     try (DiskSpool spool = DiskSpool.open(directory, 1 << 20, false)) {
