@@ -148,6 +148,18 @@ class SelfAuditEngineTest {
     assertThat(engine.auditContent(corrected).integrityScore()).isEqualTo(100.0);
   }
 
+  /** A metric of absurd size is flagged as written: in plain digits 1e999999999 would take a gigabyte. */
+  @Test
+  @org.junit.jupiter.api.Timeout(10)
+  void aMetricOfAbsurdSizeIsFlaggedAsWritten() {
+    assertThat(engine.auditContent(Map.of("confidence", new java.math.BigDecimal("1e999999999"))).violations())
+        .singleElement()
+        .satisfies(v -> assertThat(v.text()).isEqualTo("1E+999999999"));
+    assertThat(engine.auditContent(Map.of("confidence", new java.math.BigDecimal("0.95"))).violations())
+        .singleElement()
+        .satisfies(v -> assertThat(v.text()).isEqualTo("0.95"));
+  }
+
   @Test
   void aMetricNextToItsEvidenceIsNotFlagged() {
     Map<String, Object> content =

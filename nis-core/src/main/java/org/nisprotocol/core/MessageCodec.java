@@ -7,7 +7,6 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.json.JsonMapper;
 import java.io.IOException;
-import java.io.UncheckedIOException;
 import java.math.BigDecimal;
 import java.math.RoundingMode;
 import java.nio.charset.StandardCharsets;
@@ -193,7 +192,9 @@ public final class MessageCodec {
       throw new MalformedJsonException("body is not valid JSON: " + e.getOriginalMessage()
           + locationOf(e));
     } catch (IOException e) {
-      throw new UncheckedIOException(e);
+      // Bytes that are not text in the encoding the parser took them for (UTF-32 by their
+      // first bytes, say): reading from an array fails no other way.
+      throw new MalformedJsonException("body is not valid JSON text: " + e.getMessage());
     }
   }
 
@@ -317,6 +318,10 @@ public final class MessageCodec {
     }
     try {
       if (value.isIntegralNumber()) {
+        if (!value.canConvertToInt()) { // intValue() would wrap round to some level
+          problems.add("priority must be a name or a level 1-4, got " + abbreviate(value.toString()));
+          return MessagePriority.NORMAL;
+        }
         return MessagePriority.ofLevel(value.intValue());
       }
       if (value.isTextual()) {
@@ -329,6 +334,9 @@ public final class MessageCodec {
     return MessagePriority.NORMAL;
   }
 
+  /** Decimals a timestamp may have; those past the ninth are rounded away. */
+  static final int MAX_TIMESTAMP_DECIMALS = 100;
+
   private static Instant timestamp(JsonNode value, List<String> problems) {
     if (value.isMissingNode() || value.isNull()) {
       return null;
@@ -339,8 +347,15 @@ public final class MessageCodec {
       return null;
     }
     BigDecimal seconds = value.decimalValue();
+    // Shown as written (1e999999999 stays short), and compared by magnitude first, so that no
+    // arithmetic on such a number runs: it would spell out or divide by a power of ten of that size.
     if (seconds.signum() < 0 || seconds.compareTo(BigDecimal.valueOf(Instant.MAX.getEpochSecond())) > 0) {
-      problems.add("timestamp " + seconds.toPlainString() + " is out of range");
+      problems.add("timestamp " + abbreviate(seconds.toString()) + " is out of range");
+      return null;
+    }
+    if (seconds.scale() > MAX_TIMESTAMP_DECIMALS) {
+      problems.add("timestamp " + abbreviate(seconds.toString()) + " has more than " + MAX_TIMESTAMP_DECIMALS
+          + " decimals (nanoseconds are the ninth)");
       return null;
     }
     long whole = seconds.longValue();

@@ -10,6 +10,7 @@ import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.EnumSource;
 
@@ -172,6 +173,37 @@ class MessageCodecTest {
     assertThatThrownBy(() -> codec.decode("{\"a\":1}{\"b\":2}"))
         .as("a second document")
         .isInstanceOf(MalformedJsonException.class);
+  }
+
+  @Test
+  void bytesThatAreNotTextInTheEncodingTheyLookLikeAreAMalformedJsonError() {
+    // Four bytes starting 00 00 00 make the parser read UTF-32, in which these are no characters.
+    assertThatThrownBy(() -> codec.decode(new byte[] {0, 0, 0, '{', 0}))
+        .isInstanceOf(MalformedJsonException.class)
+        .hasMessageStartingWith("body is not valid JSON text");
+  }
+
+  /**
+   * Numbers of absurd size are refused in a moment with a short message: in plain digits, or
+   * rounded to nanoseconds, 1e999999999 and 1e-999999999 take gigabytes or hours.
+   */
+  @Test
+  @Timeout(10)
+  void timestampsAndPrioritiesOfAbsurdSizeAreRefusedAtOnce() {
+    String message = "{\"message_type\":\"system_health\",\"source_agent\":\"a\",\"content\":{},";
+    assertThatThrownBy(() -> codec.decode(message + "\"timestamp\":1e999999999}"))
+        .isInstanceOfSatisfying(InvalidMessageException.class, e -> assertThat(e.problems())
+            .containsExactly("timestamp 1E+999999999 is out of range"));
+    assertThatThrownBy(() -> codec.decode(message + "\"timestamp\":1e-999999999}"))
+        .isInstanceOfSatisfying(InvalidMessageException.class, e -> assertThat(e.problems())
+            .containsExactly("timestamp 1E-999999999 has more than 100 decimals (nanoseconds are the ninth)"));
+    assertThat(codec.decode(message + "\"timestamp\":1763759431.1234561234}").timestamp())
+        .as("ten decimals are taken (messages keep microseconds)")
+        .isEqualTo(Instant.ofEpochSecond(1763759431L, 123456000));
+    assertThatThrownBy(() -> codec.decode(message + "\"priority\":4294967298}"))
+        .as("a level that wraps round to 2 as an int")
+        .isInstanceOfSatisfying(InvalidMessageException.class, e -> assertThat(e.problems())
+            .containsExactly("priority must be a name or a level 1-4, got 4294967298"));
   }
 
   @Test

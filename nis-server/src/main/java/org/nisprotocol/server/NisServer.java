@@ -177,6 +177,8 @@ public final class NisServer implements AutoCloseable {
           javalin.http.maxRequestSize = MAX_REQUEST_BYTES;
           javalin.http.defaultContentType = "application/json";
           javalin.http.prefer405over404 = true; // a known path with another method: 405, naming those it takes
+          // A path is taken as written: DELETE /cache/ns/ (a client's empty key) is not DELETE /cache/ns.
+          javalin.router.ignoreTrailingSlashes = false;
           javalin.jsonMapper(new JavalinJackson(json, true));
 
           javalin.routes.get("/health", this::health);
@@ -342,16 +344,16 @@ public final class NisServer implements AutoCloseable {
 
   private static Duration ttlOf(JsonNode ttlNode) {
     if (!ttlNode.isNumber()) {
-      throw ApiError.badRequest("ttl must be a number of seconds, got " + ttlNode);
+      throw ApiError.badRequest("ttl must be a number of seconds, got " + ErrorText.quoted(ttlNode.toString()));
     }
     BigDecimal seconds = ttlNode.decimalValue();
     if (seconds.signum() <= 0 || seconds.compareTo(BigDecimal.valueOf(10L * 365 * 24 * 3600)) > 0) {
       throw ApiError.badRequest(
-          "ttl must be more than 0 and at most ten years of seconds, got " + seconds.toPlainString());
+          "ttl must be more than 0 and at most ten years of seconds, got " + seconds);
     }
     long millis = seconds.movePointRight(3).longValue();
     if (millis < 1) {
-      throw ApiError.badRequest("ttl must be at least 0.001 seconds, got " + seconds.toPlainString());
+      throw ApiError.badRequest("ttl must be at least 0.001 seconds, got " + seconds);
     }
     return Duration.ofMillis(millis);
   }

@@ -27,18 +27,23 @@ public final class NisServerMain {
       System.exit(2);
       return;
     }
-    MessageBus bus =
-        config.kafka().<MessageBus>map(KafkaMessageBus::create).orElseGet(InMemoryMessageBus::create);
-    Cache cache = config.redis().<Cache>map(RedisCache::create).orElseGet(InMemoryCache::create);
+    MessageBus bus = null;
+    Cache cache = null;
     NisServer server;
     try {
+      bus = config.kafka().<MessageBus>map(KafkaMessageBus::create).orElseGet(InMemoryMessageBus::create);
+      cache = config.redis().<Cache>map(RedisCache::create).orElseGet(InMemoryCache::create);
       server = NisServer.start(config, bus, cache);
     } catch (RuntimeException | Error e) {
       System.err.println("nis: cannot start: " + (e.getMessage() == null ? e.toString() : e.getMessage()));
       log.debug("start failed", e);
       try {
-        bus.close(); // delivers what it took in before the failure
-        cache.close();
+        if (bus != null) {
+          bus.close(); // delivers what it took in before the failure
+        }
+        if (cache != null) {
+          cache.close();
+        }
       } finally {
         System.exit(1);
       }

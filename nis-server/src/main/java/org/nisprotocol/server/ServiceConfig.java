@@ -7,7 +7,9 @@ import java.util.List;
 import java.util.Map;
 import java.util.Objects;
 import java.util.Optional;
+import java.util.Set;
 import java.util.function.Consumer;
+import org.nisprotocol.core.ErrorText;
 import org.nisprotocol.core.ValidationException;
 import org.nisprotocol.kafka.KafkaBusConfig;
 import org.nisprotocol.redis.RedisCacheConfig;
@@ -95,19 +97,9 @@ public record ServiceConfig(
     } catch (ValidationException e) {
       e.problems().forEach(problem -> problems.add("Redis: " + problem));
     }
-    boolean selfAudit = !"false".equalsIgnoreCase(environment.getOrDefault("ENABLE_SELF_AUDIT", "true").trim());
-    Duration healthCheckInterval = Duration.ofSeconds(30);
-    Optional<String> interval = nonBlank(environment.get("NIS_HEALTH_CHECK_INTERVAL_SECONDS"));
-    if (interval.isPresent()) {
-      try {
-        healthCheckInterval = Duration.ofSeconds(Long.parseLong(interval.get()));
-        if (healthCheckInterval.isZero() || healthCheckInterval.isNegative()) {
-          problems.add("NIS_HEALTH_CHECK_INTERVAL_SECONDS must be positive, got " + interval.get());
-        }
-      } catch (NumberFormatException e) {
-        problems.add("NIS_HEALTH_CHECK_INTERVAL_SECONDS='" + interval.get() + "' is not a number of seconds");
-      }
-    }
+    boolean selfAudit = flag(environment, "ENABLE_SELF_AUDIT", true, problems);
+    Duration healthCheckInterval =
+        seconds(environment, "NIS_HEALTH_CHECK_INTERVAL_SECONDS", 1, 86_400, problems).orElse(Duration.ofSeconds(30));
     if (!problems.isEmpty()) {
       throw new ValidationException(problems);
     }
@@ -146,22 +138,54 @@ public record ServiceConfig(
                 problems.add("NIS_SPOOL_MAX_BYTES='" + text + "' is not a number of bytes");
               }
             });
-    nonBlank(env.get("NIS_SPOOL_FSYNC")).ifPresent(v -> builder.spoolFsync(Boolean.parseBoolean(v)));
-    nonBlank(env.get("NIS_SHUTDOWN_TIMEOUT_SECONDS"))
-        .ifPresent(
-            text -> {
-              try {
-                builder.shutdownTimeout(Duration.ofSeconds(Long.parseLong(text)));
-              } catch (NumberFormatException e) {
-                problems.add("NIS_SHUTDOWN_TIMEOUT_SECONDS='" + text + "' is not a number of seconds");
-              }
-            });
+    if (nonBlank(env.get("NIS_SPOOL_FSYNC")).isPresent()) {
+      builder.spoolFsync(flag(env, "NIS_SPOOL_FSYNC", false, problems));
+    }
+    seconds(env, "NIS_SHUTDOWN_TIMEOUT_SECONDS", 1, 3_600, problems).ifPresent(builder::shutdownTimeout);
     try {
       return Optional.of(builder.build());
     } catch (ValidationException e) {
       e.problems().forEach(problem -> problems.add("Kafka: " + problem));
       return Optional.empty();
     }
+  }
+
+  private static final Set<String> TRUE_WORDS = Set.of("true", "1", "yes", "on");
+  private static final Set<String> FALSE_WORDS = Set.of("false", "0", "no", "off");
+
+  /** A yes/no variable: true, 1, yes, on or false, 0, no, off (any case); unset or blank, the default. */
+  private static boolean flag(Map<String, String> env, String name, boolean defaultValue, List<String> problems) {
+    Optional<String> text = nonBlank(env.get(name));
+    if (text.isEmpty()) {
+      return defaultValue;
+    }
+    String word = text.get().trim().toLowerCase(java.util.Locale.ROOT);
+    if (TRUE_WORDS.contains(word)) {
+      return true;
+    }
+    if (!FALSE_WORDS.contains(word)) {
+      problems.add(name + "=" + ErrorText.quoted(text.get()) + " is not true or false (nor 1/0, yes/no, on/off)");
+    }
+    return false;
+  }
+
+  /** A whole number of seconds from {@code min} to {@code max}; empty when unset or wrong (the problem noted). */
+  private static Optional<Duration> seconds(
+      Map<String, String> env, String name, long min, long max, List<String> problems) {
+    Optional<String> text = nonBlank(env.get(name));
+    if (text.isEmpty()) {
+      return Optional.empty();
+    }
+    try {
+      long value = Long.parseLong(text.get().trim());
+      if (value >= min && value <= max) {
+        return Optional.of(Duration.ofSeconds(value));
+      }
+    } catch (NumberFormatException e) {
+      // named below
+    }
+    problems.add(name + "=" + ErrorText.quoted(text.get()) + " is not a whole number of seconds from " + min + " to " + max);
+    return Optional.empty();
   }
 
   private static void integer(

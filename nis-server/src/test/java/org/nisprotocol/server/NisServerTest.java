@@ -235,6 +235,24 @@ class NisServerTest {
     assertError(send("PUT", "/cache/memory/k", "{\"value\": 1, \"ttl\": \"soon\"}"), 400, "invalid_request", "ttl must be a number");
     assertError(send("PUT", "/cache/memory/k", "[1]"), 400, "invalid_request", "JSON object");
     assertError(send("PUT", "/cache/bad%20space/k", "{\"value\": 1}"), 400, "invalid_request", "bad space");
+    assertError(send("PUT", "/cache/memory/k", "{\"value\": 1, \"ttl\": 1e999999999}"), 400, "invalid_request",
+        "at most ten years of seconds, got 1E+999999999");
+    assertError(send("PUT", "/cache/memory/k", "{\"value\": 1, \"ttl\": 1e-999999999}"), 400, "invalid_request",
+        "at least 0.001 seconds, got 1E-999999999");
+    Answer longTtl = send("PUT", "/cache/memory/k", "{\"value\": 1, \"ttl\": \"" + "9".repeat(10_000) + "\"}");
+    assertError(longTtl, 400, "invalid_request", "(10002 characters)");
+    assertThat(longTtl.body().get("detail").textValue()).hasSizeLessThan(200);
+  }
+
+  @Test
+  void aPathWithATrailingSlashIsNotThePathWithout() throws Exception {
+    send("PUT", "/cache/simulation/config_1", "{\"value\": 1}");
+
+    assertError(send("DELETE", "/cache/simulation/", null), 404, "not_found", "/cache/simulation/");
+
+    assertThat(send("GET", "/cache/simulation/config_1", null).status())
+        .as("an empty key deletes nothing, not the namespace")
+        .isEqualTo(200);
   }
 
   @Test

@@ -98,4 +98,32 @@ class ServiceConfigTest {
                         "NIS_PORT='eighty' is not a port number (0-65535)")
                     .anyMatch(p -> p.startsWith("Redis: ") && p.contains("70000")));
   }
+
+  @Test
+  void yesNoVariablesTakeTheUsualWordsAndRefuseOthers() {
+    assertThat(ServiceConfig.from(Map.of("ENABLE_SELF_AUDIT", "0"), List.of()).selfAudit()).isFalse();
+    assertThat(ServiceConfig.from(Map.of("ENABLE_SELF_AUDIT", "Off"), List.of()).selfAudit()).isFalse();
+    assertThat(ServiceConfig.from(Map.of("ENABLE_SELF_AUDIT", "yes"), List.of()).selfAudit()).isTrue();
+    assertThat(ServiceConfig.from(Map.of(), List.of()).selfAudit()).isTrue();
+    Map<String, String> kafka = Map.of("KAFKA_BOOTSTRAP_SERVERS", "kafka:9092", "NIS_SPOOL_FSYNC", "1");
+    assertThat(ServiceConfig.from(kafka, List.of()).kafka().orElseThrow().spoolFsync()).isTrue();
+
+    assertThatThrownBy(() -> ServiceConfig.from(Map.of("ENABLE_SELF_AUDIT", "maybe"), List.of()))
+        .isInstanceOfSatisfying(ValidationException.class, e -> assertThat(e.problems())
+            .containsExactly("ENABLE_SELF_AUDIT='maybe' is not true or false (nor 1/0, yes/no, on/off)"));
+  }
+
+  @Test
+  void secondsOutsideTheirRangeAreRefusedWithTheRange() {
+    assertThat(ServiceConfig.from(Map.of("NIS_HEALTH_CHECK_INTERVAL_SECONDS", "5"), List.of()).healthCheckInterval())
+        .hasSeconds(5);
+    Map<String, String> env = Map.of(
+        "KAFKA_BOOTSTRAP_SERVERS", "kafka:9092",
+        "NIS_SHUTDOWN_TIMEOUT_SECONDS", "-5",
+        "NIS_HEALTH_CHECK_INTERVAL_SECONDS", "9999999999999999");
+    assertThatThrownBy(() -> ServiceConfig.from(env, List.of()))
+        .isInstanceOfSatisfying(ValidationException.class, e -> assertThat(e.problems()).containsExactlyInAnyOrder(
+            "NIS_SHUTDOWN_TIMEOUT_SECONDS='-5' is not a whole number of seconds from 1 to 3600",
+            "NIS_HEALTH_CHECK_INTERVAL_SECONDS='9999999999999999' is not a whole number of seconds from 1 to 86400"));
+  }
 }
