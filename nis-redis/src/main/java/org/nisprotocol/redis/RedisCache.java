@@ -40,6 +40,7 @@ import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicLongArray;
+import java.util.function.Supplier;
 import org.nisprotocol.core.BackendRefusedException;
 import org.nisprotocol.core.Cache;
 import org.nisprotocol.core.CacheKeys;
@@ -416,6 +417,7 @@ public final class RedisCache implements Cache {
       String json;
       long pttl = -1;
       long epoch = ns.near == null ? 0 : ns.epoch(key);
+      long sentAt = ticker.read(); // Redis counts the TTL it answers from when it ran the command
       if (withTtl) {
         RedisFuture<String> value = link.async().get(storeKey);
         RedisFuture<Long> ttl = link.async().pttl(storeKey);
@@ -433,7 +435,7 @@ public final class RedisCache implements Cache {
       ns.meters.redisHits.increment();
       Duration remaining = pttl > 0 ? Duration.ofMillis(pttl) : null;
       if (ns.near != null && pttl != -2) {
-        storeNear(ns, key, json, pttl, epoch);
+        storeNear(ns, key, json, pttl, epoch, sentAt);
       }
       return new Found(json, remaining);
     } catch (Unavailable e) {
@@ -483,6 +485,7 @@ public final class RedisCache implements Cache {
           epochs[i] = ns.epoch(missing.get(i));
         }
       }
+      long sentAt = ticker.read();
       RedisFuture<List<KeyValue<String, String>>> values = link.async().mget(storeKeys);
       if (ns.near != null) {
         for (String storeKey : storeKeys) {
@@ -503,7 +506,7 @@ public final class RedisCache implements Cache {
           ns.meters.redisHits.increment();
           found.put(key, kv.getValue());
           if (ns.near != null && pttls[i] != -2) {
-            storeNear(ns, key, kv.getValue(), pttls[i], epochs[i]);
+            storeNear(ns, key, kv.getValue(), pttls[i], epochs[i], sentAt);
           }
         } else {
           ns.meters.misses.increment();
@@ -517,12 +520,13 @@ public final class RedisCache implements Cache {
     }
   }
 
-  private void storeNear(NamespaceState ns, String key, String json, long pttl, long epoch) {
+  /** Keeps a value read from Redis, whose TTL ({@code pttl}) counts from {@code sentAt} at the latest. */
+  private void storeNear(NamespaceState ns, String key, String json, long pttl, long epoch, long sentAt) {
     if (!invalidationsLive) {
       return;
     }
     long ttlNanos = pttl > 0 ? TimeUnit.MILLISECONDS.toNanos(pttl) : ns.defaultTtl.toNanos();
-    LocalTier.Entry entry = new LocalTier.Entry(json, ticker.read() + ttlNanos);
+    LocalTier.Entry entry = new LocalTier.Entry(json, sentAt + ttlNanos);
     if (ns.epoch(key) == epoch) {
       keepNear(ns, key, entry, epoch);
     }
@@ -583,21 +587,22 @@ public final class RedisCache implements Cache {
     }
     if (!breaker.tryAcquire()) {
       ns.meters.errors.increment();
-      applyLocally(ns, Map.of(key, json), ttlMillis, true);
+      applyLocally(ns, Map.of(key, json), ticker.read() + TimeUnit.MILLISECONDS.toNanos(ttlMillis), true);
       throw refused("put of " + ns.name + ":" + key, "the circuit breaker is open", null);
     }
     long start = System.nanoTime();
+    long sentAt = ticker.read();
     try {
       await(link.async().set(ns.prefix + key, json, SetArgs.Builder.px(ttlMillis)), start);
       breaker.onSuccess();
     } catch (Unavailable e) {
       failed(ns, e);
-      applyLocally(ns, Map.of(key, json), ttlMillis, true);
+      applyLocally(ns, Map.of(key, json), ticker.read() + TimeUnit.MILLISECONDS.toNanos(ttlMillis), true);
       throw refused("put of " + ns.name + ":" + key, e.getMessage(), e.getCause());
     }
     ns.meters.recordLatency(CacheMetrics.Operation.PUT, start);
     ns.meters.puts.increment();
-    applyLocally(ns, Map.of(key, json), ttlMillis, false);
+    applyLocally(ns, Map.of(key, json), sentAt + TimeUnit.MILLISECONDS.toNanos(ttlMillis), false);
   }
 
   @Override
@@ -629,7 +634,7 @@ public final class RedisCache implements Cache {
     String what = (entries.size() == 1 ? "put of " : "put of " + entries.size() + " entries in ") + describe(ns, entries.keySet());
     if (!breaker.tryAcquire()) {
       ns.meters.errors.increment();
-      applyLocally(ns, entries, ttlMillis, true);
+      applyLocally(ns, entries, ticker.read() + TimeUnit.MILLISECONDS.toNanos(ttlMillis), true);
       throw refused(what, "the circuit breaker is open", null);
     }
     long start = System.nanoTime();
@@ -644,6 +649,7 @@ public final class RedisCache implements Cache {
         epochs.put(key, ns.epoch(key));
       }
     }
+    long sentAt = ticker.read(); // Redis counts the TTL from when it ran the command
     List<AsyncCommand<String, String, ?>> commands = new ArrayList<>(entries.size() + 1);
     entries.forEach(
         (key, json) ->
@@ -652,23 +658,20 @@ public final class RedisCache implements Cache {
                     CommandType.SET,
                     new StatusOutput<>(StringCodec.UTF8),
                     args().addKey(ns.prefix + key).addValue(json).add("PX").add(ttlMillis))));
-    if (ns.near != null) {
-      commands.add(publish(Invalidation.ofKeys(origin, ns.name, entries.keySet())));
-    }
     try {
-      dispatchAndAwait(commands);
+      dispatchAndInvalidate(ns, commands, () -> Invalidation.ofKeys(origin, ns.name, entries.keySet()));
       breaker.onSuccess();
     } catch (Unavailable e) {
       failed(ns, e);
-      applyLocally(ns, entries, ttlMillis, true);
+      applyLocally(ns, entries, ticker.read() + TimeUnit.MILLISECONDS.toNanos(ttlMillis), true);
       throw refused(what, e.getMessage(), e.getCause());
     }
     ns.meters.recordLatency(op, start);
     ns.meters.puts.increment(entries.size());
+    long expiresAt = sentAt + TimeUnit.MILLISECONDS.toNanos(ttlMillis);
     if (epochs == null) {
-      applyLocally(ns, entries, ttlMillis, false);
+      applyLocally(ns, entries, expiresAt, false);
     } else {
-      long expiresAt = ticker.read() + TimeUnit.MILLISECONDS.toNanos(ttlMillis);
       for (Map.Entry<String, Long> e : epochs.entrySet()) {
         String key = e.getKey();
         // Moved on again before this value is kept: a read on this instance that took the counter
@@ -677,7 +680,9 @@ public final class RedisCache implements Cache {
         if (ns.bumpIfUnchanged(key, e.getValue())) {
           keepNear(ns, key, new LocalTier.Entry(entries.get(key), expiresAt), e.getValue() + 1);
         } else {
-          ns.near.invalidate(key);
+          // Moved by another write of this instance, say, whose value may have reached Redis
+          // before this one: moved again, so that one does not keep its value either.
+          dropLocally(ns, key);
         }
       }
     }
@@ -685,12 +690,11 @@ public final class RedisCache implements Cache {
 
   /** Stores the entries in the local tier as they are, e.g. written while Redis refused them. */
   private void applyLocally(
-      NamespaceState ns, Map<String, String> entries, long ttlMillis, boolean localOnly) {
+      NamespaceState ns, Map<String, String> entries, long expiresAt, boolean localOnly) {
     LocalTier tier = ns.near != null ? ns.near : fallback;
     if (tier == null) {
       return;
     }
-    long expiresAt = ticker.read() + TimeUnit.MILLISECONDS.toNanos(ttlMillis);
     entries.forEach(
         (key, json) -> {
           if (ns.near != null) {
@@ -716,7 +720,7 @@ public final class RedisCache implements Cache {
         command(CommandType.UNLINK, new IntegerOutput<>(StringCodec.UTF8), args().addKey(ns.prefix + key));
     long removed;
     try {
-      dispatchAndAwait(withInvalidation(ns, key, unlink));
+      dispatchAndInvalidate(ns, withBump(ns, key, unlink), () -> Invalidation.ofKeys(origin, ns.name, List.of(key)));
       removed = unlink.get();
       breaker.onSuccess();
     } catch (Unavailable e) {
@@ -757,7 +761,7 @@ public final class RedisCache implements Cache {
         args().addKey(ns.prefix + key).addValue(json).add("NX").add("PX").add(ttlMillis));
     boolean stored;
     try {
-      dispatchAndAwait(withInvalidation(ns, key, set));
+      dispatchAndInvalidate(ns, withBump(ns, key, set), () -> Invalidation.ofKeys(origin, ns.name, List.of(key)));
       stored = "OK".equals(set.get());
       breaker.onSuccess();
     } catch (Unavailable e) {
@@ -774,17 +778,52 @@ public final class RedisCache implements Cache {
     return stored;
   }
 
-  /**
-   * A command on one key, sent as it is or, on a near-cached namespace, with the key's counter
-   * moved on and followed by the key's invalidation for the other instances.
-   */
-  private List<AsyncCommand<String, String, ?>> withInvalidation(
+  /** A command on one key, its counter moved on first on a near-cached namespace. */
+  private static List<AsyncCommand<String, String, ?>> withBump(
       NamespaceState ns, String key, AsyncCommand<String, String, ?> command) {
-    if (ns.near == null) {
-      return List.of(command);
+    if (ns.near != null) {
+      ns.bump(key);
     }
-    ns.bump(key);
-    return List.of(command, publish(Invalidation.ofKeys(origin, ns.name, List.of(key))));
+    return List.of(command);
+  }
+
+  /**
+   * Sends the commands and, on a near-cached namespace, then the invalidation of what they change
+   * for the other instances. On a single Redis the invalidation goes in the same pipeline, whose
+   * one connection keeps the order; in cluster mode only once the commands are acknowledged, since
+   * the publish goes over another connection to another node and could overtake them (another
+   * instance would then drop its copy, read the old value again and keep it). When a command fails,
+   * the invalidation is still sent, best effort: the commands before it may have been applied.
+   */
+  private void dispatchAndInvalidate(
+      NamespaceState ns, List<AsyncCommand<String, String, ?>> commands, Supplier<Invalidation> invalidation)
+      throws Unavailable {
+    if (ns.near == null) {
+      dispatchAndAwait(commands);
+      return;
+    }
+    try {
+      if (config.clusterMode()) {
+        dispatchAndAwait(commands);
+        dispatchAndAwait(List.of(publish(invalidation.get())));
+      } else {
+        List<AsyncCommand<String, String, ?>> all = new ArrayList<>(commands);
+        all.add(publish(invalidation.get()));
+        dispatchAndAwait(all);
+      }
+    } catch (Unavailable e) {
+      publishQuietly(invalidation.get());
+      throw e;
+    }
+  }
+
+  /** Publishes an invalidation after a failed command, best effort: a failure is only logged. */
+  private void publishQuietly(Invalidation invalidation) {
+    try {
+      dispatchAndAwait(List.of(publish(invalidation)));
+    } catch (Unavailable | RuntimeException e) {
+      log.debug("invalidation after a failed command not published either: {}", e.toString());
+    }
   }
 
   private void dropLocally(NamespaceState ns, String key) {
@@ -887,6 +926,9 @@ public final class RedisCache implements Cache {
       breaker.onSuccess();
     } catch (Unavailable e) {
       failed(ns, e);
+      if (ns.near != null && removed > 0) {
+        publishQuietly(Invalidation.ofClear(origin, ns.name)); // the keys removed are gone for every instance
+      }
       clearLocally(ns);
       throw refused(what + " (" + removed + " keys removed before the failure)", e.getMessage(), e.getCause());
     }

@@ -28,6 +28,7 @@ import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.TimeUnit;
 import org.nisprotocol.core.Cache;
 import org.nisprotocol.core.CacheKeys;
+import org.nisprotocol.core.ClosedException;
 import org.nisprotocol.core.HealthCheck;
 import org.nisprotocol.core.RetriableException;
 import org.nisprotocol.core.RetryPolicy;
@@ -410,6 +411,9 @@ public final class StrategyCache implements Cache {
         putInDelegate(namespace, entries, ttl);
       }
       case WriteBack wb -> {
+        if (closed) {
+          throw new ClosedException("the cache is closed: write of namespace " + namespace + " refused");
+        }
         writeBack.requireRoom(namespace, entries.size());
         putInDelegate(namespace, entries, ttl);
         queueForStore(namespace, entries);
@@ -422,8 +426,19 @@ public final class StrategyCache implements Cache {
   }
 
   /** Queues what the cache took for the store (write-back), flushing in the background once a batch is full. */
+  /**
+   * Queues write-back writes for the store; refused once close() has begun, whose drain would not
+   * see them (checked under the lock close() takes to begin, so a write is either queued before
+   * the drain or refused).
+   */
   private void queueForStore(String namespace, Map<String, String> entries) {
-    entries.forEach((key, json) -> writeBack.write(namespace, key, json));
+    synchronized (this) {
+      if (closed) {
+        throw new ClosedException("the cache is closed: the write-back of " + entries.size() + " entries of namespace "
+            + namespace + " to its store is refused (the cache itself may hold them)");
+      }
+      entries.forEach((key, json) -> writeBack.write(namespace, key, json));
+    }
     if (writeBack.full()) {
       executor.execute(this::flushQuietly);
     }

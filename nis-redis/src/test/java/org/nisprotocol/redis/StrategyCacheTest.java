@@ -25,6 +25,7 @@ import java.util.concurrent.atomic.AtomicInteger;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 import org.nisprotocol.core.Cache;
+import org.nisprotocol.core.ClosedException;
 import org.nisprotocol.core.RetriableException;
 import org.nisprotocol.core.RetryPolicy;
 import org.nisprotocol.core.ValidationException;
@@ -216,6 +217,39 @@ class StrategyCacheTest {
 
     assertThat(store.data).isEqualTo(Map.of("memory:a", "1", "memory:b", "2"));
     assertThat(((SwitchableCache) delegate).closed).isTrue();
+  }
+
+  /**
+   * A write-back write that comes while close() is under way, after its drain and before the
+   * cache it decorates is closed, is refused: queued then, no drain would see it, and the caller
+   * would have been told it was taken.
+   */
+  @Test
+  void aWriteBackWriteDuringCloseIsRefusedNotLostUnsaid() throws Exception {
+    java.util.concurrent.CountDownLatch closing = new java.util.concurrent.CountDownLatch(1);
+    java.util.concurrent.CountDownLatch letClose = new java.util.concurrent.CountDownLatch(1);
+    Cache delegate = new SwitchableCache(memory) {
+      @Override
+      public void close() {
+        closing.countDown();
+        try {
+          letClose.await();
+        } catch (InterruptedException e) {
+          Thread.currentThread().interrupt();
+        }
+        super.close();
+      }
+    };
+    cache = builder(delegate).writeBack("memory", store).build();
+    cache.put("memory", "a", "1");
+    Thread closer = Thread.ofVirtual().start(cache::close);
+    closing.await();
+
+    assertThatThrownBy(() -> cache.put("memory", "b", "2")).isInstanceOf(ClosedException.class).hasMessageContaining("closed");
+
+    letClose.countDown();
+    closer.join();
+    assertThat(store.data).isEqualTo(Map.of("memory:a", "1"));
   }
 
   @Test
@@ -486,7 +520,7 @@ class StrategyCacheTest {
   }
 
   /** A real cache that can be told to refuse writes as an unavailable backend does. */
-  static final class SwitchableCache implements Cache {
+  static class SwitchableCache implements Cache {
     private final Cache real;
     volatile boolean refuseWrites;
     volatile boolean closed;
