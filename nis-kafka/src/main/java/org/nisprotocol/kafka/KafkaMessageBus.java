@@ -681,7 +681,10 @@ public final class KafkaMessageBus implements MessageBus {
     if (error instanceof BackendRefusedException refused) {
       throw refused; // the bus's own words already (a topic Kafka refuses to create)
     }
-    throw new BackendRefusedException("Kafka refused the message: " + error, error);
+    if (error instanceof org.apache.kafka.common.errors.ApiException) { // an answer of Kafka's
+      throw new BackendRefusedException("Kafka refused the message: " + error, error);
+    }
+    throw new NisException("publishing to Kafka failed: " + error, error);
   }
 
   /**
@@ -815,10 +818,10 @@ public final class KafkaMessageBus implements MessageBus {
         // A topic created beforehand where the service may not create topics (ACLs) is refused
         // as not authorized even though it exists; another thread or instance may have created
         // it a moment ago (its leaders may not serve yet).
+        if (cause instanceof org.apache.kafka.common.errors.RetriableException) {
+          throw new RetriableException("cannot create topic " + topic + " yet: " + cause, cause);
+        }
         if (!(cause instanceof TopicExistsException) && !exists(topic)) {
-          if (cause instanceof org.apache.kafka.common.errors.RetriableException) {
-            throw new RetriableException("cannot create topic " + topic + " yet: " + cause, cause);
-          }
           throw new TopicRefusedException("Kafka refused to create topic " + topic + ": " + cause.getMessage()
               + (cause instanceof org.apache.kafka.common.errors.TopicAuthorizationException
                   || cause instanceof org.apache.kafka.common.errors.ClusterAuthorizationException
@@ -950,23 +953,36 @@ public final class KafkaMessageBus implements MessageBus {
           awaitSpoolChange(Duration.ofMillis(spool.isEmpty() ? 200 : 100));
           continue;
         }
-        Acks acks = awaitAcks(oldest);
-        int delivered = acks.delivered();
-        if (delivered > 0) {
-          lastAckNanos = System.nanoTime();
-          spool.acknowledge(oldest.entries().subList(0, delivered));
+        // The batch's records are done with, from its start, while Kafka took them or refused
+        // them for good (those are set aside); the first that failed otherwise stops it.
+        List<Throwable> outcomes = awaitOutcomes(oldest);
+        int done = 0;
+        int delivered = 0;
+        boolean stopped = false;
+        for (; done < outcomes.size(); done++) {
+          Throwable outcome = outcomes.get(done);
+          if (outcome == null) {
+            delivered++;
+          } else if (!(isRefusedForGood(outcome) && setAside(oldest.entries().get(done), outcome))) {
+            stopped = true;
+            break;
+          }
+        }
+        if (done > 0) {
+          if (delivered > 0) {
+            lastAckNanos = System.nanoTime();
+          }
+          spool.acknowledge(oldest.entries().subList(0, done));
           metrics.sent.increment(delivered);
           signalSpoolDrained();
         }
-        if (delivered == oldest.entries().size()) {
-          breaker.onSuccess();
-        } else if (isRefusedForGood(acks.firstFailure()) && setAside(oldest.entries().get(delivered), acks.firstFailure())) {
-          // Kafka answered, and the spool goes on after the record it refused; what was sent
-          // behind that record is waited out and sent again from the spool.
-          spool.acknowledge(List.of(oldest.entries().get(delivered)));
-          signalSpoolDrained();
-          breaker.onSuccess();
-          abandon(onTheWay);
+        if (!stopped) {
+          breaker.onSuccess(); // Kafka answered each
+          if (done < oldest.entries().size()) {
+            // Records left unsent (one before them was refused before sending): batches sent
+            // behind them are waited out, and all is sent again from the spool.
+            abandon(onTheWay);
+          }
         } else {
           recordTransientFailure();
           abandon(onTheWay);
@@ -1052,35 +1068,37 @@ public final class KafkaMessageBus implements MessageBus {
   }
 
   /**
-   * A spooled batch's outcome: how many from its start Kafka acknowledged, and why the one after
-   * them failed (null when all were, or when the wait for it ran out).
+   * Waits for the outcome of each record of the batch that was sent (within a send timeout and a
+   * margin): null where Kafka acknowledged it, else why it failed (a wait that ran out, or an
+   * interrupt, as a TimeoutException).
    */
-  private record Acks(int delivered, Throwable firstFailure) {}
-
-  /** Waits for the batch's outcome (within a send timeout and a margin). */
-  private Acks awaitAcks(SpoolBatch batch) {
+  private List<Throwable> awaitOutcomes(SpoolBatch batch) {
     long deadline = System.nanoTime() + config.sendTimeout().plusSeconds(5).toNanos();
-    int delivered = 0;
-    boolean failed = false;
-    Throwable firstFailure = null;
+    List<Throwable> outcomes = new ArrayList<>(batch.acks().size());
+    boolean logged = false;
     for (CompletableFuture<RecordMetadata> ack : batch.acks()) {
+      Throwable outcome = null;
       try {
-        ack.get(Math.max(0, deadline - System.nanoTime()), TimeUnit.NANOSECONDS);
-        if (!failed) {
-          delivered++;
+        if (!Thread.currentThread().isInterrupted()) {
+          ack.get(Math.max(0, deadline - System.nanoTime()), TimeUnit.NANOSECONDS);
+        } else {
+          outcome = new TimeoutException("interrupted before the outcome came");
         }
       } catch (InterruptedException e) {
         Thread.currentThread().interrupt();
-        return new Acks(delivered, firstFailure);
-      } catch (ExecutionException | TimeoutException e) {
-        if (!failed) {
-          log.debug("spooled message not delivered yet: {}", e.toString());
-          firstFailure = e instanceof ExecutionException ? e.getCause() : null;
-        }
-        failed = true;
+        outcome = new TimeoutException("interrupted before the outcome came");
+      } catch (ExecutionException e) {
+        outcome = e.getCause();
+      } catch (TimeoutException e) {
+        outcome = e;
       }
+      if (outcome != null && !logged) {
+        log.debug("spooled message not delivered yet: {}", outcome.toString());
+        logged = true;
+      }
+      outcomes.add(outcome);
     }
-    return new Acks(delivered, firstFailure);
+    return outcomes;
   }
 
   /**
@@ -1089,12 +1107,20 @@ public final class KafkaMessageBus implements MessageBus {
    * (a compacted topic and no key).
    */
   static boolean isRefusedForGood(Throwable error) {
-    return error instanceof TopicRefusedException
+    // A replication factor above the brokers there are may be a broker restarting (a rolling
+    // restart): the spooled message waits for it, as for an outage.
+    return (error instanceof TopicRefusedException
+            && !(error.getCause() instanceof org.apache.kafka.common.errors.InvalidReplicationFactorException))
         || error instanceof RecordTooLargeException
         || error instanceof org.apache.kafka.common.errors.RecordBatchTooLargeException
         || error instanceof org.apache.kafka.common.errors.InvalidTopicException
         || error instanceof org.apache.kafka.common.InvalidRecordException
         || error instanceof org.apache.kafka.common.errors.TopicAuthorizationException;
+  }
+
+  /** The text of a dead letter's {@code nis.dlt.error} header: the error's first 1000 characters. */
+  private static String errorHeader(String error) {
+    return error.length() <= 1000 ? error : error.substring(0, 1000);
   }
 
   /** Where spooled messages go that Kafka refused for good, and their dead-letter topics too. */
@@ -1113,7 +1139,7 @@ public final class KafkaMessageBus implements MessageBus {
     String deadLetterTopic = StreamingTopics.deadLetterTopicOf(record.topic());
     RecordHeaders headers = new RecordHeaders();
     record.headers().forEach((name, value) -> headers.add(name, value.getBytes(StandardCharsets.UTF_8)));
-    headers.add(DeadLetterHeaders.ERROR, (error.length() <= 1000 ? error : error.substring(0, 1000)).getBytes(StandardCharsets.UTF_8));
+    headers.add(DeadLetterHeaders.ERROR, errorHeader(error).getBytes(StandardCharsets.UTF_8));
     headers.add(DeadLetterHeaders.ATTEMPTS, "1".getBytes(StandardCharsets.UTF_8));
     headers.add(DeadLetterHeaders.ORIGINAL_TOPIC, record.topic().getBytes(StandardCharsets.UTF_8));
     byte[] key = record.key().getBytes(StandardCharsets.UTF_8);
@@ -1166,7 +1192,7 @@ public final class KafkaMessageBus implements MessageBus {
    */
   private void abandon(Deque<SpoolBatch> onTheWay) {
     for (SpoolBatch batch : onTheWay) {
-      awaitAcks(batch);
+      awaitOutcomes(batch);
       breaker.release();
     }
     onTheWay.clear();
@@ -1303,7 +1329,7 @@ public final class KafkaMessageBus implements MessageBus {
     String topic = StreamingTopics.deadLetterTopicOf(record.topic());
     RecordHeaders headers = withoutBusHeaders(record);
     Map<String, String> added = new LinkedHashMap<>();
-    added.put(DeadLetterHeaders.ERROR, error.length() <= 1000 ? error : error.substring(0, 1000));
+    added.put(DeadLetterHeaders.ERROR, errorHeader(error));
     added.put(DeadLetterHeaders.ATTEMPTS, Integer.toString(attempts));
     added.put(DeadLetterHeaders.ORIGINAL_TOPIC, record.topic());
     added.put(DeadLetterHeaders.ORIGINAL_PARTITION, Integer.toString(record.partition()));
@@ -1437,7 +1463,8 @@ public final class KafkaMessageBus implements MessageBus {
    * Sends one dead letter back to its original topic, for the group that gave up on it (or the one
    * {@code groupFor} names instead), and waits until Kafka has it. A letter without a value (a
    * record that was corrupt on the broker, or another client's empty record) has nothing to send
-   * back: it is passed over, logged, and false returned.
+   * back, and one Kafka refuses for good (too large for its topic) would stop every replay: each
+   * is passed over, logged, and false returned.
    *
    * @throws NisException when that group does not read the topic
    * @throws RetriableException when Kafka could not take the letter or answer in time
@@ -1476,6 +1503,14 @@ public final class KafkaMessageBus implements MessageBus {
       Thread.currentThread().interrupt();
       throw new RetriableException("interrupted while replaying dead letters of " + topic, e);
     } catch (ExecutionException | TimeoutException | RuntimeException e) {
+      Throwable cause = e instanceof ExecutionException ? e.getCause() : e;
+      if (isRefusedForGood(cause)) {
+        // Sent again, it would be refused again (a spooled message too large for its topic,
+        // say): passed over, or every replay would stop here.
+        log.warn("dead letter at offset {} of {} is refused by {} for good ({}): not replayed, passed over",
+            record.offset(), partition, target, cause.toString());
+        return false;
+      }
       throw new RetriableException("replay of dead letters of " + topic + " stopped: " + e, e);
     }
     return true;

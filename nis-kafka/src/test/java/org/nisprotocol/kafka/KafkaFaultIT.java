@@ -38,13 +38,13 @@ import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import org.nisprotocol.core.BackendRefusedException;
 import org.nisprotocol.core.CircuitBreakerConfig;
 import org.nisprotocol.core.DeadLetterHeaders;
 import org.nisprotocol.core.HealthStatus;
 import org.nisprotocol.core.MessageCodec;
 import org.nisprotocol.core.MessageHandlers;
 import org.nisprotocol.core.MessagePriority;
-import org.nisprotocol.core.NisException;
 import org.nisprotocol.core.NisMessage;
 import org.nisprotocol.core.PublishReceipt;
 import org.nisprotocol.core.RetriableException;
@@ -623,6 +623,10 @@ class KafkaFaultIT {
       assertThat(line.path("topic").asText()).isEqualTo(strictTopic);
       assertThat(MessageCodec.create().decode(line.path("message").asText()).messageId()).isEqualTo(tooLargeForBoth.messageId());
       assertThat(line.path("error").asText()).contains("RecordTooLargeException", StreamingTopics.deadLetterTopicOf(strictTopic));
+
+      assertThat(bus.replayDeadLetters(topic, Duration.ofSeconds(30)))
+          .as("the letter, still too large for its topic, is passed over (sent back, it would stop every replay)")
+          .isZero();
     }
   }
 
@@ -647,7 +651,7 @@ class KafkaFaultIT {
     String topic = "fault-no-create-" + UUID.randomUUID();
     try (KafkaMessageBus bus = KafkaMessageBus.create(config("no-create").replicationFactor(2).build())) {
       assertThatThrownBy(() -> bus.publish(message(topic, "agent", 1)))
-          .isInstanceOf(NisException.class)
+          .isInstanceOf(BackendRefusedException.class)
           .isNotInstanceOf(RetriableException.class)
           .hasMessageContaining("Kafka refused to create topic " + topic)
           .hasMessageContaining("replication factor");

@@ -520,7 +520,10 @@ public final class RedisCache implements Cache {
     }
   }
 
-  /** Keeps a value read from Redis, whose TTL ({@code pttl}) counts from {@code sentAt} at the latest. */
+  /**
+   * Keeps a value read from Redis until its TTL ({@code pttl}) ends, counted from {@code sentAt}:
+   * Redis counted it from no earlier, so the local copy never outlives the one in Redis.
+   */
   private void storeNear(NamespaceState ns, String key, String json, long pttl, long epoch, long sentAt) {
     if (!invalidationsLive) {
       return;
@@ -628,7 +631,7 @@ public final class RedisCache implements Cache {
     }
   }
 
-  /** SET PX each entry, and PUBLISH the invalidation for a near-cached namespace, in one write. */
+  /** SET PX each entry, then PUBLISH the invalidation for a near-cached namespace (see {@link #dispatchAndInvalidate}). */
   private void write(
       NamespaceState ns, Map<String, String> entries, long ttlMillis, CacheMetrics.Operation op) {
     String what = (entries.size() == 1 ? "put of " : "put of " + entries.size() + " entries in ") + describe(ns, entries.keySet());
@@ -739,8 +742,8 @@ public final class RedisCache implements Cache {
    * SET NX PX: stored only by the first of racing instances. Refused while Redis is not reachable
    * (nothing is kept locally: a claim only Redis can grant). The local tier's copy of the key is
    * dropped either way, so this instance reads the key from Redis next. On a near-cached
-   * namespace the invalidation goes out with the command, whether it stores or not (one round
-   * trip; a needless invalidation only costs other instances a read from Redis).
+   * namespace the invalidation follows the command, whether it stores or not (on a single Redis
+   * in the same round trip; a needless invalidation only costs other instances a read from Redis).
    */
   @Override
   public boolean putIfAbsent(String namespace, String key, String json, Duration ttl) {
@@ -792,8 +795,10 @@ public final class RedisCache implements Cache {
    * for the other instances. On a single Redis the invalidation goes in the same pipeline, whose
    * one connection keeps the order; in cluster mode only once the commands are acknowledged, since
    * the publish goes over another connection to another node and could overtake them (another
-   * instance would then drop its copy, read the old value again and keep it). When a command fails,
-   * the invalidation is still sent, best effort: the commands before it may have been applied.
+   * instance would then drop its copy, read the old value again and keep it); a publish that fails
+   * then is logged, not the commands' failure (they are done). When a command fails or is refused,
+   * the invalidation is still sent, best effort and without waiting: the commands before it may
+   * have been applied.
    */
   private void dispatchAndInvalidate(
       NamespaceState ns, List<AsyncCommand<String, String, ?>> commands, Supplier<Invalidation> invalidation)
@@ -802,27 +807,33 @@ public final class RedisCache implements Cache {
       dispatchAndAwait(commands);
       return;
     }
+    List<AsyncCommand<String, String, ?>> sent = commands;
+    if (!config.clusterMode()) {
+      sent = new ArrayList<>(commands);
+      sent.add(publish(invalidation.get()));
+    }
     try {
-      if (config.clusterMode()) {
-        dispatchAndAwait(commands);
-        dispatchAndAwait(List.of(publish(invalidation.get())));
-      } else {
-        List<AsyncCommand<String, String, ?>> all = new ArrayList<>(commands);
-        all.add(publish(invalidation.get()));
-        dispatchAndAwait(all);
-      }
-    } catch (Unavailable e) {
-      publishQuietly(invalidation.get());
+      dispatchAndAwait(sent);
+    } catch (Unavailable | BackendRefusedException e) {
+      publishWithoutWaiting(invalidation.get());
       throw e;
+    }
+    if (config.clusterMode()) {
+      try {
+        dispatchAndAwait(List.of(publish(invalidation.get())));
+      } catch (Unavailable | RuntimeException e) {
+        log.warn("a write of namespace {} is done, but its invalidation was not published: other instances may"
+            + " serve the value before it until its TTL: {}", ns.name, e.toString());
+      }
     }
   }
 
-  /** Publishes an invalidation after a failed command, best effort: a failure is only logged. */
-  private void publishQuietly(Invalidation invalidation) {
+  /** Sends an invalidation after a failed command, best effort: not waited for, a failure only logged. */
+  private void publishWithoutWaiting(Invalidation invalidation) {
     try {
-      dispatchAndAwait(List.of(publish(invalidation)));
-    } catch (Unavailable | RuntimeException e) {
-      log.debug("invalidation after a failed command not published either: {}", e.toString());
+      link.connection().dispatch(publish(invalidation));
+    } catch (RuntimeException e) {
+      log.debug("invalidation after a failed command not sent either: {}", e.toString());
     }
   }
 
@@ -926,8 +937,9 @@ public final class RedisCache implements Cache {
       breaker.onSuccess();
     } catch (Unavailable e) {
       failed(ns, e);
-      if (ns.near != null && removed > 0) {
-        publishQuietly(Invalidation.ofClear(origin, ns.name)); // the keys removed are gone for every instance
+      if (ns.near != null) {
+        // Pages removed, or one whose UNLINK timed out and may have run: gone for every instance.
+        publishWithoutWaiting(Invalidation.ofClear(origin, ns.name));
       }
       clearLocally(ns);
       throw refused(what + " (" + removed + " keys removed before the failure)", e.getMessage(), e.getCause());

@@ -425,11 +425,10 @@ public final class StrategyCache implements Cache {
     }
   }
 
-  /** Queues what the cache took for the store (write-back), flushing in the background once a batch is full. */
   /**
-   * Queues write-back writes for the store; refused once close() has begun, whose drain would not
-   * see them (checked under the lock close() takes to begin, so a write is either queued before
-   * the drain or refused).
+   * Queues what the cache took for the store (write-back), flushing in the background once a batch
+   * is full; refused once close() has begun, whose drain would not see it (checked under the lock
+   * close() takes to begin, so a write is either queued before the drain or refused).
    */
   private void queueForStore(String namespace, Map<String, String> entries) {
     synchronized (this) {
