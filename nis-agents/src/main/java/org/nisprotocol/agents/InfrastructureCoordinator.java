@@ -205,8 +205,14 @@ public final class InfrastructureCoordinator implements AutoCloseable {
           decision.action() == AuditDecision.Action.QUARANTINED
               ? bus.publish(alert.orElseThrow(), headers)
               : bus.publish(decision.message(), headers);
-      if (decision.action() == AuditDecision.Action.CORRECTED) {
-        alert.ifPresent(a -> bus.publish(a, headers));
+      if (decision.action() == AuditDecision.Action.CORRECTED && alert.isPresent()) {
+        // The corrected message is accepted: an alert the bus refuses now must not fail the call,
+        // whose caller would send the message again.
+        try {
+          bus.publish(alert.get(), headers);
+        } catch (RuntimeException e) {
+          log.warn("audit alert for corrected message {} not published: {}", decision.message().messageId(), e.toString());
+        }
       }
       return SendResult.audited(receipt, decision);
     });

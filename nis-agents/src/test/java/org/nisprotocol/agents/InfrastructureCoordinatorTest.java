@@ -19,10 +19,15 @@ import org.nisprotocol.core.Cache;
 import org.nisprotocol.core.Delivery;
 import org.nisprotocol.core.HealthCheck;
 import org.nisprotocol.core.HealthStatus;
+import org.nisprotocol.core.MessageBus;
 import org.nisprotocol.core.MessageCodec;
+import org.nisprotocol.core.MessageHandler;
 import org.nisprotocol.core.MessageType;
 import org.nisprotocol.core.NisMessage;
+import org.nisprotocol.core.PublishReceipt;
+import org.nisprotocol.core.RetriableException;
 import org.nisprotocol.core.StreamingTopics;
+import org.nisprotocol.core.Subscription;
 import org.nisprotocol.core.SubscriptionSpec;
 import org.nisprotocol.embedded.InMemoryCache;
 import org.nisprotocol.embedded.InMemoryCacheConfig;
@@ -137,6 +142,48 @@ class InfrastructureCoordinatorTest {
     assertThat(published.content().get("confidence")).isNotEqualTo(0.95);
     assertThat(published.integrityScore().getAsDouble()).isGreaterThanOrEqualTo(70);
     assertThat(alerts.get(0).message().content()).containsEntry("action", "corrected");
+  }
+
+  /**
+   * The corrected message is accepted, its alert refused (a full bus, say): the call still
+   * succeeds. Failing it would make the caller send the message again, a duplicate.
+   */
+  @Test
+  void aCorrectedMessageIsSentEvenWhenItsAlertIsRefused() {
+    MessageBus refusingAlerts = new MessageBus() {
+      @Override
+      public PublishReceipt publish(NisMessage message, Map<String, String> headers) {
+        if (message.topic().equals(StreamingTopics.AUDIT_ALERTS)) {
+          throw new RetriableException("the bus is full");
+        }
+        return bus.publish(message, headers);
+      }
+
+      @Override
+      public Subscription subscribe(SubscriptionSpec spec, MessageHandler handler) {
+        return bus.subscribe(spec, handler);
+      }
+
+      @Override
+      public String name() {
+        return "refusing-alerts";
+      }
+
+      @Override
+      public void close() {}
+    };
+    coordinator = InfrastructureCoordinator.create(CoordinatorConfig.defaults(), refusingAlerts, cache, clock, scheduler);
+    List<Delivery> simulation = collect("analysis", StreamingTopics.SIMULATION);
+
+    SendResult result = coordinator.sendMessage(
+        MessageType.SIMULATION_RESULT,
+        Map.of(
+            "summary", "A revolutionary, perfect and robust comprehensive result with 99% accuracy and zero hallucination",
+            "confidence", 0.95),
+        "scenario_simulator");
+
+    assertThat(result.audit()).isEqualTo(AuditDecision.Action.CORRECTED);
+    await().atMost(Duration.ofSeconds(10)).until(() -> simulation.size() == 1);
   }
 
   @Test
