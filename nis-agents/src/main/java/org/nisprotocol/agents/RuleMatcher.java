@@ -616,9 +616,7 @@ final class RuleMatcher {
     return switch (value) {
       // Plain digits for the numbers text holds; as written for one of absurd size (1e999999999),
       // which in plain digits would take a gigabyte.
-      case BigDecimal decimal -> Math.abs((long) decimal.precision() - decimal.scale()) <= 400 && decimal.scale() <= 400
-          ? decimal.toPlainString()
-          : decimal.toString();
+      case BigDecimal decimal -> Math.abs(decimal.scale()) <= 400 ? decimal.toPlainString() : decimal.toString();
       case String text -> text;
       default -> value.toString();
     };

@@ -21,17 +21,16 @@ import org.nisprotocol.core.HealthCheck;
 import org.nisprotocol.core.HealthStatus;
 import org.nisprotocol.core.MessageBus;
 import org.nisprotocol.core.MessageCodec;
-import org.nisprotocol.core.MessageHandler;
 import org.nisprotocol.core.MessageType;
 import org.nisprotocol.core.NisMessage;
 import org.nisprotocol.core.PublishReceipt;
 import org.nisprotocol.core.RetriableException;
 import org.nisprotocol.core.StreamingTopics;
-import org.nisprotocol.core.Subscription;
 import org.nisprotocol.core.SubscriptionSpec;
 import org.nisprotocol.embedded.InMemoryCache;
 import org.nisprotocol.embedded.InMemoryCacheConfig;
 import org.nisprotocol.embedded.InMemoryMessageBus;
+import org.nisprotocol.testkit.ForwardingMessageBus;
 import org.nisprotocol.testkit.ManualClock;
 import org.nisprotocol.testkit.StallWatch;
 
@@ -150,27 +149,14 @@ class InfrastructureCoordinatorTest {
    */
   @Test
   void aCorrectedMessageIsSentEvenWhenItsAlertIsRefused() {
-    MessageBus refusingAlerts = new MessageBus() {
+    MessageBus refusingAlerts = new ForwardingMessageBus(bus) {
       @Override
       public PublishReceipt publish(NisMessage message, Map<String, String> headers) {
         if (message.topic().equals(StreamingTopics.AUDIT_ALERTS)) {
           throw new RetriableException("the bus is full");
         }
-        return bus.publish(message, headers);
+        return super.publish(message, headers);
       }
-
-      @Override
-      public Subscription subscribe(SubscriptionSpec spec, MessageHandler handler) {
-        return bus.subscribe(spec, handler);
-      }
-
-      @Override
-      public String name() {
-        return "refusing-alerts";
-      }
-
-      @Override
-      public void close() {}
     };
     coordinator = InfrastructureCoordinator.create(CoordinatorConfig.defaults(), refusingAlerts, cache, clock, scheduler);
     List<Delivery> simulation = collect("analysis", StreamingTopics.SIMULATION);

@@ -13,7 +13,6 @@ import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 import org.nisprotocol.core.MessageBus;
-import org.nisprotocol.core.MessageHandler;
 import org.nisprotocol.core.MessageType;
 import org.nisprotocol.core.NisMessage;
 import org.nisprotocol.core.PublishReceipt;
@@ -24,6 +23,7 @@ import org.nisprotocol.core.ValidationException;
 import org.nisprotocol.embedded.InMemoryCache;
 import org.nisprotocol.embedded.InMemoryCacheConfig;
 import org.nisprotocol.embedded.InMemoryMessageBus;
+import org.nisprotocol.testkit.ForwardingMessageBus;
 import org.nisprotocol.testkit.ManualClock;
 
 class ScenarioSimulatorServiceTest {
@@ -171,13 +171,12 @@ class ScenarioSimulatorServiceTest {
   }
 
   /** Delegates to a real bus and records what was published; can fail the next publish. */
-  private static final class RecordingBus implements MessageBus {
-    private final MessageBus delegate;
+  private static final class RecordingBus extends ForwardingMessageBus {
     final List<NisMessage> published = new CopyOnWriteArrayList<>();
     volatile boolean failNext;
 
     RecordingBus(MessageBus delegate) {
-      this.delegate = delegate;
+      super(delegate);
     }
 
     @Override
@@ -186,24 +185,9 @@ class ScenarioSimulatorServiceTest {
         failNext = false;
         throw new IllegalStateException("broker down");
       }
-      PublishReceipt receipt = delegate.publish(message, headers);
+      PublishReceipt receipt = super.publish(message, headers);
       published.add(message);
       return receipt;
-    }
-
-    @Override
-    public Subscription subscribe(SubscriptionSpec spec, MessageHandler handler) {
-      return delegate.subscribe(spec, handler);
-    }
-
-    @Override
-    public String name() {
-      return "recording";
-    }
-
-    @Override
-    public void close() {
-      delegate.close();
     }
   }
 }

@@ -732,10 +732,15 @@ public final class KafkaMessageBus implements MessageBus {
 
   private ProducerRecord<byte[], byte[]> toProducerRecord(SpooledRecord record) {
     byte[] key = record.key().getBytes(StandardCharsets.UTF_8);
-    RecordHeaders headers = new RecordHeaders();
-    record.headers().forEach((name, value) -> headers.add(name, value.getBytes(StandardCharsets.UTF_8)));
     return new ProducerRecord<>(
-        record.topic(), partitionOf(record.topic(), key, record.urgent()), key, record.value(), headers);
+        record.topic(), partitionOf(record.topic(), key, record.urgent()), key, record.value(), kafkaHeaders(record));
+  }
+
+  /** A spooled record's headers as Kafka's (UTF-8 values). */
+  private static RecordHeaders kafkaHeaders(SpooledRecord record) {
+    RecordHeaders headers = new RecordHeaders();
+    record.headers().forEach((name, value) -> addText(headers, name, value));
+    return headers;
   }
 
   /**
@@ -1079,12 +1084,8 @@ public final class KafkaMessageBus implements MessageBus {
     for (CompletableFuture<RecordMetadata> ack : batch.acks()) {
       Throwable outcome = null;
       try {
-        if (!Thread.currentThread().isInterrupted()) {
-          ack.get(Math.max(0, deadline - System.nanoTime()), TimeUnit.NANOSECONDS);
-        } else {
-          outcome = new TimeoutException("interrupted before the outcome came");
-        }
-      } catch (InterruptedException e) {
+        ack.get(Math.max(0, deadline - System.nanoTime()), TimeUnit.NANOSECONDS);
+      } catch (InterruptedException e) { // the next ones' outcome: theirs if settled, else this
         Thread.currentThread().interrupt();
         outcome = new TimeoutException("interrupted before the outcome came");
       } catch (ExecutionException e) {
@@ -1118,9 +1119,29 @@ public final class KafkaMessageBus implements MessageBus {
         || error instanceof org.apache.kafka.common.errors.TopicAuthorizationException;
   }
 
-  /** The text of a dead letter's {@code nis.dlt.error} header: the error's first 1000 characters. */
-  private static String errorHeader(String error) {
-    return error.length() <= 1000 ? error : error.substring(0, 1000);
+  /**
+   * The headers every dead letter carries, added to {@code headers}: the error (its first 1000
+   * characters), the attempts made and the original topic.
+   */
+  private static RecordHeaders deadLetterHeaders(RecordHeaders headers, String error, int attempts, String originalTopic) {
+    addText(headers, DeadLetterHeaders.ERROR, error.length() <= 1000 ? error : error.substring(0, 1000));
+    addText(headers, DeadLetterHeaders.ATTEMPTS, Integer.toString(attempts));
+    addText(headers, DeadLetterHeaders.ORIGINAL_TOPIC, originalTopic);
+    return headers;
+  }
+
+  private static void addText(RecordHeaders headers, String name, String value) {
+    headers.add(name, value.getBytes(StandardCharsets.UTF_8));
+  }
+
+  /**
+   * Sends a record on the lane and partition the bus gives it, and waits until Kafka has it
+   * (within a send timeout and a margin).
+   */
+  private void sendAndWait(String topic, byte[] key, byte[] value, RecordHeaders headers, boolean urgent)
+      throws InterruptedException, ExecutionException, TimeoutException {
+    send(producers, urgentLane(topic, urgent), new ProducerRecord<>(topic, partitionOf(topic, key, urgent), key, value, headers))
+        .get(config.sendTimeout().toMillis() + 5_000, TimeUnit.MILLISECONDS);
   }
 
   /** Where spooled messages go that Kafka refused for good, and their dead-letter topics too. */
@@ -1137,30 +1158,21 @@ public final class KafkaMessageBus implements MessageBus {
     SpooledRecord record = SpooledRecord.fromBytes(entry.payload());
     String error = "Kafka refused the spooled message: " + refusal;
     String deadLetterTopic = StreamingTopics.deadLetterTopicOf(record.topic());
-    RecordHeaders headers = new RecordHeaders();
-    record.headers().forEach((name, value) -> headers.add(name, value.getBytes(StandardCharsets.UTF_8)));
-    headers.add(DeadLetterHeaders.ERROR, errorHeader(error).getBytes(StandardCharsets.UTF_8));
-    headers.add(DeadLetterHeaders.ATTEMPTS, "1".getBytes(StandardCharsets.UTF_8));
-    headers.add(DeadLetterHeaders.ORIGINAL_TOPIC, record.topic().getBytes(StandardCharsets.UTF_8));
-    byte[] key = record.key().getBytes(StandardCharsets.UTF_8);
+    RecordHeaders headers = deadLetterHeaders(kafkaHeaders(record), error, 1, record.topic());
     Throwable refusedToo;
     try {
-      send(producers, false, new ProducerRecord<>(deadLetterTopic, partitionOf(deadLetterTopic, key, false), key, record.value(), headers))
-          .get(config.sendTimeout().toMillis() + 5_000, TimeUnit.MILLISECONDS);
+      sendAndWait(deadLetterTopic, record.key().getBytes(StandardCharsets.UTF_8), record.value(), headers, false);
       metrics.failed.increment();
       metrics.deadLettered.increment();
       log.error("{}; it is in {}", error, deadLetterTopic);
       return true;
-    } catch (ExecutionException e) {
-      refusedToo = e.getCause();
-    } catch (TopicRefusedException e) {
-      refusedToo = e;
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
       return false;
+    } catch (ExecutionException e) {
+      refusedToo = e.getCause();
     } catch (TimeoutException | RuntimeException e) {
-      log.warn("{}; writing it to {} failed, tried again: {}", error, deadLetterTopic, e.toString());
-      return false;
+      refusedToo = e; // a topic Kafka refuses to create, among others
     }
     if (!isRefusedForGood(refusedToo)) {
       log.warn("{}; writing it to {} failed, tried again: {}", error, deadLetterTopic, refusedToo.toString());
@@ -1327,22 +1339,16 @@ public final class KafkaMessageBus implements MessageBus {
   boolean deadLetter(
       ConsumerRecord<byte[], byte[]> record, String group, String error, int attempts, CountDownLatch stop) {
     String topic = StreamingTopics.deadLetterTopicOf(record.topic());
-    RecordHeaders headers = withoutBusHeaders(record);
-    Map<String, String> added = new LinkedHashMap<>();
-    added.put(DeadLetterHeaders.ERROR, errorHeader(error));
-    added.put(DeadLetterHeaders.ATTEMPTS, Integer.toString(attempts));
-    added.put(DeadLetterHeaders.ORIGINAL_TOPIC, record.topic());
-    added.put(DeadLetterHeaders.ORIGINAL_PARTITION, Integer.toString(record.partition()));
-    added.put(DeadLetterHeaders.ORIGINAL_OFFSET, Long.toString(record.offset()));
-    added.put(DeadLetterHeaders.GROUP, group);
-    added.forEach((name, value) -> headers.add(name, value.getBytes(StandardCharsets.UTF_8)));
+    RecordHeaders headers = deadLetterHeaders(withoutBusHeaders(record), error, attempts, record.topic());
+    addText(headers, DeadLetterHeaders.ORIGINAL_PARTITION, Integer.toString(record.partition()));
+    addText(headers, DeadLetterHeaders.ORIGINAL_OFFSET, Long.toString(record.offset()));
+    addText(headers, DeadLetterHeaders.GROUP, group);
     for (int retry = 1; ; retry++) {
       try {
         ensureTopic(topic);
         // Off the dead-letter topic's last partition, like any non-urgent record: that partition
         // is written only by the urgent lane's producer.
-        send(producers, false, new ProducerRecord<>(topic, partitionOf(topic, record.key(), false), record.key(), record.value(), headers))
-            .get(config.sendTimeout().toMillis() + 5_000, TimeUnit.MILLISECONDS);
+        sendAndWait(topic, record.key(), record.value(), headers, false);
         metrics.deadLettered.increment();
         log.warn(
             "group {} moved {}-{}@{} to {} after {} attempts: {}",
@@ -1491,14 +1497,11 @@ public final class KafkaMessageBus implements MessageBus {
             + " (no committed offsets there, no member assigned to it), so no one would handle it."
             + " replayDeadLetters(topic, fromGroup, toGroup, timeout) sends a group's letters to another");
       }
-      headers.add(DeadLetterHeaders.REPLAYED_FOR, group.getBytes(StandardCharsets.UTF_8)); // for that group only
+      addText(headers, DeadLetterHeaders.REPLAYED_FOR, group); // for that group only
     }
     try {
       // The lane and partition the bus gives the message, as when it was first published.
-      boolean urgent = isUrgent(record.value());
-      int targetPartition = partitionOf(target, record.key(), urgent);
-      send(producers, urgentLane(target, urgent), new ProducerRecord<>(target, targetPartition, record.key(), record.value(), headers))
-          .get(config.sendTimeout().toMillis() + 5_000, TimeUnit.MILLISECONDS);
+      sendAndWait(target, record.key(), record.value(), headers, isUrgent(record.value()));
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
       throw new RetriableException("interrupted while replaying dead letters of " + topic, e);
@@ -1546,7 +1549,7 @@ public final class KafkaMessageBus implements MessageBus {
           throw new RetriableException("could not look up consumer group " + group + ": " + cause, cause);
         }
         // Not authorized (the replay needs Describe on the group), or not a consumer group.
-        throw new NisException("Kafka refused to describe consumer group " + group + ": " + cause, cause);
+        throw new BackendRefusedException("Kafka refused to describe consumer group " + group + ": " + cause, cause);
       }
       known.put(key, reads);
     }
@@ -1806,13 +1809,10 @@ public final class KafkaMessageBus implements MessageBus {
    * (one record a poll).
    */
   Properties rereadingConsumerProperties(String group) {
-    Properties props = commonProperties();
-    props.put(ConsumerConfig.CLIENT_ID_CONFIG, config.clientId() + "-" + group + "-reread");
-    props.put(ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, "false");
-    props.put(ConsumerConfig.MAX_POLL_RECORDS_CONFIG, "1");
-    props.put(ConsumerConfig.FETCH_MAX_WAIT_MS_CONFIG, "100");
-    props.putAll(config.clientProperties());
+    Properties props = consumerProperties(group, 0);
     props.remove(ConsumerConfig.GROUP_ID_CONFIG);
+    props.put(ConsumerConfig.CLIENT_ID_CONFIG, config.clientId() + "-" + group + "-reread");
+    props.put(ConsumerConfig.MAX_POLL_RECORDS_CONFIG, "1");
     // An offset no longer there (retention passed it meanwhile) is an error, not a jump to the
     // end, which would hand over a record far ahead and skip those between.
     props.put(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, "none");

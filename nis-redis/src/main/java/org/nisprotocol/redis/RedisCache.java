@@ -590,7 +590,7 @@ public final class RedisCache implements Cache {
     }
     if (!breaker.tryAcquire()) {
       ns.meters.errors.increment();
-      applyLocally(ns, Map.of(key, json), ticker.read() + TimeUnit.MILLISECONDS.toNanos(ttlMillis), true);
+      keepRefusedLocally(ns, Map.of(key, json), ttlMillis);
       throw refused("put of " + ns.name + ":" + key, "the circuit breaker is open", null);
     }
     long start = System.nanoTime();
@@ -600,7 +600,7 @@ public final class RedisCache implements Cache {
       breaker.onSuccess();
     } catch (Unavailable e) {
       failed(ns, e);
-      applyLocally(ns, Map.of(key, json), ticker.read() + TimeUnit.MILLISECONDS.toNanos(ttlMillis), true);
+      keepRefusedLocally(ns, Map.of(key, json), ttlMillis);
       throw refused("put of " + ns.name + ":" + key, e.getMessage(), e.getCause());
     }
     ns.meters.recordLatency(CacheMetrics.Operation.PUT, start);
@@ -637,7 +637,7 @@ public final class RedisCache implements Cache {
     String what = (entries.size() == 1 ? "put of " : "put of " + entries.size() + " entries in ") + describe(ns, entries.keySet());
     if (!breaker.tryAcquire()) {
       ns.meters.errors.increment();
-      applyLocally(ns, entries, ticker.read() + TimeUnit.MILLISECONDS.toNanos(ttlMillis), true);
+      keepRefusedLocally(ns, entries, ttlMillis);
       throw refused(what, "the circuit breaker is open", null);
     }
     long start = System.nanoTime();
@@ -666,7 +666,7 @@ public final class RedisCache implements Cache {
       breaker.onSuccess();
     } catch (Unavailable e) {
       failed(ns, e);
-      applyLocally(ns, entries, ticker.read() + TimeUnit.MILLISECONDS.toNanos(ttlMillis), true);
+      keepRefusedLocally(ns, entries, ttlMillis);
       throw refused(what, e.getMessage(), e.getCause());
     }
     ns.meters.recordLatency(op, start);
@@ -689,6 +689,11 @@ public final class RedisCache implements Cache {
         }
       }
     }
+  }
+
+  /** Keeps a write Redis refused or did not confirm in the local tier only, for its TTL from now. */
+  private void keepRefusedLocally(NamespaceState ns, Map<String, String> entries, long ttlMillis) {
+    applyLocally(ns, entries, ticker.read() + TimeUnit.MILLISECONDS.toNanos(ttlMillis), true);
   }
 
   /** Stores the entries in the local tier as they are, e.g. written while Redis refused them. */
@@ -723,7 +728,8 @@ public final class RedisCache implements Cache {
         command(CommandType.UNLINK, new IntegerOutput<>(StringCodec.UTF8), args().addKey(ns.prefix + key));
     long removed;
     try {
-      dispatchAndInvalidate(ns, withBump(ns, key, unlink), () -> Invalidation.ofKeys(origin, ns.name, List.of(key)));
+      bumpIfNearCached(ns, key);
+      dispatchAndInvalidate(ns, List.of(unlink), () -> Invalidation.ofKeys(origin, ns.name, List.of(key)));
       removed = unlink.get();
       breaker.onSuccess();
     } catch (Unavailable e) {
@@ -764,7 +770,8 @@ public final class RedisCache implements Cache {
         args().addKey(ns.prefix + key).addValue(json).add("NX").add("PX").add(ttlMillis));
     boolean stored;
     try {
-      dispatchAndInvalidate(ns, withBump(ns, key, set), () -> Invalidation.ofKeys(origin, ns.name, List.of(key)));
+      bumpIfNearCached(ns, key);
+      dispatchAndInvalidate(ns, List.of(set), () -> Invalidation.ofKeys(origin, ns.name, List.of(key)));
       stored = "OK".equals(set.get());
       breaker.onSuccess();
     } catch (Unavailable e) {
@@ -781,13 +788,11 @@ public final class RedisCache implements Cache {
     return stored;
   }
 
-  /** A command on one key, its counter moved on first on a near-cached namespace. */
-  private static List<AsyncCommand<String, String, ?>> withBump(
-      NamespaceState ns, String key, AsyncCommand<String, String, ?> command) {
+  /** Moves the key's counter on before a command on it, on a near-cached namespace. */
+  private static void bumpIfNearCached(NamespaceState ns, String key) {
     if (ns.near != null) {
       ns.bump(key);
     }
-    return List.of(command);
   }
 
   /**

@@ -97,7 +97,7 @@ public record ServiceConfig(
     } catch (ValidationException e) {
       e.problems().forEach(problem -> problems.add("Redis: " + problem));
     }
-    boolean selfAudit = flag(environment, "ENABLE_SELF_AUDIT", true, problems);
+    boolean selfAudit = flag(environment, "ENABLE_SELF_AUDIT", problems).orElse(true);
     Duration healthCheckInterval =
         seconds(environment, "NIS_HEALTH_CHECK_INTERVAL_SECONDS", 1, 86_400, problems).orElse(Duration.ofSeconds(30));
     if (!problems.isEmpty()) {
@@ -138,9 +138,7 @@ public record ServiceConfig(
                 problems.add("NIS_SPOOL_MAX_BYTES='" + text + "' is not a number of bytes");
               }
             });
-    if (nonBlank(env.get("NIS_SPOOL_FSYNC")).isPresent()) {
-      builder.spoolFsync(flag(env, "NIS_SPOOL_FSYNC", false, problems));
-    }
+    flag(env, "NIS_SPOOL_FSYNC", problems).ifPresent(builder::spoolFsync);
     seconds(env, "NIS_SHUTDOWN_TIMEOUT_SECONDS", 1, 3_600, problems).ifPresent(builder::shutdownTimeout);
     try {
       return Optional.of(builder.build());
@@ -153,20 +151,18 @@ public record ServiceConfig(
   private static final Set<String> TRUE_WORDS = Set.of("true", "1", "yes", "on");
   private static final Set<String> FALSE_WORDS = Set.of("false", "0", "no", "off");
 
-  /** A yes/no variable: true, 1, yes, on or false, 0, no, off (any case); unset or blank, the default. */
-  private static boolean flag(Map<String, String> env, String name, boolean defaultValue, List<String> problems) {
+  /** A yes/no variable: true, 1, yes, on or false, 0, no, off (any case); empty when unset or wrong (the problem noted). */
+  private static Optional<Boolean> flag(Map<String, String> env, String name, List<String> problems) {
     Optional<String> text = nonBlank(env.get(name));
     if (text.isEmpty()) {
-      return defaultValue;
+      return Optional.empty();
     }
-    String word = text.get().trim().toLowerCase(java.util.Locale.ROOT);
-    if (TRUE_WORDS.contains(word)) {
-      return true;
+    String word = text.get().toLowerCase(java.util.Locale.ROOT);
+    if (TRUE_WORDS.contains(word) || FALSE_WORDS.contains(word)) {
+      return Optional.of(TRUE_WORDS.contains(word));
     }
-    if (!FALSE_WORDS.contains(word)) {
-      problems.add(name + "=" + ErrorText.quoted(text.get()) + " is not true or false (nor 1/0, yes/no, on/off)");
-    }
-    return false;
+    problems.add(name + "=" + ErrorText.quoted(text.get()) + " is not true or false (nor 1/0, yes/no, on/off)");
+    return Optional.empty();
   }
 
   /** A whole number of seconds from {@code min} to {@code max}; empty when unset or wrong (the problem noted). */
@@ -177,7 +173,7 @@ public record ServiceConfig(
       return Optional.empty();
     }
     try {
-      long value = Long.parseLong(text.get().trim());
+      long value = Long.parseLong(text.get());
       if (value >= min && value <= max) {
         return Optional.of(Duration.ofSeconds(value));
       }

@@ -19,6 +19,7 @@ import org.nisprotocol.core.Subscription;
 import org.nisprotocol.core.SubscriptionSpec;
 import org.nisprotocol.embedded.InMemoryCache;
 import org.nisprotocol.embedded.InMemoryMessageBus;
+import org.nisprotocol.testkit.ForwardingMessageBus;
 
 class FailedStartTest {
 

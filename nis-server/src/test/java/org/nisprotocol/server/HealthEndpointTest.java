@@ -15,6 +15,7 @@ import org.nisprotocol.core.HealthStatus;
 import org.nisprotocol.core.MessageCodec;
 import org.nisprotocol.embedded.InMemoryCache;
 import org.nisprotocol.embedded.InMemoryMessageBus;
+import org.nisprotocol.testkit.ForwardingMessageBus;
 
 class HealthEndpointTest {
   private final HttpClient http = HttpClient.newHttpClient();

@@ -1,4 +1,4 @@
-package org.nisprotocol.server;
+package org.nisprotocol.testkit;
 
 import java.time.Duration;
 import java.util.Map;
@@ -11,10 +11,10 @@ import org.nisprotocol.core.Subscription;
 import org.nisprotocol.core.SubscriptionSpec;
 
 /** A message bus that passes every call on to another: tests override what they watch or change. */
-class ForwardingMessageBus implements MessageBus {
+public class ForwardingMessageBus implements MessageBus {
   private final MessageBus delegate;
 
-  ForwardingMessageBus(MessageBus delegate) {
+  public ForwardingMessageBus(MessageBus delegate) {
     this.delegate = delegate;
   }
 
