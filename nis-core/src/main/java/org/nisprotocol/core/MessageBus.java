@@ -20,7 +20,8 @@ import java.util.concurrent.CompletableFuture;
  *   <li>Messages with the same {@link NisMessage#orderingKey()} reach a group in publish order.
  *   <li>A new group starts from the oldest message the bus still holds for its topics.
  *   <li>{@link #close()} stops accepting, delivers what was accepted to the subscribed groups
- *       (within the backend's shutdown window), then stops.
+ *       (within the backend's shutdown window), then stops. Handlers still running meanwhile may
+ *       publish (an agent answers what it handles), and what they publish is delivered too.
  * </ul>
  */
 public interface MessageBus extends Backend {
@@ -29,7 +30,7 @@ public interface MessageBus extends Backend {
    * Publishes a message to its topic and returns once the bus has accepted it.
    *
    * @throws MessageBusFullException when the bus stayed full for the whole publish timeout
-   * @throws ClosedException after {@link #close()}
+   * @throws ClosedException after {@link #close()} (from a handler: once close() has ended)
    */
   default PublishReceipt publish(NisMessage message) {
     return publish(message, Map.of());
@@ -69,7 +70,10 @@ public interface MessageBus extends Backend {
   Subscription subscribe(SubscriptionSpec spec, MessageHandler handler);
 
   /**
-   * Stops accepting, delivers what was accepted, then releases everything. Idempotent. An
+   * Stops accepting, delivers what was accepted, then releases everything. Handlers that run
+   * while close() delivers may still publish, from their own thread, until it ends: what they
+   * publish is delivered too while the shutdown window lasts (a broker-backed bus may leave it
+   * for the group's next member). Idempotent. An
    * interrupt of the calling thread does not cut this short; the caller keeps it. Called from a
    * handler (or code run by the bus's own threads), it returns as soon as nothing more is
    * accepted, and delivering and releasing go on on a thread of their own. A handler that hands

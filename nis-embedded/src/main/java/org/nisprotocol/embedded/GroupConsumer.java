@@ -23,6 +23,12 @@ final class GroupConsumer {
   private static final Logger log = LoggerFactory.getLogger(GroupConsumer.class);
   private static final long IDLE_WAIT_NANOS = TimeUnit.MILLISECONDS.toNanos(200);
 
+  /**
+   * The bus whose handler runs on this thread, or ran when this thread was started: a handler may
+   * do its work on a thread of its own (an agent's, to bound its time), which publishes for it.
+   */
+  static final InheritableThreadLocal<Bus> HANDLING = new InheritableThreadLocal<>();
+
   /** The bus as the dispatchers see it. */
   interface Bus {
     org.nisprotocol.core.RetryPolicy retryPolicy();
@@ -187,6 +193,7 @@ final class GroupConsumer {
       if (member == IGNORED) {
         return true;
       }
+      HANDLING.set(bus);
       try {
         member.handler.handle(
             new Delivery(
@@ -213,6 +220,8 @@ final class GroupConsumer {
         }
         Duration wait = retryPolicy.delayBefore(attempt, ThreadLocalRandom.current().nextDouble());
         Thread.sleep(wait);
+      } finally {
+        HANDLING.remove();
       }
     }
   }

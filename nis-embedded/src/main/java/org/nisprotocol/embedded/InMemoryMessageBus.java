@@ -10,6 +10,7 @@ import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.Semaphore;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.locks.ReentrantReadWriteLock;
 import org.nisprotocol.core.CloseOnce;
 import org.nisprotocol.core.ClosedException;
@@ -57,6 +58,8 @@ public final class InMemoryMessageBus implements MessageBus {
   private final ReentrantReadWriteLock closeLock = new ReentrantReadWriteLock();
   private volatile boolean closed;
   private volatile boolean stopped;
+  /** Messages appended so far, dead letters included: the drain's sign that handlers published. */
+  private final AtomicLong appended = new AtomicLong();
   private final GroupConsumer.Bus dispatcherView = new DispatcherView();
 
   private InMemoryMessageBus(InMemoryMessageBusConfig config) {
@@ -90,7 +93,9 @@ public final class InMemoryMessageBus implements MessageBus {
   public PublishReceipt publish(NisMessage message, Map<String, String> headers) {
     Objects.requireNonNull(message, "message");
     Map<String, String> copiedHeaders = Map.copyOf(headers);
-    requireOpen();
+    if (refusesPublish()) {
+      throw closedError();
+    }
     boolean acquired;
     try {
       acquired =
@@ -110,7 +115,7 @@ public final class InMemoryMessageBus implements MessageBus {
     }
     closeLock.readLock().lock();
     try {
-      if (closed) {
+      if (refusesPublish()) {
         capacity.release();
         throw closedError();
       }
@@ -174,7 +179,7 @@ public final class InMemoryMessageBus implements MessageBus {
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
     }
-    stopped = true;
+    stopIfNothingAppendedSince(-1);
     consumers.values().forEach(GroupConsumer::interruptDispatchers);
     for (GroupConsumer consumer : consumers.values()) {
       try {
@@ -186,10 +191,15 @@ public final class InMemoryMessageBus implements MessageBus {
     }
   }
 
-  /** Waits until no active group has anything left to deliver, or the deadline passes. */
+  /**
+   * Waits until no active group has anything left to deliver, or the deadline passes, and stops the
+   * bus when done. Handlers may publish meanwhile, to partitions already looked at: a pass counts
+   * as clean only if nothing was appended during it.
+   */
   private void drain(long deadline) throws InterruptedException {
     boolean backlog = true;
     while (backlog) {
+      long appendedBefore = appended.get();
       backlog = false;
       for (TopicLog topic : List.copyOf(topics.values())) {
         for (PartitionLog partition : topic.partitions) {
@@ -213,6 +223,25 @@ public final class InMemoryMessageBus implements MessageBus {
           }
         }
       }
+      backlog = backlog || !stopIfNothingAppendedSince(appendedBefore);
+    }
+  }
+
+  /**
+   * Stops the bus (from now on even handlers may not publish) unless a message was appended since
+   * the count was taken (any count: -1). Under the write lock, which publishes hold to append: a
+   * handler's publish is either in the log, and seen here, or refused.
+   */
+  private boolean stopIfNothingAppendedSince(long count) {
+    closeLock.writeLock().lock();
+    try {
+      if (count >= 0 && appended.get() != count) {
+        return false;
+      }
+      stopped = true;
+      return true;
+    } finally {
+      closeLock.writeLock().unlock();
     }
   }
 
@@ -232,6 +261,19 @@ public final class InMemoryMessageBus implements MessageBus {
   private void append(
       String topicName, NisMessage message, Map<String, String> headers, boolean holdsPermit) {
     topic(topicName).partitionFor(message.orderingKey()).append(message, headers, holdsPermit);
+    appended.incrementAndGet();
+  }
+
+  /**
+   * Whether a publish is refused: once close() has begun, except from a handler (or a thread it
+   * started) while close() still delivers: a handler that answers what it handles must be able to
+   * finish.
+   */
+  private boolean refusesPublish() {
+    if (!closed) {
+      return false;
+    }
+    return stopped || GroupConsumer.HANDLING.get() != dispatcherView;
   }
 
   private void requireOpen() {

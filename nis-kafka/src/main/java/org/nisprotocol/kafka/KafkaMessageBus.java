@@ -149,6 +149,8 @@ public final class KafkaMessageBus implements MessageBus {
   private final Map<String, Integer> partitionCounts = new ConcurrentHashMap<>();
   private final Set<String> readyTopics = ConcurrentHashMap.newKeySet();
   private final List<KafkaSubscription> subscriptions = new CopyOnWriteArrayList<>();
+  /** Set by close() once the subscriptions are closed: from then on handlers may not publish either. */
+  private volatile boolean subscriptionsClosed;
   /** Held to add a subscription and to list those close() closes. */
   private final ReentrantLock subscriptionsLock = new ReentrantLock();
   private final AtomicInteger subscriptionCount = new AtomicInteger();
@@ -309,7 +311,7 @@ public final class KafkaMessageBus implements MessageBus {
   @Override
   public CompletableFuture<PublishReceipt> publishAsync(NisMessage message, Map<String, String> headers) {
     Objects.requireNonNull(message, "message");
-    if (closing.begun()) {
+    if (refusesPublish()) {
       return CompletableFuture.failedFuture(closedError());
     }
     byte[] value = codec.encode(message);
@@ -426,6 +428,18 @@ public final class KafkaMessageBus implements MessageBus {
       });
     }
     return result;
+  }
+
+  /**
+   * Whether a publish is refused: once close() has begun, except from a handler (or a thread it
+   * started) while close() still lets the subscriptions finish: a handler that answers what it
+   * handles must be able to.
+   */
+  private boolean refusesPublish() {
+    if (!closing.begun()) {
+      return false;
+    }
+    return subscriptionsClosed || KafkaSubscription.HANDLING.get() != this;
   }
 
   private boolean onProducerIoThread() {
@@ -1611,7 +1625,8 @@ public final class KafkaMessageBus implements MessageBus {
 
   /**
    * Stops accepting, sends what waits in the spool while Kafka answers, lets every subscription
-   * consume what is on its partitions and commit, then closes the clients. Returns within the
+   * consume what is on its partitions and commit, then closes the clients. Until the subscriptions
+   * are closed their handlers may still publish (sent, or spooled for the next start). Returns within the
    * shutdown timeout and about a second more (the admin client's close), and 5 s more when
    * handlers have not returned by then (the subscriptions still busy are stopped together and get
    * those 5 s); up to 30 s more only when code chained on a receipt blocks a producer's thread.
@@ -1671,6 +1686,7 @@ public final class KafkaMessageBus implements MessageBus {
     }
     open.forEach(KafkaSubscription::beginDrainAndClose);
     KafkaSubscription.awaitClosing(open, deadline);
+    subscriptionsClosed = true; // handlers still busy now publish no more: the producers close next
     provisioner.interrupt();
     closeEach(
         () -> closeProducers(deadline),

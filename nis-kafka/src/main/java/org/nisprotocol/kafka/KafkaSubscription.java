@@ -153,6 +153,12 @@ final class KafkaSubscription implements Subscription {
     }
   }
 
+  /**
+   * The bus whose handler runs on this thread, or ran when this thread was started: a handler may
+   * do its work on a thread of its own (an agent's, to bound its time), which publishes for it.
+   */
+  static final InheritableThreadLocal<KafkaMessageBus> HANDLING = new InheritableThreadLocal<>();
+
   /** How long a subscription stopped at the end of the shutdown timeout gets to close. */
   private static final Duration STOP_GRACE = Duration.ofSeconds(5);
 
@@ -694,6 +700,7 @@ final class KafkaSubscription implements Subscription {
         firstAttempt = Math.min(carriedOver.attempts(), retryPolicy.maxAttempts() - 1) + 1;
       }
       for (int attempt = firstAttempt; ; attempt++) {
+        HANDLING.set(bus);
         try {
           bus.metrics().endToEndLatency.record(
               Duration.between(message.timestamp(), bus.clock().instant()).abs());
@@ -720,6 +727,8 @@ final class KafkaSubscription implements Subscription {
             Thread.currentThread().interrupt();
             return false;
           }
+        } finally {
+          HANDLING.remove();
         }
       }
     }

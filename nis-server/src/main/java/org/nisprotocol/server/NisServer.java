@@ -48,7 +48,8 @@ import org.slf4j.LoggerFactory;
  * virtual threads. Every error is answered with a JSON body {@code {"error", "detail"}}.
  *
  * <p>Start with {@link #start(ServiceConfig, MessageBus, Cache)}; {@link #close()} stops taking
- * requests, then closes the bus (delivering what it accepted) and the cache.
+ * requests, then closes the bus (delivering what it accepted, to the agents too), the agents and
+ * the cache.
  */
 public final class NisServer implements AutoCloseable {
   private static final Logger log = LoggerFactory.getLogger(NisServer.class);
@@ -134,17 +135,25 @@ public final class NisServer implements AutoCloseable {
     shuttingDown = true;
   }
 
-  /** Stops taking requests, then closes the bus (delivering what it accepted) and the cache. */
+  /**
+   * Stops taking requests, then closes the bus, which lets the agents finish what it accepted for
+   * them (their answers still go out) within its one shutdown window; then the agents, and last
+   * the cache, which handlers use until the bus is closed.
+   */
   @Override
   public void close() {
     beginShutdown();
     try {
-      closeOwnParts();
+      stopServing();
     } finally {
       try {
         bus.close();
       } finally {
-        cache.close();
+        try {
+          closeAgents();
+        } finally {
+          cache.close();
+        }
       }
     }
   }
@@ -152,16 +161,25 @@ public final class NisServer implements AutoCloseable {
   /** Stops the HTTP server, the agents, the coordinator and the scheduler: all but the backends. */
   private void closeOwnParts() {
     try {
-      if (app != null) {
-        app.stop();
-      }
+      stopServing();
     } finally {
-      try {
-        agents.close();
-      } finally {
-        coordinator.close();
-        scheduler.shutdownNow();
-      }
+      closeAgents();
+    }
+  }
+
+  private void stopServing() {
+    if (app != null) {
+      app.stop();
+    }
+  }
+
+  /** Closes the agents (their subscriptions, their directory entries), the coordinator and the scheduler. */
+  private void closeAgents() {
+    try {
+      agents.close();
+    } finally {
+      coordinator.close();
+      scheduler.shutdownNow();
     }
   }
 

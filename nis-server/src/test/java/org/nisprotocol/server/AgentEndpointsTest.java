@@ -10,13 +10,20 @@ import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
+import java.util.HashSet;
 import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.CopyOnWriteArrayList;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.nisprotocol.core.Delivery;
+import org.nisprotocol.agents.ScenarioSimulatorAgent;
 import org.nisprotocol.core.MessageCodec;
+import org.nisprotocol.core.MessageType;
+import org.nisprotocol.core.NisMessage;
 import org.nisprotocol.core.StreamingTopics;
 import org.nisprotocol.core.SubscriptionSpec;
 import org.nisprotocol.embedded.InMemoryCache;
@@ -104,6 +111,31 @@ class AgentEndpointsTest {
     assertThat(second.body().get("success_probability").doubleValue()).isEqualTo(probability);
     await().atMost(Duration.ofSeconds(10)).until(() -> results.size() == 1);
     assertThat(results.get(0).message().content()).containsEntry("scenario_id", "archaeological_site_001");
+  }
+
+  @Test
+  void simulationRequestsAcceptedBeforeShutdownAreStillAnswered() throws Exception {
+    // Shutdown closes the bus first, which delivers what it accepted to the agents and lets them
+    // publish their results; closing the agents first dropped the requests they had not reached.
+    Set<Object> answered = ConcurrentHashMap.newKeySet();
+    bus.subscribe(
+        SubscriptionSpec.group("analysis").withTopics(StreamingTopics.SIMULATION),
+        d -> answered.add(d.message().content().get("scenario_id")));
+    Set<Object> asked = new HashSet<>();
+    for (int i = 0; i < 300; i++) { // published straight to the bus, faster than the agent handles them
+      bus.publish(NisMessage.builder(MessageType.AGENT_COORDINATION, "planner")
+          .content(Map.of(
+              "action", ScenarioSimulatorAgent.ACTION,
+              "scenario_id", "site-" + i,
+              "scenario_type", "archaeological_excavation",
+              "parameters", Map.of("iterations", 2000, "seed", i)))
+          .build());
+      asked.add("site-" + i);
+    }
+
+    server.close();
+
+    assertThat(answered).isEqualTo(asked);
   }
 
   @Test
