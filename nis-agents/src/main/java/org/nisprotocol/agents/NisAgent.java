@@ -8,6 +8,7 @@ import java.util.Map;
 import java.util.Objects;
 import java.util.Optional;
 import java.util.Set;
+import java.util.UUID;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.Semaphore;
@@ -68,6 +69,8 @@ public abstract class NisAgent implements AutoCloseable {
   private final Semaphore tasks;
   private volatile InfrastructureCoordinator coordinator;
   private volatile Subscription subscription;
+  private final Object repliesLock = new Object();
+  private volatile Subscription replies; // this instance's own, opened with its first request
 
   protected NisAgent(AgentConfiguration config) {
     this.config = Objects.requireNonNull(config, "config");
@@ -125,6 +128,11 @@ public abstract class NisAgent implements AutoCloseable {
     }
     if (subscription != null) {
       subscription.close();
+    }
+    synchronized (repliesLock) {
+      if (replies != null) {
+        replies.close();
+      }
     }
     pendingReplies.values().forEach(f -> f.completeExceptionally(new NisException("agent " + config.agentId() + " shut down")));
     try {
@@ -205,6 +213,7 @@ public abstract class NisAgent implements AutoCloseable {
    */
   public CompletableFuture<NisMessage> request(String targetAgent, MessageType type, Map<String, ?> content, Duration timeout) {
     requireStarted();
+    receiveRepliesHere();
     NisMessage.Builder builder = NisMessage.builder(type, config.agentId()).targetAgent(targetAgent).content(content);
     NisMessage message = builder.build();
     NisMessage withCorrelation = message.toBuilder().correlationId(message.messageId()).build();
@@ -218,6 +227,34 @@ public abstract class NisAgent implements AutoCloseable {
       return reply;
     }
     return reply.orTimeout(timeout.toMillis(), TimeUnit.MILLISECONDS);
+  }
+
+  /**
+   * Opens this instance's own subscription to replies, once: the agent's group is shared by its
+   * instances (on every instance of the service), so a reply that goes through it reaches one of
+   * them, often not the one that asked. This group is this object's alone and starts at the end
+   * of the topic, so it gets every reply sent from now on and reads nothing older.
+   */
+  private void receiveRepliesHere() {
+    if (replies != null) {
+      return;
+    }
+    synchronized (repliesLock) {
+      if (replies == null && state.get() != AgentState.SHUTDOWN) {
+        String group = config.agentId() + ".replies." + UUID.randomUUID();
+        replies = coordinator.subscribe(
+            SubscriptionSpec.group(group).withMessageTypes(MessageType.AGENT_COORDINATION).startingAtEnd(),
+            this::onReply);
+      }
+    }
+  }
+
+  private void onReply(Delivery delivery) {
+    NisMessage message = delivery.message();
+    if (message.targetAgent().filter(config.agentId()::equals).isPresent()
+        && !message.sourceAgent().equals(config.agentId())) {
+      message.correlationId().map(pendingReplies::get).ifPresent(pending -> pending.complete(message));
+    }
   }
 
   /** Replies to a request: an agent_coordination message to its sender with its correlation_id. */

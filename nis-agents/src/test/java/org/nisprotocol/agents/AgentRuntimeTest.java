@@ -156,6 +156,35 @@ class AgentRuntimeTest {
   }
 
   @Test
+  void everyInstanceOfAnAgentGetsTheRepliesToItsOwnRequests() throws Exception {
+    // Two instances of the service each run a planner: they share the planner's group, so a reply
+    // delivered through it reached one of them, often not the one waiting for it.
+    runtime.start(agent("alignment_agent", MessageType.ALIGNMENT_CHECK));
+    RecordingAgent plannerHere = agent("planner", MessageType.GOAL_GENERATION);
+    runtime.start(plannerHere);
+    AgentRuntime otherInstance = AgentRuntime.create(coordinator, scheduler, "instance-b");
+    RecordingAgent plannerThere = agent("planner", MessageType.GOAL_GENERATION);
+    otherInstance.start(plannerThere);
+    try {
+      List<java.util.concurrent.CompletableFuture<NisMessage>> answers = new java.util.ArrayList<>();
+      for (int i = 0; i < 10; i++) {
+        for (RecordingAgent planner : List.of(plannerHere, plannerThere)) {
+          answers.add(planner.request(
+              "alignment_agent", MessageType.ALIGNMENT_CHECK, Map.of("plan", "step-" + i), Duration.ofSeconds(10)));
+        }
+      }
+
+      for (var answer : answers) {
+        assertThat(answer.get().content()).containsEntry("aligned", true);
+      }
+      assertThat(plannerHere.handled).as("replies are not handled as messages").isEmpty();
+      assertThat(plannerThere.handled).isEmpty();
+    } finally {
+      otherInstance.close();
+    }
+  }
+
+  @Test
   void aRequestNobodyAnswersTimesOut() {
     RecordingAgent planner = agent("lonely_planner", MessageType.GOAL_GENERATION);
     runtime.start(planner);

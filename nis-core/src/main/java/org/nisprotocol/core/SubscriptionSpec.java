@@ -22,8 +22,11 @@ import java.util.Set;
  * @param group the consumer group
  * @param topics topics to read; may be empty when message types are given
  * @param messageTypes the types to deliver; empty means every type
+ * @param startsAtEnd whether a group new to a topic starts at its end, with what is published
+ *     once {@code subscribe} has returned, rather than with the oldest message the bus holds (see
+ *     {@link #startingAtEnd()})
  */
-public record SubscriptionSpec(String group, Set<String> topics, Set<MessageType> messageTypes) {
+public record SubscriptionSpec(String group, Set<String> topics, Set<MessageType> messageTypes, boolean startsAtEnd) {
 
   public SubscriptionSpec {
     Objects.requireNonNull(group, "group");
@@ -34,16 +37,30 @@ public record SubscriptionSpec(String group, Set<String> topics, Set<MessageType
             : Collections.unmodifiableSet(EnumSet.copyOf(messageTypes));
   }
 
+  /** A spec that starts a new group with the oldest message the bus holds. */
+  public SubscriptionSpec(String group, Set<String> topics, Set<MessageType> messageTypes) {
+    this(group, topics, messageTypes, false);
+  }
+
   /** A spec for the group with nothing chosen yet. */
   public static SubscriptionSpec group(String group) {
     return new SubscriptionSpec(group, Set.of(), Set.of());
+  }
+
+  /**
+   * This spec for a group that, new to a topic, starts at the topic's end: it receives what is
+   * published once {@code subscribe} has returned, nothing older. For one process's own group,
+   * such as the replies to one instance's requests; a group that already has a position keeps it.
+   */
+  public SubscriptionSpec startingAtEnd() {
+    return new SubscriptionSpec(group, topics, messageTypes, true);
   }
 
   /** This spec with the topics added. */
   public SubscriptionSpec withTopics(String... moreTopics) {
     Set<String> all = new LinkedHashSet<>(topics);
     all.addAll(Arrays.asList(moreTopics));
-    return new SubscriptionSpec(group, all, messageTypes);
+    return new SubscriptionSpec(group, all, messageTypes, startsAtEnd);
   }
 
   /** This spec with the message types added. */
@@ -51,7 +68,7 @@ public record SubscriptionSpec(String group, Set<String> topics, Set<MessageType
     Set<MessageType> all = EnumSet.noneOf(MessageType.class);
     all.addAll(messageTypes);
     all.addAll(Arrays.asList(moreTypes));
-    return new SubscriptionSpec(group, topics, all);
+    return new SubscriptionSpec(group, topics, all, startsAtEnd);
   }
 
   /** The topics read: the topics given, else those the message types route to. */

@@ -66,11 +66,22 @@ final class GroupConsumer {
   // Filled by start(), before the consumer is published (through the bus's map); not changed after.
   private final List<Thread> dispatchers = new ArrayList<>();
 
-  GroupConsumer(String group, TopicLog topic, Bus bus) {
+  /** A group's consumer of a topic: from the oldest entry held, or from the end when {@code atEnd}. */
+  GroupConsumer(String group, TopicLog topic, Bus bus, boolean atEnd) {
     this.group = group;
     this.topic = topic;
     this.bus = bus;
     this.cursors = new long[topic.partitions.length];
+    if (atEnd) {
+      for (PartitionLog partition : topic.partitions) {
+        partition.lock.lock();
+        try {
+          cursors[partition.index] = partition.endOffset();
+        } finally {
+          partition.lock.unlock();
+        }
+      }
+    }
   }
 
   void start() {

@@ -139,7 +139,7 @@ public final class InMemoryMessageBus implements MessageBus {
           consumers.computeIfAbsent(
               spec.group() + '\u0000' + topicName,
               key -> {
-                GroupConsumer created = new GroupConsumer(spec.group(), topic, dispatcherView);
+                GroupConsumer created = new GroupConsumer(spec.group(), topic, dispatcherView, spec.startsAtEnd());
                 topic.consumers.add(created);
                 created.start();
                 return created;

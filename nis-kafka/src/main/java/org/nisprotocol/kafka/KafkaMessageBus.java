@@ -56,8 +56,10 @@ import org.apache.kafka.common.KafkaException;
 import org.apache.kafka.common.TopicPartition;
 import org.apache.kafka.common.config.SaslConfigs;
 import org.apache.kafka.common.config.SslConfigs;
+import org.apache.kafka.common.errors.GroupNotEmptyException;
 import org.apache.kafka.common.errors.RecordTooLargeException;
 import org.apache.kafka.common.errors.TopicExistsException;
+import org.apache.kafka.common.errors.UnknownMemberIdException;
 import org.apache.kafka.common.header.Header;
 import org.apache.kafka.common.header.internals.RecordHeaders;
 import org.apache.kafka.common.serialization.ByteArrayDeserializer;
@@ -1284,6 +1286,47 @@ public final class KafkaMessageBus implements MessageBus {
 
   // ---- consuming ----
 
+  /**
+   * Commits, for a group with no position on some partitions of the spec's topics, the partitions'
+   * end offsets: the group then starts with what is published from now on, even before its member
+   * is assigned them. A group with members already has its positions (Kafka refuses to move them);
+   * when Kafka does not answer, the member starts at the end once assigned, a little later.
+   */
+  private void startAtEndIfNew(SubscriptionSpec spec) {
+    String group = spec.group();
+    long deadline = System.nanoTime() + ADMIN_TIMEOUT.toNanos();
+    try {
+      Map<TopicPartition, OffsetAndMetadata> committed =
+          admin.listConsumerGroupOffsets(group).partitionsToOffsetAndMetadata().get(adminWait(deadline), TimeUnit.NANOSECONDS);
+      Map<TopicPartition, OffsetSpec> unpositioned = new HashMap<>();
+      admin.describeTopics(spec.effectiveTopics()).allTopicNames().get(adminWait(deadline), TimeUnit.NANOSECONDS)
+          .forEach((topic, description) -> description.partitions().forEach(p -> {
+            TopicPartition partition = new TopicPartition(topic, p.partition());
+            if (committed.get(partition) == null) {
+              unpositioned.put(partition, OffsetSpec.latest());
+            }
+          }));
+      if (unpositioned.isEmpty()) {
+        return;
+      }
+      Map<TopicPartition, OffsetAndMetadata> ends = new HashMap<>();
+      admin.listOffsets(unpositioned).all().get(adminWait(deadline), TimeUnit.NANOSECONDS)
+          .forEach((partition, end) -> ends.put(partition, new OffsetAndMetadata(end.offset())));
+      admin.alterConsumerGroupOffsets(group, ends).all().get(adminWait(deadline), TimeUnit.NANOSECONDS);
+    } catch (ExecutionException e) {
+      if (e.getCause() instanceof GroupNotEmptyException || e.getCause() instanceof UnknownMemberIdException) {
+        log.debug("group {} has members, which hold its positions", group);
+      } else {
+        log.warn("group {} starts at the end of its partitions once assigned, not now: {}", group, e.getCause().toString());
+      }
+    } catch (TimeoutException e) {
+      log.warn("group {} starts at the end of its partitions once assigned: Kafka did not answer in {}", group, ADMIN_TIMEOUT);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      log.warn("group {} starts at the end of its partitions once assigned: interrupted", group);
+    }
+  }
+
   @Override
   public Subscription subscribe(SubscriptionSpec spec, MessageHandler handler) {
     Objects.requireNonNull(handler, "handler");
@@ -1298,9 +1341,12 @@ public final class KafkaMessageBus implements MessageBus {
         log.warn("subscribing to {} before it could be created: {}", topic, e.getMessage());
       }
     }
+    if (spec.startsAtEnd()) {
+      startAtEndIfNew(spec);
+    }
     KafkaSubscription subscription =
         new KafkaSubscription(
-            this, spec, handler, consumerProperties(spec.group(), subscriptionCount.incrementAndGet()));
+            this, spec, handler, subscriptionProperties(spec));
     // Either close() sees the subscription among those it closes, or the subscription sees close().
     subscriptionsLock.lock();
     try {
@@ -1832,6 +1878,16 @@ public final class KafkaMessageBus implements MessageBus {
     // An offset no longer there (retention passed it meanwhile) is an error, not a jump to the
     // end, which would hand over a record far ahead and skip those between.
     props.put(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, "none");
+    return props;
+  }
+
+  private Properties subscriptionProperties(SubscriptionSpec spec) {
+    Properties props = consumerProperties(spec.group(), subscriptionCount.incrementAndGet());
+    if (spec.startsAtEnd()) {
+      // A partition startAtEndIfNew could not position (Kafka did not answer in time, or it
+      // is new): at its end once assigned.
+      props.put(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, "latest");
+    }
     return props;
   }
 

@@ -150,6 +150,42 @@ public abstract class MessageBusContract {
   }
 
   @Test
+  void aNewGroupStartingAtEndGetsWhatIsPublishedOnceItSubscribedAndNothingOlder() {
+    String topic = freshTopic("at-end");
+    for (int i = 0; i < 3; i++) {
+      bus.publish(message(topic, "k", i));
+    }
+    List<Integer> received = new CopyOnWriteArrayList<>();
+
+    // No wait for readiness: what is published once subscribe() has returned is the group's.
+    bus.subscribe(SubscriptionSpec.group("at-end-" + run).withTopics(topic).startingAtEnd(), d -> received.add(sequence(d)));
+    bus.publish(message(topic, "k", 3));
+    bus.publish(message(topic, "k", 4));
+
+    await().atMost(DELIVERY_TIMEOUT).until(() -> received.contains(4));
+    assertThat(received).as("one key, so anything older would have come first").containsExactly(3, 4);
+  }
+
+  @Test
+  void aGroupWithAPositionKeepsItWhenItSubscribesStartingAtEnd() {
+    String topic = freshTopic("at-end-known");
+    String group = "known-" + run;
+    bus.publish(message(topic, "k", 0));
+    List<Delivery> before = new CopyOnWriteArrayList<>();
+    Subscription first = subscribe(SubscriptionSpec.group(group).withTopics(topic), before);
+    await().atMost(DELIVERY_TIMEOUT).until(() -> before.size() == 1);
+    first.close(); // its position: after message 0
+    bus.publish(message(topic, "k", 1));
+    bus.publish(message(topic, "k", 2));
+    List<Integer> received = new CopyOnWriteArrayList<>();
+
+    bus.subscribe(SubscriptionSpec.group(group).withTopics(topic).startingAtEnd(), d -> received.add(sequence(d)));
+
+    await().atMost(DELIVERY_TIMEOUT).until(() -> received.contains(2));
+    assertThat(received).as("from where the group stood, not from the end").containsExactly(1, 2);
+  }
+
+  @Test
   void everyGroupGetsEveryMessage() {
     String topic = freshTopic("groups");
     List<Delivery> first = new CopyOnWriteArrayList<>();
