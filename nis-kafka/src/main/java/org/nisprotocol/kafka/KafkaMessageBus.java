@@ -1673,9 +1673,10 @@ public final class KafkaMessageBus implements MessageBus {
    * Stops accepting, sends what waits in the spool while Kafka answers, lets every subscription
    * consume what is on its partitions and commit, then closes the clients. Until the subscriptions
    * are closed their handlers may still publish (sent, or spooled for the next start). Returns within the
-   * shutdown timeout and about a second more (the admin client's close), and 5 s more when
-   * handlers have not returned by then (the subscriptions still busy are stopped together and get
-   * those 5 s); up to 30 s more only when code chained on a receipt blocks a producer's thread.
+   * shutdown timeout: subscriptions whose handlers are still busy 5 s before its end (a fifth of
+   * it, when that is shorter) are stopped together and get those seconds to finish their handlers
+   * and commit, and the producers get the last second to settle what was published; up to 30 s
+   * more only when code chained on a receipt blocks a producer's thread.
    * Sends Kafka has not settled by then are cut off and spooled in the order they were sent; one
    * of them may already be in Kafka too, so the next start can deliver it twice.
    *
@@ -1731,12 +1732,15 @@ public final class KafkaMessageBus implements MessageBus {
       subscriptionsLock.unlock();
     }
     open.forEach(KafkaSubscription::beginDrainAndClose);
-    KafkaSubscription.awaitClosing(open, deadline);
+    // The producers get the window's last second (a tenth of what is left, when shorter) to
+    // settle what the handlers published.
+    long producersTime = Math.min(TimeUnit.SECONDS.toNanos(1), remaining(deadline).toNanos() / 10);
+    KafkaSubscription.awaitClosing(open, deadline - producersTime);
     subscriptionsClosed = true; // handlers still busy now publish no more: the producers close next
     provisioner.interrupt();
     closeEach(
         () -> closeProducers(deadline),
-        () -> admin.close(Duration.ofSeconds(1)),
+        () -> admin.close(min(Duration.ofSeconds(1), remaining(deadline))),
         spool::close);
     if (!spool.isEmpty()) {
       log.warn("{} messages stay in the spool {} until the next start", spool.size(), config.spoolDirectory());

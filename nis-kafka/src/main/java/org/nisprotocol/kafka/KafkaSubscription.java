@@ -139,17 +139,20 @@ final class KafkaSubscription implements Subscription {
   }
 
   /**
-   * Waits for the subscriptions to close until {@code deadlineNanos}; those still open then are
-   * stopped together and share one {@link #STOP_GRACE} to close.
+   * Waits for the subscriptions to close by {@code deadlineNanos}: those still open a grace before
+   * it ({@link #STOP_GRACE}, or a fifth of the time there is when that is shorter) are stopped
+   * together and share the grace to finish their handlers, commit and close, so that closing ends
+   * by the deadline.
    */
   static void awaitClosing(Collection<KafkaSubscription> subscriptions, long deadlineNanos) {
+    long grace = Math.min(STOP_GRACE.toNanos(), KafkaMessageBus.remaining(deadlineNanos).toNanos() / 5);
+    long stopAt = deadlineNanos - grace;
+    for (KafkaSubscription subscription : subscriptions) {
+      subscription.awaitClosedFor(KafkaMessageBus.remaining(stopAt));
+    }
+    subscriptions.forEach(subscription -> subscription.stopNow(deadlineNanos));
     for (KafkaSubscription subscription : subscriptions) {
       subscription.awaitClosedFor(KafkaMessageBus.remaining(deadlineNanos));
-    }
-    subscriptions.forEach(KafkaSubscription::stopNow);
-    long graceEnd = System.nanoTime() + STOP_GRACE.toNanos();
-    for (KafkaSubscription subscription : subscriptions) {
-      subscription.awaitClosedFor(KafkaMessageBus.remaining(graceEnd));
     }
   }
 
@@ -159,7 +162,7 @@ final class KafkaSubscription implements Subscription {
    */
   static final InheritableThreadLocal<KafkaMessageBus> HANDLING = new InheritableThreadLocal<>();
 
-  /** How long a subscription stopped at the end of the shutdown timeout gets to close. */
+  /** How long before the end of the shutdown timeout a subscription still open is stopped (at most). */
   private static final Duration STOP_GRACE = Duration.ofSeconds(5);
 
   /**
@@ -173,11 +176,11 @@ final class KafkaSubscription implements Subscription {
 
   /**
    * Ends the poll loop at its next step, drained or not (nothing if it has ended); it then waits
-   * for busy handlers, commits and closes the consumer within {@link #STOP_GRACE}.
+   * for busy handlers, commits and closes the consumer by the deadline.
    */
-  private void stopNow() {
+  private void stopNow(long deadlineNanos) {
     if (closedLatch.getCount() > 0) {
-      stopDeadline = System.nanoTime() + STOP_GRACE.toNanos();
+      stopDeadline = deadlineNanos;
       running = false;
       consumer.wakeup();
       LockSupport.unpark(pollThread);

@@ -642,12 +642,13 @@ class KafkaMessageBusIT {
   }
 
   /**
-   * Handlers that never return hold up close() only until the shutdown timeout and one grace
-   * period together, not a grace period each, and the subscriptions are closed (their consumers
-   * out of the group) when it returns.
+   * Handlers that never return hold up close() only until the end of the shutdown timeout: the
+   * subscriptions still busy near its end are stopped together and share what is left (not a
+   * grace period each, nor one after the timeout, which `docker stop --time 30` would cut short),
+   * and they are closed (their consumers out of the group) when it returns.
    */
   @Test
-  void subscriptionsStuckInTheirHandlersShareOneGracePeriodOnClose() throws Exception {
+  void subscriptionsStuckInTheirHandlersAreClosedWithinTheShutdownTimeout() throws Exception {
     java.util.concurrent.CountDownLatch release = new java.util.concurrent.CountDownLatch(1);
     java.util.concurrent.CountDownLatch entered = new java.util.concurrent.CountDownLatch(3);
     KafkaBusConfig shortShutdown = config().shutdownTimeout(Duration.ofSeconds(4)).build();
@@ -678,8 +679,8 @@ class KafkaMessageBusIT {
       release.countDown();
       bus.close();
     }
-    // 4 s timeout + 5 s grace + the clients' close; one grace each would be 4 + 3 x 5 s and more.
-    assertThat(closeMillis).as("close() took %d ms", closeMillis).isLessThan(14_000);
+    // The 4 s timeout and a margin for this machine; a 5 s grace after it would take 9 s and more.
+    assertThat(closeMillis).as("close() took %d ms", closeMillis).isLessThan(5_500);
   }
 
   /**

@@ -110,6 +110,8 @@ public final class StrategyCache implements Cache {
   private final ConcurrentHashMap<Key, CompletableFuture<Optional<String>>> loading =
       new ConcurrentHashMap<>();
   private final com.github.benmanes.caffeine.cache.Cache<Key, Instant> expiries;
+  /** Orders refresh-ahead loads' stores after the writes of their keys (see {@link WriteStripes}). */
+  private final WriteStripes writeStripes = new WriteStripes();
   private final Counter loadsOk;
   private final Counter loadsFailed;
   private final Counter refreshesOk;
@@ -298,12 +300,18 @@ public final class StrategyCache implements Cache {
   }
 
   private Optional<String> load(Key k, RefreshAhead policy) {
+    long stamp = writeStripes.stamp(k);
     Optional<String> json =
         Objects.requireNonNull(policy.loader().load(k.namespace(), k.key()), "the loader returned null");
     if (json.isPresent()) {
       try {
-        delegate.put(k.namespace(), k.key(), json.get(), policy.ttl());
-        expiries.put(k, clock.instant().plus(policy.ttl()));
+        boolean stored = writeStripes.storeIfUnchanged(k, stamp, () -> {
+          delegate.put(k.namespace(), k.key(), json.get(), policy.ttl());
+          expiries.put(k, clock.instant().plus(policy.ttl()));
+        });
+        if (!stored) {
+          log.debug("loaded {}:{}, but it was written meanwhile: the cache keeps that", k.namespace(), k.key());
+        }
       } catch (RetriableException e) {
         // the cache is unavailable: the caller still gets the loaded value
         log.debug("loaded {}:{} but could not cache it: {}", k.namespace(), k.key(), e.getMessage());
@@ -352,7 +360,10 @@ public final class StrategyCache implements Cache {
     if (policy instanceof WriteBack) {
       writeBack.requireRoom(namespace, 1);
     }
-    if (!delegate.putIfAbsent(namespace, key, json, ttl)) {
+    boolean stored = policy instanceof RefreshAhead
+        ? writeStripes.write(keysOf(namespace, List.of(key)), () -> delegate.putIfAbsent(namespace, key, json, ttl))
+        : delegate.putIfAbsent(namespace, key, json, ttl);
+    if (!stored) {
       return false;
     }
     switch (policy) {
@@ -418,10 +429,11 @@ public final class StrategyCache implements Cache {
         putInDelegate(namespace, entries, ttl);
         queueForStore(namespace, entries);
       }
-      case RefreshAhead ra -> {
+      case RefreshAhead ra -> writeStripes.write(keysOf(namespace, entries.keySet()), () -> {
         putInDelegate(namespace, entries, ttl);
         scheduleRefresh(namespace, entries.keySet(), ttl);
-      }
+        return null;
+      });
     }
   }
 
@@ -441,6 +453,10 @@ public final class StrategyCache implements Cache {
     if (writeBack.full()) {
       executor.execute(this::flushQuietly);
     }
+  }
+
+  private static List<Key> keysOf(String namespace, Collection<String> keys) {
+    return keys.stream().map(key -> new Key(namespace, key)).toList();
   }
 
   /** Notes when the keys the cache took expire, for the refresh-ahead reload. */
@@ -471,22 +487,28 @@ public final class StrategyCache implements Cache {
       CacheKeys.requireValidKey(key);
       wt.store().delete(namespace, key);
     }
+    if (policy instanceof RefreshAhead) {
+      return writeStripes.write(keysOf(namespace, List.of(key)), () -> {
+        expiries.invalidate(new Key(namespace, key));
+        return delegate.delete(namespace, key);
+      });
+    }
     boolean removed = delegate.delete(namespace, key);
     if (policy instanceof WriteBack) {
       writeBack.delete(namespace, key);
-    } else if (policy instanceof RefreshAhead) {
-      expiries.invalidate(new Key(namespace, key));
     }
     return removed;
   }
 
   @Override
   public long clear(String namespace) {
-    long removed = delegate.clear(namespace);
     if (policies.get(namespace) instanceof RefreshAhead) {
-      expiries.asMap().keySet().removeIf(k -> k.namespace().equals(namespace));
+      return writeStripes.writeAny(() -> {
+        expiries.asMap().keySet().removeIf(k -> k.namespace().equals(namespace));
+        return delegate.clear(namespace);
+      });
     }
-    return removed;
+    return delegate.clear(namespace);
   }
 
   @Override

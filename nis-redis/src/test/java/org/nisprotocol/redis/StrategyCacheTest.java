@@ -21,7 +21,9 @@ import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.function.Consumer;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 import org.nisprotocol.core.Cache;
@@ -340,6 +342,56 @@ class StrategyCacheTest {
     clock.advance(Duration.ofSeconds(79));
     assertThat(cache.get("goals", "g1")).as("the reload restarted the TTL").contains("\"g1#2\"");
     assertThat(registry.get("nis.cache.loads").tags("kind", "refresh", "result", "ok").counter().count()).isEqualTo(1);
+  }
+
+  /** A loader that, after reading the source, lets another caller's write of the key land first. */
+  private CacheLoader loaderRacedBy(Consumer<String> otherCallersWrite, AtomicBoolean racing) {
+    CountingLoader source = new CountingLoader();
+    return (namespace, key) -> {
+      Optional<String> read = source.load(namespace, key);
+      if (racing.getAndSet(false)) {
+        otherCallersWrite.accept(key);
+      }
+      return read;
+    };
+  }
+
+  @Test
+  void aReloadThatReadTheSourceBeforeADeleteDoesNotPutTheValueBack() {
+    AtomicBoolean racing = new AtomicBoolean();
+    cache = builder(memory).refreshAhead("goals", loaderRacedBy(key -> cache.delete("goals", key), racing), TTL).build();
+    cache.get("goals", "g1");
+    clock.advance(Duration.ofSeconds(80));
+    cache.get("goals", "g1"); // queues the reload
+    racing.set(true);
+
+    executor.runAll();
+
+    assertThat(memory.get("goals", "g1")).as("deleted after the reload read the source").isEmpty();
+  }
+
+  @Test
+  void aLoadThatReadTheSourceBeforeAWriteDoesNotOverwriteIt() {
+    AtomicBoolean racing = new AtomicBoolean(true);
+    cache = builder(memory).refreshAhead("goals", loaderRacedBy(key -> cache.put("goals", key, "\"written\""), racing), TTL).build();
+
+    assertThat(cache.get("goals", "g1")).as("the caller gets what it loaded").contains("\"g1#1\"");
+
+    assertThat(memory.get("goals", "g1")).as("the write that came after the read stays").contains("\"written\"");
+  }
+
+  @Test
+  void aReloadThatReadTheSourceBeforeAClearDoesNotPutTheValueBack() {
+    AtomicBoolean racing = new AtomicBoolean();
+    cache = builder(memory).refreshAhead("goals", loaderRacedBy(key -> cache.clear("goals"), racing), TTL).build();
+    cache.get("goals", "g1");
+    clock.advance(Duration.ofSeconds(80));
+    cache.get("goals", "g1");
+    racing.set(true);
+
+    executor.runAll();
+
+    assertThat(memory.get("goals", "g1")).isEmpty();
   }
 
   @Test
