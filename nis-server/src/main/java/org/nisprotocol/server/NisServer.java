@@ -74,9 +74,11 @@ public final class NisServer implements AutoCloseable {
   private final String version = readVersion();
   private final ObjectMapper json = MessageCodec.mapper();
   private volatile boolean shuttingDown;
+  private final Duration shutdownDelay;
   private Javalin app;
 
   private NisServer(ServiceConfig config, MessageBus bus, Cache cache, InstantSource clock) {
+    this.shutdownDelay = config.shutdownDelay();
     this.bus = bus;
     this.cache = cache;
     this.clock = clock;
@@ -136,14 +138,19 @@ public final class NisServer implements AutoCloseable {
   }
 
   /**
-   * Stops taking requests, then closes the bus, which lets the agents finish what it accepted for
-   * them (their answers still go out) within its one shutdown window; then the agents, and last
-   * the cache, which handlers use until the bus is closed.
+   * Answers readiness with 503 and goes on serving for the configured shutdown delay, so that load
+   * balancers stop sending requests first; then stops taking requests and closes the bus, which
+   * lets the agents finish what it accepted for them (their answers still go out) within its one
+   * shutdown window; then the agents, and last the cache, which handlers use until the bus is closed.
    */
   @Override
   public void close() {
+    boolean begunBefore = shuttingDown;
     beginShutdown();
     try {
+      if (!begunBefore) {
+        awaitShutdownDelay();
+      }
       stopServing();
     } finally {
       try {
@@ -164,6 +171,19 @@ public final class NisServer implements AutoCloseable {
       stopServing();
     } finally {
       closeAgents();
+    }
+  }
+
+  /** Serves on, with readiness at 503, for the shutdown delay (an interrupt ends it early). */
+  private void awaitShutdownDelay() {
+    if (shutdownDelay.isZero() || app == null) {
+      return;
+    }
+    log.info("readiness answers 503; serving {} s more before stopping", shutdownDelay.toSeconds());
+    try {
+      Thread.sleep(shutdownDelay);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
     }
   }
 

@@ -27,6 +27,9 @@ import org.nisprotocol.redis.RedisCacheConfig;
  * @param selfAudit audit every outgoing message ({@code ENABLE_SELF_AUDIT}; default true)
  * @param healthCheckInterval how often backends are probed ({@code
  *     NIS_HEALTH_CHECK_INTERVAL_SECONDS}; default 30)
+ * @param shutdownDelay how long, once shutdown has begun, readiness answers 503 while the service
+ *     still serves, so that load balancers stop sending it requests before it stops taking them
+ *     ({@code NIS_SHUTDOWN_DELAY_SECONDS}; default 0)
  */
 public record ServiceConfig(
     String host,
@@ -34,7 +37,8 @@ public record ServiceConfig(
     Optional<KafkaBusConfig> kafka,
     Optional<RedisCacheConfig> redis,
     boolean selfAudit,
-    Duration healthCheckInterval) {
+    Duration healthCheckInterval,
+    Duration shutdownDelay) {
   public static final int DEFAULT_PORT = 8000;
   public static final String DEFAULT_HOST = "0.0.0.0";
 
@@ -43,12 +47,18 @@ public record ServiceConfig(
     Objects.requireNonNull(kafka, "kafka");
     Objects.requireNonNull(redis, "redis");
     Objects.requireNonNull(healthCheckInterval, "healthCheckInterval");
+    Objects.requireNonNull(shutdownDelay, "shutdownDelay");
   }
 
   /** Embedded backends on the given port of 127.0.0.1 (for tests and samples). */
   public static ServiceConfig embedded(int port) {
     return new ServiceConfig(
-        "127.0.0.1", port, Optional.empty(), Optional.empty(), true, Duration.ofSeconds(30));
+        "127.0.0.1", port, Optional.empty(), Optional.empty(), true, Duration.ofSeconds(30), Duration.ZERO);
+  }
+
+  /** These settings with another shutdown delay. */
+  public ServiceConfig withShutdownDelay(Duration delay) {
+    return new ServiceConfig(host, port, kafka, redis, selfAudit, healthCheckInterval, delay);
   }
 
   /**
@@ -100,10 +110,11 @@ public record ServiceConfig(
     boolean selfAudit = flag(environment, "ENABLE_SELF_AUDIT", problems).orElse(true);
     Duration healthCheckInterval =
         seconds(environment, "NIS_HEALTH_CHECK_INTERVAL_SECONDS", 1, 86_400, problems).orElse(Duration.ofSeconds(30));
+    Duration shutdownDelay = seconds(environment, "NIS_SHUTDOWN_DELAY_SECONDS", 0, 300, problems).orElse(Duration.ZERO);
     if (!problems.isEmpty()) {
       throw new ValidationException(problems);
     }
-    return new ServiceConfig(host, port, kafka, redis, selfAudit, healthCheckInterval);
+    return new ServiceConfig(host, port, kafka, redis, selfAudit, healthCheckInterval, shutdownDelay);
   }
 
   private static Optional<KafkaBusConfig> kafka(Map<String, String> env, List<String> problems) {

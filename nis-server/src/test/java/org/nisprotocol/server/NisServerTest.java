@@ -61,7 +61,12 @@ class NisServerTest {
 
   private Answer send(String method, String path, String body, Map<String, String> headers)
       throws IOException, InterruptedException {
-    HttpRequest.Builder builder = HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + server.port() + path));
+    return send(server, method, path, body, headers);
+  }
+
+  private Answer send(NisServer to, String method, String path, String body, Map<String, String> headers)
+      throws IOException, InterruptedException {
+    HttpRequest.Builder builder = HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + to.port() + path));
     headers.forEach(builder::header);
     HttpRequest request =
         builder
@@ -275,6 +280,25 @@ class NisServerTest {
 
     assertThat(answer.status()).isEqualTo(413);
     assertThat(answer.body().get("error").textValue()).isEqualTo("content_too_large");
+  }
+
+  @Test
+  void duringTheShutdownDelayReadinessIs503AndRequestsAreStillServed() throws Exception {
+    InMemoryMessageBus ownBus = InMemoryMessageBus.create();
+    List<Delivery> received = new CopyOnWriteArrayList<>();
+    ownBus.subscribe(SubscriptionSpec.group("analysis_group").withTopics("nis-simulation"), received::add);
+    NisServer delayed = NisServer.start(
+        ServiceConfig.embedded(0).withShutdownDelay(Duration.ofSeconds(4)), ownBus, InMemoryCache.create(), clock);
+    Thread closing = Thread.ofPlatform().start(delayed::close);
+    try {
+      await().atMost(Duration.ofSeconds(3)).until(() -> send(delayed, "GET", "/health/ready", null, Map.of()).status() == 503);
+      Answer late = send(delayed, "POST", "/messages",
+          "{\"message_type\": \"simulation_result\", \"source_agent\": \"s\", \"content\": {\"late\": true}}", Map.of());
+      assertThat(late.status()).as("a request a load balancer still sends is served").isEqualTo(202);
+    } finally {
+      closing.join();
+    }
+    assertThat(received).as("and what it accepted is delivered").hasSize(1);
   }
 
   @Test

@@ -117,13 +117,17 @@ class ServiceConfigTest {
   void secondsOutsideTheirRangeAreRefusedWithTheRange() {
     assertThat(ServiceConfig.from(Map.of("NIS_HEALTH_CHECK_INTERVAL_SECONDS", "5"), List.of()).healthCheckInterval())
         .hasSeconds(5);
+    assertThat(ServiceConfig.from(Map.of(), List.of()).shutdownDelay()).isZero();
+    assertThat(ServiceConfig.from(Map.of("NIS_SHUTDOWN_DELAY_SECONDS", "10"), List.of()).shutdownDelay()).hasSeconds(10);
     Map<String, String> env = Map.of(
         "KAFKA_BOOTSTRAP_SERVERS", "kafka:9092",
         "NIS_SHUTDOWN_TIMEOUT_SECONDS", "-5",
-        "NIS_HEALTH_CHECK_INTERVAL_SECONDS", "9999999999999999");
+        "NIS_HEALTH_CHECK_INTERVAL_SECONDS", "9999999999999999",
+        "NIS_SHUTDOWN_DELAY_SECONDS", "301");
     assertThatThrownBy(() -> ServiceConfig.from(env, List.of()))
         .isInstanceOfSatisfying(ValidationException.class, e -> assertThat(e.problems()).containsExactlyInAnyOrder(
             "NIS_SHUTDOWN_TIMEOUT_SECONDS='-5' is not a whole number of seconds from 1 to 3600",
-            "NIS_HEALTH_CHECK_INTERVAL_SECONDS='9999999999999999' is not a whole number of seconds from 1 to 86400"));
+            "NIS_HEALTH_CHECK_INTERVAL_SECONDS='9999999999999999' is not a whole number of seconds from 1 to 86400",
+            "NIS_SHUTDOWN_DELAY_SECONDS='301' is not a whole number of seconds from 0 to 300"));
   }
 }
