@@ -7,6 +7,7 @@ import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.TimeUnit;
 import org.nisprotocol.core.Delivery;
+import org.nisprotocol.core.HandlerScope;
 import org.nisprotocol.core.MessageHandler;
 import org.nisprotocol.core.SubscriptionSpec;
 import org.slf4j.Logger;
@@ -23,14 +24,11 @@ final class GroupConsumer {
   private static final Logger log = LoggerFactory.getLogger(GroupConsumer.class);
   private static final long IDLE_WAIT_NANOS = TimeUnit.MILLISECONDS.toNanos(200);
 
-  /**
-   * The bus whose handler runs on this thread, or ran when this thread was started: a handler may
-   * do its work on a thread of its own (an agent's, to bound its time), which publishes for it.
-   */
-  static final InheritableThreadLocal<Bus> HANDLING = new InheritableThreadLocal<>();
-
   /** The bus as the dispatchers see it. */
   interface Bus {
+    /** What the bus's {@link HandlerScope}s name as their owner. */
+    Object handlerOwner();
+
     org.nisprotocol.core.RetryPolicy retryPolicy();
 
     boolean stopped();
@@ -204,11 +202,12 @@ final class GroupConsumer {
       if (member == IGNORED) {
         return true;
       }
-      HANDLING.set(bus);
       try {
-        member.handler.handle(
-            new Delivery(
-                entry.message(), topic.name, partition, entry.offset(), attempt, entry.headers()));
+        try (HandlerScope scope = HandlerScope.enter(bus.handlerOwner())) {
+          member.handler.handle(
+              new Delivery(
+                  entry.message(), topic.name, partition, entry.offset(), attempt, entry.headers()));
+        }
         clearHandlersInterrupt();
         return true;
       } catch (Exception | LinkageError | AssertionError | StackOverflowError e) {
@@ -231,8 +230,6 @@ final class GroupConsumer {
         }
         Duration wait = retryPolicy.delayBefore(attempt, ThreadLocalRandom.current().nextDouble());
         Thread.sleep(wait);
-      } finally {
-        HANDLING.remove();
       }
     }
   }

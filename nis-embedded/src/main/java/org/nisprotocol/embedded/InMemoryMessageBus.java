@@ -15,6 +15,7 @@ import java.util.concurrent.locks.ReentrantReadWriteLock;
 import org.nisprotocol.core.CloseOnce;
 import org.nisprotocol.core.ClosedException;
 import org.nisprotocol.core.DeadLetterHeaders;
+import org.nisprotocol.core.HandlerScope;
 import org.nisprotocol.core.MessageBus;
 import org.nisprotocol.core.MessageBusFullException;
 import org.nisprotocol.core.MessageHandler;
@@ -58,6 +59,8 @@ public final class InMemoryMessageBus implements MessageBus {
   private final ReentrantReadWriteLock closeLock = new ReentrantReadWriteLock();
   private volatile boolean closed;
   private volatile boolean stopped;
+  /** What this bus's handler scopes name as owner: not the bus, which a thread keeping the mark would keep alive. */
+  private final Object handlerOwner = new Object();
   /** Messages appended so far, dead letters included: the drain's sign that handlers published. */
   private final AtomicLong appended = new AtomicLong();
   private final GroupConsumer.Bus dispatcherView = new DispatcherView();
@@ -273,7 +276,7 @@ public final class InMemoryMessageBus implements MessageBus {
     if (!closed) {
       return false;
     }
-    return stopped || GroupConsumer.HANDLING.get() != dispatcherView;
+    return stopped || !HandlerScope.isWithin(handlerOwner);
   }
 
   private void requireOpen() {
@@ -287,6 +290,11 @@ public final class InMemoryMessageBus implements MessageBus {
   }
 
   private final class DispatcherView implements GroupConsumer.Bus {
+    @Override
+    public Object handlerOwner() {
+      return handlerOwner;
+    }
+
     @Override
     public RetryPolicy retryPolicy() {
       return config.retryPolicy();

@@ -71,6 +71,7 @@ import org.nisprotocol.core.CloseOnce;
 import org.nisprotocol.core.ClosedException;
 import org.nisprotocol.core.DeadLetterHeaders;
 import org.nisprotocol.core.ErrorText;
+import org.nisprotocol.core.HandlerScope;
 import org.nisprotocol.core.HealthCheck;
 import org.nisprotocol.core.HealthStatus;
 import org.nisprotocol.core.MessageBus;
@@ -151,6 +152,8 @@ public final class KafkaMessageBus implements MessageBus {
   private final Map<String, Integer> partitionCounts = new ConcurrentHashMap<>();
   private final Set<String> readyTopics = ConcurrentHashMap.newKeySet();
   private final List<KafkaSubscription> subscriptions = new CopyOnWriteArrayList<>();
+  /** What the handler scopes of this bus's subscriptions name as owner (not the bus, which a thread keeping the mark would keep alive). */
+  private final Object handlerOwner = new Object();
   /** Set by close() once the subscriptions are closed: from then on handlers may not publish either. */
   private volatile boolean subscriptionsClosed;
   /** Held to add a subscription and to list those close() closes. */
@@ -441,7 +444,11 @@ public final class KafkaMessageBus implements MessageBus {
     if (!closing.begun()) {
       return false;
     }
-    return subscriptionsClosed || KafkaSubscription.HANDLING.get() != this;
+    return subscriptionsClosed || !HandlerScope.isWithin(handlerOwner);
+  }
+
+  Object handlerOwner() {
+    return handlerOwner;
   }
 
   private boolean onProducerIoThread() {

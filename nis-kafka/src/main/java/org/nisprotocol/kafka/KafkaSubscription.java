@@ -36,6 +36,7 @@ import org.apache.kafka.common.serialization.ByteArrayDeserializer;
 import org.nisprotocol.core.CloseOnce;
 import org.nisprotocol.core.DeadLetterHeaders;
 import org.nisprotocol.core.Delivery;
+import org.nisprotocol.core.HandlerScope;
 import org.nisprotocol.core.InvalidMessageException;
 import org.nisprotocol.core.MessageHandler;
 import org.nisprotocol.core.NisMessage;
@@ -155,12 +156,6 @@ final class KafkaSubscription implements Subscription {
       subscription.awaitClosedFor(KafkaMessageBus.remaining(deadlineNanos));
     }
   }
-
-  /**
-   * The bus whose handler runs on this thread, or ran when this thread was started: a handler may
-   * do its work on a thread of its own (an agent's, to bound its time), which publishes for it.
-   */
-  static final InheritableThreadLocal<KafkaMessageBus> HANDLING = new InheritableThreadLocal<>();
 
   /** How long before the end of the shutdown timeout a subscription still open is stopped (at most). */
   private static final Duration STOP_GRACE = Duration.ofSeconds(5);
@@ -703,12 +698,13 @@ final class KafkaSubscription implements Subscription {
         firstAttempt = Math.min(carriedOver.attempts(), retryPolicy.maxAttempts() - 1) + 1;
       }
       for (int attempt = firstAttempt; ; attempt++) {
-        HANDLING.set(bus);
         try {
           bus.metrics().endToEndLatency.record(
               Duration.between(message.timestamp(), bus.clock().instant()).abs());
-          handler.handle(
-              new Delivery(message, record.topic(), record.partition(), record.offset(), attempt, headers));
+          try (HandlerScope scope = HandlerScope.enter(bus.handlerOwner())) {
+            handler.handle(
+                new Delivery(message, record.topic(), record.partition(), record.offset(), attempt, headers));
+          }
           clearHandlersInterrupt();
           bus.metrics().received.increment();
           return true;
@@ -730,8 +726,6 @@ final class KafkaSubscription implements Subscription {
             Thread.currentThread().interrupt();
             return false;
           }
-        } finally {
-          HANDLING.remove();
         }
       }
     }

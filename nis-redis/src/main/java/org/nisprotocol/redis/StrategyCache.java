@@ -26,6 +26,7 @@ import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.locks.ReentrantLock;
 import org.nisprotocol.core.Cache;
 import org.nisprotocol.core.CacheKeys;
 import org.nisprotocol.core.ClosedException;
@@ -110,8 +111,29 @@ public final class StrategyCache implements Cache {
   private final ConcurrentHashMap<Key, CompletableFuture<Optional<String>>> loading =
       new ConcurrentHashMap<>();
   private final com.github.benmanes.caffeine.cache.Cache<Key, Instant> expiries;
-  /** Orders refresh-ahead loads' stores after the writes of their keys (see {@link WriteStripes}). */
-  private final WriteStripes writeStripes = new WriteStripes();
+  /** The refresh-ahead loads under way, by key (at most one a key: see {@link #loading}). */
+  private final ConcurrentHashMap<Key, LoadInFlight> loadsInFlight = new ConcurrentHashMap<>();
+
+  /**
+   * A load under way. A write, delete or clear of its key on this instance while the loader reads
+   * the source overtakes it, and the load then stores nothing: its value may be older than the
+   * write's, or the key deleted, and it would stay until its TTL. The overtaking and the load's
+   * store take the lock, so one of them comes first; a write that finds no load under way comes
+   * before the loader reads the source, whose value then stands.
+   */
+  private static final class LoadInFlight {
+    final ReentrantLock lock = new ReentrantLock();
+    boolean overtaken; // guarded by lock
+
+    void overtake() {
+      lock.lock();
+      try {
+        overtaken = true;
+      } finally {
+        lock.unlock();
+      }
+    }
+  }
   private final Counter loadsOk;
   private final Counter loadsFailed;
   private final Counter refreshesOk;
@@ -300,24 +322,46 @@ public final class StrategyCache implements Cache {
   }
 
   private Optional<String> load(Key k, RefreshAhead policy) {
-    long stamp = writeStripes.stamp(k);
-    Optional<String> json =
-        Objects.requireNonNull(policy.loader().load(k.namespace(), k.key()), "the loader returned null");
-    if (json.isPresent()) {
-      try {
-        boolean stored = writeStripes.storeIfUnchanged(k, stamp, () -> {
-          delegate.put(k.namespace(), k.key(), json.get(), policy.ttl());
-          expiries.put(k, clock.instant().plus(policy.ttl()));
-        });
-        if (!stored) {
-          log.debug("loaded {}:{}, but it was written meanwhile: the cache keeps that", k.namespace(), k.key());
-        }
-      } catch (RetriableException e) {
-        // the cache is unavailable: the caller still gets the loaded value
-        log.debug("loaded {}:{} but could not cache it: {}", k.namespace(), k.key(), e.getMessage());
+    LoadInFlight load = new LoadInFlight();
+    loadsInFlight.put(k, load);
+    try {
+      Optional<String> json =
+          Objects.requireNonNull(policy.loader().load(k.namespace(), k.key()), "the loader returned null");
+      if (json.isPresent()) {
+        store(k, json.get(), policy, load);
+      }
+      return json;
+    } finally {
+      loadsInFlight.remove(k, load);
+    }
+  }
+
+  /** Caches a loaded value unless a write of its key overtook the load. */
+  private void store(Key k, String json, RefreshAhead policy, LoadInFlight load) {
+    load.lock.lock();
+    try {
+      if (load.overtaken) {
+        log.debug("loaded {}:{}, but it was written meanwhile: the cache keeps that", k.namespace(), k.key());
+        return;
+      }
+      delegate.put(k.namespace(), k.key(), json, policy.ttl());
+      expiries.put(k, clock.instant().plus(policy.ttl()));
+    } catch (RetriableException e) {
+      // the cache is unavailable: the caller still gets the loaded value
+      log.debug("loaded {}:{} but could not cache it: {}", k.namespace(), k.key(), e.getMessage());
+    } finally {
+      load.lock.unlock();
+    }
+  }
+
+  /** Overtakes the loads of these keys under way (see {@link LoadInFlight}); before the write. */
+  private void overtakeLoads(String namespace, Collection<String> keys) {
+    for (String key : keys) {
+      LoadInFlight load = loadsInFlight.get(new Key(namespace, key));
+      if (load != null) {
+        load.overtake();
       }
     }
-    return json;
   }
 
   // ---- writes ----
@@ -360,10 +404,10 @@ public final class StrategyCache implements Cache {
     if (policy instanceof WriteBack) {
       writeBack.requireRoom(namespace, 1);
     }
-    boolean stored = policy instanceof RefreshAhead
-        ? writeStripes.write(keysOf(namespace, List.of(key)), () -> delegate.putIfAbsent(namespace, key, json, ttl))
-        : delegate.putIfAbsent(namespace, key, json, ttl);
-    if (!stored) {
+    if (policy instanceof RefreshAhead) {
+      overtakeLoads(namespace, List.of(key));
+    }
+    if (!delegate.putIfAbsent(namespace, key, json, ttl)) {
       return false;
     }
     switch (policy) {
@@ -429,11 +473,11 @@ public final class StrategyCache implements Cache {
         putInDelegate(namespace, entries, ttl);
         queueForStore(namespace, entries);
       }
-      case RefreshAhead ra -> writeStripes.write(keysOf(namespace, entries.keySet()), () -> {
+      case RefreshAhead ra -> {
+        overtakeLoads(namespace, entries.keySet());
         putInDelegate(namespace, entries, ttl);
         scheduleRefresh(namespace, entries.keySet(), ttl);
-        return null;
-      });
+      }
     }
   }
 
@@ -453,10 +497,6 @@ public final class StrategyCache implements Cache {
     if (writeBack.full()) {
       executor.execute(this::flushQuietly);
     }
-  }
-
-  private static List<Key> keysOf(String namespace, Collection<String> keys) {
-    return keys.stream().map(key -> new Key(namespace, key)).toList();
   }
 
   /** Notes when the keys the cache took expire, for the refresh-ahead reload. */
@@ -488,27 +528,32 @@ public final class StrategyCache implements Cache {
       wt.store().delete(namespace, key);
     }
     if (policy instanceof RefreshAhead) {
-      return writeStripes.write(keysOf(namespace, List.of(key)), () -> {
-        expiries.invalidate(new Key(namespace, key));
-        return delegate.delete(namespace, key);
-      });
+      overtakeLoads(namespace, List.of(key));
     }
     boolean removed = delegate.delete(namespace, key);
     if (policy instanceof WriteBack) {
       writeBack.delete(namespace, key);
+    } else if (policy instanceof RefreshAhead) {
+      expiries.invalidate(new Key(namespace, key));
     }
     return removed;
   }
 
   @Override
   public long clear(String namespace) {
-    if (policies.get(namespace) instanceof RefreshAhead) {
-      return writeStripes.writeAny(() -> {
-        expiries.asMap().keySet().removeIf(k -> k.namespace().equals(namespace));
-        return delegate.clear(namespace);
+    boolean refreshAhead = policies.get(namespace) instanceof RefreshAhead;
+    if (refreshAhead) {
+      loadsInFlight.forEach((k, load) -> {
+        if (k.namespace().equals(namespace)) {
+          load.overtake();
+        }
       });
     }
-    return delegate.clear(namespace);
+    long removed = delegate.clear(namespace);
+    if (refreshAhead) {
+      expiries.asMap().keySet().removeIf(k -> k.namespace().equals(namespace));
+    }
+    return removed;
   }
 
   @Override

@@ -480,6 +480,61 @@ public abstract class MessageBusContract {
   }
 
   @Test
+  void onlyHandlersStillRunningMayPublishWhileTheBusCloses() throws Exception {
+    // A thread a handler started is the handler's only while the handler runs (a pool thread it
+    // happened to start must not publish through close() for good); other threads not at all.
+    String spawning = freshTopic("spawn");
+    String slow = freshTopic("slow");
+    String elsewhere = freshTopic("elsewhere");
+    CountDownLatch spawned = new CountDownLatch(1);
+    CountDownLatch publishNow = new CountDownLatch(1);
+    CompletableFuture<Throwable> leftBehind = new CompletableFuture<>();
+    Subscription spawner = bus.subscribe(SubscriptionSpec.group("spawner-" + run).withTopics(spawning), d -> {
+      Thread.ofPlatform().daemon().start(() -> {
+        try {
+          publishNow.await();
+          bus.publish(message(elsewhere, "k", 1));
+          leftBehind.complete(null);
+        } catch (Throwable e) {
+          leftBehind.complete(e);
+        }
+      });
+      spawned.countDown();
+    });
+    CountDownLatch slowEntered = new CountDownLatch(1);
+    CountDownLatch releaseSlow = new CountDownLatch(1);
+    Subscription busy = bus.subscribe(SubscriptionSpec.group("slow-" + run).withTopics(slow), d -> {
+      slowEntered.countDown();
+      releaseSlow.await();
+    });
+    awaitReady(spawner);
+    awaitReady(busy);
+    bus.publish(message(spawning, "k", 0));
+    assertThat(spawned.await(DELIVERY_TIMEOUT.toSeconds(), TimeUnit.SECONDS)).as("the handler started its thread").isTrue();
+    bus.publish(message(slow, "k", 0));
+    assertThat(slowEntered.await(DELIVERY_TIMEOUT.toSeconds(), TimeUnit.SECONDS)).as("a handler keeps close() busy").isTrue();
+
+    Thread closing = Thread.ofPlatform().start(bus::close);
+    try {
+      await().atMost(DELIVERY_TIMEOUT).until(() -> {
+        try {
+          bus.publish(message(elsewhere, "k", 0));
+          return false;
+        } catch (ClosedException e) {
+          return true; // close() has begun: this thread, no handler's, is refused
+        }
+      });
+      publishNow.countDown();
+      assertThat(leftBehind.get(DELIVERY_TIMEOUT.toSeconds(), TimeUnit.SECONDS))
+          .as("the thread of a handler that has returned, publishing while close() delivers")
+          .isInstanceOf(ClosedException.class);
+    } finally {
+      releaseSlow.countDown();
+      closing.join();
+    }
+  }
+
+  @Test
   void anInterruptedCloseStillLetsTheHandlerInProgressFinish() throws Exception {
     // A pool shut down with shutdownNow() interrupts the thread that closes the bus.
     String topic = freshTopic("interrupted-close");
