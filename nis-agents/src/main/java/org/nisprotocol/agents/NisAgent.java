@@ -51,7 +51,9 @@ import org.slf4j.LoggerFactory;
  *
  * <p>Request/reply: {@link #request} sends a message whose correlation_id is its own id and
  * completes when an agent_coordination reply with that correlation_id arrives; {@link #reply}
- * sends one. Replies are not passed to {@link #handleMessage}.
+ * sends one. Replies are not passed to {@link #handleMessage}. They reach the instance that asked,
+ * however many instances of the agent run: each agent object has a subscription of its own for
+ * them (group {@code <agent_id>.replies.<uuid>}, starting at the end of the topic), opened at start.
  */
 public abstract class NisAgent implements AutoCloseable {
   static final int DEGRADED_AFTER = 3;
@@ -69,8 +71,7 @@ public abstract class NisAgent implements AutoCloseable {
   private final Semaphore tasks;
   private volatile InfrastructureCoordinator coordinator;
   private volatile Subscription subscription;
-  private final Object repliesLock = new Object();
-  private volatile Subscription replies; // this instance's own, opened with its first request
+  private volatile Subscription replies; // this instance's own, opened at start
 
   protected NisAgent(AgentConfiguration config) {
     this.config = Objects.requireNonNull(config, "config");
@@ -116,6 +117,11 @@ public abstract class NisAgent implements AutoCloseable {
               .toArray(MessageType[]::new);
       subscription =
           coordinator.subscribe(SubscriptionSpec.group(config.agentId()).withMessageTypes(types), this::onDelivery);
+      replies = coordinator.subscribe(
+          SubscriptionSpec.group(config.agentId() + ".replies." + UUID.randomUUID())
+              .withMessageTypes(MessageType.AGENT_COORDINATION)
+              .startingAtEnd(),
+          this::onReply);
     }
     state.set(AgentState.READY);
   }
@@ -129,10 +135,8 @@ public abstract class NisAgent implements AutoCloseable {
     if (subscription != null) {
       subscription.close();
     }
-    synchronized (repliesLock) {
-      if (replies != null) {
-        replies.close();
-      }
+    if (replies != null) {
+      replies.close();
     }
     pendingReplies.values().forEach(f -> f.completeExceptionally(new NisException("agent " + config.agentId() + " shut down")));
     try {
@@ -213,7 +217,10 @@ public abstract class NisAgent implements AutoCloseable {
    */
   public CompletableFuture<NisMessage> request(String targetAgent, MessageType type, Map<String, ?> content, Duration timeout) {
     requireStarted();
-    receiveRepliesHere();
+    if (replies == null) {
+      return CompletableFuture.failedFuture(new IllegalStateException(
+          "agent " + config.agentId() + " has messaging disabled: it receives no replies"));
+    }
     NisMessage.Builder builder = NisMessage.builder(type, config.agentId()).targetAgent(targetAgent).content(content);
     NisMessage message = builder.build();
     NisMessage withCorrelation = message.toBuilder().correlationId(message.messageId()).build();
@@ -230,25 +237,11 @@ public abstract class NisAgent implements AutoCloseable {
   }
 
   /**
-   * Opens this instance's own subscription to replies, once: the agent's group is shared by its
-   * instances (on every instance of the service), so a reply that goes through it reaches one of
-   * them, often not the one that asked. This group is this object's alone and starts at the end
-   * of the topic, so it gets every reply sent from now on and reads nothing older.
+   * Replies through this object's own subscription: the agent's group is shared by its instances
+   * (on every instance of the service), so a reply that goes through it reaches one of them, often
+   * not the one that asked. This group is this object's alone and starts at the end of the topic,
+   * so it gets every reply sent once the agent started and reads nothing older.
    */
-  private void receiveRepliesHere() {
-    if (replies != null) {
-      return;
-    }
-    synchronized (repliesLock) {
-      if (replies == null && state.get() != AgentState.SHUTDOWN) {
-        String group = config.agentId() + ".replies." + UUID.randomUUID();
-        replies = coordinator.subscribe(
-            SubscriptionSpec.group(group).withMessageTypes(MessageType.AGENT_COORDINATION).startingAtEnd(),
-            this::onReply);
-      }
-    }
-  }
-
   private void onReply(Delivery delivery) {
     NisMessage message = delivery.message();
     if (message.targetAgent().filter(config.agentId()::equals).isPresent()

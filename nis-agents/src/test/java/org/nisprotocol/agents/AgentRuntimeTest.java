@@ -5,10 +5,12 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import static org.awaitility.Awaitility.await;
 
 import java.time.Duration;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
 import java.util.Set;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.Executors;
@@ -166,7 +168,7 @@ class AgentRuntimeTest {
     RecordingAgent plannerThere = agent("planner", MessageType.GOAL_GENERATION);
     otherInstance.start(plannerThere);
     try {
-      List<java.util.concurrent.CompletableFuture<NisMessage>> answers = new java.util.ArrayList<>();
+      List<CompletableFuture<NisMessage>> answers = new ArrayList<>();
       for (int i = 0; i < 10; i++) {
         for (RecordingAgent planner : List.of(plannerHere, plannerThere)) {
           answers.add(planner.request(

@@ -75,12 +75,13 @@ class RequestReplyOnKafkaIT {
     for (int i = 0; i < 5; i++) {
       for (AgentRuntimeTest.RecordingAgent planner : planners) {
         answers.add(planner.request(
-            "aligner-" + run, MessageType.ALIGNMENT_CHECK, Map.of("plan", "step-" + i), Duration.ofSeconds(60)));
+            "aligner-" + run, MessageType.ALIGNMENT_CHECK, Map.of("plan", "step-" + i), Duration.ofSeconds(30)));
       }
     }
 
     for (CompletableFuture<NisMessage> answer : answers) {
       assertThat(answer.get().content()).containsEntry("aligned", true);
     }
+    assertThat(planners).allSatisfy(planner -> assertThat(planner.handled).as("replies are not handled as messages").isEmpty());
   }
 }

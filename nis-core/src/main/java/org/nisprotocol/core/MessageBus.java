@@ -30,7 +30,8 @@ public interface MessageBus extends Backend {
    * Publishes a message to its topic and returns once the bus has accepted it.
    *
    * @throws MessageBusFullException when the bus stayed full for the whole publish timeout
-   * @throws ClosedException after {@link #close()} (from a handler: once close() has ended)
+   * @throws ClosedException after {@link #close()} (from a running handler, or a thread it
+   *     started: once close() has stopped delivering)
    */
   default PublishReceipt publish(NisMessage message) {
     return publish(message, Map.of());
@@ -71,9 +72,10 @@ public interface MessageBus extends Backend {
 
   /**
    * Stops accepting, delivers what was accepted, then releases everything. Handlers that run
-   * while close() delivers may still publish, from their own thread, until it ends: what they
-   * publish is delivered too while the shutdown window lasts (a broker-backed bus may leave it
-   * for the group's next member). Idempotent. An
+   * while close() delivers may still publish (from their own thread, or a thread they started,
+   * while the handler runs) until it stops delivering: what they publish is delivered too while
+   * the shutdown window lasts (a broker-backed bus may leave it for the group's next member).
+   * Idempotent. An
    * interrupt of the calling thread does not cut this short; the caller keeps it. Called from a
    * handler (or code run by the bus's own threads), it returns as soon as nothing more is
    * accepted, and delivering and releasing go on on a thread of their own. A handler that hands

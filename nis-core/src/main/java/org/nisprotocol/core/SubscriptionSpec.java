@@ -51,6 +51,8 @@ public record SubscriptionSpec(String group, Set<String> topics, Set<MessageType
    * This spec for a group that, new to a topic, starts at the topic's end: it receives what is
    * published once {@code subscribe} has returned, nothing older. For one process's own group,
    * such as the replies to one instance's requests; a group that already has a position keeps it.
+   * A broker-backed bus that cannot set the position when subscribing starts the group at the end
+   * once it is assigned its partitions, and says so in its log.
    */
   public SubscriptionSpec startingAtEnd() {
     return new SubscriptionSpec(group, topics, messageTypes, true);

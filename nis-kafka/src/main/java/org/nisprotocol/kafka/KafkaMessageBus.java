@@ -1296,10 +1296,10 @@ public final class KafkaMessageBus implements MessageBus {
   /**
    * Commits, for a group with no position on some partitions of the spec's topics, the partitions'
    * end offsets: the group then starts with what is published from now on, even before its member
-   * is assigned them. A group with members already has its positions (Kafka refuses to move them);
-   * when Kafka does not answer, the member starts at the end once assigned, a little later.
+   * is assigned them. True when the group has its positions now: these, or its own (a group with
+   * members has them; Kafka refuses to move them); false when Kafka did not answer.
    */
-  private void startAtEndIfNew(SubscriptionSpec spec) {
+  private boolean startAtEndIfNew(SubscriptionSpec spec) {
     String group = spec.group();
     long deadline = System.nanoTime() + ADMIN_TIMEOUT.toNanos();
     try {
@@ -1314,24 +1314,26 @@ public final class KafkaMessageBus implements MessageBus {
             }
           }));
       if (unpositioned.isEmpty()) {
-        return;
+        return true;
       }
       Map<TopicPartition, OffsetAndMetadata> ends = new HashMap<>();
       admin.listOffsets(unpositioned).all().get(adminWait(deadline), TimeUnit.NANOSECONDS)
           .forEach((partition, end) -> ends.put(partition, new OffsetAndMetadata(end.offset())));
       admin.alterConsumerGroupOffsets(group, ends).all().get(adminWait(deadline), TimeUnit.NANOSECONDS);
+      return true;
     } catch (ExecutionException e) {
       if (e.getCause() instanceof GroupNotEmptyException || e.getCause() instanceof UnknownMemberIdException) {
         log.debug("group {} has members, which hold its positions", group);
-      } else {
-        log.warn("group {} starts at the end of its partitions once assigned, not now: {}", group, e.getCause().toString());
+        return true;
       }
+      log.warn("group {} starts at the end of its partitions once assigned, not now: {}", group, e.getCause().toString());
     } catch (TimeoutException e) {
       log.warn("group {} starts at the end of its partitions once assigned: Kafka did not answer in {}", group, ADMIN_TIMEOUT);
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
       log.warn("group {} starts at the end of its partitions once assigned: interrupted", group);
     }
+    return false;
   }
 
   @Override
@@ -1348,12 +1350,10 @@ public final class KafkaMessageBus implements MessageBus {
         log.warn("subscribing to {} before it could be created: {}", topic, e.getMessage());
       }
     }
-    if (spec.startsAtEnd()) {
-      startAtEndIfNew(spec);
-    }
+    boolean positioned = !spec.startsAtEnd() || startAtEndIfNew(spec);
     KafkaSubscription subscription =
         new KafkaSubscription(
-            this, spec, handler, subscriptionProperties(spec));
+            this, spec, handler, subscriptionProperties(spec, positioned));
     // Either close() sees the subscription among those it closes, or the subscription sees close().
     subscriptionsLock.lock();
     try {
@@ -1680,10 +1680,11 @@ public final class KafkaMessageBus implements MessageBus {
    * Stops accepting, sends what waits in the spool while Kafka answers, lets every subscription
    * consume what is on its partitions and commit, then closes the clients. Until the subscriptions
    * are closed their handlers may still publish (sent, or spooled for the next start). Returns within the
-   * shutdown timeout: subscriptions whose handlers are still busy 5 s before its end (a fifth of
-   * it, when that is shorter) are stopped together and get those seconds to finish their handlers
-   * and commit, and the producers get the last second to settle what was published; up to 30 s
-   * more only when code chained on a receipt blocks a producer's thread.
+   * shutdown timeout: the producers get its last second (a tenth of what is left, when shorter)
+   * to settle what was published, and subscriptions whose handlers are still busy 5 s before that
+   * (a fifth of the time left, when shorter) are stopped together and get those seconds to finish
+   * their handlers and commit; up to 30 s more only when code chained on a receipt blocks a
+   * producer's thread.
    * Sends Kafka has not settled by then are cut off and spooled in the order they were sent; one
    * of them may already be in Kafka too, so the next start can deliver it twice.
    *
@@ -1892,11 +1893,14 @@ public final class KafkaMessageBus implements MessageBus {
     return props;
   }
 
-  private Properties subscriptionProperties(SubscriptionSpec spec) {
+  /**
+   * The consumer's settings. A group to start at the end that could not be positioned starts at
+   * the end of its partitions once they are assigned: what is published before is missed. Once
+   * positioned, a partition added later is read from its start, all of it published since.
+   */
+  private Properties subscriptionProperties(SubscriptionSpec spec, boolean positioned) {
     Properties props = consumerProperties(spec.group(), subscriptionCount.incrementAndGet());
-    if (spec.startsAtEnd()) {
-      // A partition startAtEndIfNew could not position (Kafka did not answer in time, or it
-      // is new): at its end once assigned.
+    if (!positioned) {
       props.put(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, "latest");
     }
     return props;

@@ -410,7 +410,8 @@ final class KafkaSubscription implements Subscription {
       return;
     }
     if (sync) {
-      consumer.commitSync(offsets, Duration.ofSeconds(10));
+      // Once stopped, by the stop deadline (half a second before, for the consumer's close).
+      consumer.commitSync(offsets, beforeStopDeadline(Duration.ofSeconds(10), Duration.ofMillis(500)));
       committed.putAll(offsets);
     } else {
       // The callback runs on this thread, in a later poll. A failed commit is forgotten, so that

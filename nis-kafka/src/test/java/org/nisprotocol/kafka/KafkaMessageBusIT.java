@@ -644,7 +644,7 @@ class KafkaMessageBusIT {
   /**
    * Handlers that never return hold up close() only until the end of the shutdown timeout: the
    * subscriptions still busy near its end are stopped together and share what is left (not a
-   * grace period each, nor one after the timeout, which `docker stop --time 30` would cut short),
+   * grace period each, nor one after the timeout, which {@code docker stop --time 30} would cut short),
    * and they are closed (their consumers out of the group) when it returns.
    */
   @Test

@@ -21,6 +21,7 @@ import java.util.Objects;
 import java.util.Properties;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.locks.ReentrantLock;
 import org.nisprotocol.agents.AgentRuntime;
 import org.nisprotocol.agents.CoordinatorConfig;
 import org.nisprotocol.agents.InfrastructureCoordinator;
@@ -47,9 +48,9 @@ import org.slf4j.LoggerFactory;
  * The NIS HTTP service: health, messages and cache over the ports it is given. Handlers run on
  * virtual threads. Every error is answered with a JSON body {@code {"error", "detail"}}.
  *
- * <p>Start with {@link #start(ServiceConfig, MessageBus, Cache)}; {@link #close()} stops taking
- * requests, then closes the bus (delivering what it accepted, to the agents too), the agents and
- * the cache.
+ * <p>Start with {@link #start(ServiceConfig, MessageBus, Cache)}; {@link #close()} answers
+ * readiness with 503 (serving on for the configured shutdown delay), stops taking requests, then
+ * closes the bus (delivering what it accepted, to the agents too), the agents and the cache.
  */
 public final class NisServer implements AutoCloseable {
   private static final Logger log = LoggerFactory.getLogger(NisServer.class);
@@ -75,6 +76,7 @@ public final class NisServer implements AutoCloseable {
   private final ObjectMapper json = MessageCodec.mapper();
   private volatile boolean shuttingDown;
   private final Duration shutdownDelay;
+  private final ReentrantLock closing = new ReentrantLock();
   private Javalin app;
 
   private NisServer(ServiceConfig config, MessageBus bus, Cache cache, InstantSource clock) {
@@ -145,12 +147,21 @@ public final class NisServer implements AutoCloseable {
    */
   @Override
   public void close() {
-    boolean begunBefore = shuttingDown;
-    beginShutdown();
+    closing.lock(); // a second close() waits for the first, delay included
     try {
+      boolean begunBefore = shuttingDown;
+      beginShutdown();
       if (!begunBefore) {
         awaitShutdownDelay();
       }
+      closeInOrder();
+    } finally {
+      closing.unlock();
+    }
+  }
+
+  private void closeInOrder() {
+    try {
       stopServing();
     } finally {
       try {
