@@ -9,4 +9,10 @@ public class MessageTooLargeException extends ValidationException {
   public MessageTooLargeException(String problem) {
     super(problem);
   }
+
+  /** The refusal of a message of {@code bytes} as JSON where {@code limit} are accepted. */
+  public static MessageTooLargeException of(String messageId, int bytes, int limit) {
+    return new MessageTooLargeException("message " + messageId + " is " + bytes + " bytes as JSON; at most " + limit
+        + " are accepted. Store large data in the cache and send its key");
+  }
 }

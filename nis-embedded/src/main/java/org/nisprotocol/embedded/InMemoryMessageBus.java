@@ -18,7 +18,9 @@ import org.nisprotocol.core.DeadLetterHeaders;
 import org.nisprotocol.core.HandlerScope;
 import org.nisprotocol.core.MessageBus;
 import org.nisprotocol.core.MessageBusFullException;
+import org.nisprotocol.core.MessageCodec;
 import org.nisprotocol.core.MessageHandler;
+import org.nisprotocol.core.MessageTooLargeException;
 import org.nisprotocol.core.NisMessage;
 import org.nisprotocol.core.PublishReceipt;
 import org.nisprotocol.core.RetryPolicy;
@@ -61,6 +63,8 @@ public final class InMemoryMessageBus implements MessageBus {
   private volatile boolean stopped;
   /** What this bus's handler scopes name as owner: not the bus, which a thread keeping the mark would keep alive. */
   private final Object handlerOwner = new Object();
+  /** Measures messages as JSON, the size a broker-backed bus limits. */
+  private final MessageCodec sizer = MessageCodec.create();
   /** Messages appended so far, dead letters included: the drain's sign that handlers published. */
   private final AtomicLong appended = new AtomicLong();
   private final GroupConsumer.Bus dispatcherView = new DispatcherView();
@@ -98,6 +102,10 @@ public final class InMemoryMessageBus implements MessageBus {
     Map<String, String> copiedHeaders = Map.copyOf(headers);
     if (refusesPublish()) {
       throw closedError();
+    }
+    int bytes = sizer.encode(message).length;
+    if (bytes > config.maxMessageBytes()) {
+      throw MessageTooLargeException.of(message.messageId(), bytes, config.maxMessageBytes());
     }
     boolean acquired;
     try {

@@ -323,14 +323,7 @@ public final class KafkaMessageBus implements MessageBus {
     if (value.length > config.maxContentBytes()) {
       metrics.failed.increment();
       return CompletableFuture.failedFuture(
-          new MessageTooLargeException(
-              "message "
-                  + message.messageId()
-                  + " is "
-                  + value.length
-                  + " bytes as JSON; at most "
-                  + config.maxContentBytes()
-                  + " are accepted. Store large data in the cache and send its key"));
+          MessageTooLargeException.of(message.messageId(), value.length, config.maxContentBytes()));
     }
     boolean urgent = isUrgent(message.priority());
     SpooledRecord record = new SpooledRecord(message.topic(), message.orderingKey(), value, transportHeaders(headers), urgent);

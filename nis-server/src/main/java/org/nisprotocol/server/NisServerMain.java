@@ -6,6 +6,7 @@ import org.nisprotocol.core.MessageBus;
 import org.nisprotocol.core.ValidationException;
 import org.nisprotocol.embedded.InMemoryCache;
 import org.nisprotocol.embedded.InMemoryMessageBus;
+import org.nisprotocol.embedded.InMemoryMessageBusConfig;
 import org.nisprotocol.kafka.KafkaMessageBus;
 import org.nisprotocol.redis.RedisCache;
 import org.slf4j.Logger;
@@ -31,7 +32,8 @@ public final class NisServerMain {
     Cache cache = null;
     NisServer server;
     try {
-      bus = config.kafka().<MessageBus>map(KafkaMessageBus::create).orElseGet(InMemoryMessageBus::create);
+      bus = config.kafka().<MessageBus>map(KafkaMessageBus::create).orElseGet(() -> InMemoryMessageBus.create(
+          InMemoryMessageBusConfig.defaults().withMaxMessageBytes(config.maxMessageBytes())));
       cache = config.redis().<Cache>map(RedisCache::create).orElseGet(InMemoryCache::create);
       server = NisServer.start(config, bus, cache);
     } catch (RuntimeException | Error e) {

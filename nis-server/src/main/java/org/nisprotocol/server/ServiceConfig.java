@@ -11,6 +11,7 @@ import java.util.Set;
 import java.util.function.Consumer;
 import org.nisprotocol.core.ErrorText;
 import org.nisprotocol.core.ValidationException;
+import org.nisprotocol.embedded.InMemoryMessageBusConfig;
 import org.nisprotocol.kafka.KafkaBusConfig;
 import org.nisprotocol.redis.RedisCacheConfig;
 
@@ -30,6 +31,8 @@ import org.nisprotocol.redis.RedisCacheConfig;
  * @param shutdownDelay how long, once shutdown has begun, readiness answers 503 while the service
  *     still serves, so that load balancers stop sending it requests before it stops taking them
  *     ({@code NIS_SHUTDOWN_DELAY_SECONDS}; default 0)
+ * @param maxMessageBytes the largest message either bus accepts, as JSON ({@code
+ *     NIS_MAX_MESSAGE_BYTES}; default 1 MiB)
  */
 public record ServiceConfig(
     String host,
@@ -38,7 +41,8 @@ public record ServiceConfig(
     Optional<RedisCacheConfig> redis,
     boolean selfAudit,
     Duration healthCheckInterval,
-    Duration shutdownDelay) {
+    Duration shutdownDelay,
+    int maxMessageBytes) {
   public static final int DEFAULT_PORT = 8000;
   public static final String DEFAULT_HOST = "0.0.0.0";
 
@@ -53,12 +57,13 @@ public record ServiceConfig(
   /** Embedded backends on the given port of 127.0.0.1 (for tests and samples). */
   public static ServiceConfig embedded(int port) {
     return new ServiceConfig(
-        "127.0.0.1", port, Optional.empty(), Optional.empty(), true, Duration.ofSeconds(30), Duration.ZERO);
+        "127.0.0.1", port, Optional.empty(), Optional.empty(), true, Duration.ofSeconds(30), Duration.ZERO,
+        InMemoryMessageBusConfig.DEFAULT_MAX_MESSAGE_BYTES);
   }
 
   /** These settings with another shutdown delay. */
   public ServiceConfig withShutdownDelay(Duration delay) {
-    return new ServiceConfig(host, port, kafka, redis, selfAudit, healthCheckInterval, delay);
+    return new ServiceConfig(host, port, kafka, redis, selfAudit, healthCheckInterval, delay, maxMessageBytes);
   }
 
   /**
@@ -100,7 +105,15 @@ public record ServiceConfig(
       }
     }
     int port = parsePort(portSource, portText, problems);
-    Optional<KafkaBusConfig> kafka = kafka(environment, problems);
+    int[] maxMessageBytes = {InMemoryMessageBusConfig.DEFAULT_MAX_MESSAGE_BYTES};
+    integer(environment, "NIS_MAX_MESSAGE_BYTES", problems, bytes -> {
+      if (bytes < 1) {
+        problems.add("NIS_MAX_MESSAGE_BYTES='" + bytes + "' is not a positive number of bytes");
+      } else {
+        maxMessageBytes[0] = bytes;
+      }
+    });
+    Optional<KafkaBusConfig> kafka = kafka(environment, maxMessageBytes[0], problems);
     Optional<RedisCacheConfig> redis = Optional.empty();
     try {
       redis = RedisCacheConfig.fromEnvironment(environment);
@@ -114,10 +127,10 @@ public record ServiceConfig(
     if (!problems.isEmpty()) {
       throw new ValidationException(problems);
     }
-    return new ServiceConfig(host, port, kafka, redis, selfAudit, healthCheckInterval, shutdownDelay);
+    return new ServiceConfig(host, port, kafka, redis, selfAudit, healthCheckInterval, shutdownDelay, maxMessageBytes[0]);
   }
 
-  private static Optional<KafkaBusConfig> kafka(Map<String, String> env, List<String> problems) {
+  private static Optional<KafkaBusConfig> kafka(Map<String, String> env, int maxMessageBytes, List<String> problems) {
     Optional<String> servers = nonBlank(env.get("KAFKA_BOOTSTRAP_SERVERS"));
     if (servers.isEmpty()) {
       return Optional.empty();
@@ -138,7 +151,7 @@ public record ServiceConfig(
     integer(env, "KAFKA_REPLICATION_FACTOR", problems, builder::replicationFactor);
     integer(env, "KAFKA_MIN_INSYNC_REPLICAS", problems, builder::minInsyncReplicas);
     nonBlank(env.get("KAFKA_COMPRESSION_TYPE")).ifPresent(builder::compressionType);
-    integer(env, "NIS_MAX_MESSAGE_BYTES", problems, builder::maxContentBytes);
+    builder.maxContentBytes(maxMessageBytes);
     nonBlank(env.get("NIS_SPOOL_DIR")).ifPresent(dir -> builder.spoolDirectory(Path.of(dir)));
     nonBlank(env.get("NIS_SPOOL_MAX_BYTES"))
         .ifPresent(

@@ -163,6 +163,14 @@ class NisServerTest {
   }
 
   @Test
+  void aMessageOverTheSizeLimitGets413OnTheEmbeddedBusAsOnKafka() throws Exception {
+    Answer answer = send("POST", "/messages",
+        "{\"message_type\":\"system_health\",\"source_agent\":\"a\",\"content\":{\"blob\":\"" + "x".repeat(1_100_000) + "\"}}");
+
+    assertError(answer, 413, "message_too_large", "at most 1048576");
+  }
+
+  @Test
   void aTraceparentThatIsNotATraceContextGets400ShowingItsStartOnly() throws Exception {
     String body = "{\"message_type\":\"system_health\",\"source_agent\":\"a\",\"content\":{}}";
     String longTrace = "00-" + "z".repeat(4_000);

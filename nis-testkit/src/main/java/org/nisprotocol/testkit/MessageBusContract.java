@@ -29,6 +29,7 @@ import org.nisprotocol.core.DeadLetterHeaders;
 import org.nisprotocol.core.Delivery;
 import org.nisprotocol.core.MessageBus;
 import org.nisprotocol.core.MessagePriority;
+import org.nisprotocol.core.MessageTooLargeException;
 import org.nisprotocol.core.MessageType;
 import org.nisprotocol.core.NisMessage;
 import org.nisprotocol.core.PublishReceipt;
@@ -621,6 +622,26 @@ public abstract class MessageBusContract {
     await().atMost(DELIVERY_TIMEOUT).until(() -> staying.size() >= 4);
     assertThat(leaving).as("the delivery that closed it was the last").containsExactly(0);
     assertThat(staying).containsExactly(1, 2, 3, 4);
+  }
+
+  @Test
+  void aMessageOverTheDefaultLimitOf1MiBIsRefusedAndNothingIsDelivered() {
+    // The same limit on every backend: what a laptop accepts, a cluster accepts too.
+    String topic = freshTopic("too-large");
+    List<Delivery> received = new CopyOnWriteArrayList<>();
+    subscribe(SubscriptionSpec.group("large-" + run).withTopics(topic), received);
+    NisMessage tooLarge = NisMessage.builder(MessageType.SYSTEM_HEALTH, "a")
+        .topic(topic)
+        .content(Map.of("blob", "x".repeat(1024 * 1024)))
+        .build();
+
+    assertThatThrownBy(() -> bus.publish(tooLarge))
+        .isInstanceOf(MessageTooLargeException.class)
+        .hasMessageContaining(tooLarge.messageId())
+        .hasMessageContaining("at most 1048576");
+    bus.publish(message(topic, "k", 1));
+    await().atMost(DELIVERY_TIMEOUT).until(() -> !received.isEmpty());
+    assertThat(received).extracting(SequencedMessages::sequence).containsExactly(1);
   }
 
   @Test
