@@ -117,11 +117,16 @@ public abstract class NisAgent implements AutoCloseable {
               .toArray(MessageType[]::new);
       subscription =
           coordinator.subscribe(SubscriptionSpec.group(config.agentId()).withMessageTypes(types), this::onDelivery);
-      replies = coordinator.subscribe(
-          SubscriptionSpec.group(config.agentId() + ".replies." + UUID.randomUUID())
-              .withMessageTypes(MessageType.AGENT_COORDINATION)
-              .startingAtEnd(),
-          this::onReply);
+      try {
+        replies = coordinator.subscribe(
+            SubscriptionSpec.group(config.agentId() + ".replies." + UUID.randomUUID())
+                .withMessageTypes(MessageType.AGENT_COORDINATION)
+                .startingAtEnd(),
+            this::onReply);
+      } catch (RuntimeException e) {
+        subscription.close(); // not left receiving for an agent that did not start
+        throw e;
+      }
     }
     state.set(AgentState.READY);
   }
@@ -219,7 +224,8 @@ public abstract class NisAgent implements AutoCloseable {
     requireStarted();
     if (replies == null) {
       return CompletableFuture.failedFuture(new IllegalStateException(
-          "agent " + config.agentId() + " has messaging disabled: it receives no replies"));
+          "agent " + config.agentId() + " receives no replies: "
+              + (state.get() == AgentState.ERROR ? "it failed to initialize" : "its messaging is disabled")));
     }
     NisMessage.Builder builder = NisMessage.builder(type, config.agentId()).targetAgent(targetAgent).content(content);
     NisMessage message = builder.build();

@@ -8,11 +8,16 @@ import java.util.Objects;
  * that has stopped intake lets such threads publish, since a handler that answers what it handles
  * must be able to finish. Threads started during the call keep the mark, but it counts only until
  * the call returns (a pool thread a handler happened to start does not publish for good), and it
- * names its bus by an owner object, so that such a thread does not keep the bus alive.
+ * names its bus by an owner object, so that such a thread does not keep the bus alive. Threads
+ * that existed before the call (a pool's, the common pool of {@code CompletableFuture.*Async}) do
+ * not get the mark. Scopes nest: closing one gives the thread back the mark it had before.
  *
  * <pre>{@code
- * try (HandlerScope scope = HandlerScope.enter(handlerOwner)) {
+ * HandlerScope scope = HandlerScope.enter(handlerOwner);
+ * try {
  *   handler.handle(delivery);
+ * } finally {
+ *   scope.close();
  * }
  * ...
  * if (closing && !HandlerScope.isWithin(handlerOwner)) throw closedError();
@@ -22,15 +27,17 @@ public final class HandlerScope implements AutoCloseable {
   private static final InheritableThreadLocal<HandlerScope> CURRENT = new InheritableThreadLocal<>();
 
   private final Object owner;
+  private final HandlerScope outer; // the thread's mark before this one, or null
   private volatile boolean open = true;
 
-  private HandlerScope(Object owner) {
+  private HandlerScope(Object owner, HandlerScope outer) {
     this.owner = Objects.requireNonNull(owner, "owner");
+    this.outer = outer;
   }
 
   /** Marks this thread, and those it starts, as running a handler's call for the owner. */
   public static HandlerScope enter(Object owner) {
-    HandlerScope scope = new HandlerScope(owner);
+    HandlerScope scope = new HandlerScope(owner, CURRENT.get());
     CURRENT.set(scope);
     return scope;
   }
@@ -45,6 +52,10 @@ public final class HandlerScope implements AutoCloseable {
   @Override
   public void close() {
     open = false;
-    CURRENT.remove();
+    if (outer == null) {
+      CURRENT.remove();
+    } else {
+      CURRENT.set(outer);
+    }
   }
 }

@@ -203,10 +203,13 @@ final class GroupConsumer {
         return true;
       }
       try {
-        try (HandlerScope scope = HandlerScope.enter(bus.handlerOwner())) {
+        HandlerScope scope = HandlerScope.enter(bus.handlerOwner());
+        try {
           member.handler.handle(
               new Delivery(
                   entry.message(), topic.name, partition, entry.offset(), attempt, entry.headers()));
+        } finally {
+          scope.close();
         }
         clearHandlersInterrupt();
         return true;

@@ -1289,8 +1289,9 @@ public final class KafkaMessageBus implements MessageBus {
   /**
    * Commits, for a group with no position on some partitions of the spec's topics, the partitions'
    * end offsets: the group then starts with what is published from now on, even before its member
-   * is assigned them. True when the group has its positions now: these, or its own (a group with
-   * members has them; Kafka refuses to move them); false when Kafka did not answer.
+   * is assigned them. True when the group has its positions now; false when Kafka did not answer
+   * or refused, or the group has members (Kafka moves no positions then), whose consumer then
+   * starts at the end of a partition with no position.
    */
   private boolean startAtEndIfNew(SubscriptionSpec spec) {
     String group = spec.group();
@@ -1316,8 +1317,8 @@ public final class KafkaMessageBus implements MessageBus {
       return true;
     } catch (ExecutionException e) {
       if (e.getCause() instanceof GroupNotEmptyException || e.getCause() instanceof UnknownMemberIdException) {
-        log.debug("group {} has members, which hold its positions", group);
-        return true;
+        log.debug("group {} has members: a partition without a position is read from its end once assigned", group);
+        return false;
       }
       log.warn("group {} starts at the end of its partitions once assigned, not now: {}", group, e.getCause().toString());
     } catch (TimeoutException e) {

@@ -702,9 +702,12 @@ final class KafkaSubscription implements Subscription {
         try {
           bus.metrics().endToEndLatency.record(
               Duration.between(message.timestamp(), bus.clock().instant()).abs());
-          try (HandlerScope scope = HandlerScope.enter(bus.handlerOwner())) {
+          HandlerScope scope = HandlerScope.enter(bus.handlerOwner());
+          try {
             handler.handle(
                 new Delivery(message, record.topic(), record.partition(), record.offset(), attempt, headers));
+          } finally {
+            scope.close();
           }
           clearHandlersInterrupt();
           bus.metrics().received.increment();

@@ -529,12 +529,11 @@ public final class StrategyCache implements Cache {
     }
     if (policy instanceof RefreshAhead) {
       overtakeLoads(namespace, List.of(key));
+      expiries.invalidate(new Key(namespace, key)); // before: a put landing after keeps its own
     }
     boolean removed = delegate.delete(namespace, key);
     if (policy instanceof WriteBack) {
       writeBack.delete(namespace, key);
-    } else if (policy instanceof RefreshAhead) {
-      expiries.invalidate(new Key(namespace, key));
     }
     return removed;
   }
@@ -548,12 +547,9 @@ public final class StrategyCache implements Cache {
           load.overtake();
         }
       });
-    }
-    long removed = delegate.clear(namespace);
-    if (refreshAhead) {
       expiries.asMap().keySet().removeIf(k -> k.namespace().equals(namespace));
     }
-    return removed;
+    return delegate.clear(namespace);
   }
 
   @Override

@@ -52,6 +52,9 @@ public record ServiceConfig(
     Objects.requireNonNull(redis, "redis");
     Objects.requireNonNull(healthCheckInterval, "healthCheckInterval");
     Objects.requireNonNull(shutdownDelay, "shutdownDelay");
+    if (maxMessageBytes < 1) {
+      throw new ValidationException(List.of("maxMessageBytes must be at least 1, got " + maxMessageBytes));
+    }
   }
 
   /** Embedded backends on the given port of 127.0.0.1 (for tests and samples). */

@@ -119,6 +119,16 @@ class ServiceConfigTest {
         .hasSeconds(5);
     assertThat(ServiceConfig.from(Map.of(), List.of()).shutdownDelay()).isZero();
     assertThat(ServiceConfig.from(Map.of("NIS_SHUTDOWN_DELAY_SECONDS", "10"), List.of()).shutdownDelay()).hasSeconds(10);
+    assertThat(ServiceConfig.from(Map.of(), List.of()).maxMessageBytes()).isEqualTo(1_048_576);
+    assertThat(ServiceConfig.from(Map.of("NIS_MAX_MESSAGE_BYTES", "2048"), List.of()).maxMessageBytes())
+        .as("read without Kafka too: the embedded bus takes it")
+        .isEqualTo(2048);
+    assertThat(ServiceConfig.from(Map.of("KAFKA_BOOTSTRAP_SERVERS", "kafka:9092", "NIS_MAX_MESSAGE_BYTES", "2048"), List.of())
+            .kafka().orElseThrow().maxContentBytes())
+        .isEqualTo(2048);
+    assertThatThrownBy(() -> ServiceConfig.from(Map.of("NIS_MAX_MESSAGE_BYTES", "0"), List.of()))
+        .isInstanceOfSatisfying(ValidationException.class, e -> assertThat(e.problems())
+            .containsExactly("NIS_MAX_MESSAGE_BYTES='0' is not a positive number of bytes"));
     Map<String, String> env = Map.of(
         "KAFKA_BOOTSTRAP_SERVERS", "kafka:9092",
         "NIS_SHUTDOWN_TIMEOUT_SECONDS", "-5",

@@ -482,8 +482,9 @@ public abstract class MessageBusContract {
 
   @Test
   void onlyHandlersStillRunningMayPublishWhileTheBusCloses() throws Exception {
-    // A thread a handler started is the handler's only while the handler runs (a pool thread it
-    // happened to start must not publish through close() for good); other threads not at all.
+    // A thread a handler started is the handler's while the handler runs (an agent's worker
+    // publishes its answer), and only then (a pool thread it happened to start must not publish
+    // through close() for good); other threads not at all.
     String spawning = freshTopic("spawn");
     String slow = freshTopic("slow");
     String elsewhere = freshTopic("elsewhere");
@@ -504,8 +505,19 @@ public abstract class MessageBusContract {
     });
     CountDownLatch slowEntered = new CountDownLatch(1);
     CountDownLatch releaseSlow = new CountDownLatch(1);
+    CompletableFuture<Throwable> workingForIt = new CompletableFuture<>();
     Subscription busy = bus.subscribe(SubscriptionSpec.group("slow-" + run).withTopics(slow), d -> {
+      Thread worker = Thread.ofPlatform().daemon().start(() -> {
+        try {
+          publishNow.await();
+          bus.publish(message(elsewhere, "k", 2));
+          workingForIt.complete(null);
+        } catch (Throwable e) {
+          workingForIt.complete(e);
+        }
+      });
       slowEntered.countDown();
+      worker.join(); // the handler waits for its worker, as an agent's does
       releaseSlow.await();
     });
     awaitReady(spawner);
@@ -526,12 +538,16 @@ public abstract class MessageBusContract {
         }
       });
       publishNow.countDown();
+      assertThat(workingForIt.get(DELIVERY_TIMEOUT.toSeconds(), TimeUnit.SECONDS))
+          .as("the thread of a handler still running, publishing while close() delivers")
+          .isNull();
       assertThat(leftBehind.get(DELIVERY_TIMEOUT.toSeconds(), TimeUnit.SECONDS))
           .as("the thread of a handler that has returned, publishing while close() delivers")
           .isInstanceOf(ClosedException.class);
+      assertThat(closing.isAlive()).as("close() still waits for the busy handler").isTrue();
     } finally {
       releaseSlow.countDown();
-      closing.join();
+      assertThat(closing.join(DELIVERY_TIMEOUT)).as("close() returned").isTrue();
     }
   }
 
