@@ -480,6 +480,19 @@ public abstract class MessageBusContract {
     }
   }
 
+  /** Starts a thread that publishes the message once told to, completing the outcome with null or the error. */
+  private Thread publishingThread(CountDownLatch go, NisMessage message, CompletableFuture<Throwable> outcome) {
+    return Thread.ofPlatform().daemon().start(() -> {
+      try {
+        go.await();
+        bus.publish(message);
+        outcome.complete(null);
+      } catch (Throwable e) {
+        outcome.complete(e);
+      }
+    });
+  }
+
   @Test
   void onlyHandlersStillRunningMayPublishWhileTheBusCloses() throws Exception {
     // A thread a handler started is the handler's while the handler runs (an agent's worker
@@ -492,30 +505,14 @@ public abstract class MessageBusContract {
     CountDownLatch publishNow = new CountDownLatch(1);
     CompletableFuture<Throwable> leftBehind = new CompletableFuture<>();
     Subscription spawner = bus.subscribe(SubscriptionSpec.group("spawner-" + run).withTopics(spawning), d -> {
-      Thread.ofPlatform().daemon().start(() -> {
-        try {
-          publishNow.await();
-          bus.publish(message(elsewhere, "k", 1));
-          leftBehind.complete(null);
-        } catch (Throwable e) {
-          leftBehind.complete(e);
-        }
-      });
+      publishingThread(publishNow, message(elsewhere, "k", 1), leftBehind);
       spawned.countDown();
     });
     CountDownLatch slowEntered = new CountDownLatch(1);
     CountDownLatch releaseSlow = new CountDownLatch(1);
     CompletableFuture<Throwable> workingForIt = new CompletableFuture<>();
     Subscription busy = bus.subscribe(SubscriptionSpec.group("slow-" + run).withTopics(slow), d -> {
-      Thread worker = Thread.ofPlatform().daemon().start(() -> {
-        try {
-          publishNow.await();
-          bus.publish(message(elsewhere, "k", 2));
-          workingForIt.complete(null);
-        } catch (Throwable e) {
-          workingForIt.complete(e);
-        }
-      });
+      Thread worker = publishingThread(publishNow, message(elsewhere, "k", 2), workingForIt);
       slowEntered.countDown();
       worker.join(); // the handler waits for its worker, as an agent's does
       releaseSlow.await();
