@@ -3,6 +3,7 @@ package org.nisprotocol.agents;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import java.math.BigDecimal;
 import java.util.ArrayList;
 import java.util.EnumSet;
 import java.util.List;
@@ -12,6 +13,7 @@ import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
 import org.nisprotocol.agents.AuditDecision.Action;
 import org.nisprotocol.agents.SelfAuditConfig.LowScoreAction;
 import org.nisprotocol.core.MessageCodec;
@@ -150,12 +152,12 @@ class SelfAuditEngineTest {
 
   /** A metric of absurd size is flagged as written: in plain digits 1e999999999 would take a gigabyte. */
   @Test
-  @org.junit.jupiter.api.Timeout(10)
+  @Timeout(10)
   void aMetricOfAbsurdSizeIsFlaggedAsWritten() {
-    assertThat(engine.auditContent(Map.of("confidence", new java.math.BigDecimal("1e999999999"))).violations())
+    assertThat(engine.auditContent(Map.of("confidence", new BigDecimal("1e999999999"))).violations())
         .singleElement()
         .satisfies(v -> assertThat(v.text()).isEqualTo("1E+999999999"));
-    assertThat(engine.auditContent(Map.of("confidence", new java.math.BigDecimal("0.95"))).violations())
+    assertThat(engine.auditContent(Map.of("confidence", new BigDecimal("0.95"))).violations())
         .singleElement()
         .satisfies(v -> assertThat(v.text()).isEqualTo("0.95"));
   }

@@ -18,6 +18,7 @@ import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.locks.LockSupport;
+import java.util.regex.Pattern;
 import org.apache.kafka.clients.consumer.CloseOptions;
 import org.apache.kafka.clients.consumer.ConsumerRebalanceListener;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
@@ -257,8 +258,8 @@ final class KafkaSubscription implements Subscription {
   // it names the partition only in these texts. KafkaFaultIT damages a record on disk and fails
   // should they change.
   private static final String UNREADABLE_RECORD = "Received exception when fetching the next record from ";
-  private static final java.util.regex.Pattern INVALID_RECORD =
-      java.util.regex.Pattern.compile("Record (batch )?for partition (.+) at offset \\d+ is invalid, cause: .*", java.util.regex.Pattern.DOTALL);
+  private static final Pattern INVALID_RECORD =
+      Pattern.compile("Record (batch )?for partition (.+) at offset \\d+ is invalid, cause: .*", Pattern.DOTALL);
 
   /**
    * After poll() failed because Kafka could not hand out a partition's next record (its batch
@@ -294,8 +295,7 @@ final class KafkaSubscription implements Subscription {
       if (record == null) {
         return false;
       }
-      worker.pending.incrementAndGet();
-      worker.queue.add(record);
+      worker.enqueue(List.of(record));
       consumer.seek(partition, record.offset() + 1);
       return true;
     } catch (WakeupException | InterruptException e) {
@@ -365,9 +365,7 @@ final class KafkaSubscription implements Subscription {
     for (TopicPartition partition : records.partitions()) {
       PartitionWorker worker = workers.get(partition);
       if (worker != null) {
-        List<ConsumerRecord<byte[], byte[]>> batch = records.records(partition);
-        worker.pending.addAndGet(batch.size());
-        worker.queue.addAll(batch);
+        worker.enqueue(records.records(partition));
       }
     }
     balanceFetching();
@@ -596,6 +594,12 @@ final class KafkaSubscription implements Subscription {
         return now.toCommit();
       }
       return done >= 0 ? new OffsetAndMetadata(done) : null;
+    }
+
+    /** Hands records to the worker, counted as pending until it is done with each. */
+    void enqueue(List<ConsumerRecord<byte[], byte[]>> records) {
+      pending.addAndGet(records.size());
+      queue.addAll(records);
     }
 
     void stop() {

@@ -728,8 +728,7 @@ public final class RedisCache implements Cache {
         command(CommandType.UNLINK, new IntegerOutput<>(StringCodec.UTF8), args().addKey(ns.prefix + key));
     long removed;
     try {
-      bumpIfNearCached(ns, key);
-      dispatchAndInvalidate(ns, List.of(unlink), () -> Invalidation.ofKeys(origin, ns.name, List.of(key)));
+      dispatchOnKey(ns, key, unlink);
       removed = unlink.get();
       breaker.onSuccess();
     } catch (Unavailable e) {
@@ -770,8 +769,7 @@ public final class RedisCache implements Cache {
         args().addKey(ns.prefix + key).addValue(json).add("NX").add("PX").add(ttlMillis));
     boolean stored;
     try {
-      bumpIfNearCached(ns, key);
-      dispatchAndInvalidate(ns, List.of(set), () -> Invalidation.ofKeys(origin, ns.name, List.of(key)));
+      dispatchOnKey(ns, key, set);
       stored = "OK".equals(set.get());
       breaker.onSuccess();
     } catch (Unavailable e) {
@@ -788,11 +786,15 @@ public final class RedisCache implements Cache {
     return stored;
   }
 
-  /** Moves the key's counter on before a command on it, on a near-cached namespace. */
-  private static void bumpIfNearCached(NamespaceState ns, String key) {
+  /**
+   * A command on one key, with, on a near-cached namespace, the key's counter moved on before it
+   * and its invalidation after (see {@link #dispatchAndInvalidate}).
+   */
+  private void dispatchOnKey(NamespaceState ns, String key, AsyncCommand<String, String, ?> command) throws Unavailable {
     if (ns.near != null) {
       ns.bump(key);
     }
+    dispatchAndInvalidate(ns, List.of(command), () -> Invalidation.ofKeys(origin, ns.name, List.of(key)));
   }
 
   /**

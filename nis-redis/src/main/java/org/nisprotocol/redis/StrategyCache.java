@@ -108,32 +108,9 @@ public final class StrategyCache implements Cache {
   private final ScheduledExecutorService ticker;
   private final Duration shutdownTimeout;
   private final WriteBackQueue writeBack;
-  private final ConcurrentHashMap<Key, CompletableFuture<Optional<String>>> loading =
-      new ConcurrentHashMap<>();
+  /** The refresh-ahead loads under way, one a key at most. */
+  private final ConcurrentHashMap<Key, LoadInFlight> loading = new ConcurrentHashMap<>();
   private final com.github.benmanes.caffeine.cache.Cache<Key, Instant> expiries;
-  /** The refresh-ahead loads under way, by key (at most one a key: see {@link #loading}). */
-  private final ConcurrentHashMap<Key, LoadInFlight> loadsInFlight = new ConcurrentHashMap<>();
-
-  /**
-   * A load under way. A write, delete or clear of its key on this instance while the loader reads
-   * the source overtakes it, and the load then stores nothing: its value may be older than the
-   * write's, or the key deleted, and it would stay until its TTL. The overtaking and the load's
-   * store take the lock, so one of them comes first; a write that finds no load under way comes
-   * before the loader reads the source, whose value then stands.
-   */
-  private static final class LoadInFlight {
-    final ReentrantLock lock = new ReentrantLock();
-    boolean overtaken; // guarded by lock
-
-    void overtake() {
-      lock.lock();
-      try {
-        overtaken = true;
-      } finally {
-        lock.unlock();
-      }
-    }
-  }
   private final Counter loadsOk;
   private final Counter loadsFailed;
   private final Counter refreshesOk;
@@ -267,26 +244,49 @@ public final class StrategyCache implements Cache {
     return remaining.toNanos() <= policy.ttl().toNanos() * policy.fraction();
   }
 
+  /**
+   * A load under way: its result, which callers missing the same key wait for, and whether it was
+   * overtaken. A write, delete or clear of its key on this instance before the load stores what the
+   * loader read overtakes it, and the load then stores nothing: its value may be older than the
+   * write's, or the key deleted, and it would stay until its TTL. The overtaking and the load's
+   * store take the lock, so one of them comes first; a write that finds no load under way comes
+   * before the loader reads the source, whose value then stands.
+   */
+  private static final class LoadInFlight {
+    final CompletableFuture<Optional<String>> result = new CompletableFuture<>();
+    final ReentrantLock lock = new ReentrantLock();
+    boolean overtaken; // guarded by lock
+
+    void overtake() {
+      lock.lock();
+      try {
+        overtaken = true;
+      } finally {
+        lock.unlock();
+      }
+    }
+  }
+
   /** Loads in this thread, or waits for the load of the key already under way. */
   private Optional<String> loadOnce(String namespace, String key, RefreshAhead policy) {
     Key k = new Key(namespace, key);
-    CompletableFuture<Optional<String>> mine = new CompletableFuture<>();
-    CompletableFuture<Optional<String>> running = loading.putIfAbsent(k, mine);
+    LoadInFlight mine = new LoadInFlight();
+    LoadInFlight running = loading.putIfAbsent(k, mine);
     if (running != null) {
       try {
-        return running.join();
+        return running.result.join();
       } catch (CompletionException e) {
         throw e.getCause() instanceof RuntimeException r ? r : e;
       }
     }
     try {
-      Optional<String> json = load(k, policy);
+      Optional<String> json = load(k, policy, mine);
       loadsOk.increment();
-      mine.complete(json);
+      mine.result.complete(json);
       return json;
     } catch (RuntimeException | Error e) {
       loadsFailed.increment();
-      mine.completeExceptionally(e);
+      mine.result.completeExceptionally(e);
       throw e;
     } finally {
       loading.remove(k, mine);
@@ -296,7 +296,7 @@ public final class StrategyCache implements Cache {
   /** Starts one reload of the key unless a load of it is under way; never blocks. */
   private void refreshInBackground(String namespace, String key, RefreshAhead policy) {
     Key k = new Key(namespace, key);
-    CompletableFuture<Optional<String>> mine = new CompletableFuture<>();
+    LoadInFlight mine = new LoadInFlight();
     if (loading.putIfAbsent(k, mine) != null) {
       return;
     }
@@ -304,11 +304,11 @@ public final class StrategyCache implements Cache {
       executor.execute(
           () -> {
             try {
-              mine.complete(load(k, policy));
+              mine.result.complete(load(k, policy, mine));
               refreshesOk.increment();
             } catch (RuntimeException | Error e) {
               refreshesFailed.increment();
-              mine.completeExceptionally(e);
+              mine.result.completeExceptionally(e);
               log.warn("refresh-ahead of {}:{} failed; the cached value stays until its TTL ends", namespace, key, e);
             } finally {
               loading.remove(k, mine);
@@ -316,24 +316,18 @@ public final class StrategyCache implements Cache {
           });
     } catch (RuntimeException e) {
       loading.remove(k, mine);
-      mine.cancel(false);
+      mine.result.cancel(false);
       log.warn("refresh-ahead of {}:{} could not start", namespace, key, e);
     }
   }
 
-  private Optional<String> load(Key k, RefreshAhead policy) {
-    LoadInFlight load = new LoadInFlight();
-    loadsInFlight.put(k, load);
-    try {
-      Optional<String> json =
-          Objects.requireNonNull(policy.loader().load(k.namespace(), k.key()), "the loader returned null");
-      if (json.isPresent()) {
-        store(k, json.get(), policy, load);
-      }
-      return json;
-    } finally {
-      loadsInFlight.remove(k, load);
+  private Optional<String> load(Key k, RefreshAhead policy, LoadInFlight load) {
+    Optional<String> json =
+        Objects.requireNonNull(policy.loader().load(k.namespace(), k.key()), "the loader returned null");
+    if (json.isPresent()) {
+      store(k, json.get(), policy, load);
     }
+    return json;
   }
 
   /** Caches a loaded value unless a write of its key overtook the load. */
@@ -357,7 +351,7 @@ public final class StrategyCache implements Cache {
   /** Overtakes the loads of these keys under way (see {@link LoadInFlight}); before the write. */
   private void overtakeLoads(String namespace, Collection<String> keys) {
     for (String key : keys) {
-      LoadInFlight load = loadsInFlight.get(new Key(namespace, key));
+      LoadInFlight load = loading.get(new Key(namespace, key));
       if (load != null) {
         load.overtake();
       }
@@ -542,7 +536,7 @@ public final class StrategyCache implements Cache {
   public long clear(String namespace) {
     boolean refreshAhead = policies.get(namespace) instanceof RefreshAhead;
     if (refreshAhead) {
-      loadsInFlight.forEach((k, load) -> {
+      loading.forEach((k, load) -> {
         if (k.namespace().equals(namespace)) {
           load.overtake();
         }

@@ -4,6 +4,7 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Locale;
 import java.util.Map;
 import java.util.Objects;
 import java.util.Optional;
@@ -53,7 +54,7 @@ public record ServiceConfig(
     Objects.requireNonNull(healthCheckInterval, "healthCheckInterval");
     Objects.requireNonNull(shutdownDelay, "shutdownDelay");
     if (maxMessageBytes < 1) {
-      throw new ValidationException(List.of("maxMessageBytes must be at least 1, got " + maxMessageBytes));
+      throw new ValidationException("maxMessageBytes must be at least 1, got " + maxMessageBytes);
     }
   }
 
@@ -108,15 +109,9 @@ public record ServiceConfig(
       }
     }
     int port = parsePort(portSource, portText, problems);
-    int[] maxMessageBytes = {InMemoryMessageBusConfig.DEFAULT_MAX_MESSAGE_BYTES};
-    integer(environment, "NIS_MAX_MESSAGE_BYTES", problems, bytes -> {
-      if (bytes < 1) {
-        problems.add("NIS_MAX_MESSAGE_BYTES='" + bytes + "' is not a positive number of bytes");
-      } else {
-        maxMessageBytes[0] = bytes;
-      }
-    });
-    Optional<KafkaBusConfig> kafka = kafka(environment, maxMessageBytes[0], problems);
+    int maxMessageBytes =
+        byteCount(environment, "NIS_MAX_MESSAGE_BYTES", problems).orElse(InMemoryMessageBusConfig.DEFAULT_MAX_MESSAGE_BYTES);
+    Optional<KafkaBusConfig> kafka = kafka(environment, maxMessageBytes, problems);
     Optional<RedisCacheConfig> redis = Optional.empty();
     try {
       redis = RedisCacheConfig.fromEnvironment(environment);
@@ -130,7 +125,7 @@ public record ServiceConfig(
     if (!problems.isEmpty()) {
       throw new ValidationException(problems);
     }
-    return new ServiceConfig(host, port, kafka, redis, selfAudit, healthCheckInterval, shutdownDelay, maxMessageBytes[0]);
+    return new ServiceConfig(host, port, kafka, redis, selfAudit, healthCheckInterval, shutdownDelay, maxMessageBytes);
   }
 
   private static Optional<KafkaBusConfig> kafka(Map<String, String> env, int maxMessageBytes, List<String> problems) {
@@ -184,7 +179,7 @@ public record ServiceConfig(
     if (text.isEmpty()) {
       return Optional.empty();
     }
-    String word = text.get().toLowerCase(java.util.Locale.ROOT);
+    String word = text.get().toLowerCase(Locale.ROOT);
     if (TRUE_WORDS.contains(word) || FALSE_WORDS.contains(word)) {
       return Optional.of(TRUE_WORDS.contains(word));
     }
@@ -208,6 +203,24 @@ public record ServiceConfig(
       // named below
     }
     problems.add(name + "=" + ErrorText.quoted(text.get()) + " is not a whole number of seconds from " + min + " to " + max);
+    return Optional.empty();
+  }
+
+  /** A positive whole number of bytes; empty when unset or wrong (the problem noted). */
+  private static Optional<Integer> byteCount(Map<String, String> env, String name, List<String> problems) {
+    Optional<String> text = nonBlank(env.get(name));
+    if (text.isEmpty()) {
+      return Optional.empty();
+    }
+    try {
+      int bytes = Integer.parseInt(text.get());
+      if (bytes > 0) {
+        return Optional.of(bytes);
+      }
+      problems.add(name + "='" + bytes + "' is not a positive number of bytes");
+    } catch (NumberFormatException e) {
+      problems.add(name + "='" + text.get() + "' is not a whole number");
+    }
     return Optional.empty();
   }
 
