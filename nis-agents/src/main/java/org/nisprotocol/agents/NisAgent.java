@@ -53,7 +53,8 @@ import org.slf4j.LoggerFactory;
  * completes when an agent_coordination reply with that correlation_id arrives; {@link #reply}
  * sends one. Replies are not passed to {@link #handleMessage}. They reach the instance that asked,
  * however many instances of the agent run: each agent object has a subscription of its own for
- * them (group {@code <agent_id>.replies.<uuid>}, starting at the end of the topic), opened at start.
+ * them (group {@code <agent_id>.replies.<uuid>}, starting at the end of the topic), opened at start;
+ * the group is temporary: the bus forgets it (Kafka: deletes it) when the agent closes.
  */
 public abstract class NisAgent implements AutoCloseable {
   static final int DEGRADED_AFTER = 3;
@@ -121,7 +122,8 @@ public abstract class NisAgent implements AutoCloseable {
         replies = coordinator.subscribe(
             SubscriptionSpec.group(config.agentId() + ".replies." + UUID.randomUUID())
                 .withMessageTypes(MessageType.AGENT_COORDINATION)
-                .startingAtEnd(),
+                .startingAtEnd()
+                .temporary(),
             this::onReply);
       } catch (RuntimeException e) {
         subscription.close(); // not left receiving for an agent that did not start

@@ -12,6 +12,9 @@ import java.util.UUID;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.TimeUnit;
+import org.apache.kafka.clients.admin.Admin;
+import org.apache.kafka.clients.admin.GroupListing;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -83,5 +86,17 @@ class RequestReplyOnKafkaIT {
       assertThat(answer.get().content()).containsEntry("aligned", true);
     }
     assertThat(planners).allSatisfy(planner -> assertThat(planner.handled).as("replies are not handled as messages").isEmpty());
+
+    first.close();
+    second.close();
+    try (Admin admin = Admin.create(Map.of("bootstrap.servers", TestServers.kafka().bootstrapServers()))) {
+      List<String> groups = admin.listGroups().all().get(30, TimeUnit.SECONDS).stream()
+          .map(GroupListing::groupId)
+          .filter(group -> group.contains(run))
+          .toList();
+      assertThat(groups)
+          .as("each agent's own group stays; the reply groups, one per agent object, were deleted as the agents closed")
+          .containsExactlyInAnyOrder("planner-" + run, "aligner-" + run);
+    }
   }
 }

@@ -25,8 +25,11 @@ import java.util.Set;
  * @param startsAtEnd whether a group new to a topic starts at its end, with what is published
  *     once {@code subscribe} has returned, rather than with the oldest message the bus holds (see
  *     {@link #startingAtEnd()})
+ * @param temporaryGroup whether the bus forgets the group, positions and all, once its last
+ *     subscription has closed (see {@link #temporary()})
  */
-public record SubscriptionSpec(String group, Set<String> topics, Set<MessageType> messageTypes, boolean startsAtEnd) {
+public record SubscriptionSpec(
+    String group, Set<String> topics, Set<MessageType> messageTypes, boolean startsAtEnd, boolean temporaryGroup) {
 
   public SubscriptionSpec {
     Objects.requireNonNull(group, "group");
@@ -39,7 +42,7 @@ public record SubscriptionSpec(String group, Set<String> topics, Set<MessageType
 
   /** A spec that starts a new group with the oldest message the bus holds. */
   public SubscriptionSpec(String group, Set<String> topics, Set<MessageType> messageTypes) {
-    this(group, topics, messageTypes, false);
+    this(group, topics, messageTypes, false, false);
   }
 
   /** A spec for the group with nothing chosen yet. */
@@ -55,14 +58,26 @@ public record SubscriptionSpec(String group, Set<String> topics, Set<MessageType
    * once it is assigned its partitions, and says so in its log.
    */
   public SubscriptionSpec startingAtEnd() {
-    return new SubscriptionSpec(group, topics, messageTypes, true);
+    return new SubscriptionSpec(group, topics, messageTypes, true, temporaryGroup);
+  }
+
+  /**
+   * This spec for a group that lasts only while it has a subscription open: when its last one
+   * closes (or the bus does), the bus forgets the group and its positions; a broker-backed bus
+   * deletes it on the broker, which otherwise keeps an idle group (and reports its growing lag)
+   * until its offsets expire. For one process's own group, under a name of its own, such as the
+   * replies to one instance's requests. A group the broker cannot delete in time (unreachable,
+   * a member it has not seen leave) is left for it to expire, which the log says.
+   */
+  public SubscriptionSpec temporary() {
+    return new SubscriptionSpec(group, topics, messageTypes, startsAtEnd, true);
   }
 
   /** This spec with the topics added. */
   public SubscriptionSpec withTopics(String... moreTopics) {
     Set<String> all = new LinkedHashSet<>(topics);
     all.addAll(Arrays.asList(moreTopics));
-    return new SubscriptionSpec(group, all, messageTypes, startsAtEnd);
+    return new SubscriptionSpec(group, all, messageTypes, startsAtEnd, temporaryGroup);
   }
 
   /** This spec with the message types added. */
@@ -70,7 +85,7 @@ public record SubscriptionSpec(String group, Set<String> topics, Set<MessageType
     Set<MessageType> all = EnumSet.noneOf(MessageType.class);
     all.addAll(messageTypes);
     all.addAll(Arrays.asList(moreTypes));
-    return new SubscriptionSpec(group, topics, all, startsAtEnd);
+    return new SubscriptionSpec(group, topics, all, startsAtEnd, temporaryGroup);
   }
 
   /** The topics read: the topics given, else those the message types route to. */

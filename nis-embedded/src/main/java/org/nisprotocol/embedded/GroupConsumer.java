@@ -6,6 +6,7 @@ import java.util.List;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
 import org.nisprotocol.core.Delivery;
 import org.nisprotocol.core.HandlerScope;
 import org.nisprotocol.core.MessageHandler;
@@ -61,8 +62,10 @@ final class GroupConsumer {
   private final Bus bus;
   private final List<Member> members = new CopyOnWriteArrayList<>();
   private final long[] cursors; // cursors[p] guarded by topic.partitions[p].lock
-  // Filled by start(), before the consumer is published (through the bus's map); not changed after.
-  private final List<Thread> dispatchers = new ArrayList<>();
+  // Filled by the first start(), once the consumer is in the bus's map; not changed after.
+  private final List<Thread> dispatchers = new CopyOnWriteArrayList<>();
+  private final AtomicBoolean started = new AtomicBoolean();
+  private volatile boolean retired;
 
   /** A group's consumer of a topic: from the oldest entry held, or from the end when {@code atEnd}. */
   GroupConsumer(String group, TopicLog topic, Bus bus, boolean atEnd) {
@@ -82,7 +85,11 @@ final class GroupConsumer {
     }
   }
 
+  /** Starts the dispatchers, on the first call only. */
   void start() {
+    if (!started.compareAndSet(false, true)) {
+      return;
+    }
     for (PartitionLog partition : topic.partitions) {
       dispatchers.add(
           Thread.ofVirtual()
@@ -98,6 +105,19 @@ final class GroupConsumer {
 
   void removeMember(Member member) {
     members.remove(member);
+    topic.signalAll();
+  }
+
+  boolean hasMembers() {
+    return !members.isEmpty();
+  }
+
+  /**
+   * Ends the dispatchers of a group the bus has forgotten (a temporary one whose last member left):
+   * each ends once the entry it may be delivering to a closing member is done.
+   */
+  void retire() {
+    retired = true;
     topic.signalAll();
   }
 
@@ -142,7 +162,7 @@ final class GroupConsumer {
 
   private void dispatch(PartitionLog partition) {
     try {
-      while (!bus.stopped()) {
+      while (!bus.stopped() && !retired) {
         PartitionLog.Entry entry = nextEntry(partition);
         if (entry == null) {
           return;
@@ -156,11 +176,11 @@ final class GroupConsumer {
     }
   }
 
-  /** Waits for an entry this group can take now; null when the bus stops. */
+  /** Waits for an entry this group can take now; null when the bus stops or the group is retired. */
   private PartitionLog.Entry nextEntry(PartitionLog partition) throws InterruptedException {
     partition.lock.lock();
     try {
-      while (!bus.stopped()) {
+      while (!bus.stopped() && !retired) {
         long cursor = Math.max(cursors[partition.index], partition.baseOffset());
         cursors[partition.index] = cursor;
         if (cursor < partition.endOffset() && isActive()) {

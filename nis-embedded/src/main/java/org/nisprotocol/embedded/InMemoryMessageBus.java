@@ -146,19 +146,47 @@ public final class InMemoryMessageBus implements MessageBus {
     List<GroupConsumer> joined = new ArrayList<>();
     for (String topicName : spec.effectiveTopics()) {
       TopicLog topic = topic(topicName);
+      // Members join and leave under the map's lock of their group: a temporary group's last
+      // member leaving (which removes the group) and a new one joining it do not cross.
       GroupConsumer consumer =
-          consumers.computeIfAbsent(
-              spec.group() + '\u0000' + topicName,
-              key -> {
-                GroupConsumer created = new GroupConsumer(spec.group(), topic, dispatcherView, spec.startsAtEnd());
-                topic.consumers.add(created);
-                created.start();
-                return created;
+          consumers.compute(
+              consumerKey(spec.group(), topicName),
+              (key, existing) -> {
+                GroupConsumer group = existing;
+                if (group == null) {
+                  group = new GroupConsumer(spec.group(), topic, dispatcherView, spec.startsAtEnd());
+                  topic.consumers.add(group);
+                }
+                group.addMember(member);
+                return group;
               });
-      consumer.addMember(member);
+      // Started once in the map: a handler that closes the bus must find its dispatcher there.
+      consumer.start();
       joined.add(consumer);
     }
     return new MemberSubscription(spec, member, joined);
+  }
+
+  private static String consumerKey(String group, String topic) {
+    return group + '\u0000' + topic;
+  }
+
+  /**
+   * Takes a closed subscription's member out of a group; a temporary group whose last member this
+   * was is forgotten, cursors and dispatchers with it.
+   */
+  private void leave(GroupConsumer consumer, GroupConsumer.Member member, boolean temporary) {
+    consumers.compute(
+        consumerKey(consumer.group, consumer.topic.name),
+        (key, current) -> {
+          consumer.removeMember(member);
+          if (current == consumer && temporary && !consumer.hasMembers()) {
+            consumer.topic.consumers.remove(consumer);
+            consumer.retire();
+            return null;
+          }
+          return current;
+        });
   }
 
   /**
@@ -375,7 +403,7 @@ public final class InMemoryMessageBus implements MessageBus {
     public void close() {
       if (closedOnce.compareAndSet(false, true)) {
         member.closed = true;
-        joined.forEach(consumer -> consumer.removeMember(member));
+        joined.forEach(consumer -> leave(consumer, member, spec.temporaryGroup()));
       }
     }
   }

@@ -17,7 +17,7 @@ import org.nisprotocol.core.MessageType;
 import org.nisprotocol.core.NisMessage;
 import org.nisprotocol.core.SubscriptionSpec;
 
-/** What the in-process bus does beyond the shared contract: bounded memory and backpressure. */
+/** What the in-process bus does beyond the shared contract: bounded memory, backpressure, no threads left behind. */
 class InMemoryMessageBusTest {
 
   private static NisMessage message(int sequence) {
@@ -25,6 +25,28 @@ class InMemoryMessageBusTest {
         .topic("bounded")
         .content(Map.of("sequence", sequence))
         .build();
+  }
+
+  @Test
+  void theDispatchersOfATemporaryGroupEndWhenItsSubscriptionCloses() throws Exception {
+    try (InMemoryMessageBus bus = InMemoryMessageBus.create(InMemoryMessageBusConfig.defaults().withPartitions(1))) {
+      List<Thread> dispatchers = new CopyOnWriteArrayList<>();
+      var temporary = bus.subscribe(
+          SubscriptionSpec.group("replies-of-one").withTopics("bounded").temporary(),
+          d -> dispatchers.add(Thread.currentThread()));
+      var durable = bus.subscribe(
+          SubscriptionSpec.group("stays").withTopics("bounded"), d -> dispatchers.add(Thread.currentThread()));
+      bus.publish(message(0));
+      await().atMost(Duration.ofSeconds(10)).until(() -> dispatchers.size() == 2);
+      Thread ofTemporary = dispatchers.stream().filter(t -> t.getName().contains("replies-of-one")).findFirst().orElseThrow();
+      Thread ofDurable = dispatchers.stream().filter(t -> t.getName().contains("stays")).findFirst().orElseThrow();
+
+      temporary.close();
+      durable.close();
+
+      assertThat(ofTemporary.join(Duration.ofSeconds(5))).as("the temporary group's dispatcher ended").isTrue();
+      assertThat(ofDurable.isAlive()).as("a durable group keeps its dispatcher (and cursor) for its next subscription").isTrue();
+    }
   }
 
   @Test

@@ -4,6 +4,7 @@ import io.micrometer.core.instrument.Counter;
 import io.micrometer.core.instrument.Gauge;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.micrometer.core.instrument.Timer;
+import java.util.List;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.Supplier;
@@ -56,6 +57,14 @@ final class KafkaBusMetrics {
         .description("consumer errors, each tried again after a wait")
         .tag("group", group)
         .register(registry);
+  }
+
+  /** Removes a group's meters (lag and errors), once the bus has deleted the group. */
+  void forgetGroup(String group) {
+    lagByGroup.remove(group);
+    for (String name : List.of("nis.consumer.lag", "nis.consumer.errors")) {
+      registry.find(name).tag("group", group).meters().forEach(registry::remove);
+    }
   }
 
   /** The lag gauge of a consumer group on this instance (records behind the end of its partitions). */

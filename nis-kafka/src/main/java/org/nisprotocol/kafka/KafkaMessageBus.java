@@ -1390,6 +1390,37 @@ public final class KafkaMessageBus implements MessageBus {
   }
 
   /**
+   * Deletes a temporary group whose subscription here has closed, unless another subscription of
+   * this bus still uses it; a group with members elsewhere, or a broker that does not answer in
+   * time, leaves it for the broker to expire with its offsets.
+   */
+  void deleteTemporaryGroup(String group, Duration within) {
+    if (subscriptions.stream().anyMatch(s -> s.spec().group().equals(group))) {
+      return;
+    }
+    try {
+      admin.deleteConsumerGroups(List.of(group)).all().get(Math.max(1, within.toMillis()), TimeUnit.MILLISECONDS);
+      metrics.forgetGroup(group);
+      log.debug("temporary group {} deleted", group);
+    } catch (ExecutionException e) {
+      if (e.getCause() instanceof org.apache.kafka.common.errors.GroupIdNotFoundException) {
+        metrics.forgetGroup(group); // never committed, or deleted already
+      } else if (e.getCause() instanceof GroupNotEmptyException) {
+        log.debug("temporary group {} still has members elsewhere; the last to leave deletes it", group);
+      } else {
+        log.info("temporary group {} not deleted ({}); the broker drops it when its offsets expire", group, e.getCause().toString());
+      }
+    } catch (TimeoutException e) {
+      log.info("temporary group {} not deleted within {}; the broker drops it when its offsets expire", group, within);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      log.info("temporary group {} not deleted (interrupted); the broker drops it when its offsets expire", group);
+    } catch (RuntimeException e) { // the admin client closed: the bus is past its window
+      log.info("temporary group {} not deleted ({}); the broker drops it when its offsets expire", group, e.toString());
+    }
+  }
+
+  /**
    * Publishes a record that could not be handled to {@code <topic>.dlt} with headers naming the
    * error, attempts and origin; retries until Kafka acknowledges it or {@code stop} is counted
    * down (the worker was stopped: the record is left to the partition's next owner, and the wait

@@ -249,6 +249,9 @@ final class KafkaSubscription implements Subscription {
         log.debug("closing consumer: {}", e.toString());
       }
       bus.forget(this);
+      if (spec.temporaryGroup()) {
+        bus.deleteTemporaryGroup(spec.group(), beforeStopDeadline(Duration.ofSeconds(5), Duration.ZERO));
+      }
       closedLatch.countDown();
     }
   }

@@ -16,6 +16,7 @@ import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import java.util.UUID;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CopyOnWriteArrayList;
@@ -789,6 +790,46 @@ class KafkaMessageBusIT {
       assertThat(registry.find("nis.consumer.lag").gauge()).isNotNull();
       assertThat(registry.find("nis.spool.size").gauge().value()).isZero();
     }
+  }
+
+  /**
+   * A temporary group is deleted on the broker when its subscription closes, and its meters go with
+   * it: otherwise each agent start left an idle group whose lag grows as its topic does.
+   */
+  @Test
+  void aTemporaryGroupIsDeletedWithItsMetersWhenItsSubscriptionCloses() throws Exception {
+    String topic = "temporary-" + UUID.randomUUID();
+    String temporaryGroup = "temporary-" + UUID.randomUUID();
+    String durableGroup = "durable-" + UUID.randomUUID();
+    SimpleMeterRegistry registry = new SimpleMeterRegistry();
+    List<Delivery> handled = new CopyOnWriteArrayList<>();
+    try (KafkaMessageBus bus = KafkaMessageBus.create(config().build(), registry, InstantSource.system());
+        Admin admin = Admin.create(Map.of("bootstrap.servers", TestServers.kafka().bootstrapServers()))) {
+      var temporary = bus.subscribe(SubscriptionSpec.group(temporaryGroup).withTopics(topic).temporary(), handled::add);
+      var durable = bus.subscribe(SubscriptionSpec.group(durableGroup).withTopics(topic), handled::add);
+      await().atMost(Duration.ofSeconds(30))
+          .until(() -> ((KafkaSubscription) temporary).isAssigned() && ((KafkaSubscription) durable).isAssigned());
+      bus.publish(NisMessage.builder(MessageType.PERFORMANCE_METRIC, "a").topic(topic).content(Map.of("i", 1)).build());
+      await().atMost(Duration.ofSeconds(30)).until(() -> handled.size() == 2);
+      Set<String> both = Set.of(temporaryGroup, durableGroup);
+      assertThat(groupsAmong(admin, both)).containsExactlyInAnyOrderElementsOf(both);
+
+      temporary.close();
+      durable.close();
+
+      assertThat(groupsAmong(admin, both)).containsExactly(durableGroup);
+      assertThat(registry.find("nis.consumer.lag").tag("group", temporaryGroup).meters()).isEmpty();
+      assertThat(registry.find("nis.consumer.errors").tag("group", temporaryGroup).meters()).isEmpty();
+      assertThat(registry.find("nis.consumer.lag").tag("group", durableGroup).gauge()).isNotNull();
+    }
+  }
+
+  /** Which of the groups the broker knows. */
+  private static List<String> groupsAmong(Admin admin, Set<String> groups) throws Exception {
+    return admin.listGroups().all().get(30, TimeUnit.SECONDS).stream()
+        .map(listing -> listing.groupId())
+        .filter(groups::contains)
+        .toList();
   }
 
   /**

@@ -187,6 +187,48 @@ public abstract class MessageBusContract {
   }
 
   @Test
+  void aTemporaryGroupIsForgottenWhenItsLastSubscriptionCloses() {
+    String topic = freshTopic("temporary");
+    String group = "temporary-" + run;
+    bus.publish(message(topic, "k", 0));
+    List<Delivery> before = new CopyOnWriteArrayList<>();
+    Subscription first = subscribe(SubscriptionSpec.group(group).withTopics(topic).temporary(), before);
+    await().atMost(DELIVERY_TIMEOUT).until(() -> before.size() == 1);
+    first.close();
+    bus.publish(message(topic, "k", 1));
+    List<Integer> received = new CopyOnWriteArrayList<>();
+
+    Subscription again =
+        bus.subscribe(SubscriptionSpec.group(group).withTopics(topic).startingAtEnd(), d -> received.add(sequence(d)));
+    awaitReady(again);
+    bus.publish(message(topic, "k", 2));
+
+    await().atMost(DELIVERY_TIMEOUT).until(() -> received.contains(2));
+    assertThat(received)
+        .as("a group new again, so it starts at the end: message 1 came while there was no such group")
+        .containsExactly(2);
+  }
+
+  @Test
+  void aTemporaryGroupLastsWhileAnySubscriptionOfItIsOpen() {
+    String topic = freshTopic("temporary-shared");
+    String group = "temporary-shared-" + run;
+    List<Delivery> stays = new CopyOnWriteArrayList<>();
+    List<Delivery> leaves = new CopyOnWriteArrayList<>();
+    Subscription staying = subscribe(SubscriptionSpec.group(group).withTopics(topic).temporary(), stays);
+    Subscription leaving = subscribe(SubscriptionSpec.group(group).withTopics(topic).temporary(), leaves);
+
+    leaving.close();
+    Set<String> sent = new HashSet<>();
+    for (int i = 0; i < 20; i++) {
+      sent.add(bus.publish(message(topic, "key-" + i, i)).messageId());
+    }
+
+    await().atMost(DELIVERY_TIMEOUT).until(() -> ids(stays).containsAll(sent));
+    assertThat(ids(leaves)).as("nothing after it closed").doesNotContainAnyElementsOf(sent);
+  }
+
+  @Test
   void everyGroupGetsEveryMessage() {
     String topic = freshTopic("groups");
     List<Delivery> first = new CopyOnWriteArrayList<>();
