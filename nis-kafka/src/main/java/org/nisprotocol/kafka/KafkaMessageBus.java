@@ -146,6 +146,7 @@ public final class KafkaMessageBus implements MessageBus {
   private volatile ProducerPair producers;
   private final ReentrantLock producersLock = new ReentrantLock();
   private final Admin admin;
+  private final HandlingJournal journal;
   private final DiskSpool spool;
   private final CircuitBreaker breaker;
   private final KafkaBusMetrics metrics;
@@ -196,6 +197,12 @@ public final class KafkaMessageBus implements MessageBus {
     this.clock = clock;
     this.codec = MessageCodec.create(clock);
     this.spool = DiskSpool.open(config.spoolDirectory(), config.spoolMaxBytes(), config.spoolFsync());
+    try {
+      this.journal = HandlingJournal.open(config.spoolDirectory(), clock);
+    } catch (IOException | RuntimeException e) {
+      closeEach(spool::close);
+      throw new NisException("cannot open the handling journal in " + config.spoolDirectory() + ": " + e, e);
+    }
     this.breaker = CircuitBreaker.create("kafka-publish", config.circuitBreaker(), clock);
     this.breaker.addListener(
         t -> log.warn("Kafka publish circuit breaker {} -> {}", t.from().wireName(), t.to().wireName()));
@@ -204,13 +211,13 @@ public final class KafkaMessageBus implements MessageBus {
     try {
       this.producers = newProducers();
     } catch (RuntimeException e) {
-      closeEach(spool::close);
+      closeEach(spool::close, this::closeJournal);
       throw e;
     }
     try {
       this.admin = Admin.create(adminProperties());
     } catch (RuntimeException e) {
-      closeEach(producers::stopAndAwait, spool::close);
+      closeEach(producers::stopAndAwait, spool::close, this::closeJournal);
       throw e;
     }
     this.drainer = Thread.ofVirtual().name("nis-spool-drainer").start(this::drainSpool);
@@ -1385,6 +1392,19 @@ public final class KafkaMessageBus implements MessageBus {
     return clock;
   }
 
+  /** Which records the handlers have in hand, kept where a process that dies leaves it. */
+  HandlingJournal journal() {
+    return journal;
+  }
+
+  private void closeJournal() {
+    try {
+      journal.close();
+    } catch (IOException e) {
+      throw new java.io.UncheckedIOException(e);
+    }
+  }
+
   void forget(KafkaSubscription subscription) {
     subscriptions.remove(subscription);
   }
@@ -1774,7 +1794,8 @@ public final class KafkaMessageBus implements MessageBus {
     closeEach(
         () -> closeProducers(deadline),
         () -> admin.close(min(Duration.ofSeconds(1), remaining(deadline))),
-        spool::close);
+        spool::close,
+        this::closeJournal);
     if (!spool.isEmpty()) {
       log.warn("{} messages stay in the spool {} until the next start", spool.size(), config.spoolDirectory());
     }

@@ -575,9 +575,16 @@ final class KafkaSubscription implements Subscription {
     volatile boolean stopped;
     boolean givenUp; // poll thread only: its handler outlasted a wait at shutdown
 
+    /** The journal of records in hand, this partition's key in it, and this worker's slot. */
+    private final HandlingJournal journal = bus.journal();
+    private final long journalKey;
+    private final int journalSlot;
+
     PartitionWorker(TopicPartition partition, FailingRecord carriedOver) {
       this.partition = partition;
       this.carriedOver = carriedOver;
+      this.journalKey = HandlingJournal.partitionKey(spec.group(), partition.topic(), partition.partition());
+      this.journalSlot = journal.claimSlot();
       this.thread =
           Thread.ofVirtual()
               .name("nis-worker-" + spec.group() + "-" + partition)
@@ -645,6 +652,7 @@ final class KafkaSubscription implements Subscription {
         log.error("the handler thread of {} in group {} failed; the partition waits for the next rebalance",
             partition, spec.group(), e);
       } finally {
+        journal.releaseSlot(journalSlot);
         workerThreads.remove(Thread.currentThread());
       }
     }
@@ -697,6 +705,27 @@ final class KafkaSubscription implements Subscription {
       if (!spec.accepts(message.messageType())) {
         return true;
       }
+      var retryPolicy = bus.config().retryPolicy();
+      int ends = journal.endsWhileHandling(journalKey, record.offset());
+      boolean done;
+      if (ends >= retryPolicy.maxAttempts()) {
+        done = bus.deadLetter(record, spec.group(), "the process ended " + ends + " times while its handler had this"
+            + " message in hand (killed, or crashed: out of memory, System.exit, a native fault)", ends, stopSignal);
+      } else {
+        done = handle(record, message, ends);
+      }
+      if (done && ends > 0) {
+        journal.settled(journalKey, record.offset());
+      }
+      return done;
+    }
+
+    /**
+     * Runs the handler until it succeeds or the retry budget is spent (then dead-letters); the
+     * ends of the process while it had the record count as attempts. True when done with the
+     * record, false when stopped before that.
+     */
+    private boolean handle(ConsumerRecord<byte[], byte[]> record, NisMessage message, int ends) {
       Map<String, String> headers = headersOf(record);
       var retryPolicy = bus.config().retryPolicy();
       int firstAttempt = 1;
@@ -705,15 +734,18 @@ final class KafkaSubscription implements Subscription {
         // before it could dead-letter the record, and a dead letter names the handler's error.
         firstAttempt = Math.min(carriedOver.attempts(), retryPolicy.maxAttempts() - 1) + 1;
       }
+      firstAttempt = Math.max(firstAttempt, ends + 1);
       for (int attempt = firstAttempt; ; attempt++) {
         try {
           bus.metrics().endToEndLatency.record(
               Duration.between(message.timestamp(), bus.clock().instant()).abs());
           HandlerScope scope = HandlerScope.enter(bus.handlerOwner());
+          journal.handling(journalSlot, journalKey, record.offset(), ends);
           try {
             handler.handle(
                 new Delivery(message, record.topic(), record.partition(), record.offset(), attempt, headers));
           } finally {
+            journal.handled(journalSlot);
             scope.close();
           }
           clearHandlersInterrupt();

@@ -1,0 +1,44 @@
+package org.nisprotocol.kafka;
+
+import java.nio.file.Path;
+import java.time.Duration;
+import org.nisprotocol.core.RetryPolicy;
+import org.nisprotocol.core.SubscriptionSpec;
+
+/**
+ * A process whose handler kills it (as running out of memory or a native fault would) on a message
+ * whose content says {@code "halt": true}, and says what it handles: the consumer half of {@link
+ * HandlerKillsProcessIT}. It runs until killed.
+ *
+ * <p>Arguments: bootstrap servers, spool directory, topic, group.
+ */
+public final class HaltingConsumerMain {
+  static final int MAX_ATTEMPTS = 2;
+
+  private HaltingConsumerMain() {}
+
+  public static void main(String[] args) throws InterruptedException {
+    KafkaMessageBus bus =
+        KafkaMessageBus.create(
+            KafkaBusConfig.builder(args[0])
+                .spoolDirectory(Path.of(args[1]))
+                .retryPolicy(new RetryPolicy(MAX_ATTEMPTS, Duration.ofMillis(20), Duration.ofMillis(200), 0.5))
+                .sessionTimeout(Duration.ofSeconds(6)) // the broker's least: a halted member is gone soon
+                .build());
+    bus.subscribe(
+        SubscriptionSpec.group(args[3]).withTopics(args[2]),
+        delivery -> {
+          Object sequence = delivery.message().content().get("sequence");
+          if (Boolean.TRUE.equals(delivery.message().content().get("halt"))) {
+            System.out.println("HALTING " + sequence + " attempt " + delivery.attempt());
+            System.out.flush();
+            Runtime.getRuntime().halt(3);
+          }
+          System.out.println("HANDLED " + sequence);
+          System.out.flush();
+        });
+    System.out.println("SUBSCRIBED");
+    System.out.flush();
+    Thread.sleep(Duration.ofMinutes(5)); // killed before this ends
+  }
+}

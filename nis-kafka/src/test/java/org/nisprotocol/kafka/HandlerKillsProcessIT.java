@@ -1,0 +1,100 @@
+package org.nisprotocol.kafka;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.awaitility.Awaitility.await;
+
+import java.io.BufferedReader;
+import java.io.InputStreamReader;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.UUID;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.nisprotocol.core.DeadLetterHeaders;
+import org.nisprotocol.core.Delivery;
+import org.nisprotocol.core.MessageType;
+import org.nisprotocol.core.NisMessage;
+import org.nisprotocol.core.StreamingTopics;
+import org.nisprotocol.core.SubscriptionSpec;
+import org.nisprotocol.testkit.TestServers;
+
+/**
+ * A handler that kills its process on one message: each start of the process got the message
+ * again and died on it, for ever, holding up the messages behind it. The bus counts the ends of
+ * the process while the message was in hand and dead-letters it once they reach the retry budget.
+ */
+class HandlerKillsProcessIT {
+  @TempDir Path temp;
+
+  @Test
+  void aMessageWhoseHandlerKillsTheProcessIsDeadLetteredAfterTheRetryBudget() throws Exception {
+    String topic = "halting-" + UUID.randomUUID();
+    String group = "halting-" + UUID.randomUUID();
+    Path consumerSpool = temp.resolve("consumer");
+    try (KafkaMessageBus publisher = KafkaMessageBus.create(
+        KafkaBusConfig.builder(TestServers.kafka().bootstrapServers()).spoolDirectory(temp.resolve("publisher")).build())) {
+      for (int i = 0; i < 6; i++) {
+        publisher.publish(NisMessage.builder(MessageType.AGENT_COORDINATION, "planner")
+            .topic(topic)
+            .targetAgent("one-key") // one partition, in order
+            .content(i == 2 ? Map.of("sequence", i, "halt", true) : Map.of("sequence", i))
+            .build());
+      }
+
+      List<String> halts = new ArrayList<>();
+      boolean handledTheLast = false;
+      int starts = 0;
+      while (!handledTheLast && starts < HaltingConsumerMain.MAX_ATTEMPTS + 2) {
+        starts++;
+        Process consumer = new ProcessBuilder(
+                ProcessHandle.current().info().command().orElse("java"),
+                "-cp", System.getProperty("java.class.path"),
+                HaltingConsumerMain.class.getName(),
+                TestServers.kafka().bootstrapServers(), consumerSpool.toString(), topic, group)
+            .redirectErrorStream(true)
+            .start();
+        try (BufferedReader output =
+            new BufferedReader(new InputStreamReader(consumer.getInputStream(), StandardCharsets.UTF_8))) {
+          String line;
+          while ((line = output.readLine()) != null) {
+            if (line.startsWith("HALTING")) {
+              halts.add(line);
+            } else if (line.equals("HANDLED 5")) {
+              handledTheLast = true;
+              break;
+            }
+          }
+        } finally {
+          consumer.destroyForcibly();
+          consumer.waitFor(10, TimeUnit.SECONDS);
+        }
+      }
+
+      assertThat(handledTheLast).as("the messages behind the one that kills were handled").isTrue();
+      assertThat(halts)
+          .as("the handler had the message once per attempt of the budget, numbered on across starts")
+          .containsExactly("HALTING 2 attempt 1", "HALTING 2 attempt 2");
+      assertThat(starts).isEqualTo(HaltingConsumerMain.MAX_ATTEMPTS + 1);
+
+      List<Delivery> deadLetters = new CopyOnWriteArrayList<>();
+      publisher.subscribe(
+          SubscriptionSpec.group("dlt-" + group).withTopics(StreamingTopics.deadLetterTopicOf(topic)), deadLetters::add);
+      await().atMost(Duration.ofSeconds(60)).until(() -> !deadLetters.isEmpty());
+      Delivery deadLetter = deadLetters.getFirst();
+      assertThat(deadLetter.message().content()).containsEntry("sequence", 2);
+      assertThat(deadLetter.headers())
+          .containsEntry(DeadLetterHeaders.ATTEMPTS, "2")
+          .containsEntry(DeadLetterHeaders.GROUP, group);
+      assertThat(deadLetter.headers().get(DeadLetterHeaders.ERROR))
+          .contains("the process ended 2 times while its handler had this message in hand");
+      Thread.sleep(1_000);
+      assertThat(deadLetters).as("only the message that killed").hasSize(1);
+    }
+  }
+}

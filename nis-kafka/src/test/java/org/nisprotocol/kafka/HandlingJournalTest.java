@@ -1,0 +1,95 @@
+package org.nisprotocol.kafka;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import java.nio.file.Path;
+import java.time.Duration;
+import java.time.Instant;
+import java.time.InstantSource;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.atomic.AtomicReference;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * The journal of records in hand. A process that dies leaves the mapped file as it was; here a
+ * journal that is opened again without its handler having returned stands for that.
+ */
+class HandlingJournalTest {
+  @TempDir Path directory;
+  private final AtomicReference<Instant> now = new AtomicReference<>(Instant.parse("2026-11-23T10:00:00Z"));
+  private final InstantSource clock = () -> now.get();
+  private final long key = HandlingJournal.partitionKey("planner", "nis-coordination", 2);
+
+  @Test
+  void eachEndOfTheProcessWhileARecordIsInHandIsCounted() throws Exception {
+    for (int ends = 0; ends < 3; ends++) {
+      HandlingJournal journal = HandlingJournal.open(directory, clock);
+      assertThat(journal.endsWhileHandling(key, 41)).isEqualTo(ends);
+      journal.handling(journal.claimSlot(), key, 41, journal.endsWhileHandling(key, 41));
+      // the process dies here: no handled(), no close()
+    }
+    HandlingJournal journal = HandlingJournal.open(directory, clock);
+    assertThat(journal.endsWhileHandling(key, 41)).isEqualTo(3);
+    assertThat(journal.endsWhileHandling(key, 40)).as("another record").isZero();
+    assertThat(journal.endsWhileHandling(HandlingJournal.partitionKey("planner", "nis-coordination", 3), 41))
+        .as("another partition").isZero();
+  }
+
+  @Test
+  void aRecordWhoseHandlerReturnedIsNotCounted() throws Exception {
+    HandlingJournal journal = HandlingJournal.open(directory, clock);
+    int slot = journal.claimSlot();
+    journal.handling(slot, key, 7, 0);
+    journal.handled(slot); // returned or threw: the process lives on
+
+    assertThat(HandlingJournal.open(directory, clock).endsWhileHandling(key, 7)).isZero();
+  }
+
+  @Test
+  void aSettledRecordIsForgottenAndItsSlotReused() throws Exception {
+    HandlingJournal first = HandlingJournal.open(directory, clock);
+    first.handling(first.claimSlot(), key, 7, 0);
+    HandlingJournal second = HandlingJournal.open(directory, clock);
+    assertThat(second.endsWhileHandling(key, 7)).isEqualTo(1);
+    int slot = second.claimSlot();
+    second.handling(slot, key, 7, 1);
+    second.handled(slot);
+    second.settled(key, 7); // handled at last, or dead-lettered
+
+    HandlingJournal third = HandlingJournal.open(directory, clock);
+    assertThat(third.endsWhileHandling(key, 7)).isZero();
+    List<Integer> slots = new ArrayList<>();
+    for (int i = 0; i < HandlingJournal.SLOTS; i++) {
+      slots.add(third.claimSlot());
+    }
+    assertThat(slots).as("every slot free again").doesNotContain(-1).doesNotHaveDuplicates();
+  }
+
+  @Test
+  void countsOlderThanTheOffsetsCanBeAreDropped() throws Exception {
+    HandlingJournal journal = HandlingJournal.open(directory, clock);
+    journal.handling(journal.claimSlot(), key, 7, 0);
+    assertThat(HandlingJournal.open(directory, clock).endsWhileHandling(key, 7)).isEqualTo(1);
+
+    now.set(now.get().plus(HandlingJournal.KEPT_FOR).plus(Duration.ofMinutes(1)));
+
+    assertThat(HandlingJournal.open(directory, clock).endsWhileHandling(key, 7)).isZero();
+  }
+
+  @Test
+  void whenEverySlotIsTakenFurtherWorkersAreNotCountedButWork() throws Exception {
+    HandlingJournal journal = HandlingJournal.open(directory, clock);
+    for (int i = 0; i < HandlingJournal.SLOTS; i++) {
+      assertThat(journal.claimSlot()).isNotNegative();
+    }
+    int none = journal.claimSlot();
+    assertThat(none).isEqualTo(-1);
+    journal.handling(none, key, 7, 0); // no effect, no error
+    journal.handled(none);
+    journal.releaseSlot(none);
+
+    assertThat(HandlingJournal.open(directory, clock).endsWhileHandling(key, 7)).isZero();
+  }
+}
