@@ -1,6 +1,7 @@
 package org.nisprotocol.agents;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.awaitility.Awaitility.await;
 
 import java.nio.file.Path;
 import java.time.Duration;
@@ -9,6 +10,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.UUID;
+import java.util.concurrent.Callable;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
@@ -90,11 +92,12 @@ class RequestReplyOnKafkaIT {
     first.close();
     second.close();
     try (Admin admin = Admin.create(Map.of("bootstrap.servers", TestServers.kafka().bootstrapServers()))) {
-      List<String> groups = admin.listGroups().all().get(30, TimeUnit.SECONDS).stream()
+      Callable<List<String>> groups = () -> admin.listGroups().all().get(30, TimeUnit.SECONDS).stream()
           .map(GroupListing::groupId)
           .filter(group -> group.contains(run))
           .toList();
-      assertThat(groups)
+      await().atMost(Duration.ofSeconds(30)).until(() -> groups.call().size() == 2);
+      assertThat(groups.call())
           .as("each agent's own group stays; the reply groups, one per agent object, were deleted as the agents closed")
           .containsExactlyInAnyOrder("planner-" + run, "aligner-" + run);
     }

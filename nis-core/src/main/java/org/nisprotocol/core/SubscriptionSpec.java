@@ -40,6 +40,11 @@ public record SubscriptionSpec(
             : Collections.unmodifiableSet(EnumSet.copyOf(messageTypes));
   }
 
+  /** A spec for a lasting group (not {@link #temporary()}). */
+  public SubscriptionSpec(String group, Set<String> topics, Set<MessageType> messageTypes, boolean startsAtEnd) {
+    this(group, topics, messageTypes, startsAtEnd, false);
+  }
+
   /** A spec that starts a new group with the oldest message the bus holds. */
   public SubscriptionSpec(String group, Set<String> topics, Set<MessageType> messageTypes) {
     this(group, topics, messageTypes, false, false);
@@ -66,8 +71,9 @@ public record SubscriptionSpec(
    * closes (or the bus does), the bus forgets the group and its positions; a broker-backed bus
    * deletes it on the broker, which otherwise keeps an idle group (and reports its growing lag)
    * until its offsets expire. For one process's own group, under a name of its own, such as the
-   * replies to one instance's requests. A group the broker cannot delete in time (unreachable,
-   * a member it has not seen leave) is left for it to expire, which the log says.
+   * replies to one instance's requests. A group the broker cannot delete (unreachable, members
+   * elsewhere) is left for it to expire, which the log says. Whether a group is forgotten is
+   * decided by the spec of its last subscription to close.
    */
   public SubscriptionSpec temporary() {
     return new SubscriptionSpec(group, topics, messageTypes, startsAtEnd, true);

@@ -146,6 +146,10 @@ final class GroupConsumer {
     return dispatchers.contains(thread);
   }
 
+  boolean dispatchersEnded() {
+    return dispatchers.stream().noneMatch(Thread::isAlive);
+  }
+
   void interruptDispatchers() {
     dispatchers.forEach(Thread::interrupt);
   }

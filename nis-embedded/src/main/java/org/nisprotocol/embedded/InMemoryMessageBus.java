@@ -7,6 +7,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.Objects;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.Semaphore;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
@@ -57,6 +58,8 @@ public final class InMemoryMessageBus implements MessageBus {
   private final Semaphore capacity;
   private final Map<String, TopicLog> topics = new ConcurrentHashMap<>();
   private final Map<String, GroupConsumer> consumers = new ConcurrentHashMap<>();
+  /** Temporary groups forgotten whose dispatchers may not have ended yet. */
+  private final List<GroupConsumer> retired = new CopyOnWriteArrayList<>();
   // Publishers hold the read lock while appending; close takes the write lock to stop them.
   private final ReentrantReadWriteLock closeLock = new ReentrantReadWriteLock();
   private volatile boolean closed;
@@ -183,6 +186,8 @@ public final class InMemoryMessageBus implements MessageBus {
           if (current == consumer && temporary && !consumer.hasMembers()) {
             consumer.topic.consumers.remove(consumer);
             consumer.retire();
+            retired.removeIf(GroupConsumer::dispatchersEnded);
+            retired.add(consumer); // close() still waits for a handler it may be running
             return null;
           }
           return current;
@@ -215,12 +220,18 @@ public final class InMemoryMessageBus implements MessageBus {
   private void closeSteps(long deadline) {
     try {
       drain(deadline);
+      // Forgotten groups' dispatchers end once the handler they may be running returns.
+      for (GroupConsumer consumer : retired) {
+        consumer.joinDispatchers(Duration.ofNanos(Math.max(0, deadline - System.nanoTime())));
+      }
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
     }
     stopIfNothingAppendedSince(-1);
-    consumers.values().forEach(GroupConsumer::interruptDispatchers);
-    for (GroupConsumer consumer : consumers.values()) {
+    List<GroupConsumer> all = new ArrayList<>(consumers.values());
+    all.addAll(retired);
+    all.forEach(GroupConsumer::interruptDispatchers);
+    for (GroupConsumer consumer : all) {
       try {
         consumer.joinDispatchers(Duration.ofSeconds(5));
       } catch (InterruptedException e) {

@@ -8,8 +8,10 @@ import java.time.Duration;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
 import org.junit.jupiter.api.Test;
 import org.nisprotocol.core.Delivery;
 import org.nisprotocol.core.MessageBusFullException;
@@ -47,6 +49,34 @@ class InMemoryMessageBusTest {
       assertThat(ofTemporary.join(Duration.ofSeconds(5))).as("the temporary group's dispatcher ended").isTrue();
       assertThat(ofDurable.isAlive()).as("a durable group keeps its dispatcher (and cursor) for its next subscription").isTrue();
     }
+  }
+
+  @Test
+  void closingTheBusWaitsForAHandlerOfATemporaryGroupAlreadyForgotten() throws Exception {
+    InMemoryMessageBus bus = InMemoryMessageBus.create();
+    CountDownLatch entered = new CountDownLatch(1);
+    CountDownLatch release = new CountDownLatch(1);
+    AtomicBoolean returned = new AtomicBoolean();
+    var subscription = bus.subscribe(
+        SubscriptionSpec.group("forgotten").withTopics("bounded").temporary(),
+        d -> {
+          entered.countDown();
+          release.await(20, TimeUnit.SECONDS);
+          returned.set(true);
+        });
+    bus.publish(message(0));
+    assertThat(entered.await(10, TimeUnit.SECONDS)).isTrue();
+    subscription.close(); // the group is forgotten while its handler runs
+    CompletableFuture<Boolean> handlerReturnedBeforeClose = CompletableFuture.supplyAsync(() -> {
+      bus.close();
+      return returned.get();
+    });
+
+    await().during(Duration.ofMillis(500)).atMost(Duration.ofSeconds(5))
+        .until(() -> !handlerReturnedBeforeClose.isDone()); // close() waits for the handler
+    release.countDown();
+
+    assertThat(handlerReturnedBeforeClose.get(20, TimeUnit.SECONDS)).isTrue();
   }
 
   @Test

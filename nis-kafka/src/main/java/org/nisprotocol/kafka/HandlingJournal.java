@@ -7,34 +7,40 @@ import java.nio.ByteOrder;
 import java.nio.MappedByteBuffer;
 import java.nio.channels.FileChannel;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.time.Duration;
 import java.time.InstantSource;
 import java.util.ArrayDeque;
 import java.util.Deque;
+import java.util.HashSet;
 import java.util.Map;
+import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * Which records this process's handlers had in hand when it last ended without closing: a handler
- * that kills the process (out of memory, {@code System.exit}, a native fault) would otherwise get
- * its record again at every start, for ever, and hold up its partition in every instance it moves
- * to. The subscriptions count such ends per record and dead-letter the record once the count
- * reaches the retry budget.
+ * Which records this process's handlers had in hand when it last ended: a handler that kills the
+ * process (a JVM set to exit on running out of memory, a container's out-of-memory kill, {@code
+ * System.exit}, a native fault) would otherwise get its record again at every start, for ever,
+ * and hold up its partition in every instance it moves to. The subscriptions count such ends per
+ * record and dead-letter the record once the count reaches the retry budget.
  *
  * <h2>Format</h2>
  *
  * A file of {@link #SLOTS} slots of {@link #SLOT_BYTES} bytes, mapped into memory: a worker marks
- * its slot before it calls the handler and clears it after, two stores to memory, which the
- * operating system keeps when the process dies (not when the machine does). A slot holds the
- * partition's key (a hash of group, topic and partition), the record's offset, the ends counted
- * before, the time of the last one, and its state: free, in hand, or ended (counted). On open, a
- * slot still in hand becomes ended, its count one higher.
+ * its slot before it calls the handler and clears it after, stores to memory which the operating
+ * system keeps when the process dies (not when the machine does). A slot holds the record's key (a
+ * hash of group, topic, partition and the record's timestamp), its offset, the ends counted
+ * before, its state (free, in hand, or ended: counted) and the time of its last end; the count and
+ * the state are written together, in one store. On open, a slot still in hand becomes ended, its
+ * count one higher. {@link #close} clears the marks of handlers still running (a shutdown that
+ * stopped waiting for them is not an end while handling).
  *
- * <p>Thread-safe. The file belongs to one process at a time, as the spool directory it lives in.
+ * <p>Thread-safe. The file is locked while open: the spool directory it lives in belongs to one bus
+ * at a time.
  */
 final class HandlingJournal implements AutoCloseable {
   private static final Logger log = LoggerFactory.getLogger(HandlingJournal.class);
@@ -42,76 +48,128 @@ final class HandlingJournal implements AutoCloseable {
   static final int SLOTS = 4096;
   static final int SLOT_BYTES = 32;
   static final String FILE_NAME = "handling.journal";
-  /** Counts older than this are dropped on open: the group's offsets have expired by then. */
+  /** Counts whose last end is older than this are dropped on open: such a record is long gone or handled elsewhere. */
   static final Duration KEPT_FOR = Duration.ofDays(7);
 
   private static final int KEY = 0;
   private static final int OFFSET = 8;
-  private static final int ENDS = 16;
-  private static final int STATE = 20;
+  private static final int ENDS_AND_STATE = 16; // the count in the low half, the state in the high half
   private static final int ENDED_AT = 24;
 
   private static final int FREE = 0;
   private static final int IN_HAND = 1;
   private static final int ENDED = 2;
 
-  private static final VarHandle INTS =
-      MethodHandles.byteBufferViewVarHandle(int[].class, ByteOrder.LITTLE_ENDIAN);
+  private static final VarHandle LONGS =
+      MethodHandles.byteBufferViewVarHandle(long[].class, ByteOrder.LITTLE_ENDIAN);
+
+  /** The journals open in this process, by their file: closing a second channel on a file would release the first's lock. */
+  private static final Set<Path> OPEN = ConcurrentHashMap.newKeySet();
 
   /** A record of a partition, as the journal knows it. */
-  private record Handled(long partitionKey, long offset) {}
+  private record Handled(long recordKey, long offset) {}
 
+  /** A counted record: its slot and its ends. */
+  private record Ended(int slot, int ends) {}
+
+  private final Path file;
   private final MappedByteBuffer map;
   private final FileChannel channel;
-  private final InstantSource clock;
   private final Deque<Integer> freeSlots = new ArrayDeque<>();
-  private final Map<Handled, Integer> endedSlots = new ConcurrentHashMap<>();
+  private final Set<Integer> claimedSlots = new HashSet<>();
+  private final Map<Handled, Ended> ended = new ConcurrentHashMap<>();
+  private volatile boolean closed;
   private boolean warnedFull;
 
-  private HandlingJournal(FileChannel channel, MappedByteBuffer map, InstantSource clock) {
+  private HandlingJournal(Path file, FileChannel channel, MappedByteBuffer map, InstantSource clock) {
+    this.file = file;
     this.channel = channel;
     this.map = map;
-    this.clock = clock;
     map.order(ByteOrder.LITTLE_ENDIAN);
-    long oldest = clock.millis() - KEPT_FOR.toMillis();
+    long now = clock.millis();
+    long oldest = now - KEPT_FOR.toMillis();
     for (int slot = 0; slot < SLOTS; slot++) {
       int at = slot * SLOT_BYTES;
-      int state = map.getInt(at + STATE);
+      long endsAndState = map.getLong(at + ENDS_AND_STATE);
+      int state = stateOf(endsAndState);
+      int ends = endsOf(endsAndState);
       if (state == IN_HAND) { // the process ended while this record was in hand
-        map.putInt(at + ENDS, map.getInt(at + ENDS) + 1);
-        map.putLong(at + ENDED_AT, clock.millis());
-        map.putInt(at + STATE, ENDED);
+        ends++;
+        map.putLong(at + ENDED_AT, now);
+        LONGS.setRelease(map, at + ENDS_AND_STATE, endsAndState(ends, ENDED));
         state = ENDED;
+        log.warn("the process ended while a handler had record {} of a partition in hand ({} time(s) now); it is"
+            + " dead-lettered once this happened as often as the retry budget allows", map.getLong(at + OFFSET), ends);
       }
       if (state == ENDED && map.getLong(at + ENDED_AT) >= oldest) {
         Handled record = new Handled(map.getLong(at + KEY), map.getLong(at + OFFSET));
-        Integer other = endedSlots.get(record);
-        if (other == null || map.getInt(other * SLOT_BYTES + ENDS) < map.getInt(at + ENDS)) {
-          endedSlots.put(record, slot);
+        Ended other = ended.get(record);
+        if (other == null || other.ends() < ends) {
+          ended.put(record, new Ended(slot, ends));
           if (other != null) {
-            free(other);
+            free(other.slot());
           }
           continue;
         }
       }
       free(slot);
     }
-    if (!endedSlots.isEmpty()) {
-      log.warn("the process ended {} time(s) while a handler had a record in hand; such a record is"
-          + " dead-lettered once this happened as often as the retry budget allows", endedSlots.size());
+  }
+
+  private static long endsAndState(int ends, int state) {
+    return (ends & 0xffffffffL) | ((long) state << 32);
+  }
+
+  private static int endsOf(long endsAndState) {
+    return (int) endsAndState;
+  }
+
+  private static int stateOf(long endsAndState) {
+    return (int) (endsAndState >>> 32);
+  }
+
+  /**
+   * Opens (or creates) the journal in the directory, and locks it until {@link #close}: the spool
+   * directory it lives in is then this bus's alone.
+   *
+   * @throws DirectoryInUseException when another bus, in this process or another, has it open
+   */
+  static HandlingJournal open(Path directory, InstantSource clock) throws IOException {
+    Files.createDirectories(directory);
+    Path file = directory.resolve(FILE_NAME).toAbsolutePath().normalize();
+    if (!OPEN.add(file)) { // checked before opening: a second channel's close would free the lock
+      throw inUse(directory);
+    }
+    try {
+      FileChannel channel = FileChannel.open(
+          file, StandardOpenOption.CREATE, StandardOpenOption.READ, StandardOpenOption.WRITE);
+      try {
+        if (channel.tryLock() == null) { // another process's
+          throw inUse(directory);
+        }
+        MappedByteBuffer map = channel.map(FileChannel.MapMode.READ_WRITE, 0, (long) SLOTS * SLOT_BYTES);
+        return new HandlingJournal(file, channel, map, clock);
+      } catch (IOException | RuntimeException e) {
+        channel.close();
+        throw e;
+      }
+    } catch (IOException | RuntimeException e) {
+      OPEN.remove(file);
+      throw e;
     }
   }
 
-  /** Opens (or creates) the journal in the directory. */
-  static HandlingJournal open(Path directory, InstantSource clock) throws IOException {
-    FileChannel channel = FileChannel.open(
-        directory.resolve(FILE_NAME), StandardOpenOption.CREATE, StandardOpenOption.READ, StandardOpenOption.WRITE);
-    try {
-      MappedByteBuffer map = channel.map(FileChannel.MapMode.READ_WRITE, 0, (long) SLOTS * SLOT_BYTES);
-      return new HandlingJournal(channel, map, clock);
-    } catch (IOException | RuntimeException e) {
-      channel.close();
-      throw e;
+  private static DirectoryInUseException inUse(Path directory) {
+    return new DirectoryInUseException("the spool directory " + directory.toAbsolutePath()
+        + " is in use by another Kafka bus; each instance needs one of its own (NIS_SPOOL_DIR)");
+  }
+
+  /** The spool directory is another bus's. */
+  static final class DirectoryInUseException extends IOException {
+    private static final long serialVersionUID = 1L;
+
+    DirectoryInUseException(String message) {
+      super(message);
     }
   }
 
@@ -125,79 +183,108 @@ final class HandlingJournal implements AutoCloseable {
     return hash;
   }
 
+  /**
+   * The key of a record of the partition: with its timestamp, so that a record at the same offset
+   * of a topic deleted and created again is another.
+   */
+  static long recordKey(long partitionKey, long timestamp) {
+    long mixed = (partitionKey ^ timestamp) * 0x9e3779b97f4a7c15L;
+    return mixed ^ (mixed >>> 29);
+  }
+
   /** How often the process ended while the record was in hand (0 when never). */
-  int endsWhileHandling(long partitionKey, long offset) {
-    if (endedSlots.isEmpty()) {
+  int endsWhileHandling(long recordKey, long offset) {
+    if (ended.isEmpty()) {
       return 0; // nearly always: no allocation, no lock
     }
-    Integer slot = endedSlots.get(new Handled(partitionKey, offset));
-    return slot == null ? 0 : map.getInt(slot * SLOT_BYTES + ENDS);
+    Ended counted = ended.get(new Handled(recordKey, offset));
+    return counted == null ? 0 : counted.ends();
   }
 
   /**
    * A worker's slot, marked while its handler runs; -1 when every slot is taken (the worker's
-   * records are then not counted, which the log says once).
+   * records are then not counted, which the log says once) or the journal is closed.
    */
   synchronized int claimSlot() {
-    Integer slot = freeSlots.poll();
+    Integer slot = closed ? null : freeSlots.poll();
     if (slot == null) {
-      if (!warnedFull) {
+      if (!closed && !warnedFull) {
         warnedFull = true;
         log.warn("the handling journal's {} slots are all taken; records of further partitions are not"
             + " counted when the process ends while handling them", SLOTS);
       }
       return -1;
     }
+    claimedSlots.add(slot);
     return slot;
   }
 
   /** Gives a worker's slot back (cleared). */
   synchronized void releaseSlot(int slot) {
-    if (slot >= 0) {
+    if (slot >= 0 && !closed && claimedSlots.remove(slot)) {
       free(slot);
     }
   }
 
   /**
-   * Marks the record as in hand in the worker's slot, with the ends counted for it so far: the
-   * state is stored last, so a process that ends between these stores leaves the slot free.
+   * Marks the record as in hand in the worker's slot, with the ends counted for it so far. (Like
+   * {@link #handled}, under the journal's lock, held for a few stores: none lands after close.)
    */
-  void handling(int slot, long partitionKey, long offset, int endsSoFar) {
-    if (slot < 0) {
+  synchronized void handling(int slot, long recordKey, long offset, int endsSoFar) {
+    if (slot < 0 || closed) {
       return;
     }
     int at = slot * SLOT_BYTES;
-    INTS.setRelease(map, at + STATE, FREE);
-    map.putLong(at + KEY, partitionKey);
+    map.putLong(at + KEY, recordKey);
     map.putLong(at + OFFSET, offset);
-    map.putInt(at + ENDS, endsSoFar);
     map.putLong(at + ENDED_AT, 0);
-    INTS.setRelease(map, at + STATE, IN_HAND);
+    LONGS.setRelease(map, at + ENDS_AND_STATE, endsAndState(endsSoFar, IN_HAND)); // last: the mark
   }
 
   /** The handler returned (or threw): the slot is no longer in hand. */
-  void handled(int slot) {
-    if (slot >= 0) {
-      INTS.setRelease(map, slot * SLOT_BYTES + STATE, FREE);
+  synchronized void handled(int slot) {
+    if (slot >= 0 && !closed) {
+      LONGS.setRelease(map, slot * SLOT_BYTES + ENDS_AND_STATE, endsAndState(0, FREE));
     }
   }
 
   /** The record is done with (handled or dead-lettered): its count of ends is dropped. */
-  synchronized void settled(long partitionKey, long offset) {
-    Integer slot = endedSlots.remove(new Handled(partitionKey, offset));
-    if (slot != null) {
-      free(slot);
+  synchronized void settled(long recordKey, long offset) {
+    Ended counted = ended.remove(new Handled(recordKey, offset));
+    if (counted != null && !closed) {
+      free(counted.slot());
     }
   }
 
   private void free(int slot) {
-    INTS.setRelease(map, slot * SLOT_BYTES + STATE, FREE);
+    LONGS.setRelease(map, slot * SLOT_BYTES + ENDS_AND_STATE, endsAndState(0, FREE));
     freeSlots.add(slot);
   }
 
+  /**
+   * Clears the marks of handlers still running (the bus stopped waiting for them: not an end
+   * while handling), and unlocks the file; from now on the workers' marks are not written.
+   */
   @Override
-  public void close() throws IOException {
-    map.force();
-    channel.close();
+  public synchronized void close() throws IOException {
+    if (!closed) {
+      for (int slot : claimedSlots) {
+        LONGS.setRelease(map, slot * SLOT_BYTES + ENDS_AND_STATE, endsAndState(0, FREE));
+      }
+    }
+    closeLeavingMarks();
+  }
+
+  /** Unlocks the file and writes no more, marks left as they are: what the end of the process does (for tests). */
+  synchronized void closeLeavingMarks() throws IOException {
+    if (closed) {
+      return;
+    }
+    closed = true;
+    try {
+      channel.close();
+    } finally {
+      OPEN.remove(file);
+    }
   }
 }

@@ -42,7 +42,8 @@ import org.nisprotocol.core.ValidationException;
  * @param retryPolicy redeliveries of a failing handler before dead-lettering
  * @param circuitBreaker the breaker around publishing (default 5 failures, 60 s open, one
  *     successful probe closes it)
- * @param spoolDirectory where accepted messages wait while Kafka is unreachable
+ * @param spoolDirectory where accepted messages wait while Kafka is unreachable, and the journal
+ *     of records in the handlers' hands; one bus's alone (locked while the bus is open)
  * @param spoolMaxBytes bound of the spool (default 1 GiB); past it publishing fails
  * @param spoolFsync force each spooled message to disk (survives power loss; slower)
  * @param maxPollRecords records per poll (default 100)

@@ -3,6 +3,7 @@ package org.nisprotocol.kafka;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import java.io.IOException;
+import java.io.UncheckedIOException;
 import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
 import java.nio.charset.StandardCharsets;
@@ -23,6 +24,7 @@ import java.util.Optional;
 import java.util.Properties;
 import java.util.Set;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionException;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.CopyOnWriteArrayList;
@@ -56,6 +58,7 @@ import org.apache.kafka.common.KafkaException;
 import org.apache.kafka.common.TopicPartition;
 import org.apache.kafka.common.config.SaslConfigs;
 import org.apache.kafka.common.config.SslConfigs;
+import org.apache.kafka.common.errors.GroupIdNotFoundException;
 import org.apache.kafka.common.errors.GroupNotEmptyException;
 import org.apache.kafka.common.errors.RecordTooLargeException;
 import org.apache.kafka.common.errors.TopicExistsException;
@@ -196,12 +199,18 @@ public final class KafkaMessageBus implements MessageBus {
     this.closing = new CloseOnce(config.shutdownTimeout().plusSeconds(60)); // closing itself is bounded
     this.clock = clock;
     this.codec = MessageCodec.create(clock);
-    this.spool = DiskSpool.open(config.spoolDirectory(), config.spoolMaxBytes(), config.spoolFsync());
-    try {
+    try { // first: it locks the spool directory
       this.journal = HandlingJournal.open(config.spoolDirectory(), clock);
-    } catch (IOException | RuntimeException e) {
-      closeEach(spool::close);
+    } catch (HandlingJournal.DirectoryInUseException e) {
+      throw new NisException(e.getMessage(), e);
+    } catch (IOException e) {
       throw new NisException("cannot open the handling journal in " + config.spoolDirectory() + ": " + e, e);
+    }
+    try {
+      this.spool = DiskSpool.open(config.spoolDirectory(), config.spoolMaxBytes(), config.spoolFsync());
+    } catch (RuntimeException e) {
+      closeEach(this::closeJournal);
+      throw e;
     }
     this.breaker = CircuitBreaker.create("kafka-publish", config.circuitBreaker(), clock);
     this.breaker.addListener(
@@ -1351,10 +1360,15 @@ public final class KafkaMessageBus implements MessageBus {
         log.warn("subscribing to {} before it could be created: {}", topic, e.getMessage());
       }
     }
-    boolean positioned = !spec.startsAtEnd() || startAtEndIfNew(spec);
-    KafkaSubscription subscription =
-        new KafkaSubscription(
-            this, spec, handler, subscriptionProperties(spec, positioned));
+    useGroup(spec.group());
+    KafkaSubscription subscription;
+    try {
+      boolean positioned = !spec.startsAtEnd() || startAtEndIfNew(spec);
+      subscription = new KafkaSubscription(this, spec, handler, subscriptionProperties(spec, positioned));
+    } catch (RuntimeException | Error e) {
+      releaseGroup(spec);
+      throw e;
+    }
     // Either close() sees the subscription among those it closes, or the subscription sees close().
     subscriptionsLock.lock();
     try {
@@ -1365,6 +1379,7 @@ public final class KafkaMessageBus implements MessageBus {
         } catch (RuntimeException | Error e) { // no thread to be had: close() must not wait for it
           subscriptions.remove(subscription);
           subscription.discard();
+          releaseGroup(spec);
           throw e;
         }
         return subscription;
@@ -1373,7 +1388,108 @@ public final class KafkaMessageBus implements MessageBus {
       subscriptionsLock.unlock();
     }
     subscription.discard();
+    releaseGroup(spec);
     throw closedError();
+  }
+
+  /**
+   * A group's subscriptions on this bus, counted from before a new one is positioned until its
+   * consumer has closed, and the deletion under way of a temporary group whose count went to 0: a
+   * new subscription of the group waits for that deletion, which would otherwise undo its position.
+   */
+  private record GroupUse(int subscriptions, CompletableFuture<Void> deletion) {}
+
+  private final Map<String, GroupUse> groupUses = new HashMap<>(); // guarded by groupUsesLock
+  private final ReentrantLock groupUsesLock = new ReentrantLock();
+
+  private void useGroup(String group) {
+    while (true) {
+      CompletableFuture<Void> deletion;
+      groupUsesLock.lock();
+      try {
+        GroupUse use = groupUses.get(group);
+        if (use == null || use.deletion() == null) {
+          groupUses.put(group, new GroupUse(use == null ? 1 : use.subscriptions() + 1, null));
+          return;
+        }
+        deletion = use.deletion();
+      } finally {
+        groupUsesLock.unlock();
+      }
+      try {
+        deletion.get(ADMIN_TIMEOUT.toMillis(), TimeUnit.MILLISECONDS);
+      } catch (TimeoutException e) {
+        throw new RetriableException("group " + group + " is still being deleted after " + ADMIN_TIMEOUT + "; subscribe again later");
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        throw new RetriableException("interrupted while group " + group + " was being deleted", e);
+      } catch (ExecutionException e) {
+        // ended (it never fails): its entry is gone, look again
+      }
+    }
+  }
+
+  /**
+   * A subscription of the group has closed (or was never started). When it was the group's last
+   * one here and the group is temporary, its meters go and the group is deleted on the broker,
+   * in the background: unless members elsewhere hold it, or Kafka does not answer (it then
+   * expires with its offsets, which the log says).
+   */
+  void releaseGroup(SubscriptionSpec spec) {
+    String group = spec.group();
+    CompletableFuture<Void> deletion = null;
+    groupUsesLock.lock();
+    try {
+      GroupUse use = groupUses.get(group);
+      if (use == null) {
+        return;
+      }
+      if (use.subscriptions() > 1) {
+        groupUses.put(group, new GroupUse(use.subscriptions() - 1, null));
+      } else if (spec.temporaryGroup()) {
+        deletion = new CompletableFuture<>();
+        groupUses.put(group, new GroupUse(0, deletion));
+      } else {
+        groupUses.remove(group);
+      }
+    } finally {
+      groupUsesLock.unlock();
+    }
+    if (deletion != null) {
+      metrics.forgetGroup(group);
+      deleteGroup(group, deletion);
+    }
+  }
+
+  private void deleteGroup(String group, CompletableFuture<Void> deletion) {
+    Runnable ended = () -> {
+      groupUsesLock.lock();
+      try {
+        groupUses.remove(group);
+      } finally {
+        groupUsesLock.unlock();
+      }
+      deletion.complete(null);
+    };
+    try {
+      admin.deleteConsumerGroups(List.of(group)).all().whenComplete((done, error) -> {
+        Throwable cause = error;
+        while ((cause instanceof ExecutionException || cause instanceof CompletionException) && cause.getCause() != null) {
+          cause = cause.getCause();
+        }
+        if (cause == null || cause instanceof GroupIdNotFoundException) {
+          log.debug("temporary group {} deleted", group);
+        } else if (cause instanceof GroupNotEmptyException) {
+          log.debug("temporary group {} still has members elsewhere; the last to leave deletes it", group);
+        } else {
+          log.info("temporary group {} not deleted ({}); the broker drops it when its offsets expire", group, cause.toString());
+        }
+        ended.run();
+      });
+    } catch (RuntimeException e) { // the admin client is closed: the bus is past its window
+      log.info("temporary group {} not deleted ({}); the broker drops it when its offsets expire", group, e.toString());
+      ended.run();
+    }
   }
 
   KafkaBusConfig config() {
@@ -1401,43 +1517,12 @@ public final class KafkaMessageBus implements MessageBus {
     try {
       journal.close();
     } catch (IOException e) {
-      throw new java.io.UncheckedIOException(e);
+      throw new UncheckedIOException(e);
     }
   }
 
   void forget(KafkaSubscription subscription) {
     subscriptions.remove(subscription);
-  }
-
-  /**
-   * Deletes a temporary group whose subscription here has closed, unless another subscription of
-   * this bus still uses it; a group with members elsewhere, or a broker that does not answer in
-   * time, leaves it for the broker to expire with its offsets.
-   */
-  void deleteTemporaryGroup(String group, Duration within) {
-    if (subscriptions.stream().anyMatch(s -> s.spec().group().equals(group))) {
-      return;
-    }
-    try {
-      admin.deleteConsumerGroups(List.of(group)).all().get(Math.max(1, within.toMillis()), TimeUnit.MILLISECONDS);
-      metrics.forgetGroup(group);
-      log.debug("temporary group {} deleted", group);
-    } catch (ExecutionException e) {
-      if (e.getCause() instanceof org.apache.kafka.common.errors.GroupIdNotFoundException) {
-        metrics.forgetGroup(group); // never committed, or deleted already
-      } else if (e.getCause() instanceof GroupNotEmptyException) {
-        log.debug("temporary group {} still has members elsewhere; the last to leave deletes it", group);
-      } else {
-        log.info("temporary group {} not deleted ({}); the broker drops it when its offsets expire", group, e.getCause().toString());
-      }
-    } catch (TimeoutException e) {
-      log.info("temporary group {} not deleted within {}; the broker drops it when its offsets expire", group, within);
-    } catch (InterruptedException e) {
-      Thread.currentThread().interrupt();
-      log.info("temporary group {} not deleted (interrupted); the broker drops it when its offsets expire", group);
-    } catch (RuntimeException e) { // the admin client closed: the bus is past its window
-      log.info("temporary group {} not deleted ({}); the broker drops it when its offsets expire", group, e.toString());
-    }
   }
 
   /**
@@ -1684,7 +1769,7 @@ public final class KafkaMessageBus implements MessageBus {
           .members().stream()
           .anyMatch(m -> m.assignment().topicPartitions().stream().anyMatch(p -> p.topic().equals(topic)));
     } catch (ExecutionException e) {
-      if (e.getCause() instanceof org.apache.kafka.common.errors.GroupIdNotFoundException) {
+      if (e.getCause() instanceof GroupIdNotFoundException) {
         return false;
       }
       throw e;

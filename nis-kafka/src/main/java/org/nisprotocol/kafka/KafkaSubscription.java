@@ -249,9 +249,7 @@ final class KafkaSubscription implements Subscription {
         log.debug("closing consumer: {}", e.toString());
       }
       bus.forget(this);
-      if (spec.temporaryGroup()) {
-        bus.deleteTemporaryGroup(spec.group(), beforeStopDeadline(Duration.ofSeconds(5), Duration.ZERO));
-      }
+      bus.releaseGroup(spec);
       closedLatch.countDown();
     }
   }
@@ -575,7 +573,7 @@ final class KafkaSubscription implements Subscription {
     volatile boolean stopped;
     boolean givenUp; // poll thread only: its handler outlasted a wait at shutdown
 
-    /** The journal of records in hand, this partition's key in it, and this worker's slot. */
+    /** The journal of records in hand, the key of this partition's records in it, and this worker's slot. */
     private final HandlingJournal journal = bus.journal();
     private final long journalKey;
     private final int journalSlot;
@@ -706,16 +704,17 @@ final class KafkaSubscription implements Subscription {
         return true;
       }
       var retryPolicy = bus.config().retryPolicy();
-      int ends = journal.endsWhileHandling(journalKey, record.offset());
+      long recordKey = HandlingJournal.recordKey(journalKey, record.timestamp());
+      int ends = journal.endsWhileHandling(recordKey, record.offset());
       boolean done;
       if (ends >= retryPolicy.maxAttempts()) {
         done = bus.deadLetter(record, spec.group(), "the process ended " + ends + " times while its handler had this"
             + " message in hand (killed, or crashed: out of memory, System.exit, a native fault)", ends, stopSignal);
       } else {
-        done = handle(record, message, ends);
+        done = handle(record, message, recordKey, ends);
       }
       if (done && ends > 0) {
-        journal.settled(journalKey, record.offset());
+        journal.settled(recordKey, record.offset());
       }
       return done;
     }
@@ -725,7 +724,7 @@ final class KafkaSubscription implements Subscription {
      * ends of the process while it had the record count as attempts. True when done with the
      * record, false when stopped before that.
      */
-    private boolean handle(ConsumerRecord<byte[], byte[]> record, NisMessage message, int ends) {
+    private boolean handle(ConsumerRecord<byte[], byte[]> record, NisMessage message, long recordKey, int ends) {
       Map<String, String> headers = headersOf(record);
       var retryPolicy = bus.config().retryPolicy();
       int firstAttempt = 1;
@@ -740,12 +739,18 @@ final class KafkaSubscription implements Subscription {
           bus.metrics().endToEndLatency.record(
               Duration.between(message.timestamp(), bus.clock().instant()).abs());
           HandlerScope scope = HandlerScope.enter(bus.handlerOwner());
-          journal.handling(journalSlot, journalKey, record.offset(), ends);
+          boolean keepMark = false;
           try {
+            journal.handling(journalSlot, recordKey, record.offset(), ends);
             handler.handle(
                 new Delivery(message, record.topic(), record.partition(), record.offset(), attempt, headers));
+          } catch (VirtualMachineError e) {
+            keepMark = true; // out of memory, say: the process may not last, and its end counts
+            throw e;
           } finally {
-            journal.handled(journalSlot);
+            if (!keepMark) {
+              journal.handled(journalSlot);
+            }
             scope.close();
           }
           clearHandlersInterrupt();

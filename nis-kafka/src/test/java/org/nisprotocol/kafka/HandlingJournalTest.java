@@ -1,20 +1,24 @@
 package org.nisprotocol.kafka;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.time.Instant;
 import java.time.InstantSource;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicReference;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
- * The journal of records in hand. A process that dies leaves the mapped file as it was; here a
- * journal that is opened again without its handler having returned stands for that.
+ * The journal of records in hand. A process that dies leaves the mapped file as it was, and its
+ * lock goes with it; here {@code closeLeavingMarks()} while a handler has not returned, then an
+ * open again, stands for that.
  */
 class HandlingJournalTest {
   @TempDir Path directory;
@@ -28,68 +32,118 @@ class HandlingJournalTest {
       HandlingJournal journal = HandlingJournal.open(directory, clock);
       assertThat(journal.endsWhileHandling(key, 41)).isEqualTo(ends);
       journal.handling(journal.claimSlot(), key, 41, journal.endsWhileHandling(key, 41));
-      // the process dies here: no handled(), no close()
+      journal.closeLeavingMarks(); // the process dies here: no handled()
     }
-    HandlingJournal journal = HandlingJournal.open(directory, clock);
-    assertThat(journal.endsWhileHandling(key, 41)).isEqualTo(3);
-    assertThat(journal.endsWhileHandling(key, 40)).as("another record").isZero();
-    assertThat(journal.endsWhileHandling(HandlingJournal.partitionKey("planner", "nis-coordination", 3), 41))
-        .as("another partition").isZero();
+    try (HandlingJournal journal = HandlingJournal.open(directory, clock)) {
+      assertThat(journal.endsWhileHandling(key, 41)).isEqualTo(3);
+      assertThat(journal.endsWhileHandling(key, 40)).as("another record").isZero();
+      assertThat(journal.endsWhileHandling(HandlingJournal.partitionKey("planner", "nis-coordination", 3), 41))
+          .as("another partition").isZero();
+    }
+  }
+
+  @Test
+  void aSecondBusCannotOpenTheSameDirectoryInThisProcessOrAnother() throws Exception {
+    try (HandlingJournal first = HandlingJournal.open(directory, clock)) {
+      assertThatThrownBy(() -> HandlingJournal.open(directory, clock))
+          .isInstanceOf(HandlingJournal.DirectoryInUseException.class)
+          .hasMessageContaining(directory.toAbsolutePath().toString())
+          .hasMessageContaining("NIS_SPOOL_DIR");
+      assertThat(probeFromAnotherProcess())
+          .as("still locked after the refused open here (closing a second channel on the file would have freed it)")
+          .isEqualTo("IN USE");
+    }
+    assertThat(probeFromAnotherProcess()).as("free again once the first closed").isEqualTo("OPENED");
+  }
+
+  private String probeFromAnotherProcess() throws Exception {
+    Process probe = new ProcessBuilder(
+            ProcessHandle.current().info().command().orElse("java"),
+            "-cp", System.getProperty("java.class.path"),
+            JournalLockProbeMain.class.getName(), directory.toString())
+        .redirectErrorStream(true)
+        .start();
+    assertThat(probe.waitFor(60, TimeUnit.SECONDS)).as("the probe ended").isTrue();
+    String output = new String(probe.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+    return output.lines().filter(line -> line.equals("OPENED") || line.equals("IN USE")).findFirst().orElse(output);
+  }
+
+  @Test
+  void closingClearsTheMarksOfHandlersStillRunning() throws Exception {
+    try (HandlingJournal journal = HandlingJournal.open(directory, clock)) {
+      int slot = journal.claimSlot();
+      journal.handling(slot, key, 7, 0);
+      // the bus stops waiting for this handler and closes: not an end while handling
+    }
+
+    assertThat(endsAfterReopening(7)).isZero();
   }
 
   @Test
   void aRecordWhoseHandlerReturnedIsNotCounted() throws Exception {
-    HandlingJournal journal = HandlingJournal.open(directory, clock);
-    int slot = journal.claimSlot();
-    journal.handling(slot, key, 7, 0);
-    journal.handled(slot); // returned or threw: the process lives on
+    try (HandlingJournal journal = HandlingJournal.open(directory, clock)) {
+      int slot = journal.claimSlot();
+      journal.handling(slot, key, 7, 0);
+      journal.handled(slot); // returned or threw: the process lives on
+    }
 
-    assertThat(HandlingJournal.open(directory, clock).endsWhileHandling(key, 7)).isZero();
+    assertThat(endsAfterReopening(7)).isZero();
   }
 
   @Test
   void aSettledRecordIsForgottenAndItsSlotReused() throws Exception {
     HandlingJournal first = HandlingJournal.open(directory, clock);
     first.handling(first.claimSlot(), key, 7, 0);
-    HandlingJournal second = HandlingJournal.open(directory, clock);
-    assertThat(second.endsWhileHandling(key, 7)).isEqualTo(1);
-    int slot = second.claimSlot();
-    second.handling(slot, key, 7, 1);
-    second.handled(slot);
-    second.settled(key, 7); // handled at last, or dead-lettered
-
-    HandlingJournal third = HandlingJournal.open(directory, clock);
-    assertThat(third.endsWhileHandling(key, 7)).isZero();
-    List<Integer> slots = new ArrayList<>();
-    for (int i = 0; i < HandlingJournal.SLOTS; i++) {
-      slots.add(third.claimSlot());
+    first.closeLeavingMarks();
+    try (HandlingJournal second = HandlingJournal.open(directory, clock)) {
+      assertThat(second.endsWhileHandling(key, 7)).isEqualTo(1);
+      int slot = second.claimSlot();
+      second.handling(slot, key, 7, 1);
+      second.handled(slot);
+      second.settled(key, 7); // handled at last, or dead-lettered
     }
-    assertThat(slots).as("every slot free again").doesNotContain(-1).doesNotHaveDuplicates();
+
+    try (HandlingJournal third = HandlingJournal.open(directory, clock)) {
+      assertThat(third.endsWhileHandling(key, 7)).isZero();
+      List<Integer> slots = new ArrayList<>();
+      for (int i = 0; i < HandlingJournal.SLOTS; i++) {
+        slots.add(third.claimSlot());
+      }
+      assertThat(slots).as("every slot free again").doesNotContain(-1).doesNotHaveDuplicates();
+    }
   }
 
   @Test
-  void countsOlderThanTheOffsetsCanBeAreDropped() throws Exception {
+  void countsWhoseLastEndIsOlderThanAWeekAreDropped() throws Exception {
     HandlingJournal journal = HandlingJournal.open(directory, clock);
     journal.handling(journal.claimSlot(), key, 7, 0);
-    assertThat(HandlingJournal.open(directory, clock).endsWhileHandling(key, 7)).isEqualTo(1);
+    journal.closeLeavingMarks();
+    assertThat(endsAfterReopening(7)).isEqualTo(1);
 
     now.set(now.get().plus(HandlingJournal.KEPT_FOR).plus(Duration.ofMinutes(1)));
 
-    assertThat(HandlingJournal.open(directory, clock).endsWhileHandling(key, 7)).isZero();
+    assertThat(endsAfterReopening(7)).isZero();
   }
 
   @Test
   void whenEverySlotIsTakenFurtherWorkersAreNotCountedButWork() throws Exception {
-    HandlingJournal journal = HandlingJournal.open(directory, clock);
-    for (int i = 0; i < HandlingJournal.SLOTS; i++) {
-      assertThat(journal.claimSlot()).isNotNegative();
+    try (HandlingJournal journal = HandlingJournal.open(directory, clock)) {
+      for (int i = 0; i < HandlingJournal.SLOTS; i++) {
+        assertThat(journal.claimSlot()).isNotNegative();
+      }
+      int none = journal.claimSlot();
+      assertThat(none).isEqualTo(-1);
+      journal.handling(none, key, 7, 0); // no effect, no error
+      journal.handled(none);
+      journal.releaseSlot(none);
     }
-    int none = journal.claimSlot();
-    assertThat(none).isEqualTo(-1);
-    journal.handling(none, key, 7, 0); // no effect, no error
-    journal.handled(none);
-    journal.releaseSlot(none);
 
-    assertThat(HandlingJournal.open(directory, clock).endsWhileHandling(key, 7)).isZero();
+    assertThat(endsAfterReopening(7)).isZero();
+  }
+
+  private int endsAfterReopening(long offset) throws Exception {
+    try (HandlingJournal journal = HandlingJournal.open(directory, clock)) {
+      return journal.endsWhileHandling(key, offset);
+    }
   }
 }

@@ -712,9 +712,9 @@ class KafkaMessageBusIT {
       returned.incrementAndGet();
     };
     // A rebalance waits this long for a busy handler before it gives up on it.
-    KafkaBusConfig shortWait = config().shutdownTimeout(Duration.ofSeconds(3)).build();
-    try (KafkaMessageBus first = KafkaMessageBus.create(shortWait);
-        KafkaMessageBus second = KafkaMessageBus.create(shortWait)) {
+    KafkaBusConfig.Builder shortWait = config().shutdownTimeout(Duration.ofSeconds(3));
+    try (KafkaMessageBus first = KafkaMessageBus.create(shortWait.spoolDirectory(temp.resolve("first")).build());
+        KafkaMessageBus second = KafkaMessageBus.create(shortWait.spoolDirectory(temp.resolve("second")).build())) {
       var firstSubscription = (KafkaSubscription) first.subscribe(SubscriptionSpec.group(group).withTopics(topic), counted);
       await().atMost(Duration.ofSeconds(30)).until(firstSubscription::isAssigned);
       first.publish(NisMessage.builder(MessageType.AGENT_COORDINATION, "a").topic(topic).content(Map.of()).build());
@@ -813,11 +813,13 @@ class KafkaMessageBusIT {
       await().atMost(Duration.ofSeconds(30)).until(() -> handled.size() == 2);
       Set<String> both = Set.of(temporaryGroup, durableGroup);
       assertThat(groupsAmong(admin, both)).containsExactlyInAnyOrderElementsOf(both);
+      assertThat(registry.find("nis.consumer.lag").tag("group", temporaryGroup).meters()).hasSize(1);
+      assertThat(registry.find("nis.consumer.errors").tag("group", temporaryGroup).meters()).hasSize(1);
 
       temporary.close();
       durable.close();
 
-      assertThat(groupsAmong(admin, both)).containsExactly(durableGroup);
+      await().atMost(Duration.ofSeconds(30)).until(() -> groupsAmong(admin, both).equals(List.of(durableGroup)));
       assertThat(registry.find("nis.consumer.lag").tag("group", temporaryGroup).meters()).isEmpty();
       assertThat(registry.find("nis.consumer.errors").tag("group", temporaryGroup).meters()).isEmpty();
       assertThat(registry.find("nis.consumer.lag").tag("group", durableGroup).gauge()).isNotNull();

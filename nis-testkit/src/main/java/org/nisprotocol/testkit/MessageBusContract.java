@@ -198,8 +198,8 @@ public abstract class MessageBusContract {
     bus.publish(message(topic, "k", 1));
     List<Integer> received = new CopyOnWriteArrayList<>();
 
-    Subscription again =
-        bus.subscribe(SubscriptionSpec.group(group).withTopics(topic).startingAtEnd(), d -> received.add(sequence(d)));
+    Subscription again = bus.subscribe(
+        SubscriptionSpec.group(group).withTopics(topic).startingAtEnd().temporary(), d -> received.add(sequence(d)));
     awaitReady(again);
     bus.publish(message(topic, "k", 2));
 
