@@ -90,12 +90,16 @@ final class GroupConsumer {
     if (!started.compareAndSet(false, true)) {
       return;
     }
+    // All listed before any runs: a handler that closes the bus must be known as a dispatcher's.
+    List<Thread> threads = new ArrayList<>();
     for (PartitionLog partition : topic.partitions) {
-      dispatchers.add(
+      threads.add(
           Thread.ofVirtual()
               .name("nis-bus-" + group + "-" + topic.name + "-" + partition.index)
-              .start(() -> dispatch(partition)));
+              .unstarted(() -> dispatch(partition)));
     }
+    dispatchers.addAll(threads);
+    threads.forEach(Thread::start);
   }
 
   void addMember(Member member) {

@@ -13,6 +13,7 @@ import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.locks.ReentrantReadWriteLock;
+import java.util.stream.Stream;
 import org.nisprotocol.core.CloseOnce;
 import org.nisprotocol.core.ClosedException;
 import org.nisprotocol.core.DeadLetterHeaders;
@@ -204,7 +205,8 @@ public final class InMemoryMessageBus implements MessageBus {
   @Override
   public void close() {
     Thread current = Thread.currentThread();
-    boolean onDispatcher = consumers.values().stream().anyMatch(consumer -> consumer.dispatchesOn(current));
+    boolean onDispatcher = Stream.concat(consumers.values().stream(), retired.stream())
+        .anyMatch(consumer -> consumer.dispatchesOn(current));
     closing.close(onDispatcher, this::stopIntake, () -> closeSteps(System.nanoTime() + config.shutdownTimeout().toNanos()));
   }
 
@@ -219,11 +221,12 @@ public final class InMemoryMessageBus implements MessageBus {
 
   private void closeSteps(long deadline) {
     try {
-      drain(deadline);
-      // Forgotten groups' dispatchers end once the handler they may be running returns.
+      // Forgotten groups' dispatchers end once the handler they may be running returns; first,
+      // so that the drain, which stops the bus, sees what such a handler publishes.
       for (GroupConsumer consumer : retired) {
         consumer.joinDispatchers(Duration.ofNanos(Math.max(0, deadline - System.nanoTime())));
       }
+      drain(deadline);
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
     }

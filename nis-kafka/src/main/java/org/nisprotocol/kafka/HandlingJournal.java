@@ -78,6 +78,8 @@ final class HandlingJournal implements AutoCloseable {
   private final Deque<Integer> freeSlots = new ArrayDeque<>();
   private final Set<Integer> claimedSlots = new HashSet<>();
   private final Map<Handled, Ended> ended = new ConcurrentHashMap<>();
+  /** The thread whose handler has each slot's record in hand (in memory only). */
+  private final Thread[] holders = new Thread[SLOTS];
   private volatile boolean closed;
   private boolean warnedFull;
 
@@ -136,7 +138,7 @@ final class HandlingJournal implements AutoCloseable {
    */
   static HandlingJournal open(Path directory, InstantSource clock) throws IOException {
     Files.createDirectories(directory);
-    Path file = directory.resolve(FILE_NAME).toAbsolutePath().normalize();
+    Path file = directory.toRealPath().resolve(FILE_NAME); // one name for the directory however it is spelt
     if (!OPEN.add(file)) { // checked before opening: a second channel's close would free the lock
       throw inUse(directory);
     }
@@ -239,12 +241,14 @@ final class HandlingJournal implements AutoCloseable {
     map.putLong(at + OFFSET, offset);
     map.putLong(at + ENDED_AT, 0);
     LONGS.setRelease(map, at + ENDS_AND_STATE, endsAndState(endsSoFar, IN_HAND)); // last: the mark
+    holders[slot] = Thread.currentThread();
   }
 
   /** The handler returned (or threw): the slot is no longer in hand. */
   synchronized void handled(int slot) {
     if (slot >= 0 && !closed) {
       LONGS.setRelease(map, slot * SLOT_BYTES + ENDS_AND_STATE, endsAndState(0, FREE));
+      holders[slot] = null;
     }
   }
 
@@ -263,16 +267,31 @@ final class HandlingJournal implements AutoCloseable {
 
   /**
    * Clears the marks of handlers still running (the bus stopped waiting for them: not an end
-   * while handling), and unlocks the file; from now on the workers' marks are not written.
+   * while handling), except those of a handler that is ending the process ({@code System.exit},
+   * whose shutdown hooks closed the bus), and unlocks the file; from now on the workers' marks
+   * are not written.
    */
   @Override
   public synchronized void close() throws IOException {
     if (!closed) {
       for (int slot : claimedSlots) {
-        LONGS.setRelease(map, slot * SLOT_BYTES + ENDS_AND_STATE, endsAndState(0, FREE));
+        Thread holder = holders[slot];
+        if (holder == null || !isEndingTheProcess(holder)) {
+          LONGS.setRelease(map, slot * SLOT_BYTES + ENDS_AND_STATE, endsAndState(0, FREE));
+        }
       }
     }
     closeLeavingMarks();
+  }
+
+  /** Whether the thread is in {@code System.exit}, waiting for the shutdown hooks. */
+  private static boolean isEndingTheProcess(Thread thread) {
+    for (StackTraceElement frame : thread.getStackTrace()) {
+      if (frame.getClassName().equals("java.lang.Shutdown")) {
+        return true;
+      }
+    }
+    return false;
   }
 
   /** Unlocks the file and writes no more, marks left as they are: what the end of the process does (for tests). */

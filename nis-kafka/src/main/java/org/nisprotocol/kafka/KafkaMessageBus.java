@@ -202,7 +202,7 @@ public final class KafkaMessageBus implements MessageBus {
     try { // first: it locks the spool directory
       this.journal = HandlingJournal.open(config.spoolDirectory(), clock);
     } catch (HandlingJournal.DirectoryInUseException e) {
-      throw new NisException(e.getMessage(), e);
+      throw new ValidationException(e.getMessage()); // a configuration to change, not a passing fault
     } catch (IOException e) {
       throw new NisException("cannot open the handling journal in " + config.spoolDirectory() + ": " + e, e);
     }
@@ -1378,8 +1378,11 @@ public final class KafkaMessageBus implements MessageBus {
           subscription.start();
         } catch (RuntimeException | Error e) { // no thread to be had: close() must not wait for it
           subscriptions.remove(subscription);
-          subscription.discard();
-          releaseGroup(spec);
+          try {
+            subscription.discard();
+          } finally {
+            releaseGroup(spec);
+          }
           throw e;
         }
         return subscription;
@@ -1387,8 +1390,11 @@ public final class KafkaMessageBus implements MessageBus {
     } finally {
       subscriptionsLock.unlock();
     }
-    subscription.discard();
-    releaseGroup(spec);
+    try {
+      subscription.discard();
+    } finally {
+      releaseGroup(spec);
+    }
     throw closedError();
   }
 

@@ -248,9 +248,12 @@ final class KafkaSubscription implements Subscription {
       } catch (RuntimeException e) {
         log.debug("closing consumer: {}", e.toString());
       }
-      bus.forget(this);
-      bus.releaseGroup(spec);
-      closedLatch.countDown();
+      try {
+        bus.forget(this);
+        bus.releaseGroup(spec);
+      } finally {
+        closedLatch.countDown();
+      }
     }
   }
 
@@ -577,6 +580,8 @@ final class KafkaSubscription implements Subscription {
     private final HandlingJournal journal = bus.journal();
     private final long journalKey;
     private final int journalSlot;
+    /** Its handler ran out of memory: the slot stays marked, counted should the process end. */
+    private boolean leaveMarked; // worker thread only
 
     PartitionWorker(TopicPartition partition, FailingRecord carriedOver) {
       this.partition = partition;
@@ -650,7 +655,9 @@ final class KafkaSubscription implements Subscription {
         log.error("the handler thread of {} in group {} failed; the partition waits for the next rebalance",
             partition, spec.group(), e);
       } finally {
-        journal.releaseSlot(journalSlot);
+        if (!leaveMarked) {
+          journal.releaseSlot(journalSlot);
+        }
         workerThreads.remove(Thread.currentThread());
       }
     }
@@ -744,8 +751,9 @@ final class KafkaSubscription implements Subscription {
             journal.handling(journalSlot, recordKey, record.offset(), ends);
             handler.handle(
                 new Delivery(message, record.topic(), record.partition(), record.offset(), attempt, headers));
-          } catch (VirtualMachineError e) {
-            keepMark = true; // out of memory, say: the process may not last, and its end counts
+          } catch (OutOfMemoryError e) {
+            keepMark = true; // the process may not last, and its end then counts; the worker stops
+            leaveMarked = true;
             throw e;
           } finally {
             if (!keepMark) {

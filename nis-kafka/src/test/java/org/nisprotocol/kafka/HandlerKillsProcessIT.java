@@ -14,8 +14,9 @@ import java.util.Map;
 import java.util.UUID;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.TimeUnit;
-import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 import org.nisprotocol.core.DeadLetterHeaders;
 import org.nisprotocol.core.Delivery;
 import org.nisprotocol.core.MessageType;
@@ -25,15 +26,18 @@ import org.nisprotocol.core.SubscriptionSpec;
 import org.nisprotocol.testkit.TestServers;
 
 /**
- * A handler that kills its process on one message: each start of the process got the message
- * again and died on it, for ever, holding up the messages behind it. The bus counts the ends of
- * the process while the message was in hand and dead-letters it once they reach the retry budget.
+ * A handler that ends its process on one message: each start of the process got the message again
+ * and died on it, for ever, holding up the messages behind it. The bus counts the ends of the
+ * process while the message was in hand and dead-letters it once they reach the retry budget,
+ * however the process ended: halted, by System.exit through the shutdown hook that closes the bus,
+ * or after an OutOfMemoryError.
  */
 class HandlerKillsProcessIT {
   @TempDir Path temp;
 
-  @Test
-  void aMessageWhoseHandlerKillsTheProcessIsDeadLetteredAfterTheRetryBudget() throws Exception {
+  @ParameterizedTest(name = "the handler ends the process by {0}")
+  @ValueSource(strings = {"halt", "exit", "oom"})
+  void aMessageWhoseHandlerEndsTheProcessIsDeadLetteredAfterTheRetryBudget(String how) throws Exception {
     String topic = "halting-" + UUID.randomUUID();
     String group = "halting-" + UUID.randomUUID();
     Path consumerSpool = temp.resolve("consumer");
@@ -56,7 +60,7 @@ class HandlerKillsProcessIT {
                 ProcessHandle.current().info().command().orElse("java"),
                 "-cp", System.getProperty("java.class.path"),
                 HaltingConsumerMain.class.getName(),
-                TestServers.kafka().bootstrapServers(), consumerSpool.toString(), topic, group)
+                TestServers.kafka().bootstrapServers(), consumerSpool.toString(), topic, group, how)
             .redirectErrorStream(true)
             .start();
         Thread.ofVirtual().start(() -> { // a stuck consumer ends, and its output with it
