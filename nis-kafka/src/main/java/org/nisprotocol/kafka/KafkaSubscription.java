@@ -746,17 +746,15 @@ final class KafkaSubscription implements Subscription {
           bus.metrics().endToEndLatency.record(
               Duration.between(message.timestamp(), bus.clock().instant()).abs());
           HandlerScope scope = HandlerScope.enter(bus.handlerOwner());
-          boolean keepMark = false;
           try {
             journal.handling(journalSlot, recordKey, record.offset(), ends);
             handler.handle(
                 new Delivery(message, record.topic(), record.partition(), record.offset(), attempt, headers));
           } catch (OutOfMemoryError e) {
-            keepMark = true; // the process may not last, and its end then counts; the worker stops
-            leaveMarked = true;
+            leaveMarked = true; // the process may not last, and its end then counts; the worker stops
             throw e;
           } finally {
-            if (!keepMark) {
+            if (!leaveMarked) {
               journal.handled(journalSlot);
             }
             scope.close();
