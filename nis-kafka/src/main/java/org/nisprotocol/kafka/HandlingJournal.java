@@ -114,7 +114,11 @@ final class HandlingJournal implements AutoCloseable {
           continue;
         }
       }
-      free(slot);
+      if (state == FREE) {
+        freeSlots.add(slot); // already so on file: not written again at every start
+      } else {
+        free(slot);
+      }
     }
   }
 

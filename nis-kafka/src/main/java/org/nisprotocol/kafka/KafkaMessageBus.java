@@ -1378,11 +1378,7 @@ public final class KafkaMessageBus implements MessageBus {
           subscription.start();
         } catch (RuntimeException | Error e) { // no thread to be had: close() must not wait for it
           subscriptions.remove(subscription);
-          try {
-            subscription.discard();
-          } finally {
-            releaseGroup(spec);
-          }
+          discard(subscription);
           throw e;
         }
         return subscription;
@@ -1390,12 +1386,17 @@ public final class KafkaMessageBus implements MessageBus {
     } finally {
       subscriptionsLock.unlock();
     }
+    discard(subscription);
+    throw closedError();
+  }
+
+  /** Closes the consumer of a subscription that was never started, and gives back its use of the group. */
+  private void discard(KafkaSubscription subscription) {
     try {
       subscription.discard();
     } finally {
-      releaseGroup(spec);
+      releaseGroup(subscription.spec());
     }
-    throw closedError();
   }
 
   /**

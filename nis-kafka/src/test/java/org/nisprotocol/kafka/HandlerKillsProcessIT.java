@@ -56,22 +56,8 @@ class HandlerKillsProcessIT {
       int starts = 0;
       while (!handledTheLast && starts < HaltingConsumerMain.MAX_ATTEMPTS + 2) {
         starts++;
-        Process consumer = new ProcessBuilder(
-                ProcessHandle.current().info().command().orElse("java"),
-                "-cp", System.getProperty("java.class.path"),
-                HaltingConsumerMain.class.getName(),
-                TestServers.kafka().bootstrapServers(), consumerSpool.toString(), topic, group, how)
-            .redirectErrorStream(true)
-            .start();
-        Thread.ofVirtual().start(() -> { // a stuck consumer ends, and its output with it
-          try {
-            if (!consumer.waitFor(2, TimeUnit.MINUTES)) {
-              consumer.destroyForcibly();
-            }
-          } catch (InterruptedException e) {
-            consumer.destroyForcibly();
-          }
-        });
+        Process consumer = JavaMainProcess.start(Duration.ofMinutes(2), HaltingConsumerMain.class,
+            TestServers.kafka().bootstrapServers(), consumerSpool.toString(), topic, group, how);
         try (BufferedReader output =
             new BufferedReader(new InputStreamReader(consumer.getInputStream(), StandardCharsets.UTF_8))) {
           String line;

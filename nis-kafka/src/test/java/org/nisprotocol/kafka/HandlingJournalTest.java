@@ -57,12 +57,7 @@ class HandlingJournalTest {
   }
 
   private String probeFromAnotherProcess() throws Exception {
-    Process probe = new ProcessBuilder(
-            ProcessHandle.current().info().command().orElse("java"),
-            "-cp", System.getProperty("java.class.path"),
-            JournalLockProbeMain.class.getName(), directory.toString())
-        .redirectErrorStream(true)
-        .start();
+    Process probe = JavaMainProcess.start(Duration.ofMinutes(1), JournalLockProbeMain.class, directory.toString());
     assertThat(probe.waitFor(60, TimeUnit.SECONDS)).as("the probe ended").isTrue();
     String output = new String(probe.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
     return output.lines().filter(line -> line.equals("OPENED") || line.equals("IN USE")).findFirst().orElse(output);

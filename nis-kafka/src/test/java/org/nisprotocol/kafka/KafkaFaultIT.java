@@ -421,18 +421,8 @@ class KafkaFaultIT {
     String topic = "fault-crash-" + UUID.randomUUID();
     Path spool = temp.resolve("crash-spool");
     broker.stop();
-    Process publisher =
-        new ProcessBuilder(
-                ProcessHandle.current().info().command().orElse("java"),
-                "-cp",
-                System.getProperty("java.class.path"),
-                SpoolingPublisherMain.class.getName(),
-                broker.bootstrapServers(),
-                spool.toString(),
-                topic,
-                "300")
-            .redirectErrorStream(true)
-            .start();
+    Process publisher = JavaMainProcess.start(
+        Duration.ofMinutes(3), SpoolingPublisherMain.class, broker.bootstrapServers(), spool.toString(), topic, "300");
     try {
       var output = new java.io.BufferedReader(new java.io.InputStreamReader(publisher.getInputStream(), StandardCharsets.UTF_8));
       String line;

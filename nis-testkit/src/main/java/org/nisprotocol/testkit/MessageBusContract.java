@@ -171,11 +171,7 @@ public abstract class MessageBusContract {
   void aGroupWithAPositionKeepsItWhenItSubscribesStartingAtEnd() {
     String topic = freshTopic("at-end-known");
     String group = "known-" + run;
-    bus.publish(message(topic, "k", 0));
-    List<Delivery> before = new CopyOnWriteArrayList<>();
-    Subscription first = subscribe(SubscriptionSpec.group(group).withTopics(topic), before);
-    await().atMost(DELIVERY_TIMEOUT).until(() -> before.size() == 1);
-    first.close(); // its position: after message 0
+    takeMessage0ThenClose(SubscriptionSpec.group(group).withTopics(topic)); // its position: after message 0
     bus.publish(message(topic, "k", 1));
     bus.publish(message(topic, "k", 2));
     List<Integer> received = new CopyOnWriteArrayList<>();
@@ -190,11 +186,7 @@ public abstract class MessageBusContract {
   void aTemporaryGroupIsForgottenWhenItsLastSubscriptionCloses() {
     String topic = freshTopic("temporary");
     String group = "temporary-" + run;
-    bus.publish(message(topic, "k", 0));
-    List<Delivery> before = new CopyOnWriteArrayList<>();
-    Subscription first = subscribe(SubscriptionSpec.group(group).withTopics(topic).temporary(), before);
-    await().atMost(DELIVERY_TIMEOUT).until(() -> before.size() == 1);
-    first.close();
+    takeMessage0ThenClose(SubscriptionSpec.group(group).withTopics(topic).temporary());
     bus.publish(message(topic, "k", 1));
     List<Integer> received = new CopyOnWriteArrayList<>();
 
@@ -207,6 +199,15 @@ public abstract class MessageBusContract {
     assertThat(received)
         .as("a group new again, so it starts at the end: message 1 came while there was no such group")
         .containsExactly(2);
+  }
+
+  /** Publishes message 0 to the spec's topic, lets a subscription of the spec take it, then closes it. */
+  private void takeMessage0ThenClose(SubscriptionSpec spec) {
+    bus.publish(message(spec.topics().iterator().next(), "k", 0));
+    List<Delivery> taken = new CopyOnWriteArrayList<>();
+    Subscription subscription = subscribe(spec, taken);
+    await().atMost(DELIVERY_TIMEOUT).until(() -> taken.size() == 1);
+    subscription.close();
   }
 
   @Test
