@@ -26,17 +26,18 @@ import org.slf4j.LoggerFactory;
  * process (a JVM set to exit on running out of memory, a container's out-of-memory kill, {@code
  * System.exit}, a native fault) would otherwise get its record again at every start, for ever,
  * and hold up its partition in every instance it moves to. The subscriptions count such ends per
- * record and dead-letter the record once the count reaches the retry budget.
+ * record, as attempts added to those the handler failed by throwing, and dead-letter the record
+ * once they reach the retry budget.
  *
  * <h2>Format</h2>
  *
  * A file of {@link #SLOTS} slots of {@link #SLOT_BYTES} bytes, mapped into memory: a worker marks
  * its slot before it calls the handler and clears it after, stores to memory which the operating
  * system keeps when the process dies (not when the machine does). A slot holds the record's key (a
- * hash of group, topic, partition and the record's timestamp), its offset, the ends counted
- * before, its state (free, in hand, or ended: counted) and the time of its last end; the count and
- * the state are written together, in one store. On open, a slot still in hand becomes ended, its
- * count one higher. {@link #close} clears the marks of handlers still running (a shutdown that
+ * hash of group, topic, partition and the record's timestamp), its offset, what was spent on it
+ * before (attempts, and the ends among them), its state (free, in hand, or ended: counted) and the
+ * time of its last end; the counts and the state are written together, in one store. On open, a
+ * slot still in hand becomes ended, its attempts and ends each one higher. {@link #close} clears the marks of handlers still running (a shutdown that
  * stopped waiting for them is not an end while handling).
  *
  * <p>Thread-safe. The file is locked while open: the spool directory it lives in belongs to one bus
@@ -53,12 +54,13 @@ final class HandlingJournal implements AutoCloseable {
 
   private static final int KEY = 0;
   private static final int OFFSET = 8;
-  private static final int ENDS_AND_STATE = 16; // the count in the low half, the state in the high half
+  private static final int SPENT_AND_STATE = 16; // ends in the low 16 bits, attempts in the next 16, the state in the high half
   private static final int ENDED_AT = 24;
 
   private static final int FREE = 0;
   private static final int IN_HAND = 1;
   private static final int ENDED = 2;
+  private static final long FREE_SLOT = spentAndState(Spent.NOTHING, FREE);
 
   private static final VarHandle LONGS =
       MethodHandles.byteBufferViewVarHandle(long[].class, ByteOrder.LITTLE_ENDIAN);
@@ -69,8 +71,25 @@ final class HandlingJournal implements AutoCloseable {
   /** A record of a partition, as the journal knows it. */
   private record Handled(long recordKey, long offset) {}
 
-  /** A counted record: its slot and its ends. */
-  private record Ended(int slot, int ends) {}
+  /** A counted record: its slot and what was spent on it. */
+  private record Ended(int slot, Spent spent) {}
+
+  /**
+   * What was spent on a record before: attempts of its handler (those that threw and those the
+   * process ended during), and how many of them ended the process.
+   */
+  record Spent(int attempts, int ends) {
+    static final Spent NOTHING = new Spent(0, 0);
+
+    /** The most either count can hold in a slot. */
+    static final int MAX = 0xffff;
+
+    Spent {
+      if (ends < 0 || attempts < ends) {
+        throw new IllegalArgumentException("attempts " + attempts + " with ends " + ends);
+      }
+    }
+  }
 
   private final Path file;
   private final MappedByteBuffer map;
@@ -92,22 +111,23 @@ final class HandlingJournal implements AutoCloseable {
     long oldest = now - KEPT_FOR.toMillis();
     for (int slot = 0; slot < SLOTS; slot++) {
       int at = slot * SLOT_BYTES;
-      long endsAndState = map.getLong(at + ENDS_AND_STATE);
-      int state = stateOf(endsAndState);
-      int ends = endsOf(endsAndState);
+      long spentAndState = map.getLong(at + SPENT_AND_STATE);
+      int state = stateOf(spentAndState);
+      Spent spent = spentOf(spentAndState);
       if (state == IN_HAND) { // the process ended while this record was in hand
-        ends++;
+        spent = new Spent(Math.min(spent.attempts() + 1, Spent.MAX), Math.min(spent.ends() + 1, Spent.MAX));
         map.putLong(at + ENDED_AT, now);
-        LONGS.setRelease(map, at + ENDS_AND_STATE, endsAndState(ends, ENDED));
+        LONGS.setRelease(map, at + SPENT_AND_STATE, spentAndState(spent, ENDED));
         state = ENDED;
-        log.warn("the process ended while a handler had record {} of a partition in hand ({} time(s) now); it is"
-            + " dead-lettered once this happened as often as the retry budget allows", map.getLong(at + OFFSET), ends);
+        log.warn("the process ended while a handler had record {} of a partition in hand ({} time(s) now, {} attempt(s)"
+            + " in all); it is dead-lettered once its attempts reach the retry budget",
+            map.getLong(at + OFFSET), spent.ends(), spent.attempts());
       }
       if (state == ENDED && map.getLong(at + ENDED_AT) >= oldest) {
         Handled record = new Handled(map.getLong(at + KEY), map.getLong(at + OFFSET));
         Ended other = ended.get(record);
-        if (other == null || other.ends() < ends) {
-          ended.put(record, new Ended(slot, ends));
+        if (other == null || other.spent().attempts() < spent.attempts()) {
+          ended.put(record, new Ended(slot, spent));
           if (other != null) {
             free(other.slot());
           }
@@ -122,16 +142,19 @@ final class HandlingJournal implements AutoCloseable {
     }
   }
 
-  private static long endsAndState(int ends, int state) {
-    return (ends & 0xffffffffL) | ((long) state << 32);
+  private static long spentAndState(Spent spent, int state) {
+    return spent.ends() | ((long) spent.attempts() << 16) | ((long) state << 32);
   }
 
-  private static int endsOf(long endsAndState) {
-    return (int) endsAndState;
+  /** The counts a slot holds (a slot of another layout reads as consistent counts, never as an error). */
+  private static Spent spentOf(long spentAndState) {
+    int ends = (int) (spentAndState & 0xffff);
+    int attempts = (int) ((spentAndState >>> 16) & 0xffff);
+    return new Spent(Math.max(attempts, ends), ends);
   }
 
-  private static int stateOf(long endsAndState) {
-    return (int) (endsAndState >>> 32);
+  private static int stateOf(long spentAndState) {
+    return (int) (spentAndState >>> 32);
   }
 
   /**
@@ -198,13 +221,17 @@ final class HandlingJournal implements AutoCloseable {
     return mixed ^ (mixed >>> 29);
   }
 
-  /** How often the process ended while the record was in hand (0 when never). */
-  int endsWhileHandling(long recordKey, long offset) {
+  /**
+   * What was spent on the record when the process last ended while it was in hand: the attempts
+   * then, the one it ended during included, and the ends so far ({@link Spent#NOTHING} when the
+   * process never ended during one).
+   */
+  Spent spentOn(long recordKey, long offset) {
     if (ended.isEmpty()) {
-      return 0; // nearly always: no allocation, no lock
+      return Spent.NOTHING; // nearly always: no allocation, no lock
     }
     Ended counted = ended.get(new Handled(recordKey, offset));
-    return counted == null ? 0 : counted.ends();
+    return counted == null ? Spent.NOTHING : counted.spent();
   }
 
   /**
@@ -233,10 +260,12 @@ final class HandlingJournal implements AutoCloseable {
   }
 
   /**
-   * Marks the record as in hand in the worker's slot, with the ends counted for it so far. (Like
-   * {@link #handled}, under the journal's lock, held for a few stores: none lands after close.)
+   * Marks the record as in hand in the worker's slot, with what was spent on it before this
+   * attempt: the attempts before it (however they ended) and the ends of the process among them.
+   * (Like {@link #handled}, under the journal's lock, held for a few stores: none lands after
+   * close.)
    */
-  synchronized void handling(int slot, long recordKey, long offset, int endsSoFar) {
+  synchronized void handling(int slot, long recordKey, long offset, Spent before) {
     if (slot < 0 || closed) {
       return;
     }
@@ -244,14 +273,15 @@ final class HandlingJournal implements AutoCloseable {
     map.putLong(at + KEY, recordKey);
     map.putLong(at + OFFSET, offset);
     map.putLong(at + ENDED_AT, 0);
-    LONGS.setRelease(map, at + ENDS_AND_STATE, endsAndState(endsSoFar, IN_HAND)); // last: the mark
+    Spent kept = new Spent(Math.min(before.attempts(), Spent.MAX - 1), Math.min(before.ends(), Spent.MAX - 1));
+    LONGS.setRelease(map, at + SPENT_AND_STATE, spentAndState(kept, IN_HAND)); // last: the mark
     holders[slot] = Thread.currentThread();
   }
 
   /** The handler returned (or threw): the slot is no longer in hand. */
   synchronized void handled(int slot) {
     if (slot >= 0 && !closed) {
-      LONGS.setRelease(map, slot * SLOT_BYTES + ENDS_AND_STATE, endsAndState(0, FREE));
+      LONGS.setRelease(map, slot * SLOT_BYTES + SPENT_AND_STATE, FREE_SLOT);
       holders[slot] = null;
     }
   }
@@ -265,7 +295,7 @@ final class HandlingJournal implements AutoCloseable {
   }
 
   private void free(int slot) {
-    LONGS.setRelease(map, slot * SLOT_BYTES + ENDS_AND_STATE, endsAndState(0, FREE));
+    LONGS.setRelease(map, slot * SLOT_BYTES + SPENT_AND_STATE, FREE_SLOT);
     freeSlots.add(slot);
   }
 
@@ -281,7 +311,7 @@ final class HandlingJournal implements AutoCloseable {
       for (int slot : claimedSlots) {
         Thread holder = holders[slot];
         if (holder == null || !isEndingTheProcess(holder)) {
-          LONGS.setRelease(map, slot * SLOT_BYTES + ENDS_AND_STATE, endsAndState(0, FREE));
+          LONGS.setRelease(map, slot * SLOT_BYTES + SPENT_AND_STATE, FREE_SLOT);
         }
       }
     }

@@ -712,26 +712,35 @@ final class KafkaSubscription implements Subscription {
       }
       var retryPolicy = bus.config().retryPolicy();
       long recordKey = HandlingJournal.recordKey(journalKey, record.timestamp());
-      int ends = journal.endsWhileHandling(recordKey, record.offset());
+      HandlingJournal.Spent spent = journal.spentOn(recordKey, record.offset());
       boolean done;
-      if (ends >= retryPolicy.maxAttempts()) {
-        done = bus.deadLetter(record, spec.group(), "the process ended " + ends + " times while its handler had this"
-            + " message in hand (killed, or crashed: out of memory, System.exit, a native fault)", ends, stopSignal);
+      if (spent.attempts() >= retryPolicy.maxAttempts()) {
+        done = bus.deadLetter(record, spec.group(), endsOfTheProcess(spent), spent.attempts(), stopSignal);
       } else {
-        done = handle(record, message, recordKey, ends);
+        done = handle(record, message, recordKey, spent);
       }
-      if (done && ends > 0) {
+      if (done && spent.ends() > 0) {
         journal.settled(recordKey, record.offset());
       }
       return done;
     }
 
+    /** The error a dead letter names when the last attempts ended the process. */
+    private static String endsOfTheProcess(HandlingJournal.Spent spent) {
+      String failed = spent.attempts() == spent.ends() ? ""
+          : "; its handler threw in the other " + (spent.attempts() - spent.ends()) + " attempt(s)";
+      return "the process ended " + (spent.ends() == 1 ? "once" : spent.ends() + " times")
+          + " while its handler had this message in hand (killed, or crashed: out of memory, System.exit, a native"
+          + " fault)" + failed;
+    }
+
     /**
      * Runs the handler until it succeeds or the retry budget is spent (then dead-letters); the
-     * ends of the process while it had the record count as attempts. True when done with the
-     * record, false when stopped before that.
+     * attempts the process ended during count as attempts. True when done with the record, false
+     * when stopped before that.
      */
-    private boolean handle(ConsumerRecord<byte[], byte[]> record, NisMessage message, long recordKey, int ends) {
+    private boolean handle(
+        ConsumerRecord<byte[], byte[]> record, NisMessage message, long recordKey, HandlingJournal.Spent spent) {
       Map<String, String> headers = headersOf(record);
       var retryPolicy = bus.config().retryPolicy();
       int firstAttempt = 1;
@@ -740,14 +749,15 @@ final class KafkaSubscription implements Subscription {
         // before it could dead-letter the record, and a dead letter names the handler's error.
         firstAttempt = Math.min(carriedOver.attempts(), retryPolicy.maxAttempts() - 1) + 1;
       }
-      firstAttempt = Math.max(firstAttempt, ends + 1);
+      firstAttempt = Math.max(firstAttempt, spent.attempts() + 1);
       for (int attempt = firstAttempt; ; attempt++) {
         try {
           bus.metrics().endToEndLatency.record(
               Duration.between(message.timestamp(), bus.clock().instant()).abs());
           HandlerScope scope = HandlerScope.enter(bus.handlerOwner());
           try {
-            journal.handling(journalSlot, recordKey, record.offset(), ends);
+            journal.handling(
+                journalSlot, recordKey, record.offset(), new HandlingJournal.Spent(attempt - 1, spent.ends()));
             handler.handle(
                 new Delivery(message, record.topic(), record.partition(), record.offset(), attempt, headers));
           } catch (OutOfMemoryError e) {

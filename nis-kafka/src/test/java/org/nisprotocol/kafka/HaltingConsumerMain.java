@@ -12,7 +12,8 @@ import org.nisprotocol.core.SubscriptionSpec;
  * <p>Arguments: bootstrap servers, spool directory, topic, group, and how the handler ends the
  * process: {@code halt} (as a native fault or a kill would: no shutdown hooks), {@code exit}
  * ({@code System.exit}, with a shutdown hook that closes the bus, as the service has) or {@code
- * oom} (an {@link OutOfMemoryError} the process survives for a second, then a halt).
+ * oom} (an {@link OutOfMemoryError} the process survives for a second, then a halt); {@code
+ * throw-then-halt} throws on the first attempt and halts on the others.
  */
 public final class HaltingConsumerMain {
   static final int MAX_ATTEMPTS = 2;
@@ -37,6 +38,11 @@ public final class HaltingConsumerMain {
         delivery -> {
           Object sequence = delivery.message().content().get("sequence");
           if (Boolean.TRUE.equals(delivery.message().content().get("halt"))) {
+            if (how.equals("throw-then-halt") && delivery.attempt() == 1) {
+              System.out.println("THROWING " + sequence + " attempt 1");
+              System.out.flush();
+              throw new IllegalStateException("the handler failed on attempt 1");
+            }
             System.out.println("HALTING " + sequence + " attempt " + delivery.attempt());
             System.out.flush();
             switch (how) {

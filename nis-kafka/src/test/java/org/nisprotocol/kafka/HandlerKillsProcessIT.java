@@ -14,6 +14,7 @@ import java.util.Map;
 import java.util.UUID;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
@@ -30,7 +31,7 @@ import org.nisprotocol.testkit.TestServers;
  * and died on it, for ever, holding up the messages behind it. The bus counts the ends of the
  * process while the message was in hand and dead-letters it once they reach the retry budget,
  * however the process ended: halted, by System.exit through the shutdown hook that closes the bus,
- * or after an OutOfMemoryError.
+ * or after an OutOfMemoryError. An end adds to the attempts the handler failed by throwing.
  */
 class HandlerKillsProcessIT {
   @TempDir Path temp;
@@ -38,62 +39,103 @@ class HandlerKillsProcessIT {
   @ParameterizedTest(name = "the handler ends the process by {0}")
   @ValueSource(strings = {"halt", "exit", "oom"})
   void aMessageWhoseHandlerEndsTheProcessIsDeadLetteredAfterTheRetryBudget(String how) throws Exception {
+    try (KafkaMessageBus publisher = publisher()) {
+      Run run = consumeUntilTheLastIsHandled(publisher, how);
+
+      assertThat(run.handledTheLast()).as("the messages behind the one that kills were handled").isTrue();
+      assertThat(run.attempts())
+          .as("the handler had the message once per attempt of the budget, numbered on across starts")
+          .containsExactly("HALTING 2 attempt 1", "HALTING 2 attempt 2");
+      assertThat(run.starts()).isEqualTo(HaltingConsumerMain.MAX_ATTEMPTS + 1);
+
+      Delivery deadLetter = theOnlyDeadLetter(publisher, run);
+      assertThat(deadLetter.headers()).containsEntry(DeadLetterHeaders.ATTEMPTS, "2");
+      assertThat(deadLetter.headers().get(DeadLetterHeaders.ERROR))
+          .contains("the process ended 2 times while its handler had this message in hand")
+          .doesNotContain("threw");
+    }
+  }
+
+  @Test
+  void anAttemptThatThrewAndOneThatEndedTheProcessSpendTheBudgetTogether() throws Exception {
+    try (KafkaMessageBus publisher = publisher()) {
+      Run run = consumeUntilTheLastIsHandled(publisher, "throw-then-halt");
+
+      assertThat(run.handledTheLast()).as("the messages behind the one that kills were handled").isTrue();
+      assertThat(run.attempts())
+          .as("two attempts in all: the budget (counted apart, the end would have got a third)")
+          .containsExactly("THROWING 2 attempt 1", "HALTING 2 attempt 2");
+      assertThat(run.starts()).isEqualTo(2);
+
+      Delivery deadLetter = theOnlyDeadLetter(publisher, run);
+      assertThat(deadLetter.headers()).containsEntry(DeadLetterHeaders.ATTEMPTS, "2");
+      assertThat(deadLetter.headers().get(DeadLetterHeaders.ERROR))
+          .contains("the process ended once while its handler had this message in hand")
+          .contains("its handler threw in the other 1 attempt(s)");
+    }
+  }
+
+  /** What the consumer processes did: their attempts at the message that kills, and how often one started. */
+  private record Run(String topic, String group, List<String> attempts, int starts, boolean handledTheLast) {}
+
+  private KafkaMessageBus publisher() {
+    return KafkaMessageBus.create(
+        KafkaBusConfig.builder(TestServers.kafka().bootstrapServers()).spoolDirectory(temp.resolve("publisher")).build());
+  }
+
+  /**
+   * Publishes six messages on one partition, the third one that kills, and starts a consumer
+   * process after each end until it handled the last (at most the budget and two more times).
+   */
+  private Run consumeUntilTheLastIsHandled(KafkaMessageBus publisher, String how) throws Exception {
     String topic = "halting-" + UUID.randomUUID();
     String group = "halting-" + UUID.randomUUID();
     Path consumerSpool = temp.resolve("consumer");
-    try (KafkaMessageBus publisher = KafkaMessageBus.create(
-        KafkaBusConfig.builder(TestServers.kafka().bootstrapServers()).spoolDirectory(temp.resolve("publisher")).build())) {
-      for (int i = 0; i < 6; i++) {
-        publisher.publish(NisMessage.builder(MessageType.AGENT_COORDINATION, "planner")
-            .topic(topic)
-            .targetAgent("one-key") // one partition, in order
-            .content(i == 2 ? Map.of("sequence", i, "halt", true) : Map.of("sequence", i))
-            .build());
-      }
-
-      List<String> halts = new ArrayList<>();
-      boolean handledTheLast = false;
-      int starts = 0;
-      while (!handledTheLast && starts < HaltingConsumerMain.MAX_ATTEMPTS + 2) {
-        starts++;
-        Process consumer = JavaMainProcess.start(Duration.ofMinutes(2), HaltingConsumerMain.class,
-            TestServers.kafka().bootstrapServers(), consumerSpool.toString(), topic, group, how);
-        try (BufferedReader output =
-            new BufferedReader(new InputStreamReader(consumer.getInputStream(), StandardCharsets.UTF_8))) {
-          String line;
-          while ((line = output.readLine()) != null) {
-            if (line.startsWith("HALTING")) {
-              halts.add(line);
-            } else if (line.equals("HANDLED 5")) {
-              handledTheLast = true;
-              break;
-            }
-          }
-        } finally {
-          consumer.destroyForcibly();
-          consumer.waitFor(10, TimeUnit.SECONDS);
-        }
-      }
-
-      assertThat(handledTheLast).as("the messages behind the one that kills were handled").isTrue();
-      assertThat(halts)
-          .as("the handler had the message once per attempt of the budget, numbered on across starts")
-          .containsExactly("HALTING 2 attempt 1", "HALTING 2 attempt 2");
-      assertThat(starts).isEqualTo(HaltingConsumerMain.MAX_ATTEMPTS + 1);
-
-      List<Delivery> deadLetters = new CopyOnWriteArrayList<>();
-      publisher.subscribe(
-          SubscriptionSpec.group("dlt-" + group).withTopics(StreamingTopics.deadLetterTopicOf(topic)), deadLetters::add);
-      await().atMost(Duration.ofSeconds(60)).until(() -> !deadLetters.isEmpty());
-      Delivery deadLetter = deadLetters.getFirst();
-      assertThat(deadLetter.message().content()).containsEntry("sequence", 2);
-      assertThat(deadLetter.headers())
-          .containsEntry(DeadLetterHeaders.ATTEMPTS, "2")
-          .containsEntry(DeadLetterHeaders.GROUP, group);
-      assertThat(deadLetter.headers().get(DeadLetterHeaders.ERROR))
-          .contains("the process ended 2 times while its handler had this message in hand");
-      await().during(Duration.ofSeconds(1)).atMost(Duration.ofSeconds(5))
-          .until(() -> deadLetters.size() == 1); // only the message that killed
+    for (int i = 0; i < 6; i++) {
+      publisher.publish(NisMessage.builder(MessageType.AGENT_COORDINATION, "planner")
+          .topic(topic)
+          .targetAgent("one-key") // one partition, in order
+          .content(i == 2 ? Map.of("sequence", i, "halt", true) : Map.of("sequence", i))
+          .build());
     }
+    List<String> attempts = new ArrayList<>();
+    boolean handledTheLast = false;
+    int starts = 0;
+    while (!handledTheLast && starts < HaltingConsumerMain.MAX_ATTEMPTS + 2) {
+      starts++;
+      Process consumer = JavaMainProcess.start(Duration.ofMinutes(2), HaltingConsumerMain.class,
+          TestServers.kafka().bootstrapServers(), consumerSpool.toString(), topic, group, how);
+      try (BufferedReader output =
+          new BufferedReader(new InputStreamReader(consumer.getInputStream(), StandardCharsets.UTF_8))) {
+        String line;
+        while ((line = output.readLine()) != null) {
+          if (line.startsWith("HALTING") || line.startsWith("THROWING")) {
+            attempts.add(line);
+          } else if (line.equals("HANDLED 5")) {
+            handledTheLast = true;
+            break;
+          }
+        }
+      } finally {
+        consumer.destroyForcibly();
+        consumer.waitFor(10, TimeUnit.SECONDS);
+      }
+    }
+    return new Run(topic, group, attempts, starts, handledTheLast);
+  }
+
+  /** The dead letter of the message that kills, checked to be the only one. */
+  private static Delivery theOnlyDeadLetter(KafkaMessageBus publisher, Run run) {
+    List<Delivery> deadLetters = new CopyOnWriteArrayList<>();
+    publisher.subscribe(
+        SubscriptionSpec.group("dlt-" + run.group()).withTopics(StreamingTopics.deadLetterTopicOf(run.topic())),
+        deadLetters::add);
+    await().atMost(Duration.ofSeconds(60)).until(() -> !deadLetters.isEmpty());
+    await().during(Duration.ofSeconds(1)).atMost(Duration.ofSeconds(5))
+        .until(() -> deadLetters.size() == 1); // only the message that killed
+    Delivery deadLetter = deadLetters.getFirst();
+    assertThat(deadLetter.message().content()).containsEntry("sequence", 2);
+    assertThat(deadLetter.headers()).containsEntry(DeadLetterHeaders.GROUP, run.group());
+    return deadLetter;
   }
 }

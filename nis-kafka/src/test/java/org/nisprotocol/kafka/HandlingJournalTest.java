@@ -14,6 +14,7 @@ import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicReference;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import org.nisprotocol.kafka.HandlingJournal.Spent;
 
 /**
  * The journal of records in hand. A process that dies leaves the mapped file as it was, and its
@@ -30,15 +31,36 @@ class HandlingJournalTest {
   void eachEndOfTheProcessWhileARecordIsInHandIsCounted() throws Exception {
     for (int ends = 0; ends < 3; ends++) {
       HandlingJournal journal = HandlingJournal.open(directory, clock);
-      assertThat(journal.endsWhileHandling(key, 41)).isEqualTo(ends);
-      journal.handling(journal.claimSlot(), key, 41, journal.endsWhileHandling(key, 41));
+      assertThat(journal.spentOn(key, 41)).isEqualTo(new Spent(ends, ends));
+      journal.handling(journal.claimSlot(), key, 41, journal.spentOn(key, 41));
       journal.closeLeavingMarks(); // the process dies here: no handled()
     }
     try (HandlingJournal journal = HandlingJournal.open(directory, clock)) {
-      assertThat(journal.endsWhileHandling(key, 41)).isEqualTo(3);
-      assertThat(journal.endsWhileHandling(key, 40)).as("another record").isZero();
-      assertThat(journal.endsWhileHandling(HandlingJournal.partitionKey("planner", "nis-coordination", 3), 41))
-          .as("another partition").isZero();
+      assertThat(journal.spentOn(key, 41)).isEqualTo(new Spent(3, 3));
+      assertThat(journal.spentOn(key, 40)).as("another record").isEqualTo(Spent.NOTHING);
+      assertThat(journal.spentOn(HandlingJournal.partitionKey("planner", "nis-coordination", 3), 41))
+          .as("another partition").isEqualTo(Spent.NOTHING);
+    }
+  }
+
+  @Test
+  void anEndAddsToTheAttemptsSpentBeforeIt() throws Exception {
+    HandlingJournal first = HandlingJournal.open(directory, clock);
+    int slot = first.claimSlot();
+    first.handling(slot, key, 41, Spent.NOTHING); // attempt 1 throws
+    first.handled(slot);
+    first.handling(slot, key, 41, new Spent(1, 0)); // attempt 2 throws
+    first.handled(slot);
+    first.handling(slot, key, 41, new Spent(2, 0)); // attempt 3 ends the process
+    first.closeLeavingMarks();
+
+    HandlingJournal second = HandlingJournal.open(directory, clock);
+    assertThat(second.spentOn(key, 41)).isEqualTo(new Spent(3, 1));
+    second.handling(second.claimSlot(), key, 41, second.spentOn(key, 41)); // attempt 4 ends it too
+    second.closeLeavingMarks();
+
+    try (HandlingJournal third = HandlingJournal.open(directory, clock)) {
+      assertThat(third.spentOn(key, 41)).isEqualTo(new Spent(4, 2));
     }
   }
 
@@ -67,7 +89,7 @@ class HandlingJournalTest {
   void closingClearsTheMarksOfHandlersStillRunning() throws Exception {
     try (HandlingJournal journal = HandlingJournal.open(directory, clock)) {
       int slot = journal.claimSlot();
-      journal.handling(slot, key, 7, 0);
+      journal.handling(slot, key, 7, Spent.NOTHING);
       // the bus stops waiting for this handler and closes: not an end while handling
     }
 
@@ -78,7 +100,7 @@ class HandlingJournalTest {
   void aRecordWhoseHandlerReturnedIsNotCounted() throws Exception {
     try (HandlingJournal journal = HandlingJournal.open(directory, clock)) {
       int slot = journal.claimSlot();
-      journal.handling(slot, key, 7, 0);
+      journal.handling(slot, key, 7, Spent.NOTHING);
       journal.handled(slot); // returned or threw: the process lives on
     }
 
@@ -88,18 +110,18 @@ class HandlingJournalTest {
   @Test
   void aSettledRecordIsForgottenAndItsSlotReused() throws Exception {
     HandlingJournal first = HandlingJournal.open(directory, clock);
-    first.handling(first.claimSlot(), key, 7, 0);
+    first.handling(first.claimSlot(), key, 7, Spent.NOTHING);
     first.closeLeavingMarks();
     try (HandlingJournal second = HandlingJournal.open(directory, clock)) {
-      assertThat(second.endsWhileHandling(key, 7)).isEqualTo(1);
+      assertThat(second.spentOn(key, 7)).isEqualTo(new Spent(1, 1));
       int slot = second.claimSlot();
-      second.handling(slot, key, 7, 1);
+      second.handling(slot, key, 7, new Spent(1, 1));
       second.handled(slot);
       second.settled(key, 7); // handled at last, or dead-lettered
     }
 
     try (HandlingJournal third = HandlingJournal.open(directory, clock)) {
-      assertThat(third.endsWhileHandling(key, 7)).isZero();
+      assertThat(third.spentOn(key, 7)).isEqualTo(Spent.NOTHING);
       List<Integer> slots = new ArrayList<>();
       for (int i = 0; i < HandlingJournal.SLOTS; i++) {
         slots.add(third.claimSlot());
@@ -111,7 +133,7 @@ class HandlingJournalTest {
   @Test
   void countsWhoseLastEndIsOlderThanAWeekAreDropped() throws Exception {
     HandlingJournal journal = HandlingJournal.open(directory, clock);
-    journal.handling(journal.claimSlot(), key, 7, 0);
+    journal.handling(journal.claimSlot(), key, 7, Spent.NOTHING);
     journal.closeLeavingMarks();
     assertThat(endsAfterReopening(7)).isEqualTo(1);
 
@@ -128,7 +150,7 @@ class HandlingJournalTest {
       }
       int none = journal.claimSlot();
       assertThat(none).isEqualTo(-1);
-      journal.handling(none, key, 7, 0); // no effect, no error
+      journal.handling(none, key, 7, Spent.NOTHING); // no effect, no error
       journal.handled(none);
       journal.releaseSlot(none);
     }
@@ -138,7 +160,7 @@ class HandlingJournalTest {
 
   private int endsAfterReopening(long offset) throws Exception {
     try (HandlingJournal journal = HandlingJournal.open(directory, clock)) {
-      return journal.endsWhileHandling(key, offset);
+      return journal.spentOn(key, offset).ends();
     }
   }
 }
