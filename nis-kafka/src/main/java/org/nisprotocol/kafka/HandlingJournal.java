@@ -37,8 +37,9 @@ import org.slf4j.LoggerFactory;
  * hash of group, topic, partition and the record's timestamp), its offset, what was spent on it
  * before (attempts, and the ends among them), its state (free, in hand, or ended: counted) and the
  * time of its last end; the counts and the state are written together, in one store. On open, a
- * slot still in hand becomes ended, its attempts and ends each one higher. {@link #close} clears the marks of handlers still running (a shutdown that
- * stopped waiting for them is not an end while handling).
+ * slot still in hand becomes ended, its attempts and ends each one higher. Each count stops at
+ * {@link Spent#MAX}, which then spends any budget. {@link #close} clears the marks of handlers
+ * still running (a shutdown that stopped waiting for them is not an end while handling).
  *
  * <p>Thread-safe. The file is locked while open: the spool directory it lives in belongs to one bus
  * at a time.
@@ -81,8 +82,13 @@ final class HandlingJournal implements AutoCloseable {
   record Spent(int attempts, int ends) {
     static final Spent NOTHING = new Spent(0, 0);
 
-    /** The most either count can hold in a slot. */
+    /** The most either count can hold in a slot: a budget above it is spent once attempts reach it. */
     static final int MAX = 0xffff;
+
+    /** Whether these attempts spend a retry budget of {@code maxAttempts}. */
+    boolean spend(int maxAttempts) {
+      return attempts >= Math.min(maxAttempts, MAX);
+    }
 
     Spent {
       if (ends < 0 || attempts < ends) {
@@ -123,7 +129,7 @@ final class HandlingJournal implements AutoCloseable {
             + " in all); it is dead-lettered once its attempts reach the retry budget",
             map.getLong(at + OFFSET), spent.ends(), spent.attempts());
       }
-      if (state == ENDED && map.getLong(at + ENDED_AT) >= oldest) {
+      if (state == ENDED && spent.ends() > 0 && map.getLong(at + ENDED_AT) >= oldest) {
         Handled record = new Handled(map.getLong(at + KEY), map.getLong(at + OFFSET));
         Ended other = ended.get(record);
         if (other == null || other.spent().attempts() < spent.attempts()) {
@@ -143,7 +149,7 @@ final class HandlingJournal implements AutoCloseable {
   }
 
   private static long spentAndState(Spent spent, int state) {
-    return spent.ends() | ((long) spent.attempts() << 16) | ((long) state << 32);
+    return (spent.ends() & 0xffffL) | ((spent.attempts() & 0xffffL) << 16) | ((long) state << 32);
   }
 
   /** The counts a slot holds (a slot of another layout reads as consistent counts, never as an error). */
@@ -286,7 +292,7 @@ final class HandlingJournal implements AutoCloseable {
     }
   }
 
-  /** The record is done with (handled or dead-lettered): its count of ends is dropped. */
+  /** The record is done with (handled or dead-lettered): what was spent on it is forgotten. */
   synchronized void settled(long recordKey, long offset) {
     Ended counted = ended.remove(new Handled(recordKey, offset));
     if (counted != null && !closed) {

@@ -714,8 +714,10 @@ final class KafkaSubscription implements Subscription {
       long recordKey = HandlingJournal.recordKey(journalKey, record.timestamp());
       HandlingJournal.Spent spent = journal.spentOn(recordKey, record.offset());
       boolean done;
-      if (spent.attempts() >= retryPolicy.maxAttempts()) {
-        done = bus.deadLetter(record, spec.group(), endsOfTheProcess(spent), spent.attempts(), stopSignal);
+      if (spent.spend(retryPolicy.maxAttempts())) {
+        int attempts = Math.max(spent.attempts(), carriedOver != null && carriedOver.offset() == record.offset()
+            ? carriedOver.attempts() : 0);
+        done = bus.deadLetter(record, spec.group(), endsOfTheProcess(spent), attempts, stopSignal);
       } else {
         done = handle(record, message, recordKey, spent);
       }

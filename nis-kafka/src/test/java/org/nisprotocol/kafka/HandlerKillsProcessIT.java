@@ -28,10 +28,11 @@ import org.nisprotocol.testkit.TestServers;
 
 /**
  * A handler that ends its process on one message: each start of the process got the message again
- * and died on it, for ever, holding up the messages behind it. The bus counts the ends of the
- * process while the message was in hand and dead-letters it once they reach the retry budget,
- * however the process ended: halted, by System.exit through the shutdown hook that closes the bus,
- * or after an OutOfMemoryError. An end adds to the attempts the handler failed by throwing.
+ * and died on it, for ever, holding up the messages behind it. The bus counts each end of the
+ * process while the message was in hand as an attempt, added to those the handler failed by
+ * throwing, and dead-letters the message once its attempts reach the retry budget, however the
+ * process ended: halted, by System.exit through the shutdown hook that closes the bus, or after an
+ * OutOfMemoryError.
  */
 class HandlerKillsProcessIT {
   @TempDir Path temp;

@@ -65,6 +65,22 @@ class HandlingJournalTest {
   }
 
   @Test
+  void theCountsStopAtTheirMaximumWhichSpendsAnyBudget() throws Exception {
+    for (int end = 0; end < 2; end++) {
+      HandlingJournal journal = HandlingJournal.open(directory, clock);
+      journal.handling(journal.claimSlot(), key, 41, new Spent(Spent.MAX, Spent.MAX - 1));
+      journal.closeLeavingMarks();
+    }
+    try (HandlingJournal journal = HandlingJournal.open(directory, clock)) {
+      Spent spent = journal.spentOn(key, 41);
+      assertThat(spent).isEqualTo(new Spent(Spent.MAX, Spent.MAX));
+      assertThat(spent.spend(Integer.MAX_VALUE)).as("a budget above the maximum").isTrue();
+      assertThat(new Spent(2, 1).spend(3)).isFalse();
+      assertThat(new Spent(3, 1).spend(3)).isTrue();
+    }
+  }
+
+  @Test
   void aSecondBusCannotOpenTheSameDirectoryInThisProcessOrAnother() throws Exception {
     try (HandlingJournal first = HandlingJournal.open(directory, clock)) {
       assertThatThrownBy(() -> HandlingJournal.open(directory, clock))
