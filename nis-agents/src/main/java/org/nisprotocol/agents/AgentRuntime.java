@@ -16,7 +16,6 @@ import java.util.concurrent.ScheduledFuture;
 import java.util.concurrent.TimeUnit;
 import org.nisprotocol.core.Cache;
 import org.nisprotocol.core.MessageCodec;
-import org.nisprotocol.core.NisException;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -39,6 +38,8 @@ public final class AgentRuntime implements AutoCloseable {
   private final String instanceId;
   private final Map<String, NisAgent> agents = new ConcurrentHashMap<>();
   private final Map<String, ScheduledFuture<?>> heartbeats = new ConcurrentHashMap<>();
+  /** Held while a directory entry is written, so that none is written once its agent is stopped. */
+  private final Object directoryWrites = new Object();
 
   private AgentRuntime(InfrastructureCoordinator coordinator, ScheduledExecutorService scheduler, String instanceId) {
     this.coordinator = coordinator;
@@ -65,12 +66,25 @@ public final class AgentRuntime implements AutoCloseable {
     return host + "-" + UUID.randomUUID().toString().substring(0, 8);
   }
 
-  /** Starts the agent and lists it in the directory. */
+  /**
+   * Starts the agent and lists it in the directory. When its start fails, the agent is closed and
+   * not listed (it may be started again).
+   */
   public void start(NisAgent agent) {
     if (agents.putIfAbsent(agent.agentId(), agent) != null) {
       throw new IllegalStateException("an agent " + agent.agentId() + " already runs here");
     }
-    agent.start(coordinator);
+    try {
+      agent.start(coordinator);
+    } catch (RuntimeException | Error e) {
+      agents.remove(agent.agentId(), agent);
+      try {
+        agent.close();
+      } catch (RuntimeException closing) {
+        e.addSuppressed(closing);
+      }
+      throw e;
+    }
     heartbeat(agent);
     Duration every = agent.configuration().heartbeatInterval();
     heartbeats.put(
@@ -99,6 +113,10 @@ public final class AgentRuntime implements AutoCloseable {
       try {
         @SuppressWarnings("unchecked")
         Map<String, Object> entry = MessageCodec.mapper().readValue(json, Map.class);
+        if (entry == null) {
+          log.warn("skipping a directory entry that is not an object: null");
+          return;
+        }
         entries.add(entry);
       } catch (JsonProcessingException e) {
         log.warn("skipping an unreadable directory entry: {}", e.getOriginalMessage());
@@ -120,13 +138,17 @@ public final class AgentRuntime implements AutoCloseable {
     entry.put("last_heartbeat", coordinator.clock().instant().toEpochMilli() / 1000.0);
     entry.put("instance", instanceId);
     entry.put("health", agent.health());
+    // Any failure is logged: one thrown out of a scheduled heartbeat would end the agent's heartbeats.
     try {
-      coordinator.cache().put(
-          DIRECTORY_NAMESPACE,
-          directoryKey(agent),
-          MessageCodec.mapper().writeValueAsString(entry),
-          agent.configuration().heartbeatInterval().multipliedBy(3));
-    } catch (JsonProcessingException | NisException e) {
+      String json = MessageCodec.mapper().writeValueAsString(entry);
+      synchronized (directoryWrites) {
+        if (agents.get(agent.agentId()) != agent) {
+          return; // stopped meanwhile: its entry is deleted, not written again
+        }
+        coordinator.cache().put(
+            DIRECTORY_NAMESPACE, directoryKey(agent), json, agent.configuration().heartbeatInterval().multipliedBy(3));
+      }
+    } catch (JsonProcessingException | RuntimeException e) {
       log.warn("directory entry of {} not refreshed: {}", agent.agentId(), e.toString());
     }
   }
@@ -136,10 +158,13 @@ public final class AgentRuntime implements AutoCloseable {
   public void close() {
     heartbeats.values().forEach(h -> h.cancel(false));
     for (NisAgent agent : agents.values()) {
+      synchronized (directoryWrites) {
+        agents.remove(agent.agentId(), agent); // a heartbeat under way has written; none writes after
+      }
       agent.close();
       try {
         coordinator.cache().delete(DIRECTORY_NAMESPACE, directoryKey(agent));
-      } catch (NisException e) {
+      } catch (RuntimeException e) {
         log.debug("directory entry of {} stays until it expires: {}", agent.agentId(), e.toString());
       }
     }

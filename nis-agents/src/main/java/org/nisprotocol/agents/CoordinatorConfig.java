@@ -11,8 +11,9 @@ import org.nisprotocol.core.ValidationException;
  *
  * @param selfAuditEnabled audit every outgoing message ({@code ENABLE_SELF_AUDIT}; default true)
  * @param selfAudit the audit's rules, threshold (70) and what to do below it
- * @param autoRecovery run the health and recovery loop (default true)
- * @param healthCheckInterval how often the loop probes (default 30 s)
+ * @param autoRecovery ask a service that is not healthy to recover at each check (default true);
+ *     off, the services are still probed and alerted on
+ * @param healthCheckInterval how often the health loop probes (default 30 s)
  * @param healthCheckTimeout how long one probe may take (default 5 s)
  */
 public record CoordinatorConfig(

@@ -14,7 +14,9 @@ final class Deadlines {
   /**
    * The task's result, or {@link TimeoutException} once the timeout has passed. On timeout the
    * task's thread is interrupted and abandoned: a task that ignores interruption cannot hold the
-   * caller past the deadline (an executor's close would wait for it).
+   * caller past the deadline (an executor's close would wait for it). When the caller is
+   * interrupted while it waits, the task's thread is interrupted too and the caller gets {@link
+   * InterruptedException}.
    *
    * @throws Exception what the task threw
    */
@@ -32,7 +34,7 @@ final class Deadlines {
                 });
     try {
       return result.get(timeout.toNanos(), TimeUnit.NANOSECONDS);
-    } catch (TimeoutException e) {
+    } catch (TimeoutException | InterruptedException e) {
       worker.interrupt();
       throw e;
     } catch (ExecutionException e) {

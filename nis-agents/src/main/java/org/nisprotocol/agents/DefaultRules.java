@@ -76,7 +76,7 @@ final class DefaultRules {
             UNSUBSTANTIATED_CLAIM,
             HIGH,
             "(?=[\\d" + CLAIM_METRIC_INITIALS + "])\\b(?:"
-                + "(?:\\d{1,3}(?:\\.\\d+)?\\s?%\\s*)+(?:of\\s+)?(" + CLAIM_METRICS + ")\\b"
+                + "(?:\\d{1,3}(?:\\.\\d+)?\\s?%\\s*)++(?:of\\s+)?(" + CLAIM_METRICS + ")\\b"
                 + "|(" + CLAIM_METRICS + ")\\s+(?:of|at|above|over|near|is|reaches)\\s+~?\\s*"
                 + "\\d{1,3}(?:\\.\\d+)?\\s?%)",
             "$1$2 measured on a named test set",
@@ -86,7 +86,7 @@ final class DefaultRules {
             "claim.multiplier",
             UNSUBSTANTIATED_CLAIM,
             HIGH,
-            "(?=\\d)\\b(?:\\d+(?:\\.\\d+)?\\s?(?:x|×|times)\\s+)+(faster|quicker|better|cheaper"
+            "(?=\\d)\\b(?:\\d+(?:\\.\\d+)?\\s?(?:x|×|times)\\s+)++(faster|quicker|better|cheaper"
                 + "|smaller|(?:more|less|fewer)\\s+[a-z]+)\\b",
             "$1 than a measured baseline",
             "faster", "quicker", "better", "cheaper", "smaller", "more", "less", "fewer"));

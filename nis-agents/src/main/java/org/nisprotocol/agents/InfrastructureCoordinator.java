@@ -44,7 +44,8 @@ import org.slf4j.LoggerFactory;
  * Each service (the message bus and the cache) is probed with a real round trip bounded by the
  * health check timeout, at start and then every health check interval; its health, last check,
  * uptime (since it last became healthy), error count and response time are kept. A change of
- * health publishes an audit_alert (severity high when unhealthy, medium when degraded). With
+ * health publishes an audit_alert (severity high when unhealthy, medium when degraded), and so
+ * does a service that is not healthy at the first probe. With
  * auto-recovery on, a service that is not healthy is asked to {@code recover()}.
  *
  * <h2>Self-audit</h2>
@@ -71,8 +72,10 @@ public final class InfrastructureCoordinator implements AutoCloseable {
   private final Optional<SelfAuditEngine> audit;
   private final Instant startedAt;
   private final Map<String, ServiceState> services = new LinkedHashMap<>();
-  private final Map<String, List<String>> subscriptions = new ConcurrentHashMap<>();
-  private final List<Subscription> openSubscriptions = new CopyOnWriteArrayList<>();
+  /** A subscription made through this coordinator and not closed yet. */
+  private record Open(Subscription subscription, SubscriptionSpec spec) {}
+
+  private final List<Open> openSubscriptions = new CopyOnWriteArrayList<>();
   private final AtomicLong totalMessages = new AtomicLong();
   private final AtomicLong totalCacheOperations = new AtomicLong();
   private final AtomicLong errors = new AtomicLong();
@@ -126,13 +129,11 @@ public final class InfrastructureCoordinator implements AutoCloseable {
     this.ownScheduler = ownScheduler;
     checkHealth();
     this.healthLoop =
-        config.autoRecovery()
-            ? scheduler.scheduleWithFixedDelay(
-                this::checkHealthQuietly,
-                config.healthCheckInterval().toMillis(),
-                config.healthCheckInterval().toMillis(),
-                TimeUnit.MILLISECONDS)
-            : null;
+        scheduler.scheduleWithFixedDelay(
+            this::checkHealthQuietly,
+            config.healthCheckInterval().toMillis(),
+            config.healthCheckInterval().toMillis(),
+            TimeUnit.MILLISECONDS);
   }
 
   /** A coordinator over the given backends, with its own scheduler, probing them once now. */
@@ -233,14 +234,7 @@ public final class InfrastructureCoordinator implements AutoCloseable {
    */
   public Subscription subscribe(SubscriptionSpec spec, MessageHandler handler) {
     Subscription subscription = bus.subscribe(spec, handler);
-    List<String> what = new ArrayList<>(spec.effectiveTopics());
-    spec.messageTypes().forEach(type -> what.add(type.wireName()));
-    subscriptions.merge(spec.group(), what, (a, b) -> {
-      List<String> merged = new ArrayList<>(a);
-      b.stream().filter(x -> !merged.contains(x)).forEach(merged::add);
-      return merged;
-    });
-    openSubscriptions.add(subscription);
+    openSubscriptions.add(new Open(subscription, spec));
     return new Subscription() {
       @Override
       public SubscriptionSpec spec() {
@@ -250,8 +244,7 @@ public final class InfrastructureCoordinator implements AutoCloseable {
       @Override
       public void close() {
         subscription.close();
-        openSubscriptions.remove(subscription);
-        subscriptions.remove(spec.group());
+        openSubscriptions.removeIf(open -> open.subscription() == subscription);
       }
     };
   }
@@ -323,7 +316,8 @@ public final class InfrastructureCoordinator implements AutoCloseable {
           }
         }
       }
-      if (previous != check.status() && previous != HealthStatus.UNKNOWN) {
+      // A service not healthy at the first check is alerted too; one healthy from the start is not news.
+      if (previous != check.status() && !(previous == HealthStatus.UNKNOWN && check.status() == HealthStatus.HEALTHY)) {
         alertHealthChange(service, previous, check);
       }
       if (config.autoRecovery() && check.status() != HealthStatus.HEALTHY) {
@@ -456,7 +450,7 @@ public final class InfrastructureCoordinator implements AutoCloseable {
     metrics.put("avg_response_time", operations == 0 ? 0.0 : responseNanos.get() / 1e6 / operations);
     metrics.put("uptime", seconds(Duration.between(startedAt, now)));
     status.put("metrics", metrics);
-    status.put("agent_subscriptions", Map.copyOf(subscriptions));
+    status.put("agent_subscriptions", subscriptionsByGroup());
     status.put("auto_recovery_enabled", config.autoRecovery());
     status.put("self_audit_enabled", config.selfAuditEnabled());
     return status;
@@ -495,15 +489,29 @@ public final class InfrastructureCoordinator implements AutoCloseable {
     }
   }
 
+  /** The topics and message types each group reads through the open subscriptions (a group's in the order they came). */
+  private Map<String, List<String>> subscriptionsByGroup() {
+    Map<String, List<String>> byGroup = new java.util.TreeMap<>();
+    openSubscriptions.forEach(open -> {
+      SubscriptionSpec spec = open.spec();
+      List<String> what = byGroup.computeIfAbsent(spec.group(), g -> new ArrayList<>());
+      java.util.stream.Stream.concat(
+              spec.effectiveTopics().stream(), spec.messageTypes().stream().map(MessageType::wireName))
+          .filter(x -> !what.contains(x))
+          .forEach(what::add);
+    });
+    byGroup.replaceAll((group, what) -> List.copyOf(what));
+    return java.util.Collections.unmodifiableMap(byGroup);
+  }
+
   /** Stops the health loop and closes what this coordinator subscribed; the backends stay open. */
   @Override
   public void close() {
-    if (healthLoop != null) {
-      healthLoop.cancel(false);
-    }
+    healthLoop.cancel(false);
     if (ownScheduler) {
       scheduler.shutdownNow();
     }
-    openSubscriptions.forEach(Subscription::close);
+    openSubscriptions.forEach(open -> open.subscription().close());
+    openSubscriptions.clear();
   }
 }

@@ -46,12 +46,16 @@ import org.slf4j.LoggerFactory;
  * failed. An agent receives the messages of its types that name it or nobody as target_agent, in
  * its own consumer group (its agent_id), so instances of one agent share the work. Each message is
  * handled on a virtual thread within the limits of its {@link AgentConfiguration}: at most
- * maxConcurrentTasks at once, processingTimeout each, maxRetries in-process retries; after that
- * the bus redelivers and finally dead-letters it.
+ * maxConcurrentTasks at once (a handler that overran processingTimeout and ignores its interrupt
+ * still counts until it returns), processingTimeout each, maxRetries in-process retries; after
+ * that the bus redelivers and finally dead-letters it. An interrupt (the bus stopping) ends the
+ * retries at once and is not counted as a failure.
  *
  * <p>Request/reply: {@link #request} sends a message whose correlation_id is its own id and
  * completes when an agent_coordination reply with that correlation_id arrives; {@link #reply}
- * sends one. Replies are not passed to {@link #handleMessage}. They reach the instance that asked,
+ * sends one. A reply is an agent_coordination message whose correlation_id names another message;
+ * replies are never passed to {@link #handleMessage} (one that answers a request of another
+ * instance, or one that timed out, is dropped), and an agent may send a request to itself. They reach the instance that asked,
  * however many instances of the agent run: each agent object has a subscription of its own for
  * them (group {@code <agent_id>.replies.<uuid>}, starting at the end of the topic), opened at start;
  * the group is temporary: the bus forgets it (Kafka: deletes it) when the agent closes.
@@ -252,10 +256,18 @@ public abstract class NisAgent implements AutoCloseable {
    */
   private void onReply(Delivery delivery) {
     NisMessage message = delivery.message();
-    if (message.targetAgent().filter(config.agentId()::equals).isPresent()
-        && !message.sourceAgent().equals(config.agentId())) {
+    if (isReply(message) && message.targetAgent().filter(config.agentId()::equals).isPresent()) {
       message.correlationId().map(pendingReplies::get).ifPresent(pending -> pending.complete(message));
     }
+  }
+
+  /**
+   * Whether the message answers another: agent_coordination with a correlation_id that is not its
+   * own message_id (a request's is).
+   */
+  static boolean isReply(NisMessage message) {
+    return message.messageType() == MessageType.AGENT_COORDINATION
+        && message.correlationId().filter(id -> !id.equals(message.messageId())).isPresent();
   }
 
   /** Replies to a request: an agent_coordination message to its sender with its correlation_id. */
@@ -278,12 +290,8 @@ public abstract class NisAgent implements AutoCloseable {
     if (message.targetAgent().isPresent() && !message.targetAgent().get().equals(config.agentId())) {
       return; // addressed to another agent
     }
-    if (message.messageType() == MessageType.AGENT_COORDINATION && message.correlationId().isPresent()) {
-      CompletableFuture<NisMessage> pending = pendingReplies.get(message.correlationId().get());
-      if (pending != null && !message.sourceAgent().equals(config.agentId())) {
-        pending.complete(message);
-        return;
-      }
+    if (isReply(message)) {
+      return; // the instance that asked has it through its own subscription (onReply)
     }
     if (!subscriptions().contains(message.messageType())) {
       return; // agent_coordination traffic the agent did not ask for
@@ -292,22 +300,22 @@ public abstract class NisAgent implements AutoCloseable {
     if (current == AgentState.SHUTDOWN || current == AgentState.ERROR) {
       throw new NisException("agent " + config.agentId() + " is " + current.wireName());
     }
-    if (!tasks.tryAcquire(config.processingTimeout().toMillis(), TimeUnit.MILLISECONDS)) {
-      throw new NisException("agent " + config.agentId() + " has " + config.maxConcurrentTasks() + " tasks running; try later");
-    }
-    try {
-      handleWithRetries(message);
-    } finally {
-      tasks.release();
-    }
+    handleWithRetries(message);
   }
 
   private void handleWithRetries(NisMessage message) throws Exception {
     RetryPolicy retries = new RetryPolicy(config.maxRetries() + 1, Duration.ofMillis(100), Duration.ofSeconds(5), 0.5);
     for (int attempt = 1; ; attempt++) {
+      // A task slot for each attempt, given back when its handler returns: one that overran its
+      // time and ignores the interrupt keeps its slot, so a retry cannot run past the limit.
+      if (!tasks.tryAcquire(config.processingTimeout().toMillis(), TimeUnit.MILLISECONDS)) {
+        throw new NisException("agent " + config.agentId() + " has " + config.maxConcurrentTasks() + " tasks running; try later");
+      }
       try {
         handleOnce(message);
         return;
+      } catch (InterruptedException e) {
+        throw e; // the bus is stopping: no retry
       } catch (Exception e) {
         if (attempt >= retries.maxAttempts()) {
           throw e;
@@ -317,6 +325,7 @@ public abstract class NisAgent implements AutoCloseable {
     }
   }
 
+  /** One attempt, holding a task slot that its handler gives back when it returns. */
   private void handleOnce(NisMessage message) throws Exception {
     inFlight.incrementAndGet();
     state.compareAndSet(AgentState.READY, AgentState.PROCESSING);
@@ -326,8 +335,12 @@ public abstract class NisAgent implements AutoCloseable {
         Deadlines.callWithin(
             config.processingTimeout(),
             () -> {
-              handleMessage(message);
-              return null;
+              try {
+                handleMessage(message);
+                return null;
+              } finally {
+                tasks.release();
+              }
             });
       } catch (TimeoutException e) {
         throw new NisException("agent " + config.agentId() + " took longer than " + config.processingTimeout() + " on " + message.messageId());
@@ -335,6 +348,8 @@ public abstract class NisAgent implements AutoCloseable {
       processed.incrementAndGet();
       failuresInARow.set(0);
       state.compareAndSet(AgentState.DEGRADED, AgentState.READY);
+    } catch (InterruptedException e) {
+      throw e; // stopped, not failed
     } catch (Exception e) {
       failed.incrementAndGet();
       if (failuresInARow.incrementAndGet() >= DEGRADED_AFTER) {

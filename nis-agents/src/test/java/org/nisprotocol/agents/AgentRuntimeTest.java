@@ -328,4 +328,128 @@ class AgentRuntimeTest {
       otherBus.close();
     }
   }
+
+  @Test
+  void repliesAreNeverHandledAsMessagesEvenByAnAgentThatReadsCoordination() throws Exception {
+    runtime.start(agent("alignment_agent", MessageType.ALIGNMENT_CHECK));
+    RecordingAgent plannerHere = agent("planner", MessageType.AGENT_COORDINATION);
+    runtime.start(plannerHere);
+    AgentRuntime otherInstance = AgentRuntime.create(coordinator, scheduler, "instance-b");
+    RecordingAgent plannerThere = agent("planner", MessageType.AGENT_COORDINATION);
+    otherInstance.start(plannerThere);
+    try {
+      for (int i = 0; i < 10; i++) {
+        NisMessage answer = plannerHere.request(
+            "alignment_agent", MessageType.ALIGNMENT_CHECK, Map.of("plan", "step-" + i), Duration.ofSeconds(10)).get();
+        assertThat(answer.content()).containsEntry("checked", "step-" + i);
+      }
+      // Addressed as the replies are (same partition): handled after them.
+      coordinator.sendMessage(NisMessage.builder(MessageType.AGENT_COORDINATION, "someone")
+          .targetAgent("planner").content(Map.of("marker", true)).build());
+
+      await().atMost(Duration.ofSeconds(10))
+          .until(() -> plannerHere.handled.size() + plannerThere.handled.size() >= 1);
+      List<NisMessage> handled = new ArrayList<>(plannerHere.handled);
+      handled.addAll(plannerThere.handled);
+      assertThat(handled).as("the requests' replies, on either instance").extracting(NisMessage::content)
+          .containsExactly(Map.of("marker", true));
+    } finally {
+      otherInstance.close();
+    }
+  }
+
+  @Test
+  void anAgentMayAskItself() throws Exception {
+    RecordingAgent alignment = agent("alignment_agent", MessageType.ALIGNMENT_CHECK);
+    runtime.start(alignment);
+
+    NisMessage answer =
+        alignment.request("alignment_agent", MessageType.ALIGNMENT_CHECK, Map.of("plan", "mine"), Duration.ofSeconds(10)).get();
+
+    assertThat(answer.content()).containsEntry("checked", "mine");
+    assertThat(answer.sourceAgent()).isEqualTo("alignment_agent");
+  }
+
+  @Test
+  void aHandlerThatOverranItsTimeKeepsItsTaskSlotUntilItReturns() {
+    java.util.concurrent.atomic.AtomicBoolean release = new java.util.concurrent.atomic.AtomicBoolean();
+    RecordingAgent stuck =
+        new RecordingAgent(
+            AgentConfiguration.of("stuck", "worker")
+                .withProcessingTimeout(Duration.ofMillis(100)).withMaxConcurrentTasks(1).withMaxRetries(2),
+            MessageType.GOAL_GENERATION) {
+          @Override
+          protected void handleMessage(NisMessage message) {
+            mostAtOnce.accumulateAndGet(running.incrementAndGet(), Math::max);
+            try {
+              while (!release.get()) {
+                sleepIgnoringInterrupts();
+              }
+            } finally {
+              running.decrementAndGet();
+            }
+          }
+        };
+    runtime.start(stuck);
+    try {
+      coordinator.sendMessage(MessageType.GOAL_GENERATION, Map.of("goal", "never ends"), "a");
+
+      await().atMost(Duration.ofSeconds(10)).until(() -> (Long) stuck.health().get("failed") >= 1); // overran once
+      await().during(Duration.ofSeconds(1)).atMost(Duration.ofSeconds(5))
+          .until(() -> stuck.mostAtOnce.get() == 1); // its retries found no free slot
+    } finally {
+      release.set(true);
+    }
+  }
+
+  @Test
+  void anAgentWhoseStartFailsIsClosedAndNotListed() {
+    InMemoryMessageBus closedBus = InMemoryMessageBus.create();
+    closedBus.close();
+    java.util.concurrent.atomic.AtomicBoolean shutDown = new java.util.concurrent.atomic.AtomicBoolean();
+    NisAgent late =
+        new RecordingAgent(AgentConfiguration.of("late", "x"), MessageType.MEMORY_OPERATION) {
+          @Override
+          protected void shutdown() {
+            shutDown.set(true);
+          }
+        };
+    try (InfrastructureCoordinator onClosedBus =
+            InfrastructureCoordinator.create(CoordinatorConfig.defaults().withAutoRecovery(false), closedBus, cache, clock, scheduler);
+        AgentRuntime lateRuntime = AgentRuntime.create(onClosedBus, scheduler, "instance-c")) {
+      assertThatThrownBy(() -> lateRuntime.start(late)).isInstanceOf(org.nisprotocol.core.ClosedException.class);
+
+      assertThat(lateRuntime.agent("late")).isEmpty();
+      assertThat(late.state()).isEqualTo(AgentState.SHUTDOWN);
+      assertThat(shutDown).as("its shutdown ran").isTrue();
+      assertThat(lateRuntime.directory()).isEmpty();
+    }
+  }
+
+  @Test
+  void aDirectoryEntryThatIsNotAnObjectIsSkipped() {
+    runtime.start(agent("analysis_agent", MessageType.SIMULATION_RESULT));
+    cache.put(AgentRuntime.DIRECTORY_NAMESPACE, "written-by-hand", "null");
+
+    assertThat(runtime.directory()).extracting(e -> e.get("agent_id")).containsExactly("analysis_agent");
+  }
+
+  @Test
+  void aSimulationRequestWithBadParametersIsAnsweredAtOnceAndLeavesTheSimulatorHealthy() throws Exception {
+    ScenarioSimulatorAgent simulator = new ScenarioSimulatorAgent(ScenarioSimulatorService.create(cache, bus));
+    runtime.start(simulator);
+    RecordingAgent planner = agent("planner", MessageType.GOAL_GENERATION);
+    runtime.start(planner);
+
+    for (int i = 0; i < NisAgent.DEGRADED_AFTER; i++) {
+      NisMessage answer = planner.request(ScenarioSimulatorAgent.AGENT_ID, MessageType.AGENT_COORDINATION,
+          Map.of("action", ScenarioSimulatorAgent.ACTION, "scenario_id", "s-" + i, "scenario_type", "no_such_type"),
+          Duration.ofSeconds(10)).get();
+
+      assertThat(answer.content()).containsEntry("success", false);
+      assertThat((String) answer.content().get("error")).contains("no_such_type");
+    }
+    assertThat(simulator.state()).isEqualTo(AgentState.READY);
+    assertThat(simulator.health()).containsEntry("failed", 0L);
+  }
 }

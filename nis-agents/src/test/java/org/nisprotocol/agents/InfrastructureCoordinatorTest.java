@@ -299,6 +299,48 @@ class InfrastructureCoordinatorTest {
   }
 
   @Test
+  void withoutAutoRecoveryTheLoopStillProbesButRecoversNothing() {
+    start(CoordinatorConfig.defaults().withAutoRecovery(false).withHealthCheckInterval(Duration.ofMillis(50)));
+    cache.health.set(HealthStatus.UNHEALTHY);
+
+    await().atMost(Duration.ofSeconds(10))
+        .until(() -> coordinator.serviceHealth().get("cache") == HealthStatus.UNHEALTHY);
+    assertThat(cache.recoveries.get()).isZero();
+  }
+
+  @Test
+  void aServiceNotHealthyAtTheFirstProbeIsAlerted() {
+    List<Delivery> alerts = collect("auditors", StreamingTopics.AUDIT_ALERTS);
+    cache.health.set(HealthStatus.UNHEALTHY);
+
+    start(CoordinatorConfig.defaults().withHealthCheckInterval(Duration.ofHours(1)));
+
+    await().atMost(Duration.ofSeconds(10)).until(() -> alerts.size() == 1);
+    assertThat(alerts.get(0).message().content())
+        .containsEntry("service", "switchable")
+        .containsEntry("status", "unhealthy")
+        .containsEntry("previous_status", "unknown");
+    await().during(Duration.ofMillis(300)).atMost(Duration.ofSeconds(2))
+        .until(() -> alerts.size() == 1); // the healthy bus is not news
+  }
+
+  @Test
+  void closingOneOfAGroupsSubscriptionsLeavesTheOthersInTheStatus() {
+    start(CoordinatorConfig.defaults());
+    var first = coordinator.subscribe(SubscriptionSpec.group("planner").withMessageTypes(MessageType.GOAL_GENERATION), d -> {});
+    coordinator.subscribe(SubscriptionSpec.group("planner").withMessageTypes(MessageType.GOAL_GENERATION), d -> {});
+    coordinator.subscribe(SubscriptionSpec.group("auditor").withTopics(StreamingTopics.AUDIT_ALERTS), d -> {});
+
+    first.close();
+
+    assertThat(coordinator.comprehensiveStatus().get("agent_subscriptions")).isEqualTo(Map.of(
+        "planner", List.of("nis-goals", "goal_generation"),
+        "auditor", List.of(StreamingTopics.AUDIT_ALERTS)));
+    coordinator.close();
+    assertThat(coordinator.comprehensiveStatus().get("agent_subscriptions")).isEqualTo(Map.of());
+  }
+
+  @Test
   void integrationStatusFollowsTheServices() {
     assertThat(IntegrationStatus.of(List.of(HealthStatus.HEALTHY, HealthStatus.HEALTHY))).isEqualTo(IntegrationStatus.FULLY_OPERATIONAL);
     assertThat(IntegrationStatus.of(List.of(HealthStatus.HEALTHY, HealthStatus.UNKNOWN))).isEqualTo(IntegrationStatus.PARTIALLY_OPERATIONAL);

@@ -84,6 +84,20 @@ class SelfAuditEngineTest {
   }
 
   @Test
+  void longRunsOfRepeatedClaimsAreAuditedWithoutExhaustingTheStack() {
+    // Each repetition of a claim's number group took a level of the regex engine's recursion.
+    String percents = "1%".repeat(50_000) + " accuracy";
+    String multipliers = "2x ".repeat(50_000) + "faster";
+
+    assertThat(engine.auditText(percents).violations())
+        .singleElement()
+        .satisfies(v -> assertThat(v.text()).endsWith("1% accuracy").hasSize(percents.length()));
+    assertThat(engine.auditText(multipliers).violations())
+        .singleElement()
+        .satisfies(v -> assertThat(v.text()).endsWith("2x faster"));
+  }
+
+  @Test
   void flagsHardCodedMetricsWrittenAsLiteralsInText() {
     assertThat(engine.auditText("confidence: 0.95").violations())
         .singleElement()
