@@ -125,15 +125,9 @@ public final class MessageCodec {
     return json.raw('}').toBytes();
   }
 
-  /** Epoch seconds with six decimals, e.g. {@code 1763759431.123456}; before 1970 negative. */
+  /** Epoch seconds with six decimals, e.g. {@code 1763759431.123456} (a message's are never before 1970). */
   private static void epochSeconds(JsonWriter json, Instant instant) {
-    long seconds = instant.getEpochSecond();
-    int micros = instant.getNano() / 1_000;
-    if (seconds < 0 && micros > 0) {
-      json.raw('-').decimal(-(seconds + 1), 1_000_000 - micros, 6);
-    } else {
-      json.decimal(seconds, micros, 6);
-    }
+    json.decimal(instant.getEpochSecond(), instant.getNano() / 1_000, 6);
   }
 
   private static byte[] ascii(String text) {
@@ -349,7 +343,7 @@ public final class MessageCodec {
     BigDecimal seconds = value.decimalValue();
     // Shown as written (1e999999999 stays short), and compared by magnitude first, so that no
     // arithmetic on such a number runs: it would spell out or divide by a power of ten of that size.
-    if (seconds.signum() < 0 || seconds.compareTo(BigDecimal.valueOf(Instant.MAX.getEpochSecond())) > 0) {
+    if (seconds.signum() < 0 || seconds.compareTo(BigDecimal.valueOf(Instant.MAX.getEpochSecond() + 1)) >= 0) {
       problems.add("timestamp " + abbreviate(seconds.toString()) + " is out of range");
       return null;
     }

@@ -282,6 +282,11 @@ public final class NisMessage {
           && (integrityScore.isNaN() || integrityScore < 0 || integrityScore > 100)) {
         problems.add("integrity_score " + integrityScore + " is outside 0-100");
       }
+      if (timestamp.getEpochSecond() < 0) {
+        // The wire format's epoch seconds start at 1970, and readers refuse earlier ones: such a
+        // message would be accepted here and be undecodable by every consumer.
+        problems.add("timestamp " + timestamp + " is before 1970-01-01T00:00:00Z");
+      }
       if (!problems.isEmpty()) {
         throw new InvalidMessageException(problems);
       }

@@ -207,6 +207,19 @@ class MessageCodecTest {
   }
 
   @Test
+  void aMessageIsBuiltOnlyWithATimestampItsReadersTake() {
+    // Readers refuse epoch seconds below 0: such a message was accepted and then undecodable.
+    assertThatThrownBy(() -> NisMessage.builder(MessageType.SYSTEM_HEALTH, "a")
+            .timestamp(Instant.parse("1000-01-01T00:00:00Z")).build())
+        .isInstanceOfSatisfying(InvalidMessageException.class, e -> assertThat(e.problems())
+            .containsExactly("timestamp 1000-01-01T00:00:00Z is before 1970-01-01T00:00:00Z"));
+    for (Instant edge : List.of(Instant.EPOCH, Instant.MAX.truncatedTo(java.time.temporal.ChronoUnit.MICROS))) {
+      NisMessage message = NisMessage.builder(MessageType.SYSTEM_HEALTH, "a").timestamp(edge).build();
+      assertThat(codec.decode(codec.encode(message)).timestamp()).isEqualTo(edge);
+    }
+  }
+
+  @Test
   void aMessageThatIsNotAnObjectIsRefused() {
     assertThatThrownBy(() -> codec.decode("[1]".getBytes(StandardCharsets.UTF_8)))
         .isInstanceOf(InvalidMessageException.class)

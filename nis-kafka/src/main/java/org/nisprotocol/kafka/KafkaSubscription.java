@@ -754,8 +754,7 @@ final class KafkaSubscription implements Subscription {
       firstAttempt = Math.max(firstAttempt, spent.attempts() + 1);
       for (int attempt = firstAttempt; ; attempt++) {
         try {
-          bus.metrics().endToEndLatency.record(
-              Duration.between(message.timestamp(), bus.clock().instant()).abs());
+          bus.metrics().endToEndLatency.record(sinceSent(message, bus.clock().instant()));
           HandlerScope scope = HandlerScope.enter(bus.handlerOwner());
           try {
             journal.handling(
@@ -795,6 +794,19 @@ final class KafkaSubscription implements Subscription {
         }
       }
     }
+  }
+
+  /** The longest time from sending to handling that is recorded as it is: about 292 years, what a timer holds in nanoseconds. */
+  private static final Duration LONGEST_RECORDED = Duration.ofNanos(Long.MAX_VALUE);
+
+  /**
+   * The time from the message's timestamp to now, as a timer takes it: a timestamp set centuries
+   * away by its sender (any instant is valid) is recorded as the longest time instead of failing
+   * every attempt at the message.
+   */
+  static Duration sinceSent(NisMessage message, java.time.Instant now) {
+    Duration since = Duration.between(message.timestamp(), now).abs();
+    return since.compareTo(LONGEST_RECORDED) > 0 ? LONGEST_RECORDED : since;
   }
 
   private static Map<String, String> headersOf(ConsumerRecord<byte[], byte[]> record) {

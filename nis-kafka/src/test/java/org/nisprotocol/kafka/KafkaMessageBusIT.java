@@ -628,6 +628,28 @@ class KafkaMessageBusIT {
   }
 
   @Test
+  void aMessageStampedCenturiesAwayIsHandledOnItsFirstAttempt() throws Exception {
+    // Its age overflowed the end-to-end timer, which failed every attempt: dead-lettered, never handled.
+    String topic = "far-stamp-" + UUID.randomUUID();
+    List<Delivery> received = new CopyOnWriteArrayList<>();
+    SimpleMeterRegistry registry = new SimpleMeterRegistry();
+    try (KafkaMessageBus bus = KafkaMessageBus.create(config().build(), registry, InstantSource.system())) {
+      var subscription = bus.subscribe(SubscriptionSpec.group("far-" + UUID.randomUUID()).withTopics(topic), received::add);
+      await().atMost(Duration.ofSeconds(30)).until(((KafkaSubscription) subscription)::isAssigned);
+      for (var when : List.of(java.time.Instant.parse("2603-01-01T00:00:00Z"), java.time.Instant.MAX)) {
+        bus.publish(NisMessage.builder(MessageType.SYSTEM_HEALTH, "clock_skewed")
+            .topic(topic).timestamp(when).content(Map.of("when", when.toString())).build());
+      }
+
+      await().atMost(Duration.ofSeconds(30)).until(() -> received.size() == 2);
+      assertThat(received).extracting(Delivery::attempt).containsExactly(1, 1);
+      assertThat(registry.counter("nis.messages.failed").count()).isZero();
+      assertThat(registry.get("nis.messages.end_to_end.latency").timer().max(TimeUnit.DAYS)).as("recorded, at most 292 years")
+          .isGreaterThan(365.0 * 200);
+    }
+  }
+
+  @Test
   void contentOverTheLimitIsRefusedBeforeItReachesKafka() {
     try (KafkaMessageBus bus = KafkaMessageBus.create(config().maxContentBytes(2_000).build())) {
       NisMessage big =

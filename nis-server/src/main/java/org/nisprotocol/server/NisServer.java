@@ -11,6 +11,7 @@ import io.javalin.json.JavalinJackson;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.UncheckedIOException;
+import java.nio.charset.StandardCharsets;
 import java.math.BigDecimal;
 import java.time.Duration;
 import java.time.Instant;
@@ -247,7 +248,22 @@ public final class NisServer implements AutoCloseable {
           javalin.routes.exception(
               HttpResponseException.class, (e, ctx) -> answer(ctx, errorFor(e, ctx)));
           javalin.routes.exception(Exception.class, (e, ctx) -> answer(ctx, errorFor(e, ctx)));
+          javalin.router.javaLangErrorHandler(this::answerError);
         });
+  }
+
+  /** An Error out of a handler (a StackOverflowError, say): a JSON 500 as for any unexpected failure. */
+  private void answerError(jakarta.servlet.http.HttpServletResponse response, Error error) {
+    log.error("unexpected error answering a request", error);
+    ApiError answer = ApiError.of(
+        500, "internal_error", "unexpected " + error.getClass().getSimpleName() + "; see the service log");
+    try {
+      response.setStatus(answer.status());
+      response.setContentType("application/json");
+      response.getOutputStream().write(json.writeValueAsBytes(answer.body()));
+    } catch (IOException | IllegalStateException e) {
+      log.warn("could not answer the error: {}", e.toString());
+    }
   }
 
   /**
@@ -374,7 +390,7 @@ public final class NisServer implements AutoCloseable {
     Map<String, Object> answer = new LinkedHashMap<>();
     answer.put("namespace", namespace);
     answer.put("key", key);
-    answer.put("value", readJson(value));
+    answer.put("value", readEntry(namespace, key, value));
     ctx.json(answer);
   }
 
@@ -464,11 +480,14 @@ public final class NisServer implements AutoCloseable {
     }
   }
 
-  private JsonNode readJson(String text) {
+  /** A cache entry's JSON; one that is not (written by another program, say) is a 502 naming it. */
+  private JsonNode readEntry(String namespace, String key, String text) {
     try {
-      return json.readTree(text);
-    } catch (IOException e) {
-      throw new UncheckedIOException("the cache holds text that is not JSON", e);
+      return MessageCodec.parse(text.getBytes(StandardCharsets.UTF_8));
+    } catch (MalformedJsonException e) {
+      throw new ApiError.Failure(ApiError.of(502, "corrupt_entry",
+          "entry '" + key + "' in namespace '" + namespace + "' is not JSON (written by another program?): "
+              + e.getMessage()));
     }
   }
 

@@ -34,6 +34,7 @@ class NisServerTest {
   private final HttpClient http = HttpClient.newHttpClient();
   private NisServer server;
   private InMemoryMessageBus bus;
+  private InMemoryCache cache;
 
   record Answer(int status, JsonNode body, HttpResponse<String> raw) {}
 
@@ -42,7 +43,7 @@ class NisServerTest {
     bus =
         InMemoryMessageBus.create(
             InMemoryMessageBusConfig.defaults().withCapacity(3).withPublishTimeout(Duration.ofMillis(50)));
-    InMemoryCache cache =
+    cache =
         InMemoryCache.create(
             InMemoryCacheConfig.defaults()
                 .withClock(clock)
@@ -225,6 +226,51 @@ class NisServerTest {
     Answer cleared = send("DELETE", "/cache/simulation", null);
     assertThat(cleared.body().get("cleared").longValue()).isEqualTo(1);
     assertThat(send("GET", "/cache/simulation/config_2", null).status()).isEqualTo(404);
+  }
+
+  @Test
+  void anEntryAnotherProgramWroteThatIsNotJsonGets502NamingIt() throws Exception {
+    cache.put("memory", "from-python", "{\"x\": NaN}");
+
+    assertError(send("GET", "/cache/memory/from-python", null), 502, "corrupt_entry",
+        "entry 'from-python' in namespace 'memory' is not JSON");
+  }
+
+  /** The in-memory cache, except that reading namespace "overflow" throws a StackOverflowError. */
+  private static final class OverflowingCache implements org.nisprotocol.core.Cache {
+    private final InMemoryCache delegate = InMemoryCache.create();
+
+    @Override public java.util.Optional<String> get(String namespace, String key) {
+      if (namespace.equals("overflow")) {
+        throw new StackOverflowError();
+      }
+      return delegate.get(namespace, key);
+    }
+    @Override public Map<String, String> getAll(String namespace, java.util.Collection<String> keys) { return delegate.getAll(namespace, keys); }
+    @Override public void put(String namespace, String key, String json) { delegate.put(namespace, key, json); }
+    @Override public void put(String namespace, String key, String json, Duration ttl) { delegate.put(namespace, key, json, ttl); }
+    @Override public boolean putIfAbsent(String namespace, String key, String json, Duration ttl) { return delegate.putIfAbsent(namespace, key, json, ttl); }
+    @Override public void putAll(String namespace, Map<String, String> entries) { delegate.putAll(namespace, entries); }
+    @Override public void putAll(String namespace, Map<String, String> entries, Duration ttl) { delegate.putAll(namespace, entries, ttl); }
+    @Override public Map<String, String> entries(String namespace, int limit) { return delegate.entries(namespace, limit); }
+    @Override public boolean delete(String namespace, String key) { return delegate.delete(namespace, key); }
+    @Override public long clear(String namespace) { return delegate.clear(namespace); }
+    @Override public String name() { return "overflowing"; }
+    @Override public void close() { delegate.close(); }
+  }
+
+  @Test
+  void anErrorOutOfAHandlerGetsAJson500() throws Exception {
+    InMemoryMessageBus otherBus = InMemoryMessageBus.create();
+    NisServer overflowing = NisServer.start(ServiceConfig.embedded(0), otherBus, new OverflowingCache(), clock);
+    try {
+      Answer answer = send(overflowing, "GET", "/cache/overflow/k", null, Map.of());
+
+      assertError(answer, 500, "internal_error", "unexpected StackOverflowError");
+      assertThat(send(overflowing, "GET", "/health", null, Map.of()).status()).as("still serving").isEqualTo(200);
+    } finally {
+      overflowing.close();
+    }
   }
 
   @Test
