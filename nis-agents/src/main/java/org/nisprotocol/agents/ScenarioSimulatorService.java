@@ -2,7 +2,9 @@ package org.nisprotocol.agents;
 
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.core.type.TypeReference;
+import java.util.ArrayList;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 import java.util.Objects;
 import java.util.Optional;
@@ -75,12 +77,37 @@ public final class ScenarioSimulatorService {
    * @throws ValidationException listing every problem of the body
    */
   public Map<String, Object> simulateJson(Map<String, ?> body) {
-    SimulationRequest request = SimulationRequest.fromJson(body);
-    Object requester = body.get("requester_agent");
-    if (requester != null && !(requester instanceof String)) {
-      throw new ValidationException("requester_agent must be a string, got " + requester);
+    // Every problem of the body at once, before anything runs.
+    List<String> problems = new ArrayList<>();
+    SimulationRequest request = null;
+    try {
+      request = SimulationRequest.fromJson(body);
+    } catch (ValidationException e) {
+      problems.addAll(e.problems());
     }
-    return simulate(request, Optional.ofNullable((String) requester)).toJson();
+    String requester = requesterOf(body.get("requester_agent"), problems);
+    if (!problems.isEmpty()) {
+      throw new ValidationException(problems);
+    }
+    return simulate(request, Optional.ofNullable(requester)).toJson();
+  }
+
+  /** The agent a result is addressed to: a target_agent, so held to the same rules (null when absent). */
+  private static String requesterOf(Object value, List<String> problems) {
+    if (value == null) {
+      return null;
+    }
+    if (!(value instanceof String requester)) {
+      problems.add("requester_agent must be a string, got " + SimulationRequest.describe(value));
+      return null;
+    }
+    if (requester.isBlank()) {
+      problems.add("requester_agent must not be blank");
+    } else if (requester.length() > NisMessage.MAX_ID_LENGTH) {
+      problems.add("requester_agent is " + requester.length() + " characters long; at most "
+          + NisMessage.MAX_ID_LENGTH + " allowed");
+    }
+    return requester;
   }
 
   private SimulationOutcome simulate(SimulationRequest request, Optional<String> requester) {

@@ -3,6 +3,7 @@ package org.nisprotocol.agents;
 import java.util.Arrays;
 import java.util.Locale;
 import java.util.stream.Collectors;
+import org.nisprotocol.core.ErrorText;
 
 /**
  * The kinds of scenario the simulator models. On the wire each is its lowercase name ({@code
@@ -76,7 +77,7 @@ public enum ScenarioType {
       }
     }
     throw new IllegalArgumentException(
-        "unknown scenario_type '" + name + "'; expected one of "
+        "unknown scenario_type " + ErrorText.quoted(name) + "; expected one of "
             + Arrays.stream(values()).map(ScenarioType::wireName).collect(Collectors.joining(", ")));
   }
 }

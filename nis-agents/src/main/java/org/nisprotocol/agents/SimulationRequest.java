@@ -8,6 +8,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.Objects;
 import java.util.Set;
+import org.nisprotocol.core.ErrorText;
 import org.nisprotocol.core.ValidationException;
 
 /**
@@ -201,8 +202,9 @@ public record SimulationRequest(
     }
   }
 
-  private static String describe(Object value) {
-    return value instanceof String text ? "\"" + text + "\"" : String.valueOf(value);
+  /** A value named in a problem, shortened: a field may hold megabytes that an error must not send back. */
+  static String describe(Object value) {
+    return ErrorText.quoted(String.valueOf(value));
   }
 
   /** Collects parameters; {@link #build()} applies the defaults and checks everything. */

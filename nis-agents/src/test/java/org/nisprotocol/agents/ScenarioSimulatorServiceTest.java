@@ -161,6 +161,29 @@ class ScenarioSimulatorServiceTest {
   }
 
   @Test
+  void aBadRequesterAndEveryOtherProblemAreRefusedTogetherBeforeAnythingRuns() {
+    Map<String, Object> body = Map.of(
+        "scenario_id", "site",
+        "scenario_type", "x".repeat(100_000),
+        "requester_agent", "");
+
+    assertThatThrownBy(() -> service.simulateJson(body))
+        .isInstanceOfSatisfying(ValidationException.class, e -> {
+          assertThat(e.problems()).hasSize(2);
+          assertThat(e.problems().get(0)).startsWith("unknown scenario_type 'xxx").contains("(100000 characters)")
+              .hasSizeLessThan(1_000);
+          assertThat(e.problems().get(1)).isEqualTo("requester_agent must not be blank");
+        });
+    Map<String, Object> valid = Map.of("scenario_id", "site", "scenario_type", "generic");
+    assertThatThrownBy(() -> service.simulateJson(
+            new java.util.HashMap<>(Map.of("requester_agent", "a".repeat(257), "scenario_id", "site", "scenario_type", "generic"))))
+        .isInstanceOf(ValidationException.class)
+        .hasMessageContaining("requester_agent is 257 characters long; at most 256 allowed");
+    assertThat(bus.published).as("nothing simulated, nothing published").isEmpty();
+    assertThat(service.simulateJson(valid)).containsEntry("from_cache", false);
+  }
+
+  @Test
   void publishedResultsPassTheSelfAudit() {
     service.simulate(request("site"));
 

@@ -21,6 +21,9 @@ import java.util.UUID;
  * integrity_score, audit_flags.
  */
 public final class NisMessage {
+  /** The most characters of message_id, source_agent, target_agent and correlation_id. */
+  public static final int MAX_ID_LENGTH = 256;
+
   private final String messageId;
   private final MessageType messageType;
   private final MessagePriority priority;
@@ -296,8 +299,8 @@ public final class NisMessage {
     private static void requireText(List<String> problems, String field, String value) {
       if (value.isBlank()) {
         problems.add(field + " must not be blank");
-      } else if (value.length() > 256) {
-        problems.add(field + " is " + value.length() + " characters long; at most 256 allowed");
+      } else if (value.length() > MAX_ID_LENGTH) {
+        problems.add(field + " is " + value.length() + " characters long; at most " + MAX_ID_LENGTH + " allowed");
       }
     }
   }
