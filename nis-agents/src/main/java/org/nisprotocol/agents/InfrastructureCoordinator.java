@@ -25,6 +25,7 @@ import org.nisprotocol.core.MessageBus;
 import org.nisprotocol.core.MessageCodec;
 import org.nisprotocol.core.MessageHandler;
 import org.nisprotocol.core.MessagePriority;
+import org.nisprotocol.core.MessageTooLargeException;
 import org.nisprotocol.core.MessageType;
 import org.nisprotocol.core.NisException;
 import org.nisprotocol.core.NisMessage;
@@ -202,10 +203,22 @@ public final class InfrastructureCoordinator implements AutoCloseable {
       }
       AuditDecision decision = audit.get().decide(message);
       Optional<NisMessage> alert = decision.alert(SELF_AUDIT);
-      PublishReceipt receipt =
-          decision.action() == AuditDecision.Action.QUARANTINED
-              ? bus.publish(alert.orElseThrow(), headers)
-              : bus.publish(decision.message(), headers);
+      PublishReceipt receipt;
+      try {
+        receipt =
+            decision.action() == AuditDecision.Action.QUARANTINED
+                ? bus.publish(alert.orElseThrow(), headers)
+                : bus.publish(decision.message(), headers);
+      } catch (MessageTooLargeException e) {
+        if (decision.action() == AuditDecision.Action.PASS) {
+          throw e;
+        }
+        // What was refused is not what the caller sent: say so, or its size is a riddle.
+        throw new MessageTooLargeException("the self-audit " + (decision.action() == AuditDecision.Action.CORRECTED
+            ? "corrected message " + message.messageId() + " (its flagged wording rewritten, which made it longer)"
+            : "quarantined message " + message.messageId() + " into an alert that carries it")
+            + ", and the bus refused the result: " + e.getMessage());
+      }
       if (decision.action() == AuditDecision.Action.CORRECTED && alert.isPresent()) {
         // The corrected message is accepted: an alert the bus refuses now must not fail the call,
         // whose caller would send the message again.

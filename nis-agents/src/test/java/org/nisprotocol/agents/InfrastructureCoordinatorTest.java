@@ -1,6 +1,7 @@
 package org.nisprotocol.agents;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import static org.awaitility.Awaitility.await;
 
 import java.time.Duration;
@@ -141,6 +142,24 @@ class InfrastructureCoordinatorTest {
     assertThat(published.content().get("confidence")).isNotEqualTo(0.95);
     assertThat(published.integrityScore().getAsDouble()).isGreaterThanOrEqualTo(70);
     assertThat(alerts.get(0).message().content()).containsEntry("action", "corrected");
+  }
+
+  @Test
+  void aCorrectionThatMakesTheMessageTooLargeSaysSo() {
+    String claims = "It reaches 95% accuracy. ".repeat(40); // about 1 KB; corrected, about 2.5 KB
+    try (InMemoryMessageBus small = InMemoryMessageBus.create(
+            org.nisprotocol.embedded.InMemoryMessageBusConfig.defaults().withMaxMessageBytes(2_000));
+        InfrastructureCoordinator onSmall =
+            InfrastructureCoordinator.create(CoordinatorConfig.defaults(), small, cache, clock, scheduler)) {
+      NisMessage message = NisMessage.builder(MessageType.SIMULATION_RESULT, "scenario_simulator")
+          .content(Map.of("summary", claims)).build();
+      assertThat(MessageCodec.create().encode(message).length).as("what the caller sends fits").isLessThan(2_000);
+
+      assertThatThrownBy(() -> onSmall.sendMessage(message))
+          .isInstanceOf(org.nisprotocol.core.MessageTooLargeException.class)
+          .hasMessageStartingWith("the self-audit corrected message " + message.messageId())
+          .hasMessageContaining("at most 2000 are accepted");
+    }
   }
 
   /**
