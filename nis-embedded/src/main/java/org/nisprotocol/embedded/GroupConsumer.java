@@ -65,6 +65,8 @@ final class GroupConsumer {
   // Filled by the first start(), once the consumer is in the bus's map; not changed after.
   private final List<Thread> dispatchers = new CopyOnWriteArrayList<>();
   private final AtomicBoolean started = new AtomicBoolean();
+  /** 1 while a partition's dispatcher is inside a handler: close() waits for it, whether or not a member is left. */
+  private final java.util.concurrent.atomic.AtomicIntegerArray inHandler;
   private volatile boolean retired;
 
   /** A group's consumer of a topic: from the oldest entry held, or from the end when {@code atEnd}. */
@@ -73,6 +75,7 @@ final class GroupConsumer {
     this.topic = topic;
     this.bus = bus;
     this.cursors = new long[topic.partitions.length];
+    this.inHandler = new java.util.concurrent.atomic.AtomicIntegerArray(topic.partitions.length);
     if (atEnd) {
       for (PartitionLog partition : topic.partitions) {
         partition.lock.lock();
@@ -139,10 +142,13 @@ final class GroupConsumer {
     return cursors[partition];
   }
 
-  /** Whether this group still has accepted entries to deliver. Caller holds the lock. */
+  /**
+   * Whether this group still has accepted entries to deliver, or a handler running on the
+   * partition (of a member that may have closed meanwhile). Caller holds the lock.
+   */
   boolean hasBacklog(PartitionLog partition) {
-    return isActive() && Math.max(cursors[partition.index], partition.baseOffset())
-        < partition.endOffset();
+    return inHandler.get(partition.index) != 0
+        || isActive() && Math.max(cursors[partition.index], partition.baseOffset()) < partition.endOffset();
   }
 
   /** Whether the thread is one of this group's dispatchers (which run its handlers). */
@@ -232,16 +238,21 @@ final class GroupConsumer {
       }
       try {
         HandlerScope scope = HandlerScope.enter(bus.handlerOwner());
+        inHandler.set(partition, 1);
         try {
           member.handler.handle(
               new Delivery(
                   entry.message(), topic.name, partition, entry.offset(), attempt, entry.headers()));
         } finally {
+          inHandler.set(partition, 0);
+          topic.partitions[partition].signalAll(); // a close() waiting for this handler looks again
           scope.close();
         }
         clearHandlersInterrupt();
         return true;
-      } catch (Exception | LinkageError | AssertionError | StackOverflowError e) {
+      } catch (Exception | Error e) {
+        // Any Error too (OutOfMemoryError, ServiceConfigurationError...): a failed attempt, retried
+        // and then dead-lettered, rather than a dispatcher gone and its partition stalled.
         if (e instanceof InterruptedException && bus.stopped()) {
           throw (InterruptedException) e; // the bus stopping this dispatcher
         }

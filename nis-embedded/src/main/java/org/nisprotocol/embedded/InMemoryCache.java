@@ -16,6 +16,7 @@ import java.util.Optional;
 import org.nisprotocol.core.Cache;
 import org.nisprotocol.core.CacheKeys;
 import org.nisprotocol.core.ClosedException;
+import org.nisprotocol.core.ValidationException;
 
 /**
  * The in-process cache, the default backend: a Caffeine cache bounded by approximate bytes, with
@@ -104,14 +105,14 @@ public final class InMemoryCache implements Cache {
   public void put(String namespace, String key, String json, Duration ttl) {
     Objects.requireNonNull(json, "json");
     Key cacheKey = key(namespace, key);
-    entries.put(cacheKey, new Stored(json, CacheKeys.requirePositiveTtl(ttl).toNanos()));
+    entries.put(cacheKey, fitting(cacheKey, new Stored(json, CacheKeys.requirePositiveTtl(ttl).toNanos())));
   }
 
   @Override
   public boolean putIfAbsent(String namespace, String key, String json, Duration ttl) {
     Objects.requireNonNull(json, "json");
     Key cacheKey = key(namespace, key);
-    Stored stored = new Stored(json, CacheKeys.requirePositiveTtl(ttl).toNanos());
+    Stored stored = fitting(cacheKey, new Stored(json, CacheKeys.requirePositiveTtl(ttl).toNanos()));
     // Caffeine's map view treats an expired entry as absent, atomically with the write.
     return entries.asMap().putIfAbsent(cacheKey, stored) == null;
   }
@@ -125,8 +126,10 @@ public final class InMemoryCache implements Cache {
   public void putAll(String namespace, Map<String, String> values, Duration ttl) {
     long ttlNanos = CacheKeys.requirePositiveTtl(ttl).toNanos();
     Map<Key, Stored> batch = new LinkedHashMap<>();
-    values.forEach(
-        (key, json) -> batch.put(key(namespace, key), new Stored(Objects.requireNonNull(json), ttlNanos)));
+    values.forEach((key, json) -> {
+      Key cacheKey = key(namespace, key);
+      batch.put(cacheKey, fitting(cacheKey, new Stored(Objects.requireNonNull(json), ttlNanos)));
+    });
     entries.putAll(batch);
   }
 
@@ -187,6 +190,16 @@ public final class InMemoryCache implements Cache {
     if (closed) {
       throw new ClosedException("the cache is closed");
     }
+  }
+
+  /** The entry, when it fits the cache at all: a larger one would be evicted as soon as written. */
+  private Stored fitting(Key key, Stored value) {
+    int weight = weight(key, value);
+    if (weight > config.maximumBytes()) {
+      throw new ValidationException("entry '" + key.key() + "' of namespace '" + key.namespace() + "' takes about "
+          + weight + " bytes; the cache holds at most " + config.maximumBytes() + " in all");
+    }
+    return value;
   }
 
   private static int weight(Key key, Stored value) {

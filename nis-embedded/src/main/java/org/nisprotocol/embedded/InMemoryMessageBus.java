@@ -44,10 +44,16 @@ import org.slf4j.LoggerFactory;
  * at-least-once.
  *
  * <p>Memory is bounded by a count of accepted, undelivered messages ({@link
- * InMemoryMessageBusConfig#capacity()}): an entry is trimmed once every group consuming its topic
- * has passed it. A topic nobody consumes keeps its entries for the first subscriber. When the
- * bound is reached, publish waits up to the publish timeout for room, then throws {@link
- * MessageBusFullException}: nothing is ever dropped silently. Dead letters are never refused.
+ * InMemoryMessageBusConfig#capacity()}): an entry is trimmed once every group of its topic has
+ * passed it. A group whose subscriptions all closed keeps its place and what it has not taken, for
+ * its next subscription (an agent restarting), until the bus is full: then what only such groups
+ * still hold is released, as Kafka's retention would, with a warning naming each group and what it
+ * lost. A topic nobody consumes keeps its entries for the first subscriber. When the bound is
+ * reached, publish waits up to the publish timeout for room, then throws {@link
+ * MessageBusFullException}: nothing is dropped silently. Dead letters are never refused; each
+ * partition of a dead-letter topic keeps the newest {@code capacity} of them (older ones are
+ * dropped with a warning), so that a topic whose dead letters nobody reads does not grow without
+ * end.
  *
  * <p>Thread-safe. Everything is lost when the process ends: use the Kafka backend for durability.
  */
@@ -113,8 +119,11 @@ public final class InMemoryMessageBus implements MessageBus {
     }
     boolean acquired;
     try {
-      acquired =
-          capacity.tryAcquire(config.publishTimeout().toNanos(), TimeUnit.NANOSECONDS);
+      acquired = capacity.tryAcquire();
+      if (!acquired) {
+        releaseHeldForAbsentGroups();
+        acquired = capacity.tryAcquire(config.publishTimeout().toNanos(), TimeUnit.NANOSECONDS);
+      }
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
       throw new MessageBusFullException("interrupted while waiting for room in the message bus");
@@ -177,7 +186,7 @@ public final class InMemoryMessageBus implements MessageBus {
 
   /**
    * Takes a closed subscription's member out of a group; a temporary group whose last member this
-   * was is forgotten, cursors and dispatchers with it.
+   * was is forgotten, cursors and dispatchers with it, and what only it held is freed.
    */
   private void leave(GroupConsumer consumer, GroupConsumer.Member member, boolean temporary) {
     consumers.compute(
@@ -189,10 +198,40 @@ public final class InMemoryMessageBus implements MessageBus {
             consumer.retire();
             retired.removeIf(GroupConsumer::dispatchersEnded);
             retired.add(consumer); // close() still waits for a handler it may be running
+            trimAll(consumer.topic);
             return null;
           }
           return current;
         });
+  }
+
+  private void trimAll(TopicLog topic) {
+    for (PartitionLog partition : topic.partitions) {
+      int freed;
+      partition.lock.lock();
+      try {
+        freed = topic.trim(partition);
+      } finally {
+        partition.lock.unlock();
+      }
+      dispatcherView.releasePermits(freed);
+    }
+  }
+
+  /** When the bus is full: frees what only groups without a subscription hold (see the class comment). */
+  private void releaseHeldForAbsentGroups() {
+    for (TopicLog topic : List.copyOf(topics.values())) {
+      for (PartitionLog partition : topic.partitions) {
+        int freed;
+        partition.lock.lock();
+        try {
+          freed = topic.release(partition);
+        } finally {
+          partition.lock.unlock();
+        }
+        dispatcherView.releasePermits(freed);
+      }
+    }
   }
 
   /**
@@ -387,6 +426,22 @@ public final class InMemoryMessageBus implements MessageBus {
           deadLetterTopic,
           headers.get(DeadLetterHeaders.ERROR));
       append(deadLetterTopic, entry.message(), Map.copyOf(headers), false);
+      keepNewestDeadLetters(topic(deadLetterTopic).partitionFor(entry.message().orderingKey()));
+    }
+
+    /** Drops a dead-letter partition's oldest letters beyond the capacity, saying so. */
+    private void keepNewestDeadLetters(PartitionLog partition) {
+      partition.lock.lock();
+      try {
+        long excess = partition.endOffset() - partition.baseOffset() - config.capacity();
+        if (excess > 0) {
+          log.warn("{} dead letter(s) dropped from partition {} of a dead-letter topic: it keeps the newest {}"
+              + " (nobody took the older ones)", excess, partition.index, config.capacity());
+          partition.trimBelow(partition.baseOffset() + excess);
+        }
+      } finally {
+        partition.lock.unlock();
+      }
     }
   }
 

@@ -2,9 +2,13 @@ package org.nisprotocol.embedded;
 
 import java.util.List;
 import java.util.concurrent.CopyOnWriteArrayList;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /** A topic: its partitions and the groups consuming it. */
 final class TopicLog {
+  private static final Logger log = LoggerFactory.getLogger(TopicLog.class);
+
   final String name;
   final PartitionLog[] partitions;
   final List<GroupConsumer> consumers = new CopyOnWriteArrayList<>();
@@ -33,16 +37,43 @@ final class TopicLog {
   }
 
   /**
-   * Trims a partition up to the slowest active group. With no active group nothing is trimmed: the
-   * messages wait for a subscriber. Caller holds the partition's lock; returns the permits freed.
+   * Trims a partition up to the slowest of its groups, those without an open subscription
+   * included: such a group keeps its place and what it has not taken (see {@link #release}). With
+   * no group nothing is trimmed: the messages wait for a subscriber. Caller holds the partition's
+   * lock; returns the permits freed.
    */
   int trim(PartitionLog partition) {
     long lowest = Long.MAX_VALUE;
     for (GroupConsumer consumer : consumers) {
-      if (consumer.isActive()) {
-        lowest = Math.min(lowest, consumer.cursor(partition.index));
-      }
+      lowest = Math.min(lowest, consumer.cursor(partition.index));
     }
     return lowest == Long.MAX_VALUE ? 0 : partition.trimBelow(lowest);
+  }
+
+  /**
+   * When the bus is full: releases the entries that only groups without an open subscription still
+   * hold, up to the slowest group with one (as Kafka's retention would), and logs what each such
+   * group loses. Entries no open group has taken stay. Caller holds the partition's lock; returns
+   * the permits freed.
+   */
+  int release(PartitionLog partition) {
+    long lowestActive = Long.MAX_VALUE;
+    for (GroupConsumer consumer : consumers) {
+      if (consumer.isActive()) {
+        lowestActive = Math.min(lowestActive, consumer.cursor(partition.index));
+      }
+    }
+    if (lowestActive == Long.MAX_VALUE || lowestActive <= partition.baseOffset()) {
+      return 0;
+    }
+    for (GroupConsumer consumer : consumers) {
+      long from = Math.max(consumer.cursor(partition.index), partition.baseOffset());
+      if (!consumer.isActive() && from < lowestActive) {
+        log.warn("the message bus is full: group {} has no subscriber and loses {} message(s) of {} partition {}"
+            + " (offsets {} to {}) that it had not taken", consumer.group, lowestActive - from, name,
+            partition.index, from, lowestActive - 1);
+      }
+    }
+    return partition.trimBelow(lowestActive);
   }
 }

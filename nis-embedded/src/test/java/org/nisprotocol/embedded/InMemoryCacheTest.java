@@ -27,6 +27,22 @@ class InMemoryCacheTest {
   }
 
   @Test
+  void anEntryLargerThanTheWholeCacheIsRefusedNotDroppedSilently() {
+    InMemoryCache cache = InMemoryCache.create(InMemoryCacheConfig.defaults().withMaximumBytes(10_000));
+    String large = "\"" + "x".repeat(6_000) + "\"";
+
+    org.assertj.core.api.Assertions.assertThatThrownBy(() -> cache.put("memory", "large", large))
+        .isInstanceOf(org.nisprotocol.core.ValidationException.class)
+        .hasMessageContaining("entry 'large' of namespace 'memory' takes about")
+        .hasMessageContaining("at most 10000");
+    org.assertj.core.api.Assertions.assertThatThrownBy(
+            () -> cache.putAll("memory", java.util.Map.of("large", large)))
+        .isInstanceOf(org.nisprotocol.core.ValidationException.class);
+    cache.put("memory", "small", "\"fits\"");
+    assertThat(cache.get("memory", "small")).contains("\"fits\"");
+  }
+
+  @Test
   void expiryFollowsTheInjectedClockNotTheWallClock() {
     ManualClock clock = ManualClock.create();
     try (InMemoryCache cache = InMemoryCache.create(InMemoryCacheConfig.defaults().withClock(clock))) {

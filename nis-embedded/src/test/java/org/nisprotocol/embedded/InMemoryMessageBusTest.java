@@ -138,19 +138,142 @@ class InMemoryMessageBusTest {
   }
 
   @Test
-  void deliveredMessagesAreReleasedFromMemory() {
+  void aGroupWithoutSubscriberKeepsWhatItHasNotTakenAndDeliveredMessagesAreReleased() {
     try (InMemoryMessageBus bus = InMemoryMessageBus.create()) {
       List<Delivery> first = new CopyOnWriteArrayList<>();
       List<Delivery> second = new CopyOnWriteArrayList<>();
       bus.subscribe(SubscriptionSpec.group("a").withTopics("bounded"), first::add);
-      var slow = bus.subscribe(SubscriptionSpec.group("b").withTopics("bounded"), second::add);
-      slow.close();
+      bus.subscribe(SubscriptionSpec.group("b").withTopics("bounded"), second::add).close(); // an agent restarting
       for (int i = 0; i < 500; i++) {
         bus.publish(message(i));
       }
+      await().atMost(Duration.ofSeconds(10)).until(() -> first.size() == 500);
+      assertThat(bus.pending()).as("held for b").isEqualTo(500);
 
-      await().atMost(Duration.ofSeconds(10)).until(() -> first.size() == 500 && bus.pending() == 0);
-      assertThat(second).isEmpty();
+      bus.subscribe(SubscriptionSpec.group("b").withTopics("bounded"), second::add);
+
+      await().atMost(Duration.ofSeconds(10)).until(() -> second.size() == 500 && bus.pending() == 0);
+    }
+  }
+
+  @Test
+  void whenTheBusIsFullWhatOnlyGroupsWithoutSubscriberHoldIsReleased() {
+    try (InMemoryMessageBus bus = InMemoryMessageBus.create(
+        InMemoryMessageBusConfig.defaults().withCapacity(10).withPartitions(1).withPublishTimeout(Duration.ofMillis(200)))) {
+      List<Delivery> first = new CopyOnWriteArrayList<>();
+      List<Delivery> second = new CopyOnWriteArrayList<>();
+      bus.subscribe(SubscriptionSpec.group("a").withTopics("bounded"), first::add);
+      bus.subscribe(SubscriptionSpec.group("b").withTopics("bounded"), second::add).close();
+      for (int i = 0; i < 10; i++) {
+        bus.publish(message(i));
+      }
+      await().atMost(Duration.ofSeconds(10)).until(() -> first.size() == 10);
+
+      bus.publish(message(10)); // full: what only b held makes room
+
+      bus.subscribe(SubscriptionSpec.group("b").withTopics("bounded"), second::add);
+      await().atMost(Duration.ofSeconds(10)).until(() -> first.size() == 11 && !second.isEmpty());
+      assertThat(second).extracting(d -> d.message().content().get("sequence")).containsExactly(10);
+    }
+  }
+
+  @Test
+  void aGroupThatLeavesWhileRetryingDoesNotKeepTheBusFull() {
+    try (InMemoryMessageBus bus = InMemoryMessageBus.create(InMemoryMessageBusConfig.defaults()
+        .withCapacity(3).withPartitions(1).withPublishTimeout(Duration.ofMillis(200))
+        .withRetryPolicy(new org.nisprotocol.core.RetryPolicy(5, Duration.ofSeconds(2), Duration.ofSeconds(2), 0)))) {
+      List<Delivery> handled = new CopyOnWriteArrayList<>();
+      bus.subscribe(SubscriptionSpec.group("a").withTopics("bounded"), handled::add);
+      List<Delivery> failing = new CopyOnWriteArrayList<>();
+      var failer = bus.subscribe(SubscriptionSpec.group("b").withTopics("bounded"), d -> {
+        failing.add(d);
+        throw new IllegalStateException("not now");
+      });
+      for (int i = 0; i < 3; i++) {
+        bus.publish(message(i));
+      }
+      await().atMost(Duration.ofSeconds(10)).until(() -> handled.size() == 3 && !failing.isEmpty());
+      failer.close(); // in its backoff: its next attempt finds no member
+
+      for (int i = 3; i < 6; i++) {
+        bus.publish(message(i)); // the bus was full for good: MessageBusFullException
+      }
+      await().atMost(Duration.ofSeconds(10)).until(() -> handled.size() == 6);
+    }
+  }
+
+  @Test
+  void aHandlerThrowingAnErrorHasItsMessageDeadLetteredAndThePartitionGoesOn() {
+    try (InMemoryMessageBus bus = InMemoryMessageBus.create(InMemoryMessageBusConfig.defaults().withPartitions(1)
+        .withRetryPolicy(new org.nisprotocol.core.RetryPolicy(2, Duration.ofMillis(10), Duration.ofMillis(10), 0)))) {
+      List<Delivery> handled = new CopyOnWriteArrayList<>();
+      List<Delivery> deadLetters = new CopyOnWriteArrayList<>();
+      bus.subscribe(SubscriptionSpec.group("dlt").withTopics("bounded.dlt"), deadLetters::add);
+      bus.subscribe(SubscriptionSpec.group("a").withTopics("bounded"), d -> {
+        if (d.message().content().get("sequence").equals(0)) {
+          throw new java.util.ServiceConfigurationError("no provider");
+        }
+        handled.add(d);
+      });
+      bus.publish(message(0));
+      bus.publish(message(1));
+
+      await().atMost(Duration.ofSeconds(10)).until(() -> handled.size() == 1 && deadLetters.size() == 1);
+      assertThat(deadLetters.get(0).headers().get("nis.dlt.error")).contains("ServiceConfigurationError: no provider");
+    }
+  }
+
+  @Test
+  void closingTheBusWaitsForAHandlerWhoseSubscriptionClosedMeanwhile() throws Exception {
+    InMemoryMessageBus bus = InMemoryMessageBus.create();
+    CountDownLatch entered = new CountDownLatch(1);
+    CountDownLatch release = new CountDownLatch(1);
+    List<Object> answers = new CopyOnWriteArrayList<>();
+    var subscription = bus.subscribe(SubscriptionSpec.group("lasting").withTopics("bounded"), d -> {
+      entered.countDown();
+      release.await(20, TimeUnit.SECONDS);
+      try {
+        answers.add(bus.publish(message(99)).status()); // its answer still goes out
+      } catch (RuntimeException e) {
+        answers.add(e);
+      }
+    });
+    bus.publish(message(0));
+    assertThat(entered.await(10, TimeUnit.SECONDS)).isTrue();
+    subscription.close();
+    CompletableFuture<Void> closed = CompletableFuture.runAsync(bus::close);
+
+    await().during(Duration.ofMillis(500)).atMost(Duration.ofSeconds(5)).until(() -> !closed.isDone());
+    release.countDown();
+
+    closed.get(20, TimeUnit.SECONDS);
+    assertThat(answers).containsExactly(org.nisprotocol.core.PublishReceipt.Status.SENT);
+  }
+
+  @Test
+  void eachPartitionOfADeadLetterTopicKeepsTheNewestLetters() {
+    try (InMemoryMessageBus bus = InMemoryMessageBus.create(InMemoryMessageBusConfig.defaults()
+        .withCapacity(5).withPartitions(1)
+        .withRetryPolicy(new org.nisprotocol.core.RetryPolicy(1, Duration.ofMillis(10), Duration.ofMillis(10), 0)))) {
+      AtomicBoolean markerHandled = new AtomicBoolean();
+      bus.subscribe(SubscriptionSpec.group("a").withTopics("bounded"), d -> {
+        if (d.message().content().get("sequence").equals(100)) {
+          markerHandled.set(true);
+          return;
+        }
+        throw new IllegalStateException("poison");
+      });
+      for (int i = 0; i < 8; i++) {
+        bus.publish(message(i));
+      }
+      bus.publish(message(100)); // one partition, in order: handled once all 8 are dead letters
+      await().atMost(Duration.ofSeconds(10)).until(markerHandled::get);
+
+      List<Delivery> deadLetters = new CopyOnWriteArrayList<>();
+      bus.subscribe(SubscriptionSpec.group("dlt").withTopics("bounded.dlt"), deadLetters::add);
+
+      await().atMost(Duration.ofSeconds(10)).until(() -> deadLetters.size() == 5);
+      assertThat(deadLetters).extracting(d -> d.message().content().get("sequence")).containsExactly(3, 4, 5, 6, 7);
     }
   }
 
