@@ -116,8 +116,16 @@ public final class StrategyCache implements Cache {
   private final Counter refreshesOk;
   private final Counter refreshesFailed;
   private volatile boolean closed;
+  /**
+   * Locks by key (striped) that order a write-back namespace's write to the cache with its place
+   * in the queue: two writes of one key reach the store in the order the cache took them.
+   */
+  private final ReentrantLock[] writeBackOrder = new ReentrantLock[64];
 
   private StrategyCache(Builder b) {
+    for (int i = 0; i < writeBackOrder.length; i++) {
+      writeBackOrder[i] = new ReentrantLock();
+    }
     this.delegate = b.delegate;
     // a HashMap, so that a null namespace reaches the delegate's validation
     this.policies = Collections.unmodifiableMap(new HashMap<>(b.policies));
@@ -397,6 +405,13 @@ public final class StrategyCache implements Cache {
     Policy policy = policies.get(namespace);
     if (policy instanceof WriteBack) {
       writeBack.requireRoom(namespace, 1);
+      return inKeyOrder(namespace, List.of(key), () -> {
+        if (!delegate.putIfAbsent(namespace, key, json, ttl)) {
+          return false;
+        }
+        queueForStore(namespace, Map.of(key, json));
+        return true;
+      });
     }
     if (policy instanceof RefreshAhead) {
       overtakeLoads(namespace, List.of(key));
@@ -418,7 +433,7 @@ public final class StrategyCache implements Cache {
           throw e;
         }
       }
-      case WriteBack wb -> queueForStore(namespace, Map.of(key, json));
+      case WriteBack wb -> throw new IllegalStateException("written above");
       case RefreshAhead ra -> scheduleRefresh(namespace, List.of(key), ttl);
     }
     return true;
@@ -464,8 +479,11 @@ public final class StrategyCache implements Cache {
           throw new ClosedException("the cache is closed: write of namespace " + namespace + " refused");
         }
         writeBack.requireRoom(namespace, entries.size());
-        putInDelegate(namespace, entries, ttl);
-        queueForStore(namespace, entries);
+        inKeyOrder(namespace, entries.keySet(), () -> {
+          putInDelegate(namespace, entries, ttl);
+          queueForStore(namespace, entries);
+          return null;
+        });
       }
       case RefreshAhead ra -> {
         overtakeLoads(namespace, entries.keySet());
@@ -490,6 +508,25 @@ public final class StrategyCache implements Cache {
     }
     if (writeBack.full()) {
       executor.execute(this::flushQuietly);
+    }
+  }
+
+  /** Runs the action holding the order locks of the keys (taken in stripe order: no deadlock between calls). */
+  private <T> T inKeyOrder(String namespace, Collection<String> keys, java.util.function.Supplier<T> action) {
+    int[] stripes = keys.stream()
+        .mapToInt(key -> Math.floorMod(31 * namespace.hashCode() + key.hashCode(), writeBackOrder.length))
+        .distinct().sorted().toArray();
+    int locked = 0;
+    try {
+      for (int stripe : stripes) {
+        writeBackOrder[stripe].lock();
+        locked++;
+      }
+      return action.get();
+    } finally {
+      for (int i = locked - 1; i >= 0; i--) {
+        writeBackOrder[stripes[i]].unlock();
+      }
     }
   }
 
@@ -525,11 +562,23 @@ public final class StrategyCache implements Cache {
       overtakeLoads(namespace, List.of(key));
       expiries.invalidate(new Key(namespace, key)); // before: a put landing after keeps its own
     }
-    boolean removed = delegate.delete(namespace, key);
     if (policy instanceof WriteBack) {
-      writeBack.delete(namespace, key);
+      if (closed) {
+        throw new ClosedException("the cache is closed: delete in namespace " + namespace + " refused");
+      }
+      return inKeyOrder(namespace, List.of(key), () -> {
+        boolean removed = delegate.delete(namespace, key);
+        synchronized (this) { // as queueForStore: queued before close()'s drain, or refused
+          if (closed) {
+            throw new ClosedException("the cache is closed: the delete of " + key + " in namespace " + namespace
+                + " is refused for its store (the cache itself no longer holds it)");
+          }
+          writeBack.delete(namespace, key);
+        }
+        return removed;
+      });
     }
-    return removed;
+    return delegate.delete(namespace, key);
   }
 
   @Override
@@ -605,7 +654,7 @@ public final class StrategyCache implements Cache {
     }
     try {
       if (writeBack != null) {
-        ticker.shutdownNow();
+        ticker.shutdown(); // a scheduled flush under way finishes; the drain below waits for it
         drainWriteBack();
       }
     } finally {
@@ -618,15 +667,17 @@ public final class StrategyCache implements Cache {
 
   private void drainWriteBack() {
     long deadline = System.nanoTime() + shutdownTimeout.toNanos();
-    while (writeBack.pending() > 0) {
+    while (true) {
       try {
+        // Even with nothing pending: a flush under way (whose batch is out of the queue, and comes
+        // back if its store fails) holds the queue's flush lock, which this waits for.
         writeBack.flushNow();
         return;
       } catch (RetriableException e) {
-        long waitNanos =
-            Math.max(
-                TimeUnit.MILLISECONDS.toNanos(1),
-                Duration.between(clock.instant(), writeBack.nextAttemptAt()).toNanos());
+        Instant retryAt = writeBack.nextAttemptAt();
+        Instant now = clock.instant();
+        // The backoff's next attempt; none set (Instant.MIN after a success) or past: at once.
+        long waitNanos = retryAt.isAfter(now) ? Duration.between(now, retryAt).toNanos() : TimeUnit.MILLISECONDS.toNanos(1);
         long left = deadline - System.nanoTime();
         if (left <= 0) {
           break;

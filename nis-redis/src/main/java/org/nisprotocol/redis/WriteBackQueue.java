@@ -162,8 +162,11 @@ final class WriteBackQueue {
         Map<Key, Op> batch = takeBatch(ignoreBackoff);
         if (batch == null) {
           synchronized (this) {
-            return pending.isEmpty();
+            if (pending.isEmpty() || !ignoreBackoff) {
+              return pending.isEmpty();
+            }
           }
+          continue; // a write came in after the queue was found empty: flushed too, not reported as refused
         }
         if (!writeToStores(batch)) {
           return false;

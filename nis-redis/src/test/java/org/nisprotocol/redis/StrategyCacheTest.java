@@ -15,6 +15,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.Optional;
 import java.util.Queue;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.CyclicBarrier;
 import java.util.concurrent.ExecutorService;
@@ -248,6 +249,100 @@ class StrategyCacheTest {
     closing.await();
 
     assertThatThrownBy(() -> cache.put("memory", "b", "2")).isInstanceOf(ClosedException.class).hasMessageContaining("closed");
+
+    letClose.countDown();
+    closer.join();
+    assertThat(store.data).isEqualTo(Map.of("memory:a", "1"));
+  }
+
+  @Test
+  void closeWaitsForAFlushUnderWayAndRetriesItsBatchWhenTheStoreFailsIt() throws Exception {
+    CountDownLatch inStore = new CountDownLatch(1);
+    CountDownLatch release = new CountDownLatch(1);
+    AtomicBoolean first = new AtomicBoolean(true);
+    store.beforeEachCall(() -> {
+      if (first.getAndSet(false)) {
+        inStore.countDown();
+        try {
+          release.await(20, TimeUnit.SECONDS);
+        } catch (InterruptedException e) {
+          Thread.currentThread().interrupt();
+        }
+      }
+    });
+    cache = builder(memory).writeBack("memory", store).writeBackBatchSize(2)
+        .writeBackRetry(new RetryPolicy(3, Duration.ofMillis(1), Duration.ofMillis(5), 0)).build();
+    cache.put("memory", "a", "1");
+    cache.put("memory", "b", "2"); // a full batch: its flush is queued
+    Thread flusher = Thread.ofVirtual().start(executor::runAll);
+    assertThat(inStore.await(10, TimeUnit.SECONDS)).isTrue(); // the batch is out of the queue, in the store's hands
+    assertThat(cache.pendingWrites()).isZero();
+    CompletableFuture<Void> closed = CompletableFuture.runAsync(cache::close);
+
+    await().during(Duration.ofMillis(300)).atMost(Duration.ofSeconds(5)).until(() -> !closed.isDone());
+    store.failNext(1); // the store fails the batch under way: it goes back in the queue
+    release.countDown();
+
+    closed.get(20, TimeUnit.SECONDS);
+    flusher.join(Duration.ofSeconds(10));
+    assertThat(store.data).isEqualTo(Map.of("memory:a", "1", "memory:b", "2"));
+  }
+
+  @Test
+  void twoWritesOfOneKeyReachTheStoreInTheOrderTheCacheTookThem() throws Exception {
+    CountDownLatch wroteOne = new CountDownLatch(1);
+    CountDownLatch release = new CountDownLatch(1);
+    Cache delegate = new SwitchableCache(memory) {
+      @Override
+      public void put(String namespace, String key, String json) {
+        super.put(namespace, key, json);
+        if (json.equals("1")) { // in the cache, not yet queued
+          wroteOne.countDown();
+          try {
+            release.await(20, TimeUnit.SECONDS);
+          } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+          }
+        }
+      }
+    };
+    cache = builder(delegate).writeBack("memory", store).build();
+    Thread one = Thread.ofVirtual().start(() -> cache.put("memory", "k", "1"));
+    assertThat(wroteOne.await(10, TimeUnit.SECONDS)).isTrue();
+    Thread two = Thread.ofVirtual().start(() -> cache.put("memory", "k", "2"));
+    await().atMost(Duration.ofSeconds(10)).until(() -> two.getState() == Thread.State.WAITING
+        || two.getState() == Thread.State.TERMINATED);
+    release.countDown();
+    one.join(Duration.ofSeconds(10));
+    two.join(Duration.ofSeconds(10));
+
+    cache.flush();
+
+    assertThat(store.data.get("memory:k")).as("the store ends as the cache").isEqualTo(cache.get("memory", "k").orElseThrow());
+  }
+
+  @Test
+  void aWriteBackDeleteDuringCloseIsRefused() throws Exception {
+    CountDownLatch closing = new CountDownLatch(1);
+    CountDownLatch letClose = new CountDownLatch(1);
+    Cache delegate = new SwitchableCache(memory) {
+      @Override
+      public void close() {
+        closing.countDown();
+        try {
+          letClose.await();
+        } catch (InterruptedException e) {
+          Thread.currentThread().interrupt();
+        }
+        super.close();
+      }
+    };
+    cache = builder(delegate).writeBack("memory", store).build();
+    cache.put("memory", "a", "1");
+    Thread closer = Thread.ofVirtual().start(cache::close);
+    closing.await();
+
+    assertThatThrownBy(() -> cache.delete("memory", "a")).isInstanceOf(ClosedException.class);
 
     letClose.countDown();
     closer.join();
