@@ -1,12 +1,18 @@
 package org.nisprotocol.core;
 
+import java.nio.charset.StandardCharsets;
+import java.security.MessageDigest;
+import java.security.NoSuchAlgorithmException;
 import java.time.Duration;
+import java.util.HexFormat;
 import java.util.Objects;
 import java.util.UUID;
 
 /**
  * A {@link DeliveryLedger} kept in a {@link Cache}, namespace {@value #NAMESPACE}, key {@code
- * group:message_id}: shared by every instance of the service when the cache is Redis, so a
+ * <length of group>:<group>:<message_id>} (the length keeps group {@code a:b} with id {@code c}
+ * apart from group {@code a} with id {@code b:c}; a pair that would not make a valid key, too long
+ * or with a control character, is keyed {@code sha256:<hex of both>}): shared by every instance of the service when the cache is Redis, so a
  * message redelivered to another instance is recognised too. A handled message's entry holds
  * {@code 1}; a claim holds {@code {"claimed_by":"<ledger id>"}} until its lease ends, taken with
  * the cache's atomic put-if-absent. Every instance of a group must run this version of the ledger:
@@ -63,7 +69,17 @@ public final class CacheDeliveryLedger implements DeliveryLedger {
     }
   }
 
-  private static String key(String group, String messageId) {
-    return group + ':' + messageId;
+  static String key(String group, String messageId) {
+    String readable = group.length() + ":" + group + ":" + messageId;
+    if (readable.length() <= CacheKeys.MAX_KEY_LENGTH && readable.chars().noneMatch(Character::isISOControl)) {
+      return readable;
+    }
+    try {
+      MessageDigest sha256 = MessageDigest.getInstance("SHA-256");
+      sha256.update(readable.getBytes(StandardCharsets.UTF_8));
+      return "sha256:" + HexFormat.of().formatHex(sha256.digest());
+    } catch (NoSuchAlgorithmException e) {
+      throw new IllegalStateException("every Java platform has SHA-256", e);
+    }
   }
 }

@@ -96,6 +96,25 @@ public abstract class DeliveryLedgerContract {
   }
 
   @Test
+  void groupsAndIdsThatSpellTheSameTextAreApart() {
+    String id = newId();
+
+    assertThat(ledger.claim(group + ":x", id, LONG)).isEqualTo(Claim.CLAIMED);
+    assertThat(other.claim(group, "x:" + id, LONG)).isEqualTo(Claim.CLAIMED);
+  }
+
+  @Test
+  void anyGroupAndIdCanBeClaimed() {
+    String longGroup = group + "-" + "g".repeat(600);
+    String oddId = newId() + "\u0001tab\tid";
+
+    assertThat(ledger.claim(longGroup, oddId, LONG)).isEqualTo(Claim.CLAIMED);
+    assertThat(other.claim(longGroup, oddId, LONG)).isEqualTo(Claim.BUSY);
+    ledger.markHandled(longGroup, oddId, LONG);
+    assertThat(other.claim(longGroup, oddId, LONG)).isEqualTo(Claim.HANDLED);
+  }
+
+  @Test
   void aReleasedClaimCanBeTakenAgainButAHandledMarkStays() {
     String released = newId();
     String handled = newId();
