@@ -13,6 +13,7 @@ import java.util.concurrent.locks.ReentrantLock;
 import java.util.function.DoubleSupplier;
 import org.nisprotocol.core.RetriableException;
 import org.nisprotocol.core.RetryPolicy;
+import org.nisprotocol.core.ValidationException;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -78,6 +79,10 @@ final class WriteBackQueue {
    * @throws RetriableException when {@code maxPending} writes wait already
    */
   synchronized void requireRoom(String namespace, int writes) {
+    if (writes > maxPending) {
+      throw new ValidationException("write-back of " + writes + " entries of namespace " + namespace
+          + " refused: more than the " + maxPending + " writes that may wait for the store at once; write them in smaller batches");
+    }
     if (pending.size() + writes > maxPending) {
       throw new RetriableException(
           "write-back of namespace "

@@ -361,6 +361,17 @@ class StrategyCacheTest {
   }
 
   @Test
+  void aBatchLargerThanTheWholeQueueIsRefusedAsInvalidNotAsTryLater() {
+    cache = builder(memory).writeBack("memory", store).writeBackMaxPending(2).build();
+
+    assertThatThrownBy(() -> cache.putAll("memory", Map.of("a", "1", "b", "2", "c", "3")))
+        .isInstanceOf(ValidationException.class)
+        .hasMessageContaining("smaller batches");
+    cache.putAll("memory", Map.of("a", "1", "b", "2"));
+    assertThat(cache.pendingWrites()).isEqualTo(2);
+  }
+
+  @Test
   void aWriteTheCacheRefusesIsNotQueued() {
     SwitchableCache delegate = new SwitchableCache(memory);
     cache = builder(delegate).writeBack("memory", store).build();
