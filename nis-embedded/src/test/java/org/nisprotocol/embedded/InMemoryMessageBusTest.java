@@ -203,27 +203,6 @@ class InMemoryMessageBusTest {
   }
 
   @Test
-  void aHandlerThrowingAnErrorHasItsMessageDeadLetteredAndThePartitionGoesOn() {
-    try (InMemoryMessageBus bus = InMemoryMessageBus.create(InMemoryMessageBusConfig.defaults().withPartitions(1)
-        .withRetryPolicy(new org.nisprotocol.core.RetryPolicy(2, Duration.ofMillis(10), Duration.ofMillis(10), 0)))) {
-      List<Delivery> handled = new CopyOnWriteArrayList<>();
-      List<Delivery> deadLetters = new CopyOnWriteArrayList<>();
-      bus.subscribe(SubscriptionSpec.group("dlt").withTopics("bounded.dlt"), deadLetters::add);
-      bus.subscribe(SubscriptionSpec.group("a").withTopics("bounded"), d -> {
-        if (d.message().content().get("sequence").equals(0)) {
-          throw new java.util.ServiceConfigurationError("no provider");
-        }
-        handled.add(d);
-      });
-      bus.publish(message(0));
-      bus.publish(message(1));
-
-      await().atMost(Duration.ofSeconds(10)).until(() -> handled.size() == 1 && deadLetters.size() == 1);
-      assertThat(deadLetters.get(0).headers().get("nis.dlt.error")).contains("ServiceConfigurationError: no provider");
-    }
-  }
-
-  @Test
   void closingTheBusWaitsForAHandlerWhoseSubscriptionClosedMeanwhile() throws Exception {
     InMemoryMessageBus bus = InMemoryMessageBus.create();
     CountDownLatch entered = new CountDownLatch(1);

@@ -1623,18 +1623,24 @@ public final class KafkaMessageBus implements MessageBus {
     }
   }
 
+  private static final Duration LONGEST_REPLAY = Duration.ofDays(36_500);
+
   /** Replays the topic's dead letters, each for its own group or the one {@code groupFor} gives instead. */
   private long replay(String topic, Map<String, String> groupFor, Duration timeout) {
+    if (timeout == null || timeout.isNegative() || timeout.isZero()) {
+      throw new ValidationException("a replay's timeout must be positive, got " + timeout);
+    }
     String deadLetterTopic = StreamingTopics.deadLetterTopicOf(topic);
     ensureTopic(deadLetterTopic);
     long replayed = 0;
-    long deadline = System.nanoTime() + timeout.toNanos();
+    // At most a century, which the nanosecond clock holds (compared by difference below).
+    long deadline = System.nanoTime() + (timeout.compareTo(LONGEST_REPLAY) > 0 ? LONGEST_REPLAY : timeout).toNanos();
     try (KafkaConsumer<byte[], byte[]> consumer =
         new KafkaConsumer<>(consumerProperties("nis-dlt-replay", 0), new ByteArrayDeserializer(), new ByteArrayDeserializer())) {
       consumer.subscribe(List.of(deadLetterTopic));
       Map<TopicPartition, Long> ends = null;
       Map<String, Boolean> groupsReading = new HashMap<>();
-      while (System.nanoTime() < deadline) {
+      while (deadline - System.nanoTime() > 0) {
         var records = consumer.poll(Duration.ofMillis(200));
         if (ends == null) {
           if (consumer.assignment().isEmpty()) {
@@ -1955,18 +1961,12 @@ public final class KafkaMessageBus implements MessageBus {
     props.put(CommonClientConfigs.SECURITY_PROTOCOL_CONFIG, config.securityProtocol());
     config.saslMechanism().ifPresent(m -> props.put(SaslConfigs.SASL_MECHANISM, m));
     if (config.saslUsername().isPresent() && config.saslMechanism().isPresent()) {
-      String module =
-          config.saslMechanism().get().startsWith("SCRAM")
-              ? "org.apache.kafka.common.security.scram.ScramLoginModule"
-              : "org.apache.kafka.common.security.plain.PlainLoginModule";
-      props.put(
-          SaslConfigs.SASL_JAAS_CONFIG,
-          module + " required username=\"" + config.saslUsername().get() + "\" password=\""
-              + config.saslPassword().orElse("") + "\";");
+      props.put(SaslConfigs.SASL_JAAS_CONFIG, jaasConfig(
+          config.saslMechanism().get(), config.saslUsername().get(), config.saslPassword().orElse("")));
     }
     config.sslTruststoreLocation().ifPresent(path -> {
       props.put(SslConfigs.SSL_TRUSTSTORE_LOCATION_CONFIG, path.toString());
-      if (path.toString().endsWith(".pem") || path.toString().endsWith(".crt")) {
+      if (isPem(path)) {
         props.put(SslConfigs.SSL_TRUSTSTORE_TYPE_CONFIG, "PEM");
       }
     });
@@ -1976,6 +1976,27 @@ public final class KafkaMessageBus implements MessageBus {
     // 10 s without metadata instead of the default 5 minutes (topic creation waits on it).
     props.put(CommonClientConfigs.METADATA_RECOVERY_REBOOTSTRAP_TRIGGER_MS_CONFIG, "10000");
     return props;
+  }
+
+  /** The login of a SASL mechanism, its username and password quoted (a quote or backslash in them escaped). */
+  static String jaasConfig(String mechanism, String username, String password) {
+    String module = mechanism.startsWith("SCRAM")
+        ? "org.apache.kafka.common.security.scram.ScramLoginModule"
+        : "org.apache.kafka.common.security.plain.PlainLoginModule";
+    return module + " required username=" + jaasQuoted(username) + " password=" + jaasQuoted(password) + ";";
+  }
+
+  private static String jaasQuoted(String text) {
+    return '"' + text.replace("\\", "\\\\").replace("\"", "\\\"") + '"';
+  }
+
+  /** Whether a truststore is PEM (certificates as text), by its content whatever its name; else it is taken for JKS/PKCS12. */
+  static boolean isPem(Path truststore) {
+    try (var in = java.nio.file.Files.newInputStream(truststore)) {
+      return new String(in.readNBytes(4096), StandardCharsets.US_ASCII).contains("-----BEGIN");
+    } catch (IOException | RuntimeException e) {
+      return truststore.toString().endsWith(".pem") || truststore.toString().endsWith(".crt"); // Kafka reports it
+    }
   }
 
   private Properties producerProperties() {
@@ -2054,6 +2075,11 @@ public final class KafkaMessageBus implements MessageBus {
     props.put(ConsumerConfig.SESSION_TIMEOUT_MS_CONFIG, Long.toString(config.sessionTimeout().toMillis()));
     props.put(ConsumerConfig.HEARTBEAT_INTERVAL_MS_CONFIG, "1000");
     props.put(ConsumerConfig.FETCH_MAX_WAIT_MS_CONFIG, "100");
+    // A revoke waits up to the shutdown window for the partitions' handlers, on the poll thread:
+    // the poll interval (Kafka's default 5 minutes) must outlast it, or the member is put out of
+    // the group in the middle of its revoke.
+    props.put(ConsumerConfig.MAX_POLL_INTERVAL_MS_CONFIG,
+        Long.toString(Math.max(300_000L, config.shutdownTimeout().plusMinutes(1).toMillis())));
     props.putAll(config.clientProperties());
     return props;
   }

@@ -773,11 +773,20 @@ final class KafkaSubscription implements Subscription {
           clearHandlersInterrupt();
           bus.metrics().received.increment();
           return true;
-        } catch (Exception | LinkageError | AssertionError | StackOverflowError e) {
+        } catch (OutOfMemoryError e) {
+          throw e; // marked above: the worker stops
+        } catch (Exception | Error e) {
+          // Any other Error too (ServiceConfigurationError, InternalError...): a failed attempt,
+          // not a worker gone and its partition stalled.
           clearHandlersInterrupt();
           bus.metrics().failed.increment();
           failing = new FailingRecord(record.offset(), attempt);
           if (attempt >= retryPolicy.maxAttempts()) {
+            if (stopSignal.getCount() == 0) {
+              // Given up on (revoked, lost, or the stop's time ran out): the next owner, which has
+              // the attempts in the group's commits, makes the last attempt and dead-letters.
+              return false;
+            }
             return bus.deadLetter(
                 record, spec.group(), e.getClass().getName() + ": " + e.getMessage(), attempt, stopSignal);
           }

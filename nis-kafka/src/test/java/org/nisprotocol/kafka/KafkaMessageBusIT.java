@@ -650,6 +650,30 @@ class KafkaMessageBusIT {
   }
 
   @Test
+  void thePollIntervalOutlastsTheShutdownWindowThatARevokeMayWait() {
+    try (KafkaMessageBus bus = KafkaMessageBus.create(config().shutdownTimeout(Duration.ofMinutes(10)).build());
+        KafkaMessageBus usual = KafkaMessageBus.create(config().spoolDirectory(temp.resolve("usual")).build())) {
+      assertThat(bus.consumerProperties("g", 0)).containsEntry(
+          org.apache.kafka.clients.consumer.ConsumerConfig.MAX_POLL_INTERVAL_MS_CONFIG, "660000");
+      assertThat(usual.consumerProperties("g", 0)).containsEntry(
+          org.apache.kafka.clients.consumer.ConsumerConfig.MAX_POLL_INTERVAL_MS_CONFIG, "300000");
+    }
+  }
+
+  @Test
+  void aReplayTakesAnyPositiveTimeout() {
+    String topic = "replay-timeout-" + UUID.randomUUID();
+    try (KafkaMessageBus bus = KafkaMessageBus.create(config().build())) {
+      // Three centuries overflowed the nanosecond clock (an ArithmeticException; Long.MAX_VALUE
+      // nanoseconds wrapped round, and the replay ended at once having replayed nothing).
+      assertThat(bus.replayDeadLetters(topic, Duration.ofDays(365L * 300))).isZero();
+      assertThatThrownBy(() -> bus.replayDeadLetters(topic, Duration.ZERO))
+          .isInstanceOf(org.nisprotocol.core.ValidationException.class)
+          .hasMessageContaining("timeout must be positive");
+    }
+  }
+
+  @Test
   void contentOverTheLimitIsRefusedBeforeItReachesKafka() {
     try (KafkaMessageBus bus = KafkaMessageBus.create(config().maxContentBytes(2_000).build())) {
       NisMessage big =

@@ -77,9 +77,10 @@ public record ServiceConfig(
    */
   public static ServiceConfig from(Map<String, String> environment, List<String> arguments) {
     List<String> problems = new ArrayList<>();
-    String portText = environment.getOrDefault("NIS_PORT", Integer.toString(DEFAULT_PORT));
+    // Set but empty (NIS_PORT= in an env file) is unset, as for every other variable.
+    String portText = nonBlank(environment.get("NIS_PORT")).orElse(Integer.toString(DEFAULT_PORT));
     String portSource = "NIS_PORT";
-    String host = environment.getOrDefault("NIS_HOST", DEFAULT_HOST);
+    String host = nonBlank(environment.get("NIS_HOST")).orElse(DEFAULT_HOST);
     for (int i = 0; i < arguments.size(); i++) {
       String argument = arguments.get(i);
       switch (argument) {

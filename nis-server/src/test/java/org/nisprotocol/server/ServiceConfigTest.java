@@ -20,6 +20,14 @@ class ServiceConfigTest {
   }
 
   @Test
+  void anEmptyPortOrHostIsUnset() {
+    ServiceConfig config = ServiceConfig.from(Map.of("NIS_PORT", "", "NIS_HOST", " "), List.of());
+
+    assertThat(config.port()).isEqualTo(8000);
+    assertThat(config.host()).isEqualTo(ServiceConfig.from(Map.of(), List.of()).host());
+  }
+
+  @Test
   void theFlagWinsOverTheVariable() {
     assertThat(ServiceConfig.from(Map.of("NIS_PORT", "9000"), List.of()).port()).isEqualTo(9000);
     assertThat(ServiceConfig.from(Map.of("NIS_PORT", "9000"), List.of("--port", "9100")).port()).isEqualTo(9100);

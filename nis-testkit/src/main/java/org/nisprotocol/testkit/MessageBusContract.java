@@ -24,6 +24,8 @@ import java.util.concurrent.atomic.AtomicReference;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 import org.nisprotocol.core.ClosedException;
 import org.nisprotocol.core.DeadLetterHeaders;
 import org.nisprotocol.core.Delivery;
@@ -400,8 +402,10 @@ public abstract class MessageBusContract {
     assertThat(interruptedAtStart).as("the interrupt reached a later call").containsOnly(false);
   }
 
-  @Test
-  void aMessageItsHandlerAlwaysRejectsIsDeadLetteredAndLaterOnesFlow() {
+  /** An exception, or an Error other than running out of memory (which it once stopped the partition's delivery for good). */
+  @ParameterizedTest(name = "the handler throws {0}")
+  @ValueSource(strings = {"java.lang.IllegalArgumentException", "java.util.ServiceConfigurationError"})
+  void aMessageItsHandlerAlwaysRejectsIsDeadLetteredAndLaterOnesFlow(String thrown) {
     String topic = freshTopic("dlt");
     String group = "dlt-" + run;
     List<Delivery> handled = new CopyOnWriteArrayList<>();
@@ -410,6 +414,9 @@ public abstract class MessageBusContract {
             SubscriptionSpec.group(group).withTopics(topic),
             d -> {
               if (sequence(d) == 0) {
+                if (thrown.endsWith("Error")) {
+                  throw new java.util.ServiceConfigurationError("cannot handle sequence 0");
+                }
                 throw new IllegalArgumentException("cannot handle sequence 0");
               }
               handled.add(d);
@@ -434,7 +441,7 @@ public abstract class MessageBusContract {
         .containsEntry(DeadLetterHeaders.GROUP, group)
         .containsKey(DeadLetterHeaders.ORIGINAL_OFFSET);
     assertThat(deadLetter.headers().get(DeadLetterHeaders.ERROR))
-        .contains("IllegalArgumentException")
+        .contains(thrown)
         .contains("cannot handle sequence 0");
   }
 
