@@ -65,7 +65,7 @@ final class GroupConsumer {
   // Filled by the first start(), once the consumer is in the bus's map; not changed after.
   private final List<Thread> dispatchers = new CopyOnWriteArrayList<>();
   private final AtomicBoolean started = new AtomicBoolean();
-  /** 1 while a partition's dispatcher is inside a handler: close() waits for it, whether or not a member is left. */
+  /** 1 while a partition's dispatcher has an entry in hand (handling or retrying it): close() waits for it, whether or not a member is left. */
   private final java.util.concurrent.atomic.AtomicIntegerArray inHandler;
   private volatile boolean retired;
 
@@ -137,6 +137,23 @@ final class GroupConsumer {
     return false;
   }
 
+  /** Messages released since the last warning, and when that was: one warning per group at most every 10 s. */
+  private long lostSinceWarning;
+  private long lastLossWarning = System.nanoTime() - LOSS_WARNING_EVERY_NANOS;
+  private static final long LOSS_WARNING_EVERY_NANOS = TimeUnit.SECONDS.toNanos(10);
+
+  /** Messages this group, without a subscriber, had not taken and the full bus released. */
+  synchronized void lost(long messages, String topicName, int partition) {
+    lostSinceWarning += messages;
+    long now = System.nanoTime();
+    if (now - lastLossWarning >= LOSS_WARNING_EVERY_NANOS) {
+      log.warn("the message bus is full: group {} has no subscriber and lost {} message(s) of {} it had not taken"
+          + " (the latest from partition {})", group, lostSinceWarning, topicName, partition);
+      lostSinceWarning = 0;
+      lastLossWarning = now;
+    }
+  }
+
   /** Next offset to deliver in the partition. Caller holds the partition's lock. */
   long cursor(int partition) {
     return cursors[partition];
@@ -181,8 +198,13 @@ final class GroupConsumer {
         if (entry == null) {
           return;
         }
-        if (deliver(entry, partition.index)) {
-          advance(partition, entry.offset() + 1);
+        try {
+          if (deliver(entry, partition.index)) {
+            advance(partition, entry.offset() + 1);
+          }
+        } finally {
+          inHandler.set(partition.index, 0);
+          partition.signalAll(); // a close() waiting for this entry looks again
         }
       }
     } catch (InterruptedException e) {
@@ -198,6 +220,9 @@ final class GroupConsumer {
         long cursor = Math.max(cursors[partition.index], partition.baseOffset());
         cursors[partition.index] = cursor;
         if (cursor < partition.endOffset() && isActive()) {
+          // Marked under the lock the drain reads it with: from here until it is done with, the
+          // entry is in this group's hands, whether or not its member closes meanwhile.
+          inHandler.set(partition.index, 1);
           return partition.get(cursor);
         }
         partition.await(IDLE_WAIT_NANOS);
@@ -238,14 +263,11 @@ final class GroupConsumer {
       }
       try {
         HandlerScope scope = HandlerScope.enter(bus.handlerOwner());
-        inHandler.set(partition, 1);
         try {
           member.handler.handle(
               new Delivery(
                   entry.message(), topic.name, partition, entry.offset(), attempt, entry.headers()));
         } finally {
-          inHandler.set(partition, 0);
-          topic.partitions[partition].signalAll(); // a close() waiting for this handler looks again
           scope.close();
         }
         clearHandlersInterrupt();

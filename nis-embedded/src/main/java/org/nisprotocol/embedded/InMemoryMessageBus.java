@@ -78,6 +78,8 @@ public final class InMemoryMessageBus implements MessageBus {
   /** Messages appended so far, dead letters included: the drain's sign that handlers published. */
   private final AtomicLong appended = new AtomicLong();
   private final GroupConsumer.Bus dispatcherView = new DispatcherView();
+  /** How often a publish waiting for room looks again for what groups without a subscriber hold. */
+  private static final long RELEASE_RETRY_NANOS = TimeUnit.MILLISECONDS.toNanos(50);
 
   private InMemoryMessageBus(InMemoryMessageBusConfig config) {
     this.config = config;
@@ -120,9 +122,16 @@ public final class InMemoryMessageBus implements MessageBus {
     boolean acquired;
     try {
       acquired = capacity.tryAcquire();
-      if (!acquired) {
+      // Full: what only groups without a subscriber hold is released, again while this waits (a
+      // consumer moving on frees nothing such a group still holds).
+      long deadline = System.nanoTime() + config.publishTimeout().toNanos();
+      while (!acquired) {
         releaseHeldForAbsentGroups();
-        acquired = capacity.tryAcquire(config.publishTimeout().toNanos(), TimeUnit.NANOSECONDS);
+        long left = deadline - System.nanoTime();
+        if (left <= 0) {
+          break;
+        }
+        acquired = capacity.tryAcquire(Math.min(left, RELEASE_RETRY_NANOS), TimeUnit.NANOSECONDS);
       }
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
@@ -178,6 +187,24 @@ public final class InMemoryMessageBus implements MessageBus {
       joined.add(consumer);
     }
     return new MemberSubscription(spec, member, joined);
+  }
+
+  /** Offsets the group has moved past in the topic, over its partitions (for tests). */
+  long taken(String group, String topic) {
+    GroupConsumer consumer = consumers.get(consumerKey(group, topic));
+    if (consumer == null) {
+      return 0;
+    }
+    long taken = 0;
+    for (PartitionLog partition : consumer.topic.partitions) {
+      partition.lock.lock();
+      try {
+        taken += consumer.cursor(partition.index);
+      } finally {
+        partition.lock.unlock();
+      }
+    }
+    return taken;
   }
 
   private static String consumerKey(String group, String topic) {
@@ -431,17 +458,19 @@ public final class InMemoryMessageBus implements MessageBus {
 
     /** Drops a dead-letter partition's oldest letters beyond the capacity, saying so. */
     private void keepNewestDeadLetters(PartitionLog partition) {
+      int freed = 0;
       partition.lock.lock();
       try {
         long excess = partition.endOffset() - partition.baseOffset() - config.capacity();
         if (excess > 0) {
           log.warn("{} dead letter(s) dropped from partition {} of a dead-letter topic: it keeps the newest {}"
               + " (nobody took the older ones)", excess, partition.index, config.capacity());
-          partition.trimBelow(partition.baseOffset() + excess);
+          freed = partition.trimBelow(partition.baseOffset() + excess); // messages published there hold permits
         }
       } finally {
         partition.lock.unlock();
       }
+      releasePermits(freed);
     }
   }
 

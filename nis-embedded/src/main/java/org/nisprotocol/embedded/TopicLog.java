@@ -69,9 +69,7 @@ final class TopicLog {
     for (GroupConsumer consumer : consumers) {
       long from = Math.max(consumer.cursor(partition.index), partition.baseOffset());
       if (!consumer.isActive() && from < lowestActive) {
-        log.warn("the message bus is full: group {} has no subscriber and loses {} message(s) of {} partition {}"
-            + " (offsets {} to {}) that it had not taken", consumer.group, lowestActive - from, name,
-            partition.index, from, lowestActive - 1);
+        consumer.lost(lowestActive - from, name, partition.index);
       }
     }
     return partition.trimBelow(lowestActive);

@@ -167,13 +167,37 @@ class InMemoryMessageBusTest {
       for (int i = 0; i < 10; i++) {
         bus.publish(message(i));
       }
-      await().atMost(Duration.ofSeconds(10)).until(() -> first.size() == 10);
+      await().atMost(Duration.ofSeconds(10)).until(() -> bus.taken("a", "bounded") == 10);
 
       bus.publish(message(10)); // full: what only b held makes room
 
       bus.subscribe(SubscriptionSpec.group("b").withTopics("bounded"), second::add);
       await().atMost(Duration.ofSeconds(10)).until(() -> first.size() == 11 && !second.isEmpty());
       assertThat(second).extracting(d -> d.message().content().get("sequence")).containsExactly(10);
+    }
+  }
+
+  @Test
+  void aPublishWaitingForRoomGetsItOnceTheSubscribedGroupsMoveOn() throws Exception {
+    try (InMemoryMessageBus bus = InMemoryMessageBus.create(
+        InMemoryMessageBusConfig.defaults().withCapacity(10).withPartitions(1).withPublishTimeout(Duration.ofSeconds(20)))) {
+      CountDownLatch release = new CountDownLatch(1);
+      List<Delivery> first = new CopyOnWriteArrayList<>();
+      bus.subscribe(SubscriptionSpec.group("b").withTopics("bounded"), d -> {}).close();
+      bus.subscribe(SubscriptionSpec.group("a").withTopics("bounded"), d -> {
+        release.await(20, TimeUnit.SECONDS);
+        first.add(d);
+      });
+      for (int i = 0; i < 10; i++) {
+        bus.publish(message(i));
+      }
+      CompletableFuture<Void> eleventh = CompletableFuture.runAsync(() -> bus.publish(message(10)));
+      await().during(Duration.ofMillis(300)).atMost(Duration.ofSeconds(5)).until(() -> !eleventh.isDone());
+
+      release.countDown(); // a takes all ten: what b alone holds can go
+
+      eleventh.get(15, TimeUnit.SECONDS);
+      await().atMost(Duration.ofSeconds(10)).until(() -> first.size() == 11);
     }
   }
 
@@ -227,6 +251,30 @@ class InMemoryMessageBusTest {
 
     closed.get(20, TimeUnit.SECONDS);
     assertThat(answers).containsExactly(org.nisprotocol.core.PublishReceipt.Status.SENT);
+  }
+
+  @Test
+  void messagesPublishedToADeadLetterTopicGiveTheirRoomBackWhenTheNewestAreKept() {
+    try (InMemoryMessageBus bus = InMemoryMessageBus.create(InMemoryMessageBusConfig.defaults()
+        .withCapacity(5).withPartitions(1)
+        .withRetryPolicy(new org.nisprotocol.core.RetryPolicy(1, Duration.ofMillis(10), Duration.ofMillis(10), 0)))) {
+      for (int i = 0; i < 3; i++) { // published there by a client: these hold room in the bus
+        bus.publish(NisMessage.builder(MessageType.AGENT_COORDINATION, "agent").topic("bounded.dlt")
+            .content(Map.of("sequence", 50 + i)).build());
+      }
+      List<Delivery> tried = new CopyOnWriteArrayList<>();
+      bus.subscribe(SubscriptionSpec.group("a").withTopics("bounded"), d -> {
+        tried.add(d);
+        throw new IllegalStateException("poison");
+      });
+      for (int i = 0; i < 2; i++) {
+        bus.publish(message(i));
+      }
+      await().atMost(Duration.ofSeconds(10)).until(() -> tried.size() == 2 && bus.pending() == 3);
+      bus.publish(message(2)); // its dead letter is the sixth entry there: the oldest goes
+
+      await().atMost(Duration.ofSeconds(10)).until(() -> bus.pending() == 2);
+    }
   }
 
   @Test
