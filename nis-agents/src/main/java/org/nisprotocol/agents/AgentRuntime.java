@@ -128,18 +128,17 @@ public final class AgentRuntime implements AutoCloseable {
     return entries;
   }
 
-  /** Refreshes the agent's directory entry now. */
+  /** Refreshes the agent's directory entry now. Never throws: a scheduled heartbeat that threw would be its last. */
   void heartbeat(NisAgent agent) {
-    Map<String, Object> entry = new LinkedHashMap<>();
-    entry.put("agent_id", agent.agentId());
-    entry.put("agent_type", agent.configuration().agentType());
-    entry.put("state", agent.state().wireName());
-    entry.put("subscriptions", agent.subscribedTypes());
-    entry.put("last_heartbeat", coordinator.clock().instant().toEpochMilli() / 1000.0);
-    entry.put("instance", instanceId);
-    entry.put("health", agent.health());
-    // Any failure is logged: one thrown out of a scheduled heartbeat would end the agent's heartbeats.
     try {
+      Map<String, Object> entry = new LinkedHashMap<>();
+      entry.put("agent_id", agent.agentId());
+      entry.put("agent_type", agent.configuration().agentType());
+      entry.put("state", agent.state().wireName());
+      entry.put("subscriptions", agent.subscribedTypes());
+      entry.put("last_heartbeat", coordinator.clock().instant().toEpochMilli() / 1000.0);
+      entry.put("instance", instanceId);
+      entry.put("health", agent.health()); // the agent's own code may fail here too
       String json = MessageCodec.mapper().writeValueAsString(entry);
       synchronized (directoryWrites) {
         if (agents.get(agent.agentId()) != agent) {
@@ -148,7 +147,10 @@ public final class AgentRuntime implements AutoCloseable {
         coordinator.cache().put(
             DIRECTORY_NAMESPACE, directoryKey(agent), json, agent.configuration().heartbeatInterval().multipliedBy(3));
       }
-    } catch (JsonProcessingException | RuntimeException e) {
+    } catch (JsonProcessingException | RuntimeException | Error e) {
+      if (e instanceof VirtualMachineError fatal) {
+        throw fatal;
+      }
       log.warn("directory entry of {} not refreshed: {}", agent.agentId(), e.toString());
     }
   }

@@ -234,7 +234,11 @@ public final class InfrastructureCoordinator implements AutoCloseable {
 
   /** Publishes without the self-audit (for agents that opted out of it). */
   SendResult sendUnaudited(NisMessage message) {
-    return timed(totalMessages, () -> SendResult.unaudited(bus.publish(message), message));
+    return sendUnaudited(message, Map.of());
+  }
+
+  SendResult sendUnaudited(NisMessage message, Map<String, String> headers) {
+    return timed(totalMessages, () -> SendResult.unaudited(bus.publish(message, headers), message));
   }
 
   InstantSource clock() {

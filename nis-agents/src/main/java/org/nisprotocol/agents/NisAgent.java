@@ -53,15 +53,19 @@ import org.slf4j.LoggerFactory;
  *
  * <p>Request/reply: {@link #request} sends a message whose correlation_id is its own id and
  * completes when an agent_coordination reply with that correlation_id arrives; {@link #reply}
- * sends one. A reply is an agent_coordination message whose correlation_id names another message;
- * replies are never passed to {@link #handleMessage} (one that answers a request of another
- * instance, or one that timed out, is dropped), and an agent may send a request to itself. They reach the instance that asked,
+ * sends one, with the header {@value #REPLY_HEADER} naming the correlation_id it answers. Replies
+ * are never passed to {@link #handleMessage}: one that answers a request of another instance, or
+ * one that timed out, is dropped. A message whose correlation_id a client chose for tracing is no
+ * reply (it has no such header) and is handled as any other. An agent may send a request to
+ * itself. They reach the instance that asked,
  * however many instances of the agent run: each agent object has a subscription of its own for
  * them (group {@code <agent_id>.replies.<uuid>}, starting at the end of the topic), opened at start;
  * the group is temporary: the bus forgets it (Kafka: deletes it) when the agent closes.
  */
 public abstract class NisAgent implements AutoCloseable {
   static final int DEGRADED_AFTER = 3;
+  /** The transport header a reply carries, naming the correlation_id it answers. */
+  public static final String REPLY_HEADER = "nis.reply_to";
   private static final Logger log = LoggerFactory.getLogger(NisAgent.class);
 
   private final AgentConfiguration config;
@@ -204,8 +208,14 @@ public abstract class NisAgent implements AutoCloseable {
   }
 
   private SendResult send(NisMessage message) {
+    return send(message, Map.of());
+  }
+
+  private SendResult send(NisMessage message, Map<String, String> headers) {
     requireStarted();
-    return config.enableSelfAudit() ? coordinator.sendMessage(message) : coordinator.sendUnaudited(message);
+    return config.enableSelfAudit()
+        ? coordinator.sendMessage(message, headers)
+        : coordinator.sendUnaudited(message, headers);
   }
 
   /** Caches a value under this agent's key, for the given time. */
@@ -256,18 +266,28 @@ public abstract class NisAgent implements AutoCloseable {
    */
   private void onReply(Delivery delivery) {
     NisMessage message = delivery.message();
-    if (isReply(message) && message.targetAgent().filter(config.agentId()::equals).isPresent()) {
-      message.correlationId().map(pendingReplies::get).ifPresent(pending -> pending.complete(message));
+    if (message.targetAgent().filter(config.agentId()::equals).isPresent()) {
+      answeredRequest(message).ifPresent(pending -> pending.complete(message));
     }
   }
 
   /**
-   * Whether the message answers another: agent_coordination with a correlation_id that is not its
-   * own message_id (a request's is).
+   * The pending request of this object the message answers: agent_coordination whose correlation_id
+   * is that of a request, and not the request itself (whose message_id it is).
    */
-  static boolean isReply(NisMessage message) {
-    return message.messageType() == MessageType.AGENT_COORDINATION
-        && message.correlationId().filter(id -> !id.equals(message.messageId())).isPresent();
+  private Optional<CompletableFuture<NisMessage>> answeredRequest(NisMessage message) {
+    if (message.messageType() != MessageType.AGENT_COORDINATION) {
+      return Optional.empty();
+    }
+    return message.correlationId()
+        .filter(id -> !id.equals(message.messageId()))
+        .map(pendingReplies::get);
+  }
+
+  /** Whether a delivery is a reply sent by {@link #reply} (to any instance). */
+  private static boolean isReply(Delivery delivery) {
+    String answers = delivery.headers().get(REPLY_HEADER);
+    return answers != null && delivery.message().correlationId().filter(answers::equals).isPresent();
   }
 
   /** Replies to a request: an agent_coordination message to its sender with its correlation_id. */
@@ -280,7 +300,8 @@ public abstract class NisAgent implements AutoCloseable {
             .correlationId(correlation)
             .priority(request.priority())
             .content(content)
-            .build());
+            .build(),
+        Map.of(REPLY_HEADER, correlation));
   }
 
   // ---- delivery ----
@@ -290,7 +311,7 @@ public abstract class NisAgent implements AutoCloseable {
     if (message.targetAgent().isPresent() && !message.targetAgent().get().equals(config.agentId())) {
       return; // addressed to another agent
     }
-    if (isReply(message)) {
+    if (answeredRequest(message).isPresent() || isReply(delivery)) {
       return; // the instance that asked has it through its own subscription (onReply)
     }
     if (!subscriptions().contains(message.messageType())) {

@@ -343,9 +343,10 @@ class AgentRuntimeTest {
             "alignment_agent", MessageType.ALIGNMENT_CHECK, Map.of("plan", "step-" + i), Duration.ofSeconds(10)).get();
         assertThat(answer.content()).containsEntry("checked", "step-" + i);
       }
-      // Addressed as the replies are (same partition): handled after them.
+      // Addressed as the replies are (same partition): handled after them. Its correlation_id is a
+      // client's, for tracing: it is no reply, and is handled.
       coordinator.sendMessage(NisMessage.builder(MessageType.AGENT_COORDINATION, "someone")
-          .targetAgent("planner").content(Map.of("marker", true)).build());
+          .targetAgent("planner").correlationId("job-42").content(Map.of("marker", true)).build());
 
       await().atMost(Duration.ofSeconds(10))
           .until(() -> plannerHere.handled.size() + plannerThere.handled.size() >= 1);
@@ -424,6 +425,25 @@ class AgentRuntimeTest {
       assertThat(shutDown).as("its shutdown ran").isTrue();
       assertThat(lateRuntime.directory()).isEmpty();
     }
+  }
+
+  @Test
+  void aHeartbeatThatFailsIsNotTheLast() {
+    AtomicInteger healthCalls = new AtomicInteger();
+    NisAgent flaky = new RecordingAgent(
+        AgentConfiguration.of("flaky_health", "x").withHeartbeatInterval(Duration.ofMillis(50)), MessageType.SYSTEM_HEALTH) {
+      @Override
+      public Map<String, Object> health() {
+        if (healthCalls.incrementAndGet() == 2) {
+          throw new IllegalStateException("health failed once"); // the first scheduled heartbeat's
+        }
+        return super.health();
+      }
+    };
+
+    runtime.start(flaky);
+
+    await().atMost(Duration.ofSeconds(10)).until(() -> healthCalls.get() >= 4);
   }
 
   @Test

@@ -2079,7 +2079,7 @@ public final class KafkaMessageBus implements MessageBus {
     // the poll interval (Kafka's default 5 minutes) must outlast it, or the member is put out of
     // the group in the middle of its revoke.
     props.put(ConsumerConfig.MAX_POLL_INTERVAL_MS_CONFIG,
-        Long.toString(Math.max(300_000L, config.shutdownTimeout().plusMinutes(1).toMillis())));
+        Long.toString(Math.min(Integer.MAX_VALUE, Math.max(300_000L, config.shutdownTimeout().plusMinutes(1).toMillis()))));
     props.putAll(config.clientProperties());
     return props;
   }

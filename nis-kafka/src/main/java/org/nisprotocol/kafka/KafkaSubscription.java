@@ -498,7 +498,10 @@ final class KafkaSubscription implements Subscription {
     @Override
     public void onPartitionsLost(Collection<TopicPartition> partitions) {
       List<PartitionWorker> lost = partitions.stream().map(workers::get).filter(w -> w != null).toList();
-      lost.forEach(PartitionWorker::stop);
+      lost.forEach(worker -> {
+        worker.givenUp = true;
+        worker.stop();
+      });
       partitions.forEach(
           partition -> {
             workers.remove(partition);
@@ -574,7 +577,8 @@ final class KafkaSubscription implements Subscription {
     /** Attempts made by the partition's previous members on the record at its commit; or null. */
     private final FailingRecord carriedOver;
     volatile boolean stopped;
-    boolean givenUp; // poll thread only: its handler outlasted a wait at shutdown
+    /** Its handler outlasted a wait at shutdown, or its partition was lost: another owner has the record. */
+    volatile boolean givenUp;
 
     /** The journal of records in hand, the key of this partition's records in it, and this worker's slot. */
     private final HandlingJournal journal = bus.journal();
@@ -782,9 +786,9 @@ final class KafkaSubscription implements Subscription {
           bus.metrics().failed.increment();
           failing = new FailingRecord(record.offset(), attempt);
           if (attempt >= retryPolicy.maxAttempts()) {
-            if (stopSignal.getCount() == 0) {
-              // Given up on (revoked, lost, or the stop's time ran out): the next owner, which has
-              // the attempts in the group's commits, makes the last attempt and dead-letters.
+            if (givenUp) {
+              // The stop stopped waiting for it, or the partition was lost: the next owner, which
+              // has the attempts in the group's commits, makes the last attempt and dead-letters.
               return false;
             }
             return bus.deadLetter(

@@ -404,6 +404,7 @@ public final class StrategyCache implements Cache {
   public boolean putIfAbsent(String namespace, String key, String json, Duration ttl) {
     Policy policy = policies.get(namespace);
     if (policy instanceof WriteBack) {
+      CacheKeys.requireValidKey(key);
       writeBack.requireRoom(namespace, 1);
       return inKeyOrder(namespace, List.of(key), () -> {
         if (!delegate.putIfAbsent(namespace, key, json, ttl)) {
@@ -513,6 +514,7 @@ public final class StrategyCache implements Cache {
 
   /** Runs the action holding the order locks of the keys (taken in stripe order: no deadlock between calls). */
   private <T> T inKeyOrder(String namespace, Collection<String> keys, java.util.function.Supplier<T> action) {
+    keys.forEach(CacheKeys::requireValidKey); // a null key is refused as everywhere, before it is hashed
     int[] stripes = keys.stream()
         .mapToInt(key -> Math.floorMod(31 * namespace.hashCode() + key.hashCode(), writeBackOrder.length))
         .distinct().sorted().toArray();
@@ -563,6 +565,7 @@ public final class StrategyCache implements Cache {
       expiries.invalidate(new Key(namespace, key)); // before: a put landing after keeps its own
     }
     if (policy instanceof WriteBack) {
+      CacheKeys.requireValidKey(key);
       if (closed) {
         throw new ClosedException("the cache is closed: delete in namespace " + namespace + " refused");
       }
@@ -670,8 +673,9 @@ public final class StrategyCache implements Cache {
     while (true) {
       try {
         // Even with nothing pending: a flush under way (whose batch is out of the queue, and comes
-        // back if its store fails) holds the queue's flush lock, which this waits for.
-        writeBack.flushNow();
+        // back if its store fails) holds the queue's flush lock, which this waits for, within the
+        // shutdown timeout.
+        writeBack.flushNow(Math.max(0, deadline - System.nanoTime()));
         return;
       } catch (RetriableException e) {
         Instant retryAt = writeBack.nextAttemptAt();
@@ -690,13 +694,12 @@ public final class StrategyCache implements Cache {
         }
       }
     }
-    if (writeBack.pending() > 0) {
-      log.error(
-          "closing with {} write-back writes the backing store did not take within {} s; lost: {}",
-          writeBack.pending(),
-          shutdownTimeout.toSeconds(),
-          writeBack.pendingKeys(20));
-    }
+    log.error(
+        "closing with {} write-back writes the backing store did not take within {} s, and any of a flush still"
+            + " under way; lost: {}",
+        writeBack.pending(),
+        shutdownTimeout.toSeconds(),
+        writeBack.pendingKeys(20));
   }
 
   private static Counter loads(MeterRegistry registry, String kind, String result) {

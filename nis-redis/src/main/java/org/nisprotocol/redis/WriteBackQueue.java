@@ -9,6 +9,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Objects;
+import java.util.concurrent.TimeUnit;
 import java.util.concurrent.locks.ReentrantLock;
 import java.util.function.DoubleSupplier;
 import org.nisprotocol.core.RetriableException;
@@ -148,7 +149,32 @@ final class WriteBackQueue {
    *     queued)
    */
   void flushNow() {
-    if (!flush(true)) {
+    flushNow(Long.MAX_VALUE);
+  }
+
+  /**
+   * {@link #flushNow()}, waiting at most {@code waitNanos} for a flush under way to end.
+   *
+   * @throws RetriableException when the store refuses a batch, or the flush under way did not end
+   *     in time
+   */
+  void flushNow(long waitNanos) {
+    try {
+      if (!flushing.tryLock(waitNanos, TimeUnit.NANOSECONDS)) {
+        throw new RetriableException("a write-back flush under way did not end in time; " + pending()
+            + " writes wait besides the batch it holds");
+      }
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new RetriableException("interrupted while waiting for a write-back flush under way", e);
+    }
+    boolean flushed;
+    try {
+      flushed = flush(true);
+    } finally {
+      flushing.unlock();
+    }
+    if (!flushed) {
       RuntimeException cause = lastError;
       throw new RetriableException(
           "the backing store refused a write-back batch ("

@@ -289,6 +289,40 @@ class StrategyCacheTest {
   }
 
   @Test
+  void closeWaitsForAHungFlushNoLongerThanTheShutdownTimeout() throws Exception {
+    CountDownLatch inStore = new CountDownLatch(1);
+    CountDownLatch never = new CountDownLatch(1);
+    store.beforeEachCall(() -> {
+      inStore.countDown();
+      try {
+        never.await(60, TimeUnit.SECONDS);
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+      }
+    });
+    cache = builder(memory).writeBack("memory", store).writeBackBatchSize(1)
+        .shutdownTimeout(Duration.ofMillis(300)).build();
+    cache.put("memory", "a", "1");
+    Thread.ofVirtual().start(executor::runAll);
+    assertThat(inStore.await(10, TimeUnit.SECONDS)).isTrue();
+    try {
+      long start = System.nanoTime();
+      cache.close();
+      assertThat(Duration.ofNanos(System.nanoTime() - start)).isLessThan(Duration.ofSeconds(10));
+    } finally {
+      never.countDown();
+    }
+  }
+
+  @Test
+  void aNullKeyIsRefusedAsInvalidOnAWriteBackNamespace() {
+    cache = builder(memory).writeBack("memory", store).build();
+
+    assertThatThrownBy(() -> cache.delete("memory", null)).isInstanceOf(ValidationException.class);
+    assertThatThrownBy(() -> cache.putIfAbsent("memory", null, "1", TTL)).isInstanceOf(ValidationException.class);
+  }
+
+  @Test
   void twoWritesOfOneKeyReachTheStoreInTheOrderTheCacheTookThem() throws Exception {
     CountDownLatch wroteOne = new CountDownLatch(1);
     CountDownLatch release = new CountDownLatch(1);
