@@ -148,7 +148,7 @@ public final class AgentRuntime implements AutoCloseable {
             DIRECTORY_NAMESPACE, directoryKey(agent), json, agent.configuration().heartbeatInterval().multipliedBy(3));
       }
     } catch (JsonProcessingException | RuntimeException | Error e) {
-      if (e instanceof VirtualMachineError fatal) {
+      if (e instanceof OutOfMemoryError fatal) {
         throw fatal;
       }
       log.warn("directory entry of {} not refreshed: {}", agent.agentId(), e.toString());

@@ -293,9 +293,23 @@ final class GroupConsumer {
           return false; // stopped after the drain's time ran out: no more attempts
         }
         Duration wait = retryPolicy.delayBefore(attempt, ThreadLocalRandom.current().nextDouble());
-        Thread.sleep(wait);
+        if (!sleepWhileActive(wait)) {
+          return false; // its last member left during the wait: the entry waits for the next one
+        }
       }
     }
+  }
+
+  /** Sleeps the retry's wait in slices; false as soon as the group has no open member left. */
+  private boolean sleepWhileActive(Duration wait) throws InterruptedException {
+    long deadline = System.nanoTime() + wait.toNanos();
+    for (long left = wait.toNanos(); left > 0; left = deadline - System.nanoTime()) {
+      if (!isActive()) {
+        return false;
+      }
+      TimeUnit.NANOSECONDS.sleep(Math.min(left, TimeUnit.MILLISECONDS.toNanos(100)));
+    }
+    return isActive();
   }
 
   /**

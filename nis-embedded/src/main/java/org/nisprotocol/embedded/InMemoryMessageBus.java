@@ -129,6 +129,7 @@ public final class InMemoryMessageBus implements MessageBus {
         releaseHeldForAbsentGroups();
         long left = deadline - System.nanoTime();
         if (left <= 0) {
+          acquired = capacity.tryAcquire(); // what the release just freed, at least
           break;
         }
         acquired = capacity.tryAcquire(Math.min(left, RELEASE_RETRY_NANOS), TimeUnit.NANOSECONDS);

@@ -202,6 +202,39 @@ class InMemoryMessageBusTest {
   }
 
   @Test
+  void withNoPublishTimeoutAPublishStillTakesTheRoomTheReleaseMakes() {
+    try (InMemoryMessageBus bus = InMemoryMessageBus.create(
+        InMemoryMessageBusConfig.defaults().withCapacity(2).withPartitions(1).withPublishTimeout(Duration.ZERO))) {
+      bus.subscribe(SubscriptionSpec.group("b").withTopics("bounded"), d -> {}).close();
+      bus.subscribe(SubscriptionSpec.group("a").withTopics("bounded"), d -> {});
+      bus.publish(message(0));
+      bus.publish(message(1));
+      await().atMost(Duration.ofSeconds(10)).until(() -> bus.taken("a", "bounded") == 2);
+
+      bus.publish(message(2)); // full until the release: refused before it could take the room
+    }
+  }
+
+  @Test
+  void closeDoesNotWaitOutTheRetryWaitOfAGroupWhoseMemberLeft() throws Exception {
+    InMemoryMessageBus bus = InMemoryMessageBus.create(InMemoryMessageBusConfig.defaults().withPartitions(1)
+        .withRetryPolicy(new org.nisprotocol.core.RetryPolicy(3, Duration.ofSeconds(20), Duration.ofSeconds(20), 0)));
+    AtomicBoolean failed = new AtomicBoolean();
+    var failing = bus.subscribe(SubscriptionSpec.group("lasting").withTopics("bounded"), d -> {
+      failed.set(true);
+      throw new IllegalStateException("not now");
+    });
+    bus.publish(message(0));
+    await().atMost(Duration.ofSeconds(10)).until(failed::get); // now in its 20 s wait
+    failing.close();
+
+    long start = System.nanoTime();
+    bus.close();
+
+    assertThat(Duration.ofNanos(System.nanoTime() - start)).isLessThan(Duration.ofSeconds(10));
+  }
+
+  @Test
   void aGroupThatLeavesWhileRetryingDoesNotKeepTheBusFull() {
     try (InMemoryMessageBus bus = InMemoryMessageBus.create(InMemoryMessageBusConfig.defaults()
         .withCapacity(3).withPartitions(1).withPublishTimeout(Duration.ofMillis(200))

@@ -159,14 +159,9 @@ final class WriteBackQueue {
    *     in time
    */
   void flushNow(long waitNanos) {
-    try {
-      if (!flushing.tryLock(waitNanos, TimeUnit.NANOSECONDS)) {
-        throw new RetriableException("a write-back flush under way did not end in time; " + pending()
-            + " writes wait besides the batch it holds");
-      }
-    } catch (InterruptedException e) {
-      Thread.currentThread().interrupt();
-      throw new RetriableException("interrupted while waiting for a write-back flush under way", e);
+    if (!lockFlushing(waitNanos)) {
+      throw new RetriableException("a write-back flush under way did not end in time; " + pending()
+          + " writes wait besides the batch it holds");
     }
     boolean flushed;
     try {
@@ -183,6 +178,31 @@ final class WriteBackQueue {
               + pending()
               + " writes stay queued and are retried",
           cause);
+    }
+  }
+
+  /**
+   * Takes the flush lock, waiting at most {@code waitNanos}; an interrupt does not cut the wait
+   * short (a close() on an interrupted thread must still write what waits) and is kept for the caller.
+   */
+  private boolean lockFlushing(long waitNanos) {
+    if (flushing.tryLock()) {
+      return true;
+    }
+    long deadline = System.nanoTime() + Math.min(waitNanos, Long.MAX_VALUE / 2);
+    boolean interrupted = false;
+    try {
+      while (true) {
+        try {
+          return flushing.tryLock(Math.max(0, deadline - System.nanoTime()), TimeUnit.NANOSECONDS);
+        } catch (InterruptedException e) {
+          interrupted = true;
+        }
+      }
+    } finally {
+      if (interrupted) {
+        Thread.currentThread().interrupt();
+      }
     }
   }
 

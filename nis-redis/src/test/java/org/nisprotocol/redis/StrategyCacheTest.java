@@ -315,6 +315,20 @@ class StrategyCacheTest {
   }
 
   @Test
+  void closeOnAnInterruptedThreadStillWritesWhatWaits() throws Exception {
+    cache = builder(memory).writeBack("memory", store).build();
+    cache.put("memory", "a", "1");
+
+    Thread closer = Thread.ofVirtual().start(() -> {
+      Thread.currentThread().interrupt();
+      cache.close();
+    });
+    closer.join(Duration.ofSeconds(10));
+
+    assertThat(store.data).isEqualTo(Map.of("memory:a", "1"));
+  }
+
+  @Test
   void aNullKeyIsRefusedAsInvalidOnAWriteBackNamespace() {
     cache = builder(memory).writeBack("memory", store).build();
 
