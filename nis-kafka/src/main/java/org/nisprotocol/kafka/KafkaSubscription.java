@@ -474,8 +474,12 @@ final class KafkaSubscription implements Subscription {
     stopping.forEach(PartitionWorker::stop);
     long deadline =
         System.nanoTime() + beforeStopDeadline(bus.config().shutdownTimeout(), Duration.ofSeconds(2)).toNanos();
+    // Looked at again as it waits: a stop that comes meanwhile (close() running out of time)
+    // shortens the wait, so that committing and closing still end by the stop's deadline.
+    java.util.function.LongSupplier waitUntil = () -> Math.min(deadline,
+        System.nanoTime() + beforeStopDeadline(bus.config().shutdownTimeout(), Duration.ofSeconds(2)).toNanos());
     for (PartitionWorker worker : stopping) {
-      worker.join(Duration.ofNanos(Math.max(0, deadline - System.nanoTime())));
+      worker.join(waitUntil);
     }
   }
 
@@ -624,11 +628,17 @@ final class KafkaSubscription implements Subscription {
       stopSignal.countDown();
     }
 
-    void join(Duration timeout) {
+    /** Waits for the worker until the deadline the supplier gives (asked again every 100 ms at most). */
+    void join(java.util.function.LongSupplier deadlineNanos) {
       try {
-        if (!thread.join(timeout)) {
-          givenUp = true;
-          log.warn("handler of {} in group {} still busy at shutdown", partition, spec.group());
+        while (thread.isAlive()) {
+          long left = deadlineNanos.getAsLong() - System.nanoTime();
+          if (left <= 0) {
+            givenUp = true;
+            log.warn("handler of {} in group {} still busy at shutdown", partition, spec.group());
+            return;
+          }
+          thread.join(Duration.ofNanos(Math.min(left, TimeUnit.MILLISECONDS.toNanos(100))));
         }
       } catch (InterruptedException e) {
         Thread.currentThread().interrupt();

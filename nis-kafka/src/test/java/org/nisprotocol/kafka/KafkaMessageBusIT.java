@@ -730,6 +730,35 @@ class KafkaMessageBusIT {
     assertThat(closeMillis).as("close() took %d ms", closeMillis).isLessThan(5_500);
   }
 
+  @Test
+  void aSubscriptionStuckInItsHandlerIsClosedWhenItsCloseReturns() throws Exception {
+    // Its wait for the handler was fixed when the poll loop ended, and the stop at the end of
+    // close()'s time did not shorten it: close() returned with the consumer still open.
+    java.util.concurrent.CountDownLatch release = new java.util.concurrent.CountDownLatch(1);
+    java.util.concurrent.CountDownLatch entered = new java.util.concurrent.CountDownLatch(1);
+    String topic = "stuck-one-" + UUID.randomUUID();
+    try (KafkaMessageBus bus = KafkaMessageBus.create(config().shutdownTimeout(Duration.ofSeconds(6)).build())) {
+      KafkaSubscription subscription = (KafkaSubscription) bus.subscribe(
+          SubscriptionSpec.group("stuck-one-" + UUID.randomUUID()).withTopics(topic),
+          d -> {
+            entered.countDown();
+            release.await();
+          });
+      try {
+        await().atMost(Duration.ofSeconds(30)).until(subscription::isAssigned);
+        bus.publish(NisMessage.builder(MessageType.SYSTEM_HEALTH, "a").topic(topic).content(Map.of()).build());
+        assertThat(entered.await(30, TimeUnit.SECONDS)).as("the handler is busy").isTrue();
+
+        long closeMillis = StallWatch.shared().unstalledTimeOf(subscription::close).toMillis();
+
+        assertThat(subscription.isClosed()).as("closed when close() returned (after %d ms)", closeMillis).isTrue();
+        assertThat(closeMillis).isLessThan(7_500);
+      } finally {
+        release.countDown();
+      }
+    }
+  }
+
   /**
    * A rebalance gives up on a handler that outlasts its wait and lets the message be delivered
    * again while that handler still runs (on this instance or another). With dedupe, the second
