@@ -4,13 +4,15 @@ import com.fasterxml.jackson.core.JsonProcessingException;
 import java.time.Duration;
 import java.time.Instant;
 import java.time.InstantSource;
-import java.util.ArrayList;
+import java.util.Collections;
 import java.util.LinkedHashMap;
+import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Objects;
 import java.util.Optional;
-import java.util.concurrent.ConcurrentHashMap;
+import java.util.Set;
+import java.util.TreeMap;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
@@ -233,10 +235,6 @@ public final class InfrastructureCoordinator implements AutoCloseable {
   }
 
   /** Publishes without the self-audit (for agents that opted out of it). */
-  SendResult sendUnaudited(NisMessage message) {
-    return sendUnaudited(message, Map.of());
-  }
-
   SendResult sendUnaudited(NisMessage message, Map<String, String> headers) {
     return timed(totalMessages, () -> SendResult.unaudited(bus.publish(message, headers), message));
   }
@@ -508,17 +506,16 @@ public final class InfrastructureCoordinator implements AutoCloseable {
 
   /** The topics and message types each group reads through the open subscriptions (a group's in the order they came). */
   private Map<String, List<String>> subscriptionsByGroup() {
-    Map<String, List<String>> byGroup = new java.util.TreeMap<>();
+    Map<String, Set<String>> byGroup = new TreeMap<>();
     openSubscriptions.forEach(open -> {
       SubscriptionSpec spec = open.spec();
-      List<String> what = byGroup.computeIfAbsent(spec.group(), g -> new ArrayList<>());
-      java.util.stream.Stream.concat(
-              spec.effectiveTopics().stream(), spec.messageTypes().stream().map(MessageType::wireName))
-          .filter(x -> !what.contains(x))
-          .forEach(what::add);
+      Set<String> what = byGroup.computeIfAbsent(spec.group(), g -> new LinkedHashSet<>());
+      what.addAll(spec.effectiveTopics());
+      spec.messageTypes().forEach(type -> what.add(type.wireName()));
     });
-    byGroup.replaceAll((group, what) -> List.copyOf(what));
-    return java.util.Collections.unmodifiableMap(byGroup);
+    Map<String, List<String>> listed = new TreeMap<>();
+    byGroup.forEach((group, what) -> listed.put(group, List.copyOf(what)));
+    return Collections.unmodifiableMap(listed);
   }
 
   /** Stops the health loop and closes what this coordinator subscribed; the backends stay open. */

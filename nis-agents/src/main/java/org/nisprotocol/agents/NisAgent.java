@@ -57,9 +57,8 @@ import org.slf4j.LoggerFactory;
  * are never passed to {@link #handleMessage}: one that answers a request of another instance, or
  * one that timed out, is dropped. A message whose correlation_id a client chose for tracing is no
  * reply (it has no such header) and is handled as any other. An agent may send a request to
- * itself. They reach the instance that asked,
- * however many instances of the agent run: each agent object has a subscription of its own for
- * them (group {@code <agent_id>.replies.<uuid>}, starting at the end of the topic), opened at start;
+ * itself. Replies reach the instance that asked, however many instances of the agent run: each
+ * agent object has a subscription of its own for them (group {@code <agent_id>.replies.<uuid>}, starting at the end of the topic), opened at start;
  * the group is temporary: the bus forgets it (Kafka: deletes it) when the agent closes.
  */
 public abstract class NisAgent implements AutoCloseable {

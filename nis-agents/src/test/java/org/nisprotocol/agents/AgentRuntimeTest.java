@@ -161,16 +161,10 @@ class AgentRuntimeTest {
   void everyInstanceOfAnAgentGetsTheRepliesToItsOwnRequests() throws Exception {
     // Two instances of the service each run a planner: they share the planner's group, so a reply
     // delivered through it reached one of them, often not the one waiting for it.
-    runtime.start(agent("alignment_agent", MessageType.ALIGNMENT_CHECK));
-    RecordingAgent plannerHere = agent("planner", MessageType.GOAL_GENERATION);
-    runtime.start(plannerHere);
-    AgentRuntime otherInstance = AgentRuntime.create(coordinator, scheduler, "instance-b");
-    RecordingAgent plannerThere = agent("planner", MessageType.GOAL_GENERATION);
-    otherInstance.start(plannerThere);
-    try {
+    try (TwoPlanners planners = alignmentAndPlannersOnTwoInstances(MessageType.GOAL_GENERATION)) {
       List<CompletableFuture<NisMessage>> answers = new ArrayList<>();
       for (int i = 0; i < 10; i++) {
-        for (RecordingAgent planner : List.of(plannerHere, plannerThere)) {
+        for (RecordingAgent planner : List.of(planners.here(), planners.there())) {
           answers.add(planner.request(
               "alignment_agent", MessageType.ALIGNMENT_CHECK, Map.of("plan", "step-" + i), Duration.ofSeconds(10)));
         }
@@ -179,11 +173,29 @@ class AgentRuntimeTest {
       for (var answer : answers) {
         assertThat(answer.get().content()).containsEntry("aligned", true);
       }
-      assertThat(plannerHere.handled).as("replies are not handled as messages").isEmpty();
-      assertThat(plannerThere.handled).isEmpty();
-    } finally {
+      assertThat(planners.here().handled).as("replies are not handled as messages").isEmpty();
+      assertThat(planners.there().handled).isEmpty();
+    }
+  }
+
+  /** A planner agent here and one on another instance (sharing the planner's group), which closes with it. */
+  private record TwoPlanners(RecordingAgent here, RecordingAgent there, AgentRuntime otherInstance)
+      implements AutoCloseable {
+    @Override
+    public void close() {
       otherInstance.close();
     }
+  }
+
+  /** Starts the alignment agent, which answers alignment checks, and a planner taking the type on two instances. */
+  private TwoPlanners alignmentAndPlannersOnTwoInstances(MessageType plannersTake) {
+    runtime.start(agent("alignment_agent", MessageType.ALIGNMENT_CHECK));
+    RecordingAgent here = agent("planner", plannersTake);
+    runtime.start(here);
+    AgentRuntime otherInstance = AgentRuntime.create(coordinator, scheduler, "instance-b");
+    RecordingAgent there = agent("planner", plannersTake);
+    otherInstance.start(there);
+    return new TwoPlanners(here, there, otherInstance);
   }
 
   @Test
@@ -331,15 +343,9 @@ class AgentRuntimeTest {
 
   @Test
   void repliesAreNeverHandledAsMessagesEvenByAnAgentThatReadsCoordination() throws Exception {
-    runtime.start(agent("alignment_agent", MessageType.ALIGNMENT_CHECK));
-    RecordingAgent plannerHere = agent("planner", MessageType.AGENT_COORDINATION);
-    runtime.start(plannerHere);
-    AgentRuntime otherInstance = AgentRuntime.create(coordinator, scheduler, "instance-b");
-    RecordingAgent plannerThere = agent("planner", MessageType.AGENT_COORDINATION);
-    otherInstance.start(plannerThere);
-    try {
+    try (TwoPlanners planners = alignmentAndPlannersOnTwoInstances(MessageType.AGENT_COORDINATION)) {
       for (int i = 0; i < 10; i++) {
-        NisMessage answer = plannerHere.request(
+        NisMessage answer = planners.here().request(
             "alignment_agent", MessageType.ALIGNMENT_CHECK, Map.of("plan", "step-" + i), Duration.ofSeconds(10)).get();
         assertThat(answer.content()).containsEntry("checked", "step-" + i);
       }
@@ -349,13 +355,11 @@ class AgentRuntimeTest {
           .targetAgent("planner").correlationId("job-42").content(Map.of("marker", true)).build());
 
       await().atMost(Duration.ofSeconds(10))
-          .until(() -> plannerHere.handled.size() + plannerThere.handled.size() >= 1);
-      List<NisMessage> handled = new ArrayList<>(plannerHere.handled);
-      handled.addAll(plannerThere.handled);
+          .until(() -> planners.here().handled.size() + planners.there().handled.size() >= 1);
+      List<NisMessage> handled = new ArrayList<>(planners.here().handled);
+      handled.addAll(planners.there().handled);
       assertThat(handled).as("the requests' replies, on either instance").extracting(NisMessage::content)
           .containsExactly(Map.of("marker", true));
-    } finally {
-      otherInstance.close();
     }
   }
 
@@ -469,6 +473,8 @@ class AgentRuntimeTest {
       assertThat(answer.content()).containsEntry("success", false);
       assertThat((String) answer.content().get("error")).contains("no_such_type");
     }
+    // The reply goes out from inside the handler: its bookkeeping ends just after.
+    await().atMost(Duration.ofSeconds(10)).until(() -> simulator.health().get("in_flight").equals(0));
     assertThat(simulator.state()).isEqualTo(AgentState.READY);
     assertThat(simulator.health()).containsEntry("failed", 0L);
   }

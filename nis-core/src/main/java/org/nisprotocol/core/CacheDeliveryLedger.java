@@ -12,8 +12,8 @@ import java.util.UUID;
  * A {@link DeliveryLedger} kept in a {@link Cache}, namespace {@value #NAMESPACE}, key {@code
  * <length of group>:<group>:<message_id>} (the length keeps group {@code a:b} with id {@code c}
  * apart from group {@code a} with id {@code b:c}; a pair that would not make a valid key, too long
- * or with a control character, is keyed {@code sha256:<hex of both>}): shared by every instance of the service when the cache is Redis, so a
- * message redelivered to another instance is recognised too. A handled message's entry holds
+ * or with a control character, is keyed {@code sha256:<hex of both>}): shared by every instance of
+ * the service when the cache is Redis, so a message redelivered to another instance is recognised too. A handled message's entry holds
  * {@code 1}; a claim holds {@code {"claimed_by":"<ledger id>"}} until its lease ends, taken with
  * the cache's atomic put-if-absent. Every instance of a group must run this version of the ledger:
  * an older one, which knew only handled marks, takes a claim for a handled mark.
@@ -71,7 +71,7 @@ public final class CacheDeliveryLedger implements DeliveryLedger {
 
   static String key(String group, String messageId) {
     String readable = group.length() + ":" + group + ":" + messageId;
-    if (readable.length() <= CacheKeys.MAX_KEY_LENGTH && readable.chars().noneMatch(Character::isISOControl)) {
+    if (CacheKeys.isValidKey(readable)) {
       return readable;
     }
     try {

@@ -43,10 +43,26 @@ public final class CacheKeys {
     return namespace;
   }
 
+  /** Whether the key keeps the rules: 1 to {@value #MAX_KEY_LENGTH} characters, none a control character. */
+  public static boolean isValidKey(String key) {
+    if (key == null || key.isEmpty() || key.length() > MAX_KEY_LENGTH) {
+      return false;
+    }
+    for (int i = 0; i < key.length(); i++) { // on every cache call: no stream
+      if (Character.isISOControl(key.charAt(i))) {
+        return false;
+      }
+    }
+    return true;
+  }
+
   /**
    * @throws ValidationException naming the key when it breaks the rules
    */
   public static String requireValidKey(String key) {
+    if (isValidKey(key)) {
+      return key;
+    }
     if (key == null || key.isEmpty()) {
       throw new ValidationException("key must not be empty");
     }
@@ -54,13 +70,7 @@ public final class CacheKeys {
       throw new ValidationException(
           "key is " + key.length() + " characters long; at most " + MAX_KEY_LENGTH + " allowed");
     }
-    for (int i = 0; i < key.length(); i++) {
-      if (Character.isISOControl(key.charAt(i))) {
-        throw new ValidationException(
-            "key '" + key.replaceAll("\\p{Cntrl}", "?") + "' contains a control character");
-      }
-    }
-    return key;
+    throw new ValidationException("key '" + key.replaceAll("\\p{Cntrl}", "?") + "' contains a control character");
   }
 
   /**

@@ -7,6 +7,7 @@ import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicIntegerArray;
 import org.nisprotocol.core.Delivery;
 import org.nisprotocol.core.HandlerScope;
 import org.nisprotocol.core.MessageHandler;
@@ -66,7 +67,7 @@ final class GroupConsumer {
   private final List<Thread> dispatchers = new CopyOnWriteArrayList<>();
   private final AtomicBoolean started = new AtomicBoolean();
   /** 1 while a partition's dispatcher has an entry in hand (handling or retrying it): close() waits for it, whether or not a member is left. */
-  private final java.util.concurrent.atomic.AtomicIntegerArray inHandler;
+  private final AtomicIntegerArray inHand;
   private volatile boolean retired;
 
   /** A group's consumer of a topic: from the oldest entry held, or from the end when {@code atEnd}. */
@@ -75,7 +76,7 @@ final class GroupConsumer {
     this.topic = topic;
     this.bus = bus;
     this.cursors = new long[topic.partitions.length];
-    this.inHandler = new java.util.concurrent.atomic.AtomicIntegerArray(topic.partitions.length);
+    this.inHand = new AtomicIntegerArray(topic.partitions.length);
     if (atEnd) {
       for (PartitionLog partition : topic.partitions) {
         partition.lock.lock();
@@ -160,11 +161,11 @@ final class GroupConsumer {
   }
 
   /**
-   * Whether this group still has accepted entries to deliver, or a handler running on the
-   * partition (of a member that may have closed meanwhile). Caller holds the lock.
+   * Whether this group still has accepted entries to deliver, or an entry in hand on the partition
+   * (for a member that may have closed meanwhile). Caller holds the lock.
    */
   boolean hasBacklog(PartitionLog partition) {
-    return inHandler.get(partition.index) != 0
+    return inHand.get(partition.index) != 0
         || isActive() && Math.max(cursors[partition.index], partition.baseOffset()) < partition.endOffset();
   }
 
@@ -203,7 +204,7 @@ final class GroupConsumer {
             advance(partition, entry.offset() + 1);
           }
         } finally {
-          inHandler.set(partition.index, 0);
+          inHand.set(partition.index, 0);
           partition.signalAll(); // a close() waiting for this entry looks again
         }
       }
@@ -222,7 +223,7 @@ final class GroupConsumer {
         if (cursor < partition.endOffset() && isActive()) {
           // Marked under the lock the drain reads it with: from here until it is done with, the
           // entry is in this group's hands, whether or not its member closes meanwhile.
-          inHandler.set(partition.index, 1);
+          inHand.set(partition.index, 1);
           return partition.get(cursor);
         }
         partition.await(IDLE_WAIT_NANOS);
@@ -309,7 +310,7 @@ final class GroupConsumer {
       }
       TimeUnit.NANOSECONDS.sleep(Math.min(left, TimeUnit.MILLISECONDS.toNanos(100)));
     }
-    return isActive();
+    return true; // a member that left at the very end is found by the next attempt's pick
   }
 
   /**

@@ -13,6 +13,7 @@ import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.locks.ReentrantReadWriteLock;
+import java.util.function.ToIntFunction;
 import java.util.stream.Stream;
 import org.nisprotocol.core.CloseOnce;
 import org.nisprotocol.core.ClosedException;
@@ -226,19 +227,20 @@ public final class InMemoryMessageBus implements MessageBus {
             consumer.retire();
             retired.removeIf(GroupConsumer::dispatchersEnded);
             retired.add(consumer); // close() still waits for a handler it may be running
-            trimAll(consumer.topic);
+            freeInEachPartition(consumer.topic, consumer.topic::trim);
             return null;
           }
           return current;
         });
   }
 
-  private void trimAll(TopicLog topic) {
+  /** Runs a trimming step on each partition of the topic, under its lock, and gives back the room it freed. */
+  private void freeInEachPartition(TopicLog topic, ToIntFunction<PartitionLog> trimming) {
     for (PartitionLog partition : topic.partitions) {
       int freed;
       partition.lock.lock();
       try {
-        freed = topic.trim(partition);
+        freed = trimming.applyAsInt(partition);
       } finally {
         partition.lock.unlock();
       }
@@ -249,16 +251,7 @@ public final class InMemoryMessageBus implements MessageBus {
   /** When the bus is full: frees what only groups without a subscription hold (see the class comment). */
   private void releaseHeldForAbsentGroups() {
     for (TopicLog topic : List.copyOf(topics.values())) {
-      for (PartitionLog partition : topic.partitions) {
-        int freed;
-        partition.lock.lock();
-        try {
-          freed = topic.release(partition);
-        } finally {
-          partition.lock.unlock();
-        }
-        dispatcherView.releasePermits(freed);
-      }
+      freeInEachPartition(topic, topic::release);
     }
   }
 
@@ -378,10 +371,13 @@ public final class InMemoryMessageBus implements MessageBus {
     return topics.computeIfAbsent(name, n -> new TopicLog(n, config.partitions()));
   }
 
-  private void append(
+  /** Appends to the message's partition of the topic, and returns that partition. */
+  private PartitionLog append(
       String topicName, NisMessage message, Map<String, String> headers, boolean holdsPermit) {
-    topic(topicName).partitionFor(message.orderingKey()).append(message, headers, holdsPermit);
+    PartitionLog partition = topic(topicName).partitionFor(message.orderingKey());
+    partition.append(message, headers, holdsPermit);
     appended.incrementAndGet();
+    return partition;
   }
 
   /**
@@ -453,8 +449,7 @@ public final class InMemoryMessageBus implements MessageBus {
           attempts,
           deadLetterTopic,
           headers.get(DeadLetterHeaders.ERROR));
-      append(deadLetterTopic, entry.message(), Map.copyOf(headers), false);
-      keepNewestDeadLetters(topic(deadLetterTopic).partitionFor(entry.message().orderingKey()));
+      keepNewestDeadLetters(append(deadLetterTopic, entry.message(), Map.copyOf(headers), false));
     }
 
     /** Drops a dead-letter partition's oldest letters beyond the capacity, saying so. */

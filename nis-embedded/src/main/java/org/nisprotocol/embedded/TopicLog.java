@@ -2,13 +2,10 @@ package org.nisprotocol.embedded;
 
 import java.util.List;
 import java.util.concurrent.CopyOnWriteArrayList;
-import org.slf4j.Logger;
-import org.slf4j.LoggerFactory;
+import java.util.function.Predicate;
 
 /** A topic: its partitions and the groups consuming it. */
 final class TopicLog {
-  private static final Logger log = LoggerFactory.getLogger(TopicLog.class);
-
   final String name;
   final PartitionLog[] partitions;
   final List<GroupConsumer> consumers = new CopyOnWriteArrayList<>();
@@ -43,11 +40,19 @@ final class TopicLog {
    * lock; returns the permits freed.
    */
   int trim(PartitionLog partition) {
+    long lowest = lowestCursor(partition, consumer -> true);
+    return lowest == Long.MAX_VALUE ? 0 : partition.trimBelow(lowest);
+  }
+
+  /** The lowest cursor on the partition of the groups that match; Long.MAX_VALUE when none does. */
+  private long lowestCursor(PartitionLog partition, Predicate<GroupConsumer> which) {
     long lowest = Long.MAX_VALUE;
     for (GroupConsumer consumer : consumers) {
-      lowest = Math.min(lowest, consumer.cursor(partition.index));
+      if (which.test(consumer)) {
+        lowest = Math.min(lowest, consumer.cursor(partition.index));
+      }
     }
-    return lowest == Long.MAX_VALUE ? 0 : partition.trimBelow(lowest);
+    return lowest;
   }
 
   /**
@@ -57,12 +62,7 @@ final class TopicLog {
    * the permits freed.
    */
   int release(PartitionLog partition) {
-    long lowestActive = Long.MAX_VALUE;
-    for (GroupConsumer consumer : consumers) {
-      if (consumer.isActive()) {
-        lowestActive = Math.min(lowestActive, consumer.cursor(partition.index));
-      }
-    }
+    long lowestActive = lowestCursor(partition, GroupConsumer::isActive);
     if (lowestActive == Long.MAX_VALUE || lowestActive <= partition.baseOffset()) {
       return 0;
     }

@@ -7,6 +7,7 @@ import java.io.UncheckedIOException;
 import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.time.Duration;
@@ -1992,7 +1993,7 @@ public final class KafkaMessageBus implements MessageBus {
 
   /** Whether a truststore is PEM (certificates as text), by its content whatever its name; else it is taken for JKS/PKCS12. */
   static boolean isPem(Path truststore) {
-    try (var in = java.nio.file.Files.newInputStream(truststore)) {
+    try (var in = Files.newInputStream(truststore)) {
       return new String(in.readNBytes(4096), StandardCharsets.US_ASCII).contains("-----BEGIN");
     } catch (IOException | RuntimeException e) {
       return truststore.toString().endsWith(".pem") || truststore.toString().endsWith(".crt"); // Kafka reports it

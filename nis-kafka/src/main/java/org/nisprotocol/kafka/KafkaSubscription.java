@@ -3,6 +3,7 @@ package org.nisprotocol.kafka;
 import io.micrometer.core.instrument.Counter;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
+import java.time.Instant;
 import java.util.Collection;
 import java.util.HashMap;
 import java.util.HashSet;
@@ -18,6 +19,7 @@ import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.locks.LockSupport;
+import java.util.function.LongSupplier;
 import java.util.regex.Pattern;
 import org.apache.kafka.clients.consumer.CloseOptions;
 import org.apache.kafka.clients.consumer.ConsumerRebalanceListener;
@@ -476,7 +478,7 @@ final class KafkaSubscription implements Subscription {
         System.nanoTime() + beforeStopDeadline(bus.config().shutdownTimeout(), Duration.ofSeconds(2)).toNanos();
     // Looked at again as it waits: a stop that comes meanwhile (close() running out of time)
     // shortens the wait, so that committing and closing still end by the stop's deadline.
-    java.util.function.LongSupplier waitUntil = () -> Math.min(deadline,
+    LongSupplier waitUntil = () -> Math.min(deadline,
         System.nanoTime() + beforeStopDeadline(bus.config().shutdownTimeout(), Duration.ofSeconds(2)).toNanos());
     for (PartitionWorker worker : stopping) {
       worker.join(waitUntil);
@@ -629,7 +631,7 @@ final class KafkaSubscription implements Subscription {
     }
 
     /** Waits for the worker until the deadline the supplier gives (asked again every 100 ms at most). */
-    void join(java.util.function.LongSupplier deadlineNanos) {
+    void join(LongSupplier deadlineNanos) {
       try {
         while (thread.isAlive()) {
           long left = deadlineNanos.getAsLong() - System.nanoTime();
@@ -827,7 +829,7 @@ final class KafkaSubscription implements Subscription {
    * away by its sender (any instant is valid) is recorded as the longest time instead of failing
    * every attempt at the message.
    */
-  static Duration sinceSent(NisMessage message, java.time.Instant now) {
+  static Duration sinceSent(NisMessage message, Instant now) {
     Duration since = Duration.between(message.timestamp(), now).abs();
     return since.compareTo(LONGEST_RECORDED) > 0 ? LONGEST_RECORDED : since;
   }

@@ -27,6 +27,7 @@ import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.locks.ReentrantLock;
+import java.util.function.Supplier;
 import org.nisprotocol.core.Cache;
 import org.nisprotocol.core.CacheKeys;
 import org.nisprotocol.core.ClosedException;
@@ -404,9 +405,8 @@ public final class StrategyCache implements Cache {
   public boolean putIfAbsent(String namespace, String key, String json, Duration ttl) {
     Policy policy = policies.get(namespace);
     if (policy instanceof WriteBack) {
-      CacheKeys.requireValidKey(key);
       writeBack.requireRoom(namespace, 1);
-      return inKeyOrder(namespace, List.of(key), () -> {
+      return inKeyOrder(namespace, Collections.singletonList(key), () -> {
         if (!delegate.putIfAbsent(namespace, key, json, ttl)) {
           return false;
         }
@@ -513,7 +513,7 @@ public final class StrategyCache implements Cache {
   }
 
   /** Runs the action holding the order locks of the keys (taken in stripe order: no deadlock between calls). */
-  private <T> T inKeyOrder(String namespace, Collection<String> keys, java.util.function.Supplier<T> action) {
+  private <T> T inKeyOrder(String namespace, Collection<String> keys, Supplier<T> action) {
     keys.forEach(CacheKeys::requireValidKey); // a null key is refused as everywhere, before it is hashed
     int[] stripes = keys.stream()
         .mapToInt(key -> Math.floorMod(31 * namespace.hashCode() + key.hashCode(), writeBackOrder.length))
@@ -565,11 +565,10 @@ public final class StrategyCache implements Cache {
       expiries.invalidate(new Key(namespace, key)); // before: a put landing after keeps its own
     }
     if (policy instanceof WriteBack) {
-      CacheKeys.requireValidKey(key);
       if (closed) {
         throw new ClosedException("the cache is closed: delete in namespace " + namespace + " refused");
       }
-      return inKeyOrder(namespace, List.of(key), () -> {
+      return inKeyOrder(namespace, Collections.singletonList(key), () -> {
         boolean removed = delegate.delete(namespace, key);
         synchronized (this) { // as queueForStore: queued before close()'s drain, or refused
           if (closed) {

@@ -81,8 +81,8 @@ final class WriteBackQueue {
    */
   synchronized void requireRoom(String namespace, int writes) {
     if (writes > maxPending) {
-      throw new ValidationException("write-back of " + writes + " entries of namespace " + namespace
-          + " refused: more than the " + maxPending + " writes that may wait for the store at once; write them in smaller batches");
+      throw new ValidationException("write-back of " + writes + " entries of namespace " + namespace + " refused: more"
+          + " than the " + maxPending + " writes that may wait for the store at once; write them in smaller batches");
     }
     if (pending.size() + writes > maxPending) {
       throw new RetriableException(

@@ -11,8 +11,8 @@ import io.javalin.json.JavalinJackson;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.UncheckedIOException;
-import java.nio.charset.StandardCharsets;
 import java.math.BigDecimal;
+import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.time.Instant;
 import java.time.InstantSource;
@@ -255,8 +255,7 @@ public final class NisServer implements AutoCloseable {
   /** An Error out of a handler (a StackOverflowError, say): a JSON 500 as for any unexpected failure. */
   private void answerError(jakarta.servlet.http.HttpServletResponse response, Error error) {
     log.error("unexpected error answering a request", error);
-    ApiError answer = ApiError.of(
-        500, "internal_error", "unexpected " + error.getClass().getSimpleName() + "; see the service log");
+    ApiError answer = unexpected(error);
     try {
       response.setStatus(answer.status());
       response.setContentType("application/json");
@@ -464,8 +463,13 @@ public final class NisServer implements AutoCloseable {
       return ApiError.of(http.getStatus(), ApiError.codeOf(http.getStatus()), http.getMessage());
     }
     log.error("unexpected error on {} {}", ctx.method(), ctx.path(), e);
+    return unexpected(e);
+  }
+
+  /** The 500 of a failure the service did not expect; its cause goes to the log, not to the client. */
+  private static ApiError unexpected(Throwable failure) {
     return ApiError.of(
-        500, "internal_error", "unexpected " + e.getClass().getSimpleName() + "; see the service log");
+        500, "internal_error", "unexpected " + failure.getClass().getSimpleName() + "; see the service log");
   }
 
   private static void answer(Context ctx, ApiError error) {
