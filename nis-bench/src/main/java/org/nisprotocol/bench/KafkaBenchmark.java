@@ -273,6 +273,7 @@ public final class KafkaBenchmark {
         intervalRow("  95% interval of that median ratio", Rate::perSecond, rawRates, nisRates, "low end ≥ 0.90"),
         medianRow("  vs raw encoding the messages as it sends (msg/s)",
             Rate::perSecond, rawJsonRates, nisRates, "report"),
+        intervalRow("  95% interval of that median ratio", Rate::perSecond, rawJsonRates, nisRates, "report"),
         meanRow("CPU in the publish calls per message (µs)", Rate::publishingMicrosPerMessage, rawRates, nisRates),
         new String[] {"  of which NIS encoding to JSON (µs)", "-",
             String.format(Locale.ROOT, "%.1f", encodingMicros(nisInput)), "-", "report"},
