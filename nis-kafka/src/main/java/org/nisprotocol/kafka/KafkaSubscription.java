@@ -4,6 +4,7 @@ import io.micrometer.core.instrument.Counter;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.time.Instant;
+import java.util.ArrayList;
 import java.util.Collection;
 import java.util.HashMap;
 import java.util.HashSet;
@@ -80,12 +81,20 @@ final class KafkaSubscription implements Subscription {
   private final Map<TopicPartition, PartitionWorker> workers = new HashMap<>(); // poll thread only
   private final Set<Thread> workerThreads = ConcurrentHashMap.newKeySet(); // the live ones
   private final Map<TopicPartition, OffsetAndMetadata> committed = new HashMap<>(); // poll thread only
+  /**
+   * Threads of workers this member gave up on (a handler that outlasted a revoke's wait, or a
+   * lost partition) that may still be in a handler, by partition: should the partition come
+   * back, its new worker waits for them, so that a partition's handlers never overlap on one
+   * member (poll thread only).
+   */
+  private final Map<TopicPartition, List<Thread>> givenUpWorkers = new HashMap<>();
   private final AtomicLong lag;
   private final CountDownLatch closedLatch = new CountDownLatch(1);
   private final Counter consumerErrors;
   private volatile boolean running = true;
   private volatile boolean draining;
   private volatile boolean assigned;
+  private volatile Set<TopicPartition> assignment = Set.of(); // as of the last rebalance callback
   private volatile Thread pollThread;
   private long lastCommitNanos; // poll thread only
   private static final long COMMIT_INTERVAL_NANOS = TimeUnit.MILLISECONDS.toNanos(100);
@@ -122,6 +131,11 @@ final class KafkaSubscription implements Subscription {
   /** Whether partitions have been assigned to this member (it receives what is published now). */
   boolean isAssigned() {
     return assigned;
+  }
+
+  /** The partitions this member has workers for, as of the last rebalance (for tests). */
+  Set<TopicPartition> assignment() {
+    return assignment;
   }
 
   /** Stops at once: the record in hand is finished and committed, the rest is left for others. */
@@ -485,6 +499,29 @@ final class KafkaSubscription implements Subscription {
     }
   }
 
+  /**
+   * Forgets a partition's worker and commit once the partition is gone; a worker that may still be
+   * in a handler is kept, with those it still waits for, for the next worker of the partition.
+   */
+  private void forgetWorker(TopicPartition partition) {
+    committed.remove(partition);
+    PartitionWorker worker = workers.remove(partition);
+    if (worker == null) {
+      return;
+    }
+    List<Thread> busy = new ArrayList<>(alive(worker.predecessors));
+    if (worker.thread.isAlive()) {
+      busy.add(worker.thread);
+    }
+    if (!busy.isEmpty()) {
+      givenUpWorkers.put(partition, List.copyOf(busy));
+    }
+  }
+
+  private static List<Thread> alive(List<Thread> threads) {
+    return threads == null ? List.of() : threads.stream().filter(Thread::isAlive).toList();
+  }
+
   private final class Rebalance implements ConsumerRebalanceListener {
     @Override
     public void onPartitionsRevoked(Collection<TopicPartition> partitions) {
@@ -494,11 +531,8 @@ final class KafkaSubscription implements Subscription {
       } catch (RuntimeException e) {
         log.warn("commit on revocation failed for group {}: {}", spec.group(), e.toString());
       }
-      partitions.forEach(
-          partition -> {
-            workers.remove(partition);
-            committed.remove(partition);
-          });
+      partitions.forEach(KafkaSubscription.this::forgetWorker);
+      assignment = Set.copyOf(workers.keySet());
     }
 
     @Override
@@ -508,21 +542,20 @@ final class KafkaSubscription implements Subscription {
         worker.givenUp = true;
         worker.stop();
       });
-      partitions.forEach(
-          partition -> {
-            workers.remove(partition);
-            committed.remove(partition);
-          });
+      partitions.forEach(KafkaSubscription.this::forgetWorker);
+      assignment = Set.copyOf(workers.keySet());
     }
 
     @Override
     public void onPartitionsAssigned(Collection<TopicPartition> partitions) {
       Map<TopicPartition, OffsetAndMetadata> commits = commitsOf(partitions);
       for (TopicPartition partition : partitions) {
-        workers.computeIfAbsent(partition, p -> new PartitionWorker(p, FailingRecord.of(commits.get(p))));
+        workers.computeIfAbsent(partition, p -> new PartitionWorker(
+            p, FailingRecord.of(commits.get(p)), alive(givenUpWorkers.remove(p))));
       }
       Set<TopicPartition> all = new HashSet<>(consumer.assignment());
       assigned = !all.isEmpty();
+      assignment = Set.copyOf(workers.keySet());
     }
   }
 
@@ -592,10 +625,13 @@ final class KafkaSubscription implements Subscription {
     private final int journalSlot;
     /** Its handler ran out of memory: the slot stays marked, counted should the process end. */
     private boolean leaveMarked; // worker thread only
+    /** Earlier workers of the partition on this member still in a handler: this one waits for them. */
+    final List<Thread> predecessors;
 
-    PartitionWorker(TopicPartition partition, FailingRecord carriedOver) {
+    PartitionWorker(TopicPartition partition, FailingRecord carriedOver, List<Thread> predecessors) {
       this.partition = partition;
       this.carriedOver = carriedOver;
+      this.predecessors = predecessors;
       this.journalKey = HandlingJournal.partitionKey(spec.group(), partition.topic(), partition.partition());
       this.journalSlot = journal.claimSlot();
       this.thread =
@@ -649,6 +685,7 @@ final class KafkaSubscription implements Subscription {
 
     private void run() {
       try {
+        awaitPredecessors();
         while (!toStop()) {
           ConsumerRecord<byte[], byte[]> record = queue.poll(50, TimeUnit.MILLISECONDS);
           if (record == null) {
@@ -675,6 +712,23 @@ final class KafkaSubscription implements Subscription {
           journal.releaseSlot(journalSlot);
         }
         workerThreads.remove(Thread.currentThread());
+      }
+    }
+
+    /**
+     * Waits, before handling anything, for the handlers of earlier workers of the partition on this
+     * member that were given up on while still running: a record of theirs must not be handled
+     * again, nor a later record of the partition, while they still run.
+     */
+    private void awaitPredecessors() throws InterruptedException {
+      for (Thread predecessor : predecessors) {
+        if (predecessor.isAlive()) {
+          log.warn("{} in group {} waits for the handler this member gave up on at a rebalance before it"
+              + " handles the partition again", partition, spec.group());
+        }
+        while (predecessor.isAlive() && !toStop()) {
+          predecessor.join(Duration.ofMillis(100));
+        }
       }
     }
 

@@ -807,6 +807,63 @@ class KafkaMessageBusIT {
     }
   }
 
+  /**
+   * A rebalance gives up on a handler that outlasts its wait; when the partition comes back to the
+   * same member while that handler still runs, the partition's new worker waits for it: neither the
+   * record in hand nor a later one of its key is handled alongside it.
+   */
+  @Test
+  void aPartitionBackOnTheMemberThatGaveUpOnItsHandlerWaitsForThatHandler() throws Exception {
+    String topic = "back-" + UUID.randomUUID();
+    String group = "back-" + UUID.randomUUID();
+    AtomicInteger entered = new AtomicInteger();
+    AtomicInteger inHandler = new AtomicInteger();
+    AtomicInteger mostAtOnce = new AtomicInteger();
+    List<Object> handled = new CopyOnWriteArrayList<>();
+    CountDownLatch firstEntered = new CountDownLatch(1);
+    CountDownLatch releaseFirst = new CountDownLatch(1);
+    MessageHandler onFirst = d -> {
+      mostAtOnce.accumulateAndGet(inHandler.incrementAndGet(), Math::max);
+      try {
+        if (entered.incrementAndGet() == 1) {
+          firstEntered.countDown();
+          releaseFirst.await();
+        }
+        handled.add(d.message().content().get("n"));
+      } finally {
+        inHandler.decrementAndGet();
+      }
+    };
+    // A rebalance waits this long for a busy handler before it gives up on it.
+    KafkaBusConfig.Builder shortWait = config().shutdownTimeout(Duration.ofSeconds(3));
+    SubscriptionSpec spec = SubscriptionSpec.group(group).withTopics(topic);
+    try (KafkaMessageBus first = KafkaMessageBus.create(shortWait.spoolDirectory(temp.resolve("first")).build());
+        KafkaMessageBus second = KafkaMessageBus.create(shortWait.spoolDirectory(temp.resolve("second")).build())) {
+      var firstSubscription = (KafkaSubscription) first.subscribe(spec, onFirst);
+      await().atMost(Duration.ofSeconds(30)).until(firstSubscription::isAssigned);
+      first.publish(NisMessage.builder(MessageType.AGENT_COORDINATION, "a").topic(topic).content(Map.of("n", 1)).build());
+      assertThat(firstEntered.await(30, TimeUnit.SECONDS)).isTrue();
+
+      // The group rebalances: the first member gives up on its handler after 3 s; then the second
+      // leaves and every partition is the first member's again.
+      var secondSubscription = (KafkaSubscription) second.subscribe(spec, d -> {});
+      await().atMost(Duration.ofSeconds(60)).until(secondSubscription::isAssigned);
+      secondSubscription.close();
+      await().atMost(Duration.ofSeconds(60)).until(() -> firstSubscription.assignment().size() == 3);
+      first.publish(NisMessage.builder(MessageType.AGENT_COORDINATION, "a").topic(topic).content(Map.of("n", 2)).build());
+
+      await().during(Duration.ofSeconds(5)).atMost(Duration.ofSeconds(6))
+          .untilAsserted(() -> assertThat(entered).as("no handler beside the one given up on").hasValue(1));
+      releaseFirst.countDown();
+      await().atMost(Duration.ofSeconds(30)).untilAsserted(() -> assertThat(handled).contains(2));
+      assertThat(mostAtOnce).hasValue(1);
+      assertThat(handled.getLast()).as("1 (once on this member or twice) before 2").isEqualTo(2);
+      assertThat(handled.subList(0, handled.size() - 1)).isNotEmpty().containsOnly(1);
+    } finally {
+      releaseFirst.countDown();
+    }
+  }
+
   @Test
   void aFullSpoolRefusesWithARetriableError() {
     // A bootstrap address where nothing listens: every message goes to the spool.
