@@ -11,6 +11,7 @@ import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.Semaphore;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.locks.ReentrantReadWriteLock;
 import java.util.function.ToIntFunction;
@@ -51,7 +52,11 @@ import org.slf4j.LoggerFactory;
  * still hold is released, as Kafka's retention would, with a warning naming each group and what it
  * lost. A topic nobody consumes keeps its entries for the first subscriber. When the bound is
  * reached, publish waits up to the publish timeout for room, then throws {@link
- * MessageBusFullException}: nothing is dropped silently. Dead letters are never refused; each
+ * MessageBusFullException}: nothing is dropped silently. A handler publishing (an agent answering
+ * what it handles) does not wait while a reserve of another tenth of the capacity lasts: were it
+ * to wait, the room it waits for, which its own message takes until it returns, would not come,
+ * and the bus's backpressure would end with its message dead-lettered. The room freed next goes
+ * back to the reserve first. Dead letters are never refused; each
  * partition of a dead-letter topic keeps the newest {@code capacity} of them (older ones are
  * dropped with a warning), so that a topic whose dead letters nobody reads does not grow without
  * end.
@@ -64,6 +69,10 @@ public final class InMemoryMessageBus implements MessageBus {
   private final InMemoryMessageBusConfig config;
   private final CloseOnce closing;
   private final Semaphore capacity;
+  /** Room only a handler's publish takes when {@link #capacity} has none: a tenth of it, at least 1. */
+  private final Semaphore handlerReserve;
+  /** Permits taken from the reserve and not yet given back: freed room repays them first. */
+  private final AtomicInteger reserveOwed = new AtomicInteger();
   private final Map<String, TopicLog> topics = new ConcurrentHashMap<>();
   private final Map<String, GroupConsumer> consumers = new ConcurrentHashMap<>();
   /** Temporary groups forgotten whose dispatchers may not have ended yet. */
@@ -88,6 +97,7 @@ public final class InMemoryMessageBus implements MessageBus {
     // dispatchers, in turn
     this.closing = new CloseOnce(config.shutdownTimeout().plusSeconds(30));
     this.capacity = new Semaphore(config.capacity());
+    this.handlerReserve = new Semaphore(handlerReserveOf(config.capacity()));
   }
 
   /** A bus with {@link InMemoryMessageBusConfig#defaults()}. */
@@ -106,7 +116,12 @@ public final class InMemoryMessageBus implements MessageBus {
 
   /** Accepted messages not yet delivered to every group (dead letters excluded). */
   public int pending() {
-    return config.capacity() - capacity.availablePermits();
+    return config.capacity() - capacity.availablePermits()
+        + handlerReserveOf(config.capacity()) - handlerReserve.availablePermits();
+  }
+
+  static int handlerReserveOf(int capacity) {
+    return Math.max(1, capacity / 10);
   }
 
   @Override
@@ -122,7 +137,7 @@ public final class InMemoryMessageBus implements MessageBus {
     }
     boolean acquired;
     try {
-      acquired = capacity.tryAcquire();
+      acquired = capacity.tryAcquire() || tryHandlerReserve();
       // Full: what only groups without a subscriber hold is released, again while this waits (a
       // consumer moving on frees nothing such a group still holds).
       long deadline = System.nanoTime() + config.publishTimeout().toNanos();
@@ -130,10 +145,11 @@ public final class InMemoryMessageBus implements MessageBus {
         releaseHeldForAbsentGroups();
         long left = deadline - System.nanoTime();
         if (left <= 0) {
-          acquired = capacity.tryAcquire(); // what the release just freed, at least
+          acquired = capacity.tryAcquire() || tryHandlerReserve(); // what the release just freed, at least
           break;
         }
-        acquired = capacity.tryAcquire(Math.min(left, RELEASE_RETRY_NANOS), TimeUnit.NANOSECONDS);
+        acquired = capacity.tryAcquire(Math.min(left, RELEASE_RETRY_NANOS), TimeUnit.NANOSECONDS)
+            || tryHandlerReserve();
       }
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
@@ -151,7 +167,7 @@ public final class InMemoryMessageBus implements MessageBus {
     closeLock.readLock().lock();
     try {
       if (refusesPublish()) {
-        capacity.release();
+        releaseRoom(1);
         throw closedError();
       }
       append(message.topic(), message, copiedHeaders, true);
@@ -189,6 +205,34 @@ public final class InMemoryMessageBus implements MessageBus {
       joined.add(consumer);
     }
     return new MemberSubscription(spec, member, joined);
+  }
+
+  /** Room from the reserve, for a handler's publish only (see the class comment). */
+  private boolean tryHandlerReserve() {
+    if (!HandlerScope.isWithin(handlerOwner) || !handlerReserve.tryAcquire()) {
+      return false;
+    }
+    reserveOwed.incrementAndGet();
+    return true;
+  }
+
+  /** Gives back room: to the reserve as far as it is owed, the rest to the capacity. */
+  private void releaseRoom(int permits) {
+    if (permits <= 0) {
+      return;
+    }
+    int owed;
+    int repaid;
+    do {
+      owed = reserveOwed.get();
+      repaid = Math.min(owed, permits);
+    } while (repaid > 0 && !reserveOwed.compareAndSet(owed, owed - repaid));
+    if (repaid > 0) {
+      handlerReserve.release(repaid);
+    }
+    if (permits > repaid) {
+      capacity.release(permits - repaid);
+    }
   }
 
   /** Offsets the group has moved past in the topic, over its partitions (for tests). */
@@ -420,9 +464,7 @@ public final class InMemoryMessageBus implements MessageBus {
 
     @Override
     public void releasePermits(int permits) {
-      if (permits > 0) {
-        capacity.release(permits);
-      }
+      releaseRoom(permits);
     }
 
     @Override

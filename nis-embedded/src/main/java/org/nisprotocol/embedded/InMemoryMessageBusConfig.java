@@ -13,7 +13,8 @@ import org.nisprotocol.core.ValidationException;
  *
  * @param partitions partitions per topic: how many ordering keys a group handles at once (default
  *     {@value #DEFAULT_PARTITIONS})
- * @param capacity accepted messages held at most before publish waits (default {@value
+ * @param capacity accepted messages held at most before publish waits (a handler's publish may go a
+ *     tenth over it without waiting; default {@value
  *     #DEFAULT_CAPACITY}); dead letters are never refused and do not count
  * @param publishTimeout how long publish waits for room in a full bus before failing (default 5 s)
  * @param retryPolicy redeliveries of a failed handler before the message is dead-lettered

@@ -234,6 +234,48 @@ class InMemoryMessageBusTest {
     assertThat(Duration.ofNanos(System.nanoTime() - start)).isLessThan(Duration.ofSeconds(10));
   }
 
+  /**
+   * Handlers that answer what they handle, in a full bus: their answers take the reserve instead of
+   * waiting for room that only their own return frees (waiting, they failed, and the messages they
+   * handled were dead-lettered).
+   */
+  @Test
+  void handlersAnsweringInAFullBusAreNotFailedByItsBackpressure() throws Exception {
+    int capacity = 10;
+    try (InMemoryMessageBus bus = InMemoryMessageBus.create(InMemoryMessageBusConfig.defaults()
+        .withCapacity(capacity).withPartitions(2).withPublishTimeout(Duration.ofMillis(200))
+        .withRetryPolicy(new org.nisprotocol.core.RetryPolicy(2, Duration.ofMillis(10), Duration.ofMillis(10), 0)))) {
+      CountDownLatch allPublished = new CountDownLatch(1);
+      List<Throwable> failures = new CopyOnWriteArrayList<>();
+      List<Object> answers = new CopyOnWriteArrayList<>();
+      List<Delivery> deadLetters = new CopyOnWriteArrayList<>();
+      bus.subscribe(SubscriptionSpec.group("answerer").withTopics("bounded"), d -> {
+        allPublished.await();
+        try {
+          bus.publish(NisMessage.builder(MessageType.AGENT_COORDINATION, "answerer")
+              .topic("answers").content(Map.of("to", d.message().content().get("sequence"))).build());
+        } catch (RuntimeException e) {
+          failures.add(e);
+          throw e;
+        }
+      });
+      bus.subscribe(SubscriptionSpec.group("asker").withTopics("answers"), d -> answers.add(d.message().content().get("to")));
+      bus.subscribe(SubscriptionSpec.group("letters").withTopics("bounded.dlt"), deadLetters::add);
+      for (int i = 0; i < capacity; i++) {
+        bus.publish(message(i));
+      }
+      assertThat(bus.pending()).as("the bus is full").isEqualTo(capacity);
+      allPublished.countDown();
+
+      await().atMost(Duration.ofSeconds(20)).untilAsserted(() -> assertThat(answers).hasSize(capacity));
+      assertThat(answers).containsExactlyInAnyOrderElementsOf(java.util.stream.IntStream.range(0, capacity).boxed().toList());
+      assertThat(failures).isEmpty();
+      assertThat(deadLetters).isEmpty();
+      // All room back: the reserve and the capacity each hold what they started with.
+      await().atMost(Duration.ofSeconds(10)).until(() -> bus.pending() == 0);
+    }
+  }
+
   @Test
   void aGroupThatLeavesWhileRetryingDoesNotKeepTheBusFull() {
     try (InMemoryMessageBus bus = InMemoryMessageBus.create(InMemoryMessageBusConfig.defaults()
