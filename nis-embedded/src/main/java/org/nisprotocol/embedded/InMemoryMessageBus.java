@@ -46,7 +46,7 @@ import org.slf4j.LoggerFactory;
  * at-least-once.
  *
  * <p>Memory is bounded by a count of accepted, undelivered messages ({@link
- * InMemoryMessageBusConfig#capacity()}): an entry is trimmed once every group of its topic has
+ * InMemoryMessageBusConfig#capacity()}, and the handlers' reserve below): an entry is trimmed once every group of its topic has
  * passed it. A group whose subscriptions all closed keeps its place and what it has not taken, for
  * its next subscription (an agent restarting), until the bus is full: then what only such groups
  * still hold is released, as Kafka's retention would, with a warning naming each group and what it
@@ -114,6 +114,11 @@ public final class InMemoryMessageBus implements MessageBus {
     return "embedded";
   }
 
+  /** Room left in the handlers' reserve (for tests). */
+  int handlerReserveLeft() {
+    return handlerReserve.availablePermits();
+  }
+
   /** Accepted messages not yet delivered to every group (dead letters excluded). */
   public int pending() {
     return config.capacity() - capacity.availablePermits()
@@ -158,8 +163,11 @@ public final class InMemoryMessageBus implements MessageBus {
     if (!acquired) {
       throw new MessageBusFullException(
           "message bus is full: "
-              + config.capacity()
-              + " accepted messages are not yet delivered and none was delivered in "
+              + (HandlerScope.isWithin(handlerOwner)
+                  ? config.capacity() + " accepted messages and the handlers' reserve of "
+                      + handlerReserveOf(config.capacity()) + " more"
+                  : config.capacity() + " accepted messages")
+              + " are not yet delivered and none was delivered in "
               + config.publishTimeout()
               + "; consumers are slow or missing. Retry later, add consumers, or raise the"
               + " capacity");

@@ -13,9 +13,9 @@ import org.nisprotocol.core.ValidationException;
  *
  * @param partitions partitions per topic: how many ordering keys a group handles at once (default
  *     {@value #DEFAULT_PARTITIONS})
- * @param capacity accepted messages held at most before publish waits (a handler's publish may go a
- *     tenth over it without waiting; default {@value
- *     #DEFAULT_CAPACITY}); dead letters are never refused and do not count
+ * @param capacity accepted messages held at most before publish waits (a handler's publish may go
+ *     a tenth over it, at least one, without waiting; default {@value #DEFAULT_CAPACITY}); dead
+ *     letters are never refused and do not count
  * @param publishTimeout how long publish waits for room in a full bus before failing (default 5 s)
  * @param retryPolicy redeliveries of a failed handler before the message is dead-lettered
  * @param shutdownTimeout how long close waits for accepted messages to be delivered (default 30 s)

@@ -243,7 +243,7 @@ class InMemoryMessageBusTest {
   void handlersAnsweringInAFullBusAreNotFailedByItsBackpressure() throws Exception {
     int capacity = 10;
     try (InMemoryMessageBus bus = InMemoryMessageBus.create(InMemoryMessageBusConfig.defaults()
-        .withCapacity(capacity).withPartitions(2).withPublishTimeout(Duration.ofMillis(200))
+        .withCapacity(capacity).withPartitions(2).withPublishTimeout(Duration.ofSeconds(1))
         .withRetryPolicy(new org.nisprotocol.core.RetryPolicy(2, Duration.ofMillis(10), Duration.ofMillis(10), 0)))) {
       CountDownLatch allPublished = new CountDownLatch(1);
       List<Throwable> failures = new CopyOnWriteArrayList<>();
@@ -261,10 +261,16 @@ class InMemoryMessageBusTest {
       });
       bus.subscribe(SubscriptionSpec.group("asker").withTopics("answers"), d -> answers.add(d.message().content().get("to")));
       bus.subscribe(SubscriptionSpec.group("letters").withTopics("bounded.dlt"), deadLetters::add);
+      List<Thread> handlerThreads = new CopyOnWriteArrayList<>();
+      bus.subscribe(SubscriptionSpec.group("threads").withTopics("bounded"), d -> handlerThreads.add(Thread.currentThread()));
       for (int i = 0; i < capacity; i++) {
-        bus.publish(message(i));
+        // Keys of their own: both partitions' handlers answer at once, and take turns at the reserve.
+        bus.publish(NisMessage.builder(MessageType.AGENT_COORDINATION, "agent").targetAgent("agent-" + i)
+            .topic("bounded").content(Map.of("sequence", i)).build());
       }
       assertThat(bus.pending()).as("the bus is full").isEqualTo(capacity);
+      await().atMost(Duration.ofSeconds(10)).until(() -> handlerThreads.size() == capacity);
+      assertThat(handlerThreads.stream().distinct().count()).as("both partitions have messages").isEqualTo(2);
       allPublished.countDown();
 
       await().atMost(Duration.ofSeconds(20)).untilAsserted(() -> assertThat(answers).hasSize(capacity));
@@ -273,6 +279,7 @@ class InMemoryMessageBusTest {
       assertThat(deadLetters).isEmpty();
       // All room back: the reserve and the capacity each hold what they started with.
       await().atMost(Duration.ofSeconds(10)).until(() -> bus.pending() == 0);
+      assertThat(bus.handlerReserveLeft()).isEqualTo(1);
     }
   }
 
