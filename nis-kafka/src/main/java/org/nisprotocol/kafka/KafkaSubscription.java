@@ -88,6 +88,7 @@ final class KafkaSubscription implements Subscription {
    * member (poll thread only).
    */
   private final Map<TopicPartition, List<Thread>> givenUpWorkers = new HashMap<>();
+  private volatile int workersLeftRunning; // written on the poll thread only
   private final AtomicLong lag;
   private final CountDownLatch closedLatch = new CountDownLatch(1);
   private final Counter consumerErrors;
@@ -98,6 +99,8 @@ final class KafkaSubscription implements Subscription {
   private volatile Thread pollThread;
   private long lastCommitNanos; // poll thread only
   private static final long COMMIT_INTERVAL_NANOS = TimeUnit.MILLISECONDS.toNanos(100);
+  /** How often a worker waiting for a handler given up on says that it still waits. */
+  private static final long STILL_WAITING_EVERY_NANOS = TimeUnit.SECONDS.toNanos(30);
 
   KafkaSubscription(KafkaMessageBus bus, SubscriptionSpec spec, MessageHandler handler, Properties properties) {
     this.bus = bus;
@@ -131,6 +134,11 @@ final class KafkaSubscription implements Subscription {
   /** Whether partitions have been assigned to this member (it receives what is published now). */
   boolean isAssigned() {
     return assigned;
+  }
+
+  /** How many workers this member let go of while their thread still ran (for tests). */
+  int workersLeftRunning() {
+    return workersLeftRunning;
   }
 
   /** The partitions this member has workers for, as of the last rebalance (for tests). */
@@ -512,6 +520,7 @@ final class KafkaSubscription implements Subscription {
     List<Thread> busy = new ArrayList<>(alive(worker.predecessors));
     if (worker.thread.isAlive()) {
       busy.add(worker.thread);
+      workersLeftRunning++;
     }
     if (!busy.isEmpty()) {
       givenUpWorkers.put(partition, List.copyOf(busy));
@@ -721,13 +730,19 @@ final class KafkaSubscription implements Subscription {
      * again, nor a later record of the partition, while they still run.
      */
     private void awaitPredecessors() throws InterruptedException {
+      long waitingSince = System.nanoTime();
+      // Said after a first short wait (a worker stopped while idle ends within it), then every 30 s.
+      long sayAfter = TimeUnit.MILLISECONDS.toNanos(200);
       for (Thread predecessor : predecessors) {
-        if (predecessor.isAlive()) {
-          log.warn("{} in group {} waits for the handler this member gave up on at a rebalance before it"
-              + " handles the partition again", partition, spec.group());
-        }
         while (predecessor.isAlive() && !toStop()) {
           predecessor.join(Duration.ofMillis(100));
+          long waited = System.nanoTime() - waitingSince;
+          if (predecessor.isAlive() && waited >= sayAfter) {
+            sayAfter = waited + STILL_WAITING_EVERY_NANOS;
+            log.warn("{} in group {} has waited {} s for the handler this member gave up on at a rebalance;"
+                    + " the partition goes on once it returns",
+                partition, spec.group(), TimeUnit.NANOSECONDS.toSeconds(waited));
+          }
         }
       }
     }

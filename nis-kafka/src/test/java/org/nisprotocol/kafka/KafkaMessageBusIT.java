@@ -761,8 +761,8 @@ class KafkaMessageBusIT {
 
   /**
    * A rebalance gives up on a handler that outlasts its wait and lets the message be delivered
-   * again while that handler still runs (on this instance or another). With dedupe, the second
-   * delivery waits for the first instead of handling the message a second time.
+   * again on another instance while that handler still runs. With dedupe, the second delivery
+   * waits for the first instead of handling the message a second time.
    */
   @Test
   void withDedupeARedeliveryOverlappingAHandlerGivenUpAtARebalanceIsNotHandledTwice() throws Exception {
@@ -795,7 +795,12 @@ class KafkaMessageBusIT {
       first.publish(NisMessage.builder(MessageType.AGENT_COORDINATION, "a").topic(topic).content(Map.of()).build());
       assertThat(firstEntered.await(30, TimeUnit.SECONDS)).isTrue();
 
-      second.subscribe(SubscriptionSpec.group(group).withTopics(topic), counted); // the group rebalances
+      var secondSubscription = (KafkaSubscription) second.subscribe(SubscriptionSpec.group(group).withTopics(topic), counted);
+      // The group rebalances; should the partition stay with the first instance, its next worker
+      // waits there for the handler given up on, so the first instance leaves: the partition is
+      // the second's, and its redelivery meets the first delivery's claim.
+      await().atMost(Duration.ofSeconds(60)).until(secondSubscription::isAssigned);
+      firstSubscription.close(); // gives up on the busy handler, which goes on
 
       assertThat(ledger.awaitBusy(Duration.ofSeconds(60))).as("the message was delivered again").isTrue();
       assertThat(handled).as("the redelivery waits").hasValue(1);
@@ -848,6 +853,7 @@ class KafkaMessageBusIT {
       // leaves and every partition is the first member's again.
       var secondSubscription = (KafkaSubscription) second.subscribe(spec, d -> {});
       await().atMost(Duration.ofSeconds(60)).until(secondSubscription::isAssigned);
+      assertThat(firstSubscription.workersLeftRunning()).as("the rebalance gave up on the busy handler").isPositive();
       secondSubscription.close();
       await().atMost(Duration.ofSeconds(60)).until(() -> firstSubscription.assignment().size() == 3);
       first.publish(NisMessage.builder(MessageType.AGENT_COORDINATION, "a").topic(topic).content(Map.of("n", 2)).build());
