@@ -41,6 +41,7 @@ import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.locks.Condition;
 import java.util.concurrent.locks.ReentrantLock;
 import java.util.function.Supplier;
+import java.util.stream.Stream;
 import org.apache.kafka.clients.CommonClientConfigs;
 import org.apache.kafka.clients.admin.Admin;
 import org.apache.kafka.clients.admin.AdminClientConfig;
@@ -188,6 +189,8 @@ public final class KafkaMessageBus implements MessageBus {
   // Orders direct sends, so that those a retired pair of producers cut off are spooled in the
   // order they were made.
   private final AtomicLong sendSequence = new AtomicLong();
+  /** See {@link #leftRunning}; by group and partition. */
+  private final ConcurrentHashMap<String, List<Thread>> handlersLeftRunning = new ConcurrentHashMap<>();
   // Marks the producers' I/O threads, as met in send callbacks. Code chained on the receipt of a
   // send Kafka settled runs there, and must not wait there for sends only that thread settles.
   private final ThreadLocal<Boolean> producerIoThread = new ThreadLocal<>();
@@ -1514,6 +1517,29 @@ public final class KafkaMessageBus implements MessageBus {
 
   InstantSource clock() {
     return clock;
+  }
+
+  /**
+   * Keeps the threads of a group's partition workers that its subscriptions let go of while they
+   * may still be in a handler (a revoke that outlasted its wait, a lost partition, a subscription
+   * closed on a busy handler), with those they waited for: the partition's next worker on this
+   * bus, of any subscription of the group, waits for them.
+   */
+  void leftRunning(String group, TopicPartition partition, List<Thread> threads) {
+    handlersLeftRunning.merge(
+        leftRunningKey(group, partition),
+        List.copyOf(threads),
+        (earlier, later) -> Stream.concat(earlier.stream(), later.stream()).filter(Thread::isAlive).distinct().toList());
+  }
+
+  /** Takes what {@link #leftRunning} keeps for a group's partition (the threads still alive). */
+  List<Thread> takeLeftRunning(String group, TopicPartition partition) {
+    List<Thread> threads = handlersLeftRunning.remove(leftRunningKey(group, partition));
+    return threads == null ? List.of() : threads.stream().filter(Thread::isAlive).toList();
+  }
+
+  private static String leftRunningKey(String group, TopicPartition partition) {
+    return group.length() + ":" + group + ":" + partition;
   }
 
   /** Which records the handlers have in hand, kept where a process that dies leaves it. */

@@ -81,13 +81,6 @@ final class KafkaSubscription implements Subscription {
   private final Map<TopicPartition, PartitionWorker> workers = new HashMap<>(); // poll thread only
   private final Set<Thread> workerThreads = ConcurrentHashMap.newKeySet(); // the live ones
   private final Map<TopicPartition, OffsetAndMetadata> committed = new HashMap<>(); // poll thread only
-  /**
-   * Threads of workers this member gave up on (a handler that outlasted a revoke's wait, or a
-   * lost partition) that may still be in a handler, by partition: should the partition come
-   * back, its new worker waits for them, so that a partition's handlers never overlap on one
-   * member (poll thread only).
-   */
-  private final Map<TopicPartition, List<Thread>> givenUpWorkers = new HashMap<>();
   private volatile int workersLeftRunning; // written on the poll thread only
   private final AtomicLong lag;
   private final CountDownLatch closedLatch = new CountDownLatch(1);
@@ -509,7 +502,8 @@ final class KafkaSubscription implements Subscription {
 
   /**
    * Forgets a partition's worker and commit once the partition is gone; a worker that may still be
-   * in a handler is kept, with those it still waits for, for the next worker of the partition.
+   * in a handler is left with the bus, with those it still waits for, for the partition's next
+   * worker in the group.
    */
   private void forgetWorker(TopicPartition partition) {
     committed.remove(partition);
@@ -517,18 +511,14 @@ final class KafkaSubscription implements Subscription {
     if (worker == null) {
       return;
     }
-    List<Thread> busy = new ArrayList<>(alive(worker.predecessors));
+    List<Thread> busy = new ArrayList<>(worker.predecessors.stream().filter(Thread::isAlive).toList());
     if (worker.thread.isAlive()) {
       busy.add(worker.thread);
       workersLeftRunning++;
     }
     if (!busy.isEmpty()) {
-      givenUpWorkers.put(partition, List.copyOf(busy));
+      bus.leftRunning(spec.group(), partition, busy);
     }
-  }
-
-  private static List<Thread> alive(List<Thread> threads) {
-    return threads == null ? List.of() : threads.stream().filter(Thread::isAlive).toList();
   }
 
   private final class Rebalance implements ConsumerRebalanceListener {
@@ -560,7 +550,7 @@ final class KafkaSubscription implements Subscription {
       Map<TopicPartition, OffsetAndMetadata> commits = commitsOf(partitions);
       for (TopicPartition partition : partitions) {
         workers.computeIfAbsent(partition, p -> new PartitionWorker(
-            p, FailingRecord.of(commits.get(p)), alive(givenUpWorkers.remove(p))));
+            p, FailingRecord.of(commits.get(p)), bus.takeLeftRunning(spec.group(), p)));
       }
       Set<TopicPartition> all = new HashSet<>(consumer.assignment());
       assigned = !all.isEmpty();
@@ -634,7 +624,7 @@ final class KafkaSubscription implements Subscription {
     private final int journalSlot;
     /** Its handler ran out of memory: the slot stays marked, counted should the process end. */
     private boolean leaveMarked; // worker thread only
-    /** Earlier workers of the partition on this member still in a handler: this one waits for them. */
+    /** Earlier workers of the partition in this group on this bus still in a handler: this one waits for them. */
     final List<Thread> predecessors;
 
     PartitionWorker(TopicPartition partition, FailingRecord carriedOver, List<Thread> predecessors) {
@@ -725,8 +715,8 @@ final class KafkaSubscription implements Subscription {
     }
 
     /**
-     * Waits, before handling anything, for the handlers of earlier workers of the partition on this
-     * member that were given up on while still running: a record of theirs must not be handled
+     * Waits, before handling anything, for the handlers of earlier workers of the partition in this
+     * group on this bus that were given up on while still running: a record of theirs must not be handled
      * again, nor a later record of the partition, while they still run.
      */
     private void awaitPredecessors() throws InterruptedException {
@@ -739,8 +729,8 @@ final class KafkaSubscription implements Subscription {
           long waited = System.nanoTime() - waitingSince;
           if (predecessor.isAlive() && waited >= sayAfter) {
             sayAfter = waited + STILL_WAITING_EVERY_NANOS;
-            log.warn("{} in group {} has waited {} s for the handler this member gave up on at a rebalance;"
-                    + " the partition goes on once it returns",
+            log.warn("{} in group {} has waited {} s for a handler of the partition left running (a rebalance or"
+                    + " a close gave up on it); the partition goes on once it returns",
                 partition, spec.group(), TimeUnit.NANOSECONDS.toSeconds(waited));
           }
         }

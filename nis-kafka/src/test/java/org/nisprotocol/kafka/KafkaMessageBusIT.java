@@ -870,6 +870,56 @@ class KafkaMessageBusIT {
     }
   }
 
+  /**
+   * A subscription closed on a busy handler leaves it running; the group's next subscription on the
+   * same bus (an agent restarting) waits for it before it handles the partition.
+   */
+  @Test
+  void theNextSubscriptionOfAGroupWaitsForTheHandlerItsClosedOneLeftRunning() throws Exception {
+    String topic = "restart-" + UUID.randomUUID();
+    String group = "restart-" + UUID.randomUUID();
+    AtomicInteger entered = new AtomicInteger();
+    AtomicInteger inHandler = new AtomicInteger();
+    AtomicInteger mostAtOnce = new AtomicInteger();
+    List<Object> handled = new CopyOnWriteArrayList<>();
+    CountDownLatch firstEntered = new CountDownLatch(1);
+    CountDownLatch releaseFirst = new CountDownLatch(1);
+    MessageHandler handler = d -> {
+      mostAtOnce.accumulateAndGet(inHandler.incrementAndGet(), Math::max);
+      try {
+        if (entered.incrementAndGet() == 1) {
+          firstEntered.countDown();
+          releaseFirst.await();
+        }
+        handled.add(d.message().content().get("n"));
+      } finally {
+        inHandler.decrementAndGet();
+      }
+    };
+    SubscriptionSpec spec = SubscriptionSpec.group(group).withTopics(topic);
+    try (KafkaMessageBus bus = KafkaMessageBus.create(config().shutdownTimeout(Duration.ofSeconds(3)).build())) {
+      var closed = (KafkaSubscription) bus.subscribe(spec, handler);
+      await().atMost(Duration.ofSeconds(30)).until(closed::isAssigned);
+      bus.publish(NisMessage.builder(MessageType.AGENT_COORDINATION, "a").topic(topic).content(Map.of("n", 1)).build());
+      assertThat(firstEntered.await(30, TimeUnit.SECONDS)).isTrue();
+      closed.close(); // waits 3 s for the busy handler, then leaves it running
+      assertThat(closed.workersLeftRunning()).as("the close left the handler running").isPositive();
+
+      var next = (KafkaSubscription) bus.subscribe(spec, handler);
+      await().atMost(Duration.ofSeconds(60)).until(() -> next.assignment().size() == 3);
+      bus.publish(NisMessage.builder(MessageType.AGENT_COORDINATION, "a").topic(topic).content(Map.of("n", 2)).build());
+
+      await().during(Duration.ofSeconds(5)).atMost(Duration.ofSeconds(6))
+          .untilAsserted(() -> assertThat(entered).as("no handler beside the one left running").hasValue(1));
+      releaseFirst.countDown();
+      await().atMost(Duration.ofSeconds(30)).untilAsserted(() -> assertThat(handled).contains(2));
+      assertThat(mostAtOnce).hasValue(1);
+      assertThat(handled).containsExactly(1, 1, 2); // the first delivery, its redelivery, then 2
+    } finally {
+      releaseFirst.countDown();
+    }
+  }
+
   @Test
   void aFullSpoolRefusesWithARetriableError() {
     // A bootstrap address where nothing listens: every message goes to the spool.
