@@ -189,8 +189,8 @@ public final class KafkaMessageBus implements MessageBus {
   // Orders direct sends, so that those a retired pair of producers cut off are spooled in the
   // order they were made.
   private final AtomicLong sendSequence = new AtomicLong();
-  /** See {@link #leftRunning}; by group and partition. */
-  private final ConcurrentHashMap<String, List<Thread>> handlersLeftRunning = new ConcurrentHashMap<>();
+  /** The workers of each group's partitions on this bus, while their threads run (see {@link #registerWorker}). */
+  private final ConcurrentHashMap<String, List<Thread>> partitionWorkers = new ConcurrentHashMap<>();
   // Marks the producers' I/O threads, as met in send callbacks. Code chained on the receipt of a
   // send Kafka settled runs there, and must not wait there for sends only that thread settles.
   private final ThreadLocal<Boolean> producerIoThread = new ThreadLocal<>();
@@ -1520,25 +1520,31 @@ public final class KafkaMessageBus implements MessageBus {
   }
 
   /**
-   * Keeps the threads of a group's partition workers that its subscriptions let go of while they
-   * may still be in a handler (a revoke that outlasted its wait, a lost partition, a subscription
-   * closed on a busy handler), with those they waited for: the partition's next worker on this
-   * bus, of any subscription of the group, waits for them.
+   * Registers a new worker of a group's partition on this bus and returns the earlier ones still
+   * registered, which it waits for before handling anything: a subscription may let go of a worker
+   * still in its handler (a revoke that outlasted its wait, a lost partition, a close), and the
+   * partition's next worker here, of any subscription of the group, must not run alongside it. A
+   * worker is registered until its thread ends ({@link #unregisterWorker}).
    */
-  void leftRunning(String group, TopicPartition partition, List<Thread> threads) {
-    handlersLeftRunning.merge(
-        leftRunningKey(group, partition),
-        List.copyOf(threads),
-        (earlier, later) -> Stream.concat(earlier.stream(), later.stream()).filter(Thread::isAlive).distinct().toList());
+  List<Thread> registerWorker(String group, TopicPartition partition, Thread worker) {
+    List<Thread> earlier = new ArrayList<>();
+    partitionWorkers.compute(partitionWorkerKey(group, partition), (key, threads) -> {
+      if (threads != null) {
+        earlier.addAll(threads);
+      }
+      return Stream.concat(earlier.stream(), Stream.of(worker)).toList();
+    });
+    return earlier;
   }
 
-  /** Takes what {@link #leftRunning} keeps for a group's partition (the threads still alive). */
-  List<Thread> takeLeftRunning(String group, TopicPartition partition) {
-    List<Thread> threads = handlersLeftRunning.remove(leftRunningKey(group, partition));
-    return threads == null ? List.of() : threads.stream().filter(Thread::isAlive).toList();
+  void unregisterWorker(String group, TopicPartition partition, Thread worker) {
+    partitionWorkers.computeIfPresent(partitionWorkerKey(group, partition), (key, threads) -> {
+      List<Thread> rest = threads.stream().filter(thread -> thread != worker).toList();
+      return rest.isEmpty() ? null : rest;
+    });
   }
 
-  private static String leftRunningKey(String group, TopicPartition partition) {
+  private static String partitionWorkerKey(String group, TopicPartition partition) {
     return group.length() + ":" + group + ":" + partition;
   }
 

@@ -4,7 +4,6 @@ import io.micrometer.core.instrument.Counter;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.time.Instant;
-import java.util.ArrayList;
 import java.util.Collection;
 import java.util.HashMap;
 import java.util.HashSet;
@@ -501,23 +500,15 @@ final class KafkaSubscription implements Subscription {
   }
 
   /**
-   * Forgets a partition's worker and commit once the partition is gone; a worker that may still be
-   * in a handler is left with the bus, with those it still waits for, for the partition's next
-   * worker in the group.
+   * Forgets a partition's worker and commit once the partition is gone. A worker that may still be
+   * in a handler stays registered with the bus until its thread ends: the partition's next worker
+   * in the group on this bus waits for it.
    */
   private void forgetWorker(TopicPartition partition) {
     committed.remove(partition);
     PartitionWorker worker = workers.remove(partition);
-    if (worker == null) {
-      return;
-    }
-    List<Thread> busy = new ArrayList<>(worker.predecessors.stream().filter(Thread::isAlive).toList());
-    if (worker.thread.isAlive()) {
-      busy.add(worker.thread);
+    if (worker != null && worker.thread.isAlive()) {
       workersLeftRunning++;
-    }
-    if (!busy.isEmpty()) {
-      bus.leftRunning(spec.group(), partition, busy);
     }
   }
 
@@ -550,7 +541,7 @@ final class KafkaSubscription implements Subscription {
       Map<TopicPartition, OffsetAndMetadata> commits = commitsOf(partitions);
       for (TopicPartition partition : partitions) {
         workers.computeIfAbsent(partition, p -> new PartitionWorker(
-            p, FailingRecord.of(commits.get(p)), bus.takeLeftRunning(spec.group(), p)));
+            p, FailingRecord.of(commits.get(p))));
       }
       Set<TopicPartition> all = new HashSet<>(consumer.assignment());
       assigned = !all.isEmpty();
@@ -624,21 +615,27 @@ final class KafkaSubscription implements Subscription {
     private final int journalSlot;
     /** Its handler ran out of memory: the slot stays marked, counted should the process end. */
     private boolean leaveMarked; // worker thread only
-    /** Earlier workers of the partition in this group on this bus still in a handler: this one waits for them. */
-    final List<Thread> predecessors;
+    /** Earlier workers of the partition in this group on this bus: this one waits for them (then forgets them). */
+    private List<Thread> predecessors;
 
-    PartitionWorker(TopicPartition partition, FailingRecord carriedOver, List<Thread> predecessors) {
+    PartitionWorker(TopicPartition partition, FailingRecord carriedOver) {
       this.partition = partition;
       this.carriedOver = carriedOver;
-      this.predecessors = predecessors;
       this.journalKey = HandlingJournal.partitionKey(spec.group(), partition.topic(), partition.partition());
       this.journalSlot = journal.claimSlot();
       this.thread =
           Thread.ofVirtual()
               .name("nis-worker-" + spec.group() + "-" + partition)
               .unstarted(this::run);
+      this.predecessors = bus.registerWorker(spec.group(), partition, thread);
       workerThreads.add(thread);
-      thread.start();
+      try {
+        thread.start();
+      } catch (RuntimeException | Error e) {
+        bus.unregisterWorker(spec.group(), partition, thread);
+        workerThreads.remove(thread);
+        throw e;
+      }
     }
 
     /**
@@ -711,13 +708,15 @@ final class KafkaSubscription implements Subscription {
           journal.releaseSlot(journalSlot);
         }
         workerThreads.remove(Thread.currentThread());
+        bus.unregisterWorker(spec.group(), partition, Thread.currentThread());
       }
     }
 
     /**
-     * Waits, before handling anything, for the handlers of earlier workers of the partition in this
-     * group on this bus that were given up on while still running: a record of theirs must not be handled
-     * again, nor a later record of the partition, while they still run.
+     * Waits, before handling anything, for the earlier workers of the partition in this group on
+     * this bus, which a rebalance, a lost partition or a close let go of while in a handler: a
+     * record of theirs must not be handled again, nor a later record of the partition, while they
+     * still run.
      */
     private void awaitPredecessors() throws InterruptedException {
       long waitingSince = System.nanoTime();
@@ -735,6 +734,7 @@ final class KafkaSubscription implements Subscription {
           }
         }
       }
+      predecessors = List.of(); // not kept alive by this worker
     }
 
     /**
