@@ -17,6 +17,7 @@ import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.locks.LockSupport;
 import java.util.function.LongSupplier;
@@ -80,7 +81,7 @@ final class KafkaSubscription implements Subscription {
   private final Map<TopicPartition, PartitionWorker> workers = new HashMap<>(); // poll thread only
   private final Set<Thread> workerThreads = ConcurrentHashMap.newKeySet(); // the live ones
   private final Map<TopicPartition, OffsetAndMetadata> committed = new HashMap<>(); // poll thread only
-  private volatile int workersLeftRunning; // written on the poll thread only
+  private final AtomicInteger handlersGivenUpOn = new AtomicInteger();
   private final AtomicLong lag;
   private final CountDownLatch closedLatch = new CountDownLatch(1);
   private final Counter consumerErrors;
@@ -128,9 +129,9 @@ final class KafkaSubscription implements Subscription {
     return assigned;
   }
 
-  /** How many workers this member let go of while their thread still ran (for tests). */
-  int workersLeftRunning() {
-    return workersLeftRunning;
+  /** How many busy handlers a wait for them gave up on (a revoke's, a close's), so far (for tests). */
+  int handlersGivenUpOn() {
+    return handlersGivenUpOn.get();
   }
 
   /** The partitions this member has workers for, as of the last rebalance (for tests). */
@@ -506,10 +507,7 @@ final class KafkaSubscription implements Subscription {
    */
   private void forgetWorker(TopicPartition partition) {
     committed.remove(partition);
-    PartitionWorker worker = workers.remove(partition);
-    if (worker != null && worker.thread.isAlive()) {
-      workersLeftRunning++;
-    }
+    workers.remove(partition);
   }
 
   private final class Rebalance implements ConsumerRebalanceListener {
@@ -597,7 +595,7 @@ final class KafkaSubscription implements Subscription {
     final LinkedBlockingQueue<ConsumerRecord<byte[], byte[]>> queue = new LinkedBlockingQueue<>();
     final CountDownLatch stopSignal = new CountDownLatch(1);
     final Thread thread;
-    final java.util.concurrent.atomic.AtomicInteger pending = new java.util.concurrent.atomic.AtomicInteger();
+    final AtomicInteger pending = new AtomicInteger();
     volatile long completedOffset = -1;
     /** What damaged each record Kafka could not hand out, by offset: queued without a value, dead-lettered so. */
     final Map<Long, String> damaged = new ConcurrentHashMap<>();
@@ -669,6 +667,7 @@ final class KafkaSubscription implements Subscription {
           long left = deadlineNanos.getAsLong() - System.nanoTime();
           if (left <= 0) {
             givenUp = true;
+            handlersGivenUpOn.incrementAndGet();
             log.warn("handler of {} in group {} still busy at shutdown", partition, spec.group());
             return;
           }

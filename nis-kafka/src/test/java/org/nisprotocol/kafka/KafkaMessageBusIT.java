@@ -853,7 +853,7 @@ class KafkaMessageBusIT {
       // leaves and every partition is the first member's again.
       var secondSubscription = (KafkaSubscription) second.subscribe(spec, d -> {});
       await().atMost(Duration.ofSeconds(60)).until(secondSubscription::isAssigned);
-      assertThat(firstSubscription.workersLeftRunning()).as("the rebalance gave up on the busy handler").isPositive();
+      assertThat(firstSubscription.handlersGivenUpOn()).as("the rebalance gave up on the busy handler").isPositive();
       secondSubscription.close();
       await().atMost(Duration.ofSeconds(60)).until(() -> firstSubscription.assignment().size() == 3);
       first.publish(NisMessage.builder(MessageType.AGENT_COORDINATION, "a").topic(topic).content(Map.of("n", 2)).build());
@@ -903,7 +903,7 @@ class KafkaMessageBusIT {
       bus.publish(NisMessage.builder(MessageType.AGENT_COORDINATION, "a").topic(topic).content(Map.of("n", 1)).build());
       assertThat(firstEntered.await(30, TimeUnit.SECONDS)).isTrue();
       closed.close(); // waits 3 s for the busy handler, then leaves it running
-      assertThat(closed.workersLeftRunning()).as("the close left the handler running").isPositive();
+      assertThat(closed.handlersGivenUpOn()).as("the close left the handler running").isPositive();
 
       var next = (KafkaSubscription) bus.subscribe(spec, handler);
       await().atMost(Duration.ofSeconds(60)).until(() -> next.assignment().size() == 3);
