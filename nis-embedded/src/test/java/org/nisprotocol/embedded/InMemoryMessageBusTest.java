@@ -12,11 +12,13 @@ import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.stream.IntStream;
 import org.junit.jupiter.api.Test;
 import org.nisprotocol.core.Delivery;
 import org.nisprotocol.core.MessageBusFullException;
 import org.nisprotocol.core.MessageType;
 import org.nisprotocol.core.NisMessage;
+import org.nisprotocol.core.RetryPolicy;
 import org.nisprotocol.core.SubscriptionSpec;
 
 /** What the in-process bus does beyond the shared contract: bounded memory, backpressure, no threads left behind. */
@@ -218,7 +220,7 @@ class InMemoryMessageBusTest {
   @Test
   void closeDoesNotWaitOutTheRetryWaitOfAGroupWhoseMemberLeft() throws Exception {
     InMemoryMessageBus bus = InMemoryMessageBus.create(InMemoryMessageBusConfig.defaults().withPartitions(1)
-        .withRetryPolicy(new org.nisprotocol.core.RetryPolicy(3, Duration.ofSeconds(20), Duration.ofSeconds(20), 0)));
+        .withRetryPolicy(new RetryPolicy(3, Duration.ofSeconds(20), Duration.ofSeconds(20), 0)));
     AtomicBoolean failed = new AtomicBoolean();
     var failing = bus.subscribe(SubscriptionSpec.group("lasting").withTopics("bounded"), d -> {
       failed.set(true);
@@ -244,7 +246,7 @@ class InMemoryMessageBusTest {
     int capacity = 10;
     try (InMemoryMessageBus bus = InMemoryMessageBus.create(InMemoryMessageBusConfig.defaults()
         .withCapacity(capacity).withPartitions(2).withPublishTimeout(Duration.ofSeconds(1))
-        .withRetryPolicy(new org.nisprotocol.core.RetryPolicy(2, Duration.ofMillis(10), Duration.ofMillis(10), 0)))) {
+        .withRetryPolicy(new RetryPolicy(2, Duration.ofMillis(10), Duration.ofMillis(10), 0)))) {
       CountDownLatch allPublished = new CountDownLatch(1);
       List<Throwable> failures = new CopyOnWriteArrayList<>();
       List<Object> answers = new CopyOnWriteArrayList<>();
@@ -274,7 +276,7 @@ class InMemoryMessageBusTest {
       allPublished.countDown();
 
       await().atMost(Duration.ofSeconds(20)).untilAsserted(() -> assertThat(answers).hasSize(capacity));
-      assertThat(answers).containsExactlyInAnyOrderElementsOf(java.util.stream.IntStream.range(0, capacity).boxed().toList());
+      assertThat(answers).containsExactlyInAnyOrderElementsOf(IntStream.range(0, capacity).boxed().toList());
       assertThat(failures).isEmpty();
       assertThat(deadLetters).isEmpty();
       // All room back: the reserve and the capacity each hold what they started with.
@@ -287,7 +289,7 @@ class InMemoryMessageBusTest {
   void aGroupThatLeavesWhileRetryingDoesNotKeepTheBusFull() {
     try (InMemoryMessageBus bus = InMemoryMessageBus.create(InMemoryMessageBusConfig.defaults()
         .withCapacity(3).withPartitions(1).withPublishTimeout(Duration.ofMillis(200))
-        .withRetryPolicy(new org.nisprotocol.core.RetryPolicy(5, Duration.ofSeconds(2), Duration.ofSeconds(2), 0)))) {
+        .withRetryPolicy(new RetryPolicy(5, Duration.ofSeconds(2), Duration.ofSeconds(2), 0)))) {
       List<Delivery> handled = new CopyOnWriteArrayList<>();
       bus.subscribe(SubscriptionSpec.group("a").withTopics("bounded"), handled::add);
       List<Delivery> failing = new CopyOnWriteArrayList<>();
@@ -339,7 +341,7 @@ class InMemoryMessageBusTest {
   void messagesPublishedToADeadLetterTopicGiveTheirRoomBackWhenTheNewestAreKept() {
     try (InMemoryMessageBus bus = InMemoryMessageBus.create(InMemoryMessageBusConfig.defaults()
         .withCapacity(5).withPartitions(1)
-        .withRetryPolicy(new org.nisprotocol.core.RetryPolicy(1, Duration.ofMillis(10), Duration.ofMillis(10), 0)))) {
+        .withRetryPolicy(new RetryPolicy(1, Duration.ofMillis(10), Duration.ofMillis(10), 0)))) {
       for (int i = 0; i < 3; i++) { // published there by a client: these hold room in the bus
         bus.publish(NisMessage.builder(MessageType.AGENT_COORDINATION, "agent").topic("bounded.dlt")
             .content(Map.of("sequence", 50 + i)).build());
@@ -363,7 +365,7 @@ class InMemoryMessageBusTest {
   void eachPartitionOfADeadLetterTopicKeepsTheNewestLetters() {
     try (InMemoryMessageBus bus = InMemoryMessageBus.create(InMemoryMessageBusConfig.defaults()
         .withCapacity(5).withPartitions(1)
-        .withRetryPolicy(new org.nisprotocol.core.RetryPolicy(1, Duration.ofMillis(10), Duration.ofMillis(10), 0)))) {
+        .withRetryPolicy(new RetryPolicy(1, Duration.ofMillis(10), Duration.ofMillis(10), 0)))) {
       AtomicBoolean markerHandled = new AtomicBoolean();
       bus.subscribe(SubscriptionSpec.group("a").withTopics("bounded"), d -> {
         if (d.message().content().get("sequence").equals(100)) {

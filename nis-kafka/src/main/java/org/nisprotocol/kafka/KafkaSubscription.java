@@ -538,8 +538,7 @@ final class KafkaSubscription implements Subscription {
     public void onPartitionsAssigned(Collection<TopicPartition> partitions) {
       Map<TopicPartition, OffsetAndMetadata> commits = commitsOf(partitions);
       for (TopicPartition partition : partitions) {
-        workers.computeIfAbsent(partition, p -> new PartitionWorker(
-            p, FailingRecord.of(commits.get(p))));
+        workers.computeIfAbsent(partition, p -> new PartitionWorker(p, FailingRecord.of(commits.get(p))));
       }
       Set<TopicPartition> all = new HashSet<>(consumer.assignment());
       assigned = !all.isEmpty();
@@ -627,13 +626,7 @@ final class KafkaSubscription implements Subscription {
               .unstarted(this::run);
       this.predecessors = bus.registerWorker(spec.group(), partition, thread);
       workerThreads.add(thread);
-      try {
-        thread.start();
-      } catch (RuntimeException | Error e) {
-        bus.unregisterWorker(spec.group(), partition, thread);
-        workerThreads.remove(thread);
-        throw e;
-      }
+      thread.start();
     }
 
     /**

@@ -821,24 +821,7 @@ class KafkaMessageBusIT {
   void aPartitionBackOnTheMemberThatGaveUpOnItsHandlerWaitsForThatHandler() throws Exception {
     String topic = "back-" + UUID.randomUUID();
     String group = "back-" + UUID.randomUUID();
-    AtomicInteger entered = new AtomicInteger();
-    AtomicInteger inHandler = new AtomicInteger();
-    AtomicInteger mostAtOnce = new AtomicInteger();
-    List<Object> handled = new CopyOnWriteArrayList<>();
-    CountDownLatch firstEntered = new CountDownLatch(1);
-    CountDownLatch releaseFirst = new CountDownLatch(1);
-    MessageHandler onFirst = d -> {
-      mostAtOnce.accumulateAndGet(inHandler.incrementAndGet(), Math::max);
-      try {
-        if (entered.incrementAndGet() == 1) {
-          firstEntered.countDown();
-          releaseFirst.await();
-        }
-        handled.add(d.message().content().get("n"));
-      } finally {
-        inHandler.decrementAndGet();
-      }
-    };
+    FirstCallHeld onFirst = new FirstCallHeld();
     // A rebalance waits this long for a busy handler before it gives up on it.
     KafkaBusConfig.Builder shortWait = config().shutdownTimeout(Duration.ofSeconds(3));
     SubscriptionSpec spec = SubscriptionSpec.group(group).withTopics(topic);
@@ -846,8 +829,8 @@ class KafkaMessageBusIT {
         KafkaMessageBus second = KafkaMessageBus.create(shortWait.spoolDirectory(temp.resolve("second")).build())) {
       var firstSubscription = (KafkaSubscription) first.subscribe(spec, onFirst);
       await().atMost(Duration.ofSeconds(30)).until(firstSubscription::isAssigned);
-      first.publish(NisMessage.builder(MessageType.AGENT_COORDINATION, "a").topic(topic).content(Map.of("n", 1)).build());
-      assertThat(firstEntered.await(30, TimeUnit.SECONDS)).isTrue();
+      first.publish(numbered(topic, 1));
+      assertThat(onFirst.firstEntered.await(30, TimeUnit.SECONDS)).isTrue();
 
       // The group rebalances: the first member gives up on its handler after 3 s; then the second
       // leaves and every partition is the first member's again.
@@ -856,17 +839,13 @@ class KafkaMessageBusIT {
       assertThat(firstSubscription.handlersGivenUpOn()).as("the rebalance gave up on the busy handler").isPositive();
       secondSubscription.close();
       await().atMost(Duration.ofSeconds(60)).until(() -> firstSubscription.assignment().size() == 3);
-      first.publish(NisMessage.builder(MessageType.AGENT_COORDINATION, "a").topic(topic).content(Map.of("n", 2)).build());
+      first.publish(numbered(topic, 2));
 
-      await().during(Duration.ofSeconds(5)).atMost(Duration.ofSeconds(6))
-          .untilAsserted(() -> assertThat(entered).as("no handler beside the one given up on").hasValue(1));
-      releaseFirst.countDown();
-      await().atMost(Duration.ofSeconds(30)).untilAsserted(() -> assertThat(handled).contains(2));
-      assertThat(mostAtOnce).hasValue(1);
-      assertThat(handled.getLast()).as("1 (once on this member or twice) before 2").isEqualTo(2);
-      assertThat(handled.subList(0, handled.size() - 1)).isNotEmpty().containsOnly(1);
+      onFirst.assertNothingBesideTheFirstCallThenAllInTurn();
+      assertThat(onFirst.handled.getLast()).as("1 (once on this member or twice) before 2").isEqualTo(2);
+      assertThat(onFirst.handled.subList(0, onFirst.handled.size() - 1)).isNotEmpty().containsOnly(1);
     } finally {
-      releaseFirst.countDown();
+      onFirst.releaseFirst.countDown();
     }
   }
 
@@ -878,13 +857,41 @@ class KafkaMessageBusIT {
   void theNextSubscriptionOfAGroupWaitsForTheHandlerItsClosedOneLeftRunning() throws Exception {
     String topic = "restart-" + UUID.randomUUID();
     String group = "restart-" + UUID.randomUUID();
-    AtomicInteger entered = new AtomicInteger();
-    AtomicInteger inHandler = new AtomicInteger();
-    AtomicInteger mostAtOnce = new AtomicInteger();
-    List<Object> handled = new CopyOnWriteArrayList<>();
-    CountDownLatch firstEntered = new CountDownLatch(1);
-    CountDownLatch releaseFirst = new CountDownLatch(1);
-    MessageHandler handler = d -> {
+    FirstCallHeld handler = new FirstCallHeld();
+    SubscriptionSpec spec = SubscriptionSpec.group(group).withTopics(topic);
+    try (KafkaMessageBus bus = KafkaMessageBus.create(config().shutdownTimeout(Duration.ofSeconds(3)).build())) {
+      var closed = (KafkaSubscription) bus.subscribe(spec, handler);
+      await().atMost(Duration.ofSeconds(30)).until(closed::isAssigned);
+      bus.publish(numbered(topic, 1));
+      assertThat(handler.firstEntered.await(30, TimeUnit.SECONDS)).isTrue();
+      closed.close(); // waits 3 s for the busy handler, then leaves it running
+      assertThat(closed.handlersGivenUpOn()).as("the close left the handler running").isPositive();
+
+      var next = (KafkaSubscription) bus.subscribe(spec, handler);
+      await().atMost(Duration.ofSeconds(60)).until(() -> next.assignment().size() == 3);
+      bus.publish(numbered(topic, 2));
+
+      handler.assertNothingBesideTheFirstCallThenAllInTurn();
+      assertThat(handler.handled).containsExactly(1, 1, 2); // the first delivery, its redelivery, then 2
+    } finally {
+      handler.releaseFirst.countDown();
+    }
+  }
+
+  /**
+   * A handler whose first call waits until released; it counts its calls and how many ran at once,
+   * and keeps the number each call handled.
+   */
+  private static final class FirstCallHeld implements MessageHandler {
+    final AtomicInteger entered = new AtomicInteger();
+    final AtomicInteger mostAtOnce = new AtomicInteger();
+    final List<Object> handled = new CopyOnWriteArrayList<>();
+    final CountDownLatch firstEntered = new CountDownLatch(1);
+    final CountDownLatch releaseFirst = new CountDownLatch(1);
+    private final AtomicInteger inHandler = new AtomicInteger();
+
+    @Override
+    public void handle(Delivery d) throws Exception {
       mostAtOnce.accumulateAndGet(inHandler.incrementAndGet(), Math::max);
       try {
         if (entered.incrementAndGet() == 1) {
@@ -895,28 +902,18 @@ class KafkaMessageBusIT {
       } finally {
         inHandler.decrementAndGet();
       }
-    };
-    SubscriptionSpec spec = SubscriptionSpec.group(group).withTopics(topic);
-    try (KafkaMessageBus bus = KafkaMessageBus.create(config().shutdownTimeout(Duration.ofSeconds(3)).build())) {
-      var closed = (KafkaSubscription) bus.subscribe(spec, handler);
-      await().atMost(Duration.ofSeconds(30)).until(closed::isAssigned);
-      bus.publish(NisMessage.builder(MessageType.AGENT_COORDINATION, "a").topic(topic).content(Map.of("n", 1)).build());
-      assertThat(firstEntered.await(30, TimeUnit.SECONDS)).isTrue();
-      closed.close(); // waits 3 s for the busy handler, then leaves it running
-      assertThat(closed.handlersGivenUpOn()).as("the close left the handler running").isPositive();
+    }
 
-      var next = (KafkaSubscription) bus.subscribe(spec, handler);
-      await().atMost(Duration.ofSeconds(60)).until(() -> next.assignment().size() == 3);
-      bus.publish(NisMessage.builder(MessageType.AGENT_COORDINATION, "a").topic(topic).content(Map.of("n", 2)).build());
-
+    /**
+     * For 5 s no call starts beside the held first one (message 2 is published); once released,
+     * message 2 is handled and no two calls ever ran at once.
+     */
+    void assertNothingBesideTheFirstCallThenAllInTurn() {
       await().during(Duration.ofSeconds(5)).atMost(Duration.ofSeconds(6))
-          .untilAsserted(() -> assertThat(entered).as("no handler beside the one left running").hasValue(1));
+          .untilAsserted(() -> assertThat(entered).as("no handler beside the one held").hasValue(1));
       releaseFirst.countDown();
       await().atMost(Duration.ofSeconds(30)).untilAsserted(() -> assertThat(handled).contains(2));
       assertThat(mostAtOnce).hasValue(1);
-      assertThat(handled).containsExactly(1, 1, 2); // the first delivery, its redelivery, then 2
-    } finally {
-      releaseFirst.countDown();
     }
   }
 

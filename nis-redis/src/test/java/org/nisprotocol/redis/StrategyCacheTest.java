@@ -238,6 +238,18 @@ class StrategyCacheTest {
    * cache it decorates is held up (after the drain), runs the check; then lets the close end, and
    * checks the store got a:1 and nothing else.
    */
+  /** A store call that says it came, then waits for the release (at most {@code atMost}). */
+  private static Runnable holdingStoreCall(CountDownLatch came, CountDownLatch release, Duration atMost) {
+    return () -> {
+      came.countDown();
+      try {
+        release.await(atMost.toMillis(), TimeUnit.MILLISECONDS);
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+      }
+    };
+  }
+
   private void whileTheDecoratedCacheCloses(Runnable check) throws Exception {
     CountDownLatch closing = new CountDownLatch(1);
     CountDownLatch letClose = new CountDownLatch(1);
@@ -270,14 +282,10 @@ class StrategyCacheTest {
     CountDownLatch inStore = new CountDownLatch(1);
     CountDownLatch release = new CountDownLatch(1);
     AtomicBoolean first = new AtomicBoolean(true);
+    Runnable hold = holdingStoreCall(inStore, release, Duration.ofSeconds(20));
     store.beforeEachCall(() -> {
       if (first.getAndSet(false)) {
-        inStore.countDown();
-        try {
-          release.await(20, TimeUnit.SECONDS);
-        } catch (InterruptedException e) {
-          Thread.currentThread().interrupt();
-        }
+        hold.run();
       }
     });
     cache = builder(memory).writeBack("memory", store).writeBackBatchSize(2)
@@ -302,14 +310,7 @@ class StrategyCacheTest {
   void closeWaitsForAHungFlushNoLongerThanTheShutdownTimeout() throws Exception {
     CountDownLatch inStore = new CountDownLatch(1);
     CountDownLatch never = new CountDownLatch(1);
-    store.beforeEachCall(() -> {
-      inStore.countDown();
-      try {
-        never.await(60, TimeUnit.SECONDS);
-      } catch (InterruptedException e) {
-        Thread.currentThread().interrupt();
-      }
-    });
+    store.beforeEachCall(holdingStoreCall(inStore, never, Duration.ofSeconds(60)));
     cache = builder(memory).writeBack("memory", store).writeBackBatchSize(1)
         .shutdownTimeout(Duration.ofMillis(300)).build();
     cache.put("memory", "a", "1");
