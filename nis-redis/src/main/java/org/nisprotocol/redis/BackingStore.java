@@ -6,7 +6,9 @@ import java.util.Map;
  * The system of record behind a write-through or write-back namespace of a {@link StrategyCache}
  * (a database, a service). Supplied by the user; it must be thread-safe. An exception it throws
  * means the write did not happen: write-through passes it to the caller, write-back retries.
- * Writes must be idempotent, since write-back may repeat a batch that failed part way.
+ * Writes must be idempotent, since write-back may repeat a batch that failed part way. A
+ * write-through store runs while its keys' writes on this instance wait; it must not write or
+ * read the cache itself (on another thread and waiting for it, it could wait for itself).
  */
 public interface BackingStore {
 

@@ -23,6 +23,7 @@ import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Collection;
+import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.LinkedHashSet;
 import java.util.List;
@@ -446,6 +447,19 @@ public final class RedisCache implements Cache {
 
   @Override
   public Map<String, String> getAll(String namespace, Collection<String> keys) {
+    return readAll(namespace, keys, null);
+  }
+
+  /** As {@link #getAll}, with each value's remaining TTL where known. */
+  Map<String, Found> getAllWithTtl(String namespace, Collection<String> keys) {
+    Map<String, Duration> remaining = new HashMap<>();
+    Map<String, Found> found = new LinkedHashMap<>();
+    readAll(namespace, keys, remaining).forEach((key, json) -> found.put(key, new Found(json, remaining.get(key))));
+    return found;
+  }
+
+  /** The values of the keys found; with {@code remaining} not null, their remaining TTLs put there too. */
+  private Map<String, String> readAll(String namespace, Collection<String> keys, Map<String, Duration> remaining) {
     NamespaceState ns = state(namespace);
     Set<String> wanted = new LinkedHashSet<>(keys.size() * 2);
     for (String key : keys) {
@@ -460,6 +474,9 @@ public final class RedisCache implements Cache {
       if (entry != null && !entry.localOnly()) {
         ns.meters.nearHits.increment();
         found.put(key, entry.json());
+        if (remaining != null) {
+          remaining.put(key, Duration.ofNanos(entry.expiresAtNanos() - ticker.read()));
+        }
       } else {
         missing.add(key);
       }
@@ -469,7 +486,7 @@ public final class RedisCache implements Cache {
     }
     if (!breaker.tryAcquire()) {
       ns.meters.errors.increment();
-      readAllLocal(ns, missing, found);
+      readAllLocal(ns, missing, found, remaining);
       return found;
     }
     long start = System.nanoTime();
@@ -487,7 +504,7 @@ public final class RedisCache implements Cache {
       }
       long sentAt = ticker.read();
       RedisFuture<List<KeyValue<String, String>>> values = link.async().mget(storeKeys);
-      if (ns.near != null) {
+      if (ns.near != null || remaining != null) {
         for (String storeKey : storeKeys) {
           ttls.add(link.async().pttl(storeKey));
         }
@@ -508,6 +525,9 @@ public final class RedisCache implements Cache {
           if (ns.near != null && pttls[i] != -2) {
             storeNear(ns, key, kv.getValue(), pttls[i], epochs[i], sentAt);
           }
+          if (remaining != null && pttls[i] > 0) {
+            remaining.put(key, Duration.ofMillis(pttls[i]));
+          }
         } else {
           ns.meters.misses.increment();
         }
@@ -515,7 +535,7 @@ public final class RedisCache implements Cache {
       return found;
     } catch (Unavailable e) {
       failed(ns, e);
-      readAllLocal(ns, missing, found);
+      readAllLocal(ns, missing, found, remaining);
       return found;
     }
   }
@@ -557,11 +577,14 @@ public final class RedisCache implements Cache {
     return new Found(entry.json(), Duration.ofNanos(Math.max(0, entry.expiresAtNanos() - ticker.read())));
   }
 
-  private void readAllLocal(NamespaceState ns, List<String> keys, Map<String, String> into) {
+  private void readAllLocal(NamespaceState ns, List<String> keys, Map<String, String> into, Map<String, Duration> remaining) {
     for (String key : keys) {
       Found found = readLocal(ns, key);
       if (found != null) {
         into.put(key, found.json());
+        if (remaining != null) {
+          remaining.put(key, found.remaining());
+        }
       }
     }
   }

@@ -1,12 +1,16 @@
 package org.nisprotocol.redis;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+import static org.awaitility.Awaitility.await;
 
 import java.time.Duration;
 import java.util.Optional;
 import java.util.UUID;
 import org.junit.jupiter.api.Test;
+import org.nisprotocol.core.CircuitBreaker;
 import org.nisprotocol.core.CircuitBreakerConfig;
+import org.nisprotocol.core.RetriableException;
 import org.nisprotocol.testkit.RedisServer;
 import org.nisprotocol.testkit.TestServers;
 
@@ -38,9 +42,15 @@ class StrategyCacheOnRedisIT {
       assertThat(cache.get(ns, "ageing")).as("answered at once").contains("\"from another instance\"");
       assertThat(executor.queued()).as("15 % of the TTL left: one reload").isEqualTo(1);
 
+      other.put(ns, "ageing-too", "\"from another instance\"", Duration.ofSeconds(15));
+      assertThat(cache.getAll(ns, java.util.List.of("fresh", "ageing-too")))
+          .as("answered at once").containsEntry("ageing-too", "\"from another instance\"");
+      assertThat(executor.queued()).as("getAll reads the remaining TTL too: one more reload").isEqualTo(2);
+
       executor.runAll();
 
       assertThat(other.get(ns, "ageing")).contains("\"ageing#1\"");
+      assertThat(other.get(ns, "ageing-too")).as("the loader's second load").contains("\"ageing-too#2\"");
       try (RawRedis raw = new RawRedis(redis)) {
         assertThat(raw.sync().pttl("nis:cache:" + ns + ":ageing")).isBetween(90_000L, 100_000L);
       }
@@ -64,6 +74,39 @@ class StrategyCacheOnRedisIT {
     cache.close();
 
     assertThat(store.data).containsEntry(ns + ":k", "\"v\"");
+  }
+
+  @Test
+  void aWriteThroughWriteRedisRefusedLeavesNoOlderValueForOtherInstancesOnceItIsBack() {
+    try (RedisServer own = RedisServer.builder().name("strategy-hung").build()) {
+      own.start();
+      RecordingStore store = new RecordingStore();
+      RedisCacheConfig impatient = config(own).toBuilder()
+          .commandTimeout(Duration.ofMillis(200))
+          .circuitBreaker(new CircuitBreakerConfig(3, Duration.ofSeconds(2), 2))
+          .healthProbeInterval(Duration.ofMillis(100))
+          .build();
+      try (RedisCache other = RedisCache.create(config(own));
+          RedisCache underneath = RedisCache.create(impatient);
+          StrategyCache cache = StrategyCache.builder(underneath).writeThrough(ns, store).build()) {
+        cache.put(ns, "k", "\"before\"");
+        own.pause();
+        try {
+          await().atMost(Duration.ofSeconds(10)).until(() -> {
+            underneath.get(ns, "probe"); // times out, until the breaker opens
+            return underneath.health().breaker() == CircuitBreaker.State.OPEN;
+          });
+          assertThatThrownBy(() -> cache.put(ns, "k", "\"during\"")).isInstanceOf(RetriableException.class);
+        } finally {
+          own.resume();
+        }
+        assertThat(store.data).containsEntry(ns + ":k", "\"during\"");
+
+        await().atMost(Duration.ofSeconds(20)).untilAsserted(() ->
+            assertThat(other.get(ns, "k")).as("another instance, which no read here settled it for").isEmpty());
+        assertThat(cache.get(ns, "k")).isEmpty();
+      }
+    }
   }
 
   @Test

@@ -24,6 +24,7 @@ import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicReference;
 import java.util.function.Consumer;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
@@ -132,6 +133,195 @@ class StrategyCacheTest {
     assertThat(cache.get("orders", "o1")).contains("1");
     assertThat(cache.get("orders", "o2")).as("taken back when the store failed").isEmpty();
     assertThat(store.data).isEqualTo(Map.of("orders:o1", "1"));
+  }
+
+  @Test
+  void twoWriteThroughPutsOfOneKeyLeaveTheCacheAsTheStore() throws Exception {
+    whileAWriteThroughPutIsBetweenStoreAndCache(() -> cache.put("orders", "o1", "2"));
+
+    assertThat(store.data).containsEntry("orders:o1", "2");
+    assertThat(cache.get("orders", "o1")).contains("2");
+  }
+
+  @Test
+  void aWriteThroughDeleteDuringAPutOfItsKeyLeavesTheCacheAsTheStore() throws Exception {
+    whileAWriteThroughPutIsBetweenStoreAndCache(() -> cache.delete("orders", "o1"));
+
+    assertThat(store.data).doesNotContainKey("orders:o1");
+    assertThat(cache.get("orders", "o1")).as("not put back by the put that wrote the store first").isEmpty();
+  }
+
+  /**
+   * Puts "1" to orders:o1 (write-through) and, while that put has written the store but not yet
+   * the cache, runs {@code second} on another thread, which then either waits for the put or ends.
+   */
+  private void whileAWriteThroughPutIsBetweenStoreAndCache(Runnable second) throws Exception {
+    CountDownLatch inCache = new CountDownLatch(1);
+    CountDownLatch release = new CountDownLatch(1);
+    Cache delegate = new SwitchableCache(memory) {
+      @Override
+      public void put(String namespace, String key, String json) {
+        if (json.equals("1")) { // the store has it; the cache not yet
+          inCache.countDown();
+          try {
+            release.await(20, TimeUnit.SECONDS);
+          } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+          }
+        }
+        super.put(namespace, key, json);
+      }
+    };
+    cache = builder(delegate).writeThrough("orders", store).build();
+    Thread first = Thread.ofVirtual().start(() -> cache.put("orders", "o1", "1"));
+    assertThat(inCache.await(10, TimeUnit.SECONDS)).isTrue();
+    Thread other = Thread.ofVirtual().start(second);
+    awaitWaitingOrDone(other);
+    release.countDown();
+    assertThat(first.join(Duration.ofSeconds(10))).isTrue();
+    assertThat(other.join(Duration.ofSeconds(10))).isTrue();
+  }
+
+  private static void awaitWaitingOrDone(Thread thread) {
+    await().atMost(Duration.ofSeconds(10)).until(() -> thread.getState() == Thread.State.WAITING
+        || thread.getState() == Thread.State.TERMINATED);
+  }
+
+  @Test
+  void aWriteThroughPutIfAbsentTakingBackItsValueLeavesAPutThatCameMeanwhile() throws Exception {
+    AtomicBoolean firstCall = new AtomicBoolean(true);
+    AtomicReference<Thread> other = new AtomicReference<>();
+    store.beforeEachCall(() -> {
+      if (firstCall.getAndSet(false)) { // the putIfAbsent's store write, which is to fail
+        other.set(Thread.ofVirtual().start(() -> cache.put("orders", "o1", "B")));
+        awaitWaitingOrDone(other.get());
+        store.failNext(1);
+      }
+    });
+    cache = builder(memory).writeThrough("orders", store).build();
+
+    assertThatThrownBy(() -> cache.putIfAbsent("orders", "o1", "A", TTL)).hasMessageContaining("store unavailable");
+    assertThat(other.get().join(Duration.ofSeconds(10))).isTrue();
+
+    assertThat(store.data).containsEntry("orders:o1", "B");
+    assertThat(cache.get("orders", "o1")).as("the put's value, not deleted with the one taken back").contains("B");
+  }
+
+  @Test
+  void aWriteThroughPutTheCacheRefusedLeavesNoOlderValueOnceTheCacheIsBack() {
+    SwitchableCache switchable = new SwitchableCache(memory);
+    cache = builder(switchable).writeThrough("orders", store).build();
+    cache.put("orders", "o1", "1");
+    switchable.refuseWrites = true;
+
+    assertThatThrownBy(() -> cache.put("orders", "o1", "2")).isInstanceOf(RetriableException.class);
+    assertThat(store.data).containsEntry("orders:o1", "2");
+    assertThat(cache.get("orders", "o1")).as("still down: the cache cannot drop it yet").contains("1");
+    switchable.refuseWrites = false;
+
+    assertThat(cache.get("orders", "o1")).as("the value the store replaced, dropped before the read").isEmpty();
+    assertThat(memory.get("orders", "o1")).isEmpty();
+  }
+
+  @Test
+  void aWriteThroughDeleteTheCacheRefusedLeavesNoDeletedValueOnceTheCacheIsBack() {
+    SwitchableCache switchable = new SwitchableCache(memory);
+    cache = builder(switchable).writeThrough("orders", store).build();
+    cache.putAll("orders", Map.of("o1", "1", "o2", "2"));
+    switchable.refuseWrites = true;
+
+    assertThatThrownBy(() -> cache.delete("orders", "o1")).isInstanceOf(RetriableException.class);
+    switchable.refuseWrites = false;
+
+    assertThat(store.data).isEqualTo(Map.of("orders:o2", "2"));
+    assertThat(cache.getAll("orders", List.of("o1", "o2"))).isEqualTo(Map.of("o2", "2"));
+  }
+
+  @Test
+  void aWriteThroughPutIfAbsentIsNotRefusedForAValueTheStoreNoLongerHas() {
+    SwitchableCache switchable = new SwitchableCache(memory);
+    cache = builder(switchable).writeThrough("orders", store).build();
+    cache.put("orders", "o1", "1");
+    switchable.refuseWrites = true;
+    assertThatThrownBy(() -> cache.delete("orders", "o1")).isInstanceOf(RetriableException.class);
+    switchable.refuseWrites = false;
+
+    assertThat(cache.putIfAbsent("orders", "o1", "2", TTL)).isTrue();
+
+    assertThat(store.data).containsEntry("orders:o1", "2");
+    assertThat(memory.get("orders", "o1")).contains("2");
+  }
+
+  @Test
+  void theScheduledSettlingDoesNotWaitForAStoreWritingTheKey() throws Exception {
+    SwitchableCache switchable = new SwitchableCache(memory);
+    cache = builder(switchable).writeThrough("orders", store).build();
+    cache.put("orders", "o1", "1");
+    switchable.refuseWrites = true;
+    assertThatThrownBy(() -> cache.put("orders", "o1", "2")).isInstanceOf(RetriableException.class);
+    switchable.refuseWrites = false;
+    CountDownLatch inStore = new CountDownLatch(1);
+    CountDownLatch release = new CountDownLatch(1);
+    store.beforeEachCall(holdingStoreCall(inStore, release, Duration.ofSeconds(20)));
+    Thread writer = Thread.ofVirtual().start(() -> cache.put("orders", "o1", "3"));
+    assertThat(inStore.await(10, TimeUnit.SECONDS)).isTrue();
+
+    assertTimeoutPreemptively(Duration.ofSeconds(5), cache::settleUnsettled, "waited for the store");
+
+    release.countDown();
+    assertThat(writer.join(Duration.ofSeconds(10))).isTrue();
+    assertThat(memory.get("orders", "o1")).as("the write settled it").contains("3");
+  }
+
+  @Test
+  void theScheduledSettlingDropsOlderValuesButNotWhatWasWrittenSince() {
+    SwitchableCache switchable = new SwitchableCache(memory);
+    cache = builder(switchable).writeThrough("orders", store).build();
+    cache.putAll("orders", Map.of("o1", "1", "o2", "1"));
+    switchable.refuseWrites = true;
+    assertThatThrownBy(() -> cache.putAll("orders", Map.of("o1", "2", "o2", "2"))).isInstanceOf(RetriableException.class);
+    cache.settleUnsettled(); // still refused: kept for the next try
+
+    switchable.refuseWrites = false;
+    cache.put("orders", "o2", "3");
+    cache.settleUnsettled();
+
+    assertThat(memory.get("orders", "o1")).as("older than the store's: dropped").isEmpty();
+    assertThat(memory.get("orders", "o2")).as("written since: kept").contains("3");
+    assertThat(store.data).isEqualTo(Map.of("orders:o1", "2", "orders:o2", "3"));
+  }
+
+  @Test
+  void pastTheKeysItKeepsTrackOfTheNamespaceIsClearedWhole() {
+    SwitchableCache switchable = new SwitchableCache(memory);
+    cache = builder(switchable).maxUnsettledKeys(2).writeThrough("orders", store).build();
+    cache.putAll("orders", Map.of("a", "1", "b", "1", "c", "1", "untouched", "1"));
+    switchable.refuseWrites = true;
+    assertThatThrownBy(() -> cache.putAll("orders", Map.of("a", "2", "b", "2", "c", "2")))
+        .isInstanceOf(RetriableException.class);
+    switchable.refuseWrites = false;
+
+    assertThat(cache.get("orders", "untouched")).as("cleared with the namespace").isEmpty();
+    assertThat(memory.entries("orders", 10)).isEmpty();
+  }
+
+  @Test
+  void aWriteThroughPutIfAbsentTheCacheCouldNotTakeBackLeavesNoValueTheStoreLacks() {
+    SwitchableCache switchable = new SwitchableCache(memory);
+    AtomicBoolean firstCall = new AtomicBoolean(true);
+    store.beforeEachCall(() -> {
+      if (firstCall.getAndSet(false)) { // the store fails, and the cache goes down with it
+        switchable.refuseWrites = true;
+        store.failNext(1);
+      }
+    });
+    cache = builder(switchable).writeThrough("orders", store).build();
+
+    assertThatThrownBy(() -> cache.putIfAbsent("orders", "o1", "A", TTL)).hasMessageContaining("store unavailable");
+    switchable.refuseWrites = false;
+
+    assertThat(store.data).isEmpty();
+    assertThat(cache.get("orders", "o1")).isEmpty();
   }
 
   @Test
@@ -369,8 +559,7 @@ class StrategyCacheTest {
     Thread one = Thread.ofVirtual().start(() -> cache.put("memory", "k", "1"));
     assertThat(wroteOne.await(10, TimeUnit.SECONDS)).isTrue();
     Thread two = Thread.ofVirtual().start(() -> cache.put("memory", "k", "2"));
-    await().atMost(Duration.ofSeconds(10)).until(() -> two.getState() == Thread.State.WAITING
-        || two.getState() == Thread.State.TERMINATED);
+    awaitWaitingOrDone(two);
     release.countDown();
     one.join(Duration.ofSeconds(10));
     two.join(Duration.ofSeconds(10));
@@ -524,6 +713,61 @@ class StrategyCacheTest {
   }
 
   @Test
+  void aLoadAfterAMissDoesNotOverwriteAWriteOfAnotherInstance() {
+    AtomicBoolean racing = new AtomicBoolean(true);
+    cache = builder(memory)
+        .refreshAhead("goals", loaderRacedBy(key -> memory.put("goals", key, "\"written\""), racing), TTL)
+        .build();
+
+    assertThat(cache.get("goals", "g1")).as("the caller gets what it loaded").contains("\"g1#1\"");
+
+    assertThat(memory.get("goals", "g1")).as("written by another instance after the read").contains("\"written\"");
+  }
+
+  @Test
+  void aLoadAfterAMissDoesNotOverwriteAClaimMadeBeforeItStored() throws Exception {
+    CountDownLatch loaderStarted = new CountDownLatch(1);
+    CountDownLatch claimed = new CountDownLatch(1);
+    CountingLoader source = new CountingLoader();
+    CacheLoader slowLoader = (namespace, key) -> {
+      loaderStarted.countDown();
+      awaitLatch(claimed);
+      return source.load(namespace, key);
+    };
+    AtomicReference<Future<Optional<String>>> missingRead = new AtomicReference<>();
+    Cache delegate = new SwitchableCache(memory) {
+      @Override
+      public boolean putIfAbsent(String namespace, String key, String json, Duration ttl) {
+        if (json.equals("\"claim\"")) { // the claim found no load under way; one starts now
+          missingRead.set(CompletableFuture.supplyAsync(() -> cache.get(namespace, key)));
+          awaitLatch(loaderStarted);
+          boolean stored = super.putIfAbsent(namespace, key, json, ttl);
+          claimed.countDown();
+          return stored;
+        }
+        return super.putIfAbsent(namespace, key, json, ttl);
+      }
+    };
+    cache = builder(delegate).refreshAhead("goals", slowLoader, TTL).build();
+
+    assertThat(cache.putIfAbsent("goals", "g1", "\"claim\"", TTL)).isTrue();
+    assertThat(missingRead.get().get(10, TimeUnit.SECONDS)).contains("\"g1#1\"");
+
+    assertThat(memory.get("goals", "g1")).as("the claim that succeeded stays").contains("\"claim\"");
+  }
+
+  private static void awaitLatch(CountDownLatch latch) {
+    try {
+      if (!latch.await(10, TimeUnit.SECONDS)) {
+        throw new IllegalStateException("waited 10 s in vain");
+      }
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new IllegalStateException(e);
+    }
+  }
+
+  @Test
   void aReloadThatReadTheSourceBeforeAClearDoesNotPutTheValueBack() {
     AtomicBoolean racing = new AtomicBoolean();
     cache = builder(memory).refreshAhead("goals", loaderRacedBy(key -> cache.clear("goals"), racing), TTL).build();
@@ -618,6 +862,16 @@ class StrategyCacheTest {
     cache.getAll("goals", List.of("a", "b"));
 
     assertThat(executor.queued()).isEqualTo(2);
+  }
+
+  @Test
+  void getAllLoadsAKeyNamedTwiceOnce() {
+    CountingLoader loader = new CountingLoader();
+    cache = builder(memory).refreshAhead("goals", loader, TTL).build();
+
+    assertThat(cache.getAll("goals", List.of("a", "a"))).isEqualTo(Map.of("a", "\"a#1\""));
+
+    assertThat(loader.calls).hasValue(1);
   }
 
   @Test
