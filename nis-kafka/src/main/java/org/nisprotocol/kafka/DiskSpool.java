@@ -1,6 +1,8 @@
 package org.nisprotocol.kafka;
 
+import java.io.FileOutputStream;
 import java.io.IOException;
+import java.io.RandomAccessFile;
 import java.io.UncheckedIOException;
 import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
@@ -37,6 +39,13 @@ import org.slf4j.LoggerFactory;
  * first, so it survives a power loss. On open, the records after the cursor are read back; a torn
  * or corrupt record at the tail (a write cut short by a crash) ends the log and is cut off. A
  * record acknowledged but not yet recorded in the cursor may be delivered again (at-least-once).
+ * A record is never empty, so zeros the file system left at the end of a file after a power loss
+ * (space given, never written) end the log too; a cursor file left empty or damaged that way
+ * starts it from its first segment kept (at-least-once again).
+ *
+ * <p>Segments are written through {@link RandomAccessFile}, not a {@link FileChannel}: a channel
+ * closes for good when a thread using it is interrupted, which would stop a publisher's caller
+ * that cancels its tasks from spooling, and every publisher after it.
  *
  * <p>Thread-safe: appends and the reader may run on different threads.
  */
@@ -68,7 +77,7 @@ final class DiskSpool implements AutoCloseable {
   private long cursorPosition;
   private volatile long pendingRecords; // read without the lock by isEmpty()
   private long pendingBytes;
-  private FileChannel writer;
+  private RandomAccessFile writer;
   private long writerSegment;
   private boolean closed;
 
@@ -112,6 +121,9 @@ final class DiskSpool implements AutoCloseable {
    */
   synchronized void appendUnforced(byte[] payload) {
     requireOpen();
+    if (payload.length == 0) {
+      throw new IllegalArgumentException("a spooled record is never empty");
+    }
     long size = HEADER_BYTES + (long) payload.length;
     if (pendingBytes + size > maxBytes) {
       throw new SpoolFullException(
@@ -130,10 +142,9 @@ final class DiskSpool implements AutoCloseable {
       ByteBuffer record = ByteBuffer.allocate((int) size);
       CRC32C crc = new CRC32C();
       crc.update(payload);
-      record.putInt(payload.length).putInt((int) crc.getValue()).put(payload).flip();
-      while (record.hasRemaining()) {
-        writer.write(record, segmentSize + record.position());
-      }
+      record.putInt(payload.length).putInt((int) crc.getValue()).put(payload);
+      writer.seek(segmentSize);
+      writer.write(record.array());
       segments.put(writerSegment, segmentSize + size);
       pendingRecords++;
       pendingBytes += size;
@@ -149,7 +160,7 @@ final class DiskSpool implements AutoCloseable {
     }
     requireOpen();
     try {
-      writer.force(false);
+      writer.getFD().sync();
     } catch (IOException e) {
       throw new UncheckedIOException("cannot write to the message spool in " + directory, e);
     }
@@ -260,7 +271,8 @@ final class DiskSpool implements AutoCloseable {
     try {
       writeCursor(segment, position);
     } catch (IOException e) {
-      // Nothing moved: the records are still the oldest, and are sent again.
+      // The cursor kept here did not move: the records are still the oldest, and are sent again
+      // (also when the rename was done and only forcing the directory failed: sent twice then).
       throw new UncheckedIOException("cannot update the message spool in " + directory, e);
     }
     cursorSegment = segment;
@@ -299,7 +311,9 @@ final class DiskSpool implements AutoCloseable {
     }
     closed = true;
     try {
-      writer.force(true);
+      if (fsync) {
+        writer.getFD().sync();
+      }
       writer.close();
     } catch (IOException e) {
       throw new UncheckedIOException("cannot close the message spool in " + directory, e);
@@ -336,10 +350,18 @@ final class DiskSpool implements AutoCloseable {
       cursorPosition = 0;
     }
     writerSegment = segments.lastKey();
-    writer =
-        FileChannel.open(
-            segmentPath(writerSegment), StandardOpenOption.CREATE, StandardOpenOption.WRITE);
-    writer.truncate(segments.get(writerSegment));
+    boolean created = !Files.exists(segmentPath(writerSegment));
+    RandomAccessFile opened = new RandomAccessFile(segmentPath(writerSegment).toFile(), "rw");
+    try {
+      opened.setLength(segments.get(writerSegment));
+      if (created) {
+        forceDirectory();
+      }
+    } catch (IOException e) {
+      opened.close();
+      throw e;
+    }
+    writer = opened;
   }
 
   /** Counts the valid records of a segment from the cursor on; returns where they end. */
@@ -359,7 +381,7 @@ final class DiskSpool implements AutoCloseable {
         header.flip();
         int length = header.getInt();
         int expectedCrc = header.getInt();
-        if (length < 0 || position + HEADER_BYTES + length > fileSize) {
+        if (length <= 0 || position + HEADER_BYTES + length > fileSize) {
           break;
         }
         ByteBuffer payload = ByteBuffer.allocate(length);
@@ -380,16 +402,55 @@ final class DiskSpool implements AutoCloseable {
     }
   }
 
+  /** Goes on in a new segment file; when it cannot be created, nothing changed. */
   private void rollSegment() throws IOException {
-    writer.force(false);
-    writer.close();
+    Path next = Files.createFile(segmentPath(writerSegment + 1));
+    RandomAccessFile nextWriter;
+    try {
+      nextWriter = new RandomAccessFile(next.toFile(), "rw");
+    } catch (IOException e) {
+      deleteQuietly(next, e);
+      throw e;
+    }
+    try {
+      if (fsync) {
+        writer.getFD().sync();
+        forceDirectory();
+      }
+      writer.close();
+    } catch (IOException e) {
+      nextWriter.close();
+      deleteQuietly(next, e);
+      throw e;
+    }
+    writer = nextWriter;
     writerSegment++;
     segments.put(writerSegment, 0L);
-    writer =
-        FileChannel.open(
-            segmentPath(writerSegment),
-            StandardOpenOption.CREATE_NEW,
-            StandardOpenOption.WRITE);
+  }
+
+  /** Deletes a segment just created, its failure added to the error that undoes it. */
+  private static void deleteQuietly(Path segment, IOException error) {
+    try {
+      Files.deleteIfExists(segment);
+    } catch (IOException alsoFailed) {
+      error.addSuppressed(alsoFailed);
+    }
+  }
+
+  /** With fsync, forces the directory's entries (files created, renamed) to the device. */
+  private void forceDirectory() throws IOException {
+    if (!fsync) {
+      return;
+    }
+    // Through a channel, the one way to a directory; its interrupt is kept from it, then restored.
+    boolean interrupted = Thread.interrupted();
+    try (FileChannel entries = FileChannel.open(directory, StandardOpenOption.READ)) {
+      entries.force(true);
+    } finally {
+      if (interrupted) {
+        Thread.currentThread().interrupt();
+      }
+    }
   }
 
   private void deleteConsumedSegments() throws IOException {
@@ -406,19 +467,34 @@ final class DiskSpool implements AutoCloseable {
       cursorPosition = 0;
       return;
     }
-    String[] parts = Files.readString(cursor, StandardCharsets.US_ASCII).trim().split(" ");
-    cursorSegment = Long.parseLong(parts[0]);
-    cursorPosition = Long.parseLong(parts[1]);
+    String text = Files.readString(cursor, StandardCharsets.US_ASCII);
+    String[] parts = text.trim().split(" ");
+    try {
+      cursorSegment = Long.parseLong(parts[0]);
+      cursorPosition = Long.parseLong(parts[1]);
+    } catch (NumberFormatException | ArrayIndexOutOfBoundsException e) {
+      // Written, then renamed, and only the rename reached the disk before a power loss.
+      log.warn("the message spool's cursor in {} is damaged ({} bytes: {}); its messages are sent from its first"
+          + " segment kept, some perhaps again", directory, text.length(), e.toString());
+      cursorSegment = segments.isEmpty() ? 0 : segments.firstKey();
+      cursorPosition = 0;
+    }
   }
 
   private void writeCursor(long segment, long position) throws IOException {
     Path temporary = directory.resolve(CURSOR_FILE + ".tmp");
-    Files.writeString(temporary, segment + " " + position + "\n", StandardCharsets.US_ASCII);
+    try (FileOutputStream out = new FileOutputStream(temporary.toFile())) {
+      out.write((segment + " " + position + "\n").getBytes(StandardCharsets.US_ASCII));
+      if (fsync) {
+        out.getFD().sync(); // before the rename: else the new name may reach the disk before the text
+      }
+    }
     Files.move(
         temporary,
         directory.resolve(CURSOR_FILE),
         StandardCopyOption.ATOMIC_MOVE,
         StandardCopyOption.REPLACE_EXISTING);
+    forceDirectory();
   }
 
   private Path segmentPath(long segment) {

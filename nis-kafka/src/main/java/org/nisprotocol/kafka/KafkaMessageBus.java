@@ -1,5 +1,6 @@
 package org.nisprotocol.kafka;
 
+import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import java.io.IOException;
@@ -14,6 +15,7 @@ import java.time.Duration;
 import java.time.InstantSource;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
+import java.util.Base64;
 import java.util.Comparator;
 import java.util.Deque;
 import java.util.HashMap;
@@ -1152,7 +1154,8 @@ public final class KafkaMessageBus implements MessageBus {
         || error instanceof org.apache.kafka.common.errors.RecordBatchTooLargeException
         || error instanceof org.apache.kafka.common.errors.InvalidTopicException
         || error instanceof org.apache.kafka.common.InvalidRecordException
-        || error instanceof org.apache.kafka.common.errors.TopicAuthorizationException;
+        || error instanceof org.apache.kafka.common.errors.TopicAuthorizationException
+        || error instanceof SpooledRecord.UnreadableException; // not Kafka's refusal, but as final
   }
 
   /**
@@ -1191,6 +1194,14 @@ public final class KafkaMessageBus implements MessageBus {
    * the file could not be written (the message stays in the spool and is tried again).
    */
   private boolean setAside(DiskSpool.Entry entry, Throwable refusal) {
+    if (refusal instanceof SpooledRecord.UnreadableException unreadable) {
+      // No topic to send it to: its bytes go to the file, for whoever can read them.
+      var line = MessageCodec.mapper().createObjectNode()
+          .put("refused_at", clock.instant().toString())
+          .put("error", "the spool holds a record this version cannot read: " + unreadable.getMessage())
+          .put("record_base64", Base64.getEncoder().encodeToString(entry.payload()));
+      return writeRefused(line, "a spooled record this version cannot read (" + unreadable.getMessage() + ")");
+    }
     SpooledRecord record = SpooledRecord.fromBytes(entry.payload());
     String error = "Kafka refused the spooled message: " + refusal;
     String deadLetterTopic = StreamingTopics.deadLetterTopicOf(record.topic());
@@ -1214,7 +1225,6 @@ public final class KafkaMessageBus implements MessageBus {
       log.warn("{}; writing it to {} failed, tried again: {}", error, deadLetterTopic, refusedToo.toString());
       return false;
     }
-    Path file = config.spoolDirectory().resolve(REFUSED_FILE);
     var line = MessageCodec.mapper().createObjectNode()
         .put("refused_at", clock.instant().toString())
         .put("topic", record.topic())
@@ -1222,15 +1232,21 @@ public final class KafkaMessageBus implements MessageBus {
         .put("error", error + "; its dead-letter topic " + deadLetterTopic + " refused it too: " + refusedToo);
     line.putPOJO("headers", record.headers());
     line.put("message", new String(record.value(), StandardCharsets.UTF_8));
+    return writeRefused(line, error + "; its dead-letter topic " + deadLetterTopic + " refused it too (" + refusedToo + ")");
+  }
+
+  /** Appends a line to {@value #REFUSED_FILE}; false, logged, when it cannot (the record stays in the spool). */
+  private boolean writeRefused(ObjectNode line, String what) {
+    Path file = config.spoolDirectory().resolve(REFUSED_FILE);
     try (FileChannel out = FileChannel.open(file, StandardOpenOption.CREATE, StandardOpenOption.WRITE, StandardOpenOption.APPEND)) {
       out.write(ByteBuffer.wrap((MessageCodec.mapper().writeValueAsString(line) + "\n").getBytes(StandardCharsets.UTF_8)));
       out.force(true);
     } catch (IOException e) {
-      log.error("{}; neither {} nor the file {} took it ({}); it stays in the spool", error, deadLetterTopic, file, e.toString());
+      log.error("{}; the file {} did not take it ({}); it stays in the spool", what, file, e.toString());
       return false;
     }
     metrics.failed.increment();
-    log.error("{}; its dead-letter topic {} refused it too ({}); it is in {}", error, deadLetterTopic, refusedToo, file);
+    log.error("{}; it is in {}", what, file);
     return true;
   }
 

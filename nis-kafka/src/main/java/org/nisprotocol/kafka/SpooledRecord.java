@@ -8,6 +8,7 @@ import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.util.LinkedHashMap;
 import java.util.Map;
+import org.nisprotocol.core.NisException;
 
 /**
  * A message on its way to Kafka, as it waits in the spool: topic, key, encoded value, headers and
@@ -36,11 +37,23 @@ record SpooledRecord(String topic, String key, byte[] value, Map<String, String>
     return bytes.toByteArray();
   }
 
+  /** A spooled record this version cannot read: written by another, or damaged. */
+  static final class UnreadableException extends NisException {
+    private static final long serialVersionUID = 1L;
+
+    UnreadableException(String message, Throwable cause) {
+      super(message, cause);
+    }
+  }
+
+  /**
+   * @throws UnreadableException when the bytes are not a record this version writes
+   */
   static SpooledRecord fromBytes(byte[] bytes) {
     try (DataInputStream in = new DataInputStream(new ByteArrayInputStream(bytes))) {
       int format = in.readByte();
       if (format != FORMAT) {
-        throw new IllegalStateException("spooled record has unknown format " + format);
+        throw new UnreadableException("a spooled record has the unknown format " + format, null);
       }
       String topic = in.readUTF();
       String key = in.readUTF();
@@ -50,11 +63,16 @@ record SpooledRecord(String topic, String key, byte[] value, Map<String, String>
       for (int i = 0; i < headerCount; i++) {
         headers.put(in.readUTF(), in.readUTF());
       }
-      byte[] value = new byte[in.readInt()];
+      int length = in.readInt();
+      if (length < 0 || length != in.available()) {
+        throw new UnreadableException("a spooled record's value of " + length + " bytes is followed by "
+            + in.available() + " bytes", null);
+      }
+      byte[] value = new byte[length];
       in.readFully(value);
       return new SpooledRecord(topic, key, value, headers, urgent);
     } catch (IOException e) {
-      throw new UncheckedIOException("a spooled record is damaged", e);
+      throw new UnreadableException("a spooled record is damaged: " + e, e);
     }
   }
 }

@@ -213,6 +213,81 @@ class DiskSpoolTest {
     }
   }
 
+  @Test
+  void anAppendOnAnInterruptedThreadLeavesTheSpoolWorking() {
+    try (DiskSpool spool = DiskSpool.open(directory, 1 << 20, true)) {
+      spool.append(bytes("before"));
+
+      Thread.currentThread().interrupt();
+      try {
+        spool.append(bytes("interrupted"));
+        assertThat(Thread.currentThread().isInterrupted()).as("the interrupt is kept for the caller").isTrue();
+      } finally {
+        Thread.interrupted();
+      }
+      spool.append(bytes("after"));
+
+      assertThat(texts(spool.peek(10))).containsExactly("before", "interrupted", "after");
+    }
+  }
+
+  @Test
+  void aSegmentThatCannotBeCreatedFailsItsAppendOnly() throws IOException {
+    byte[] third = new byte[(int) (DiskSpool.SEGMENT_BYTES / 3)];
+    try (DiskSpool spool = DiskSpool.open(directory, 4 * DiskSpool.SEGMENT_BYTES, false)) {
+      spool.append(third);
+      spool.append(third); // the next one goes to a new segment
+      Path inTheWay = Files.createDirectory(directory.resolve(String.format("segment-%010d.spool", 1)));
+
+      assertThatThrownBy(() -> spool.append(third)).hasMessageContaining("cannot write to the message spool");
+      Files.delete(inTheWay);
+      third[0] = 7;
+      spool.append(third);
+
+      List<DiskSpool.Entry> all = spool.peek(10);
+      assertThat(all).hasSize(3);
+      assertThat(all.get(2).payload()[0]).isEqualTo((byte) 7);
+      assertThat(segments()).hasSize(2);
+    }
+  }
+
+  @Test
+  void aZeroFilledTailIsNoRecords() throws IOException {
+    try (DiskSpool spool = DiskSpool.open(directory, 1 << 20, false)) {
+      spool.append(bytes("a"));
+      spool.append(bytes("b"));
+    }
+    Path segment = segments().get(0);
+    Files.write(segment, new byte[16], java.nio.file.StandardOpenOption.APPEND); // space the file system gave, never written
+
+    try (DiskSpool reopened = DiskSpool.open(directory, 1 << 20, false)) {
+      assertThat(reopened.size()).isEqualTo(2);
+      assertThat(texts(reopened.peek(10))).containsExactly("a", "b");
+    }
+  }
+
+  @Test
+  void anEmptyRecordIsRefused() {
+    try (DiskSpool spool = DiskSpool.open(directory, 1 << 20, false)) {
+      assertThatThrownBy(() -> spool.append(new byte[0])).isInstanceOf(IllegalArgumentException.class);
+      assertThat(spool.isEmpty()).isTrue();
+    }
+  }
+
+  @Test
+  void aCursorFileLeftEmptyStartsFromTheFirstRecordKept() throws IOException {
+    try (DiskSpool spool = DiskSpool.open(directory, 1 << 20, true)) {
+      spool.append(bytes("m0"));
+      spool.append(bytes("m1"));
+      spool.acknowledge(spool.peek(1));
+    }
+    Files.write(directory.resolve("cursor"), new byte[0]); // a rename that reached the disk before the data
+
+    try (DiskSpool reopened = DiskSpool.open(directory, 1 << 20, true)) {
+      assertThat(texts(reopened.peek(10))).as("at least once: the acknowledged one again").containsExactly("m0", "m1");
+    }
+  }
+
   private List<Path> segments() throws IOException {
     try (Stream<Path> files = Files.list(directory)) {
       return files.filter(p -> p.toString().endsWith(".spool")).sorted().toList();

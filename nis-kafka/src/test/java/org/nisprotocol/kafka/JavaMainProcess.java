@@ -1,6 +1,8 @@
 package org.nisprotocol.kafka;
 
 import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
@@ -17,6 +19,9 @@ final class JavaMainProcess {
   static Process start(Duration limit, Class<?> main, String... args) throws IOException {
     List<String> command = new ArrayList<>(List.of(
         ProcessHandle.current().info().command().orElse("java"),
+        // snappy-java's native library, unpacked at start and removed only at a normal exit, goes
+        // under target/ rather than /tmp: these processes are killed.
+        "-Dorg.xerial.snappy.tempdir=" + nativeLibraryDirectory(),
         "-cp", System.getProperty("java.class.path"),
         main.getName()));
     command.addAll(List.of(args));
@@ -31,5 +36,9 @@ final class JavaMainProcess {
       }
     });
     return process;
+  }
+
+  private static Path nativeLibraryDirectory() throws IOException {
+    return Files.createDirectories(Path.of("target", "killed-process-native-libs")).toAbsolutePath();
   }
 }

@@ -620,6 +620,41 @@ class KafkaFaultIT {
     }
   }
 
+  /**
+   * A record in the spool that this version cannot read (written by another version, or damaged
+   * in a way its checksum did not catch) goes to the refused-messages file with its bytes, and the
+   * messages behind it are delivered. Before, the drainer failed on it again and again, and the
+   * spool only grew until full.
+   */
+  @Test
+  void anUnreadableSpooledRecordIsSetAsideAndTheRestIsDelivered() throws Exception {
+    String topic = "fault-unreadable-" + UUID.randomUUID();
+    try (Admin admin = Admin.create(Map.of(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, broker.bootstrapServers()))) {
+      admin.createTopics(List.of(new org.apache.kafka.clients.admin.NewTopic(topic, 3, (short) 1)))
+          .all().get(30, TimeUnit.SECONDS);
+    }
+    Path spool = temp.resolve("unreadable");
+    byte[] unreadable = {99, 1, 2, 3}; // format 99
+    NisMessage behind = message(topic, "agent", 2);
+    try (DiskSpool left = DiskSpool.open(spool, 1 << 20, false)) {
+      left.append(unreadable);
+      left.append(new SpooledRecord(topic, behind.orderingKey(), MessageCodec.create().encode(behind), Map.of(), false).toBytes());
+    }
+    List<Integer> handled = new CopyOnWriteArrayList<>();
+    try (KafkaMessageBus bus = KafkaMessageBus.create(config("unreadable").build())) {
+      bus.subscribe(SubscriptionSpec.group("unreadable-" + UUID.randomUUID()).withTopics(topic),
+          delivery -> handled.add(sequence(delivery)));
+
+      await().atMost(Duration.ofSeconds(60)).until(() -> handled.contains(2));
+      await().atMost(Duration.ofSeconds(10)).until(() -> bus.spooledMessages() == 0);
+      List<String> refused = java.nio.file.Files.readAllLines(spool.resolve(KafkaMessageBus.REFUSED_FILE));
+      assertThat(refused).hasSize(1);
+      var line = MessageCodec.mapper().readTree(refused.getFirst());
+      assertThat(java.util.Base64.getDecoder().decode(line.path("record_base64").asText())).isEqualTo(unreadable);
+      assertThat(line.path("error").asText()).contains("cannot read", "unknown format 99");
+    }
+  }
+
   /** A message of about 20 KB of text that does not compress. */
   private static NisMessage large(String topic, int sequence) {
     byte[] noise = new byte[15_000];

@@ -209,6 +209,9 @@ public final class KafkaBroker extends AbstractManagedServer {
         jvm.addAll(archive.jvmOptions());
         jvm.add("-Dlog4j2.configurationFile=" + log4jFile.toUri());
         jvm.add("-Dnis.kafka.log.file=" + serverLog);
+        // snappy-java unpacks its native library into the temporary directory and removes it only
+        // at a normal exit: a broker killed in a fault test would leave one behind in /tmp each time.
+        jvm.add("-Dorg.xerial.snappy.tempdir=" + directory());
         jvm.add("-cp");
         jvm.add(brokerClasspath());
         return jvm;
