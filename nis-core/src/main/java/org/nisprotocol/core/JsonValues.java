@@ -93,6 +93,11 @@ final class JsonValues {
     return Collections.unmodifiableMap(copy);
   }
 
+  private static Object asDouble(JsonNode node) {
+    double value = node.doubleValue();
+    return Double.isInfinite(value) ? node.decimalValue() : (Object) value;
+  }
+
   private static Object fromNode(JsonNode node) {
     return switch (node.getNodeType()) {
       case OBJECT -> fromObjectNode(node);
@@ -105,8 +110,9 @@ final class JsonValues {
       }
       case STRING -> node.textValue();
       case BOOLEAN -> node.booleanValue();
-      // Floats are read exactly (for timestamps); content holds them as doubles.
-      case NUMBER -> node.isBigDecimal() ? (Object) node.doubleValue() : node.numberValue();
+      // Floats are read exactly (for timestamps); content holds them as doubles, but for those
+      // beyond a double's range, which keep their exact value rather than become infinite.
+      case NUMBER -> node.isBigDecimal() ? asDouble(node) : node.numberValue();
       case NULL, MISSING -> null;
       case BINARY, POJO -> node.toString();
     };

@@ -48,6 +48,20 @@ class MessageCodecTest {
   }
 
   @Test
+  void numbersBeyondADoublesRangeKeepTheirValue() {
+    String json = "{\"message_type\":\"system_health\",\"source_agent\":\"a\","
+        + "\"content\":{\"huge\":1e400,\"negative\":-2.5E+999,\"plain\":0.25}}";
+
+    NisMessage decoded = codec.decode(json.getBytes(StandardCharsets.UTF_8));
+
+    assertThat(decoded.content().get("huge")).isEqualTo(new java.math.BigDecimal("1E+400"));
+    assertThat(decoded.content().get("plain")).isEqualTo(0.25);
+    JsonNode content = MessageCodec.parse(codec.encode(decoded)).get("content");
+    assertThat(content.get("huge").decimalValue()).isEqualByComparingTo("1e400");
+    assertThat(content.get("negative").decimalValue()).isEqualByComparingTo("-2.5e999");
+  }
+
+  @Test
   void theWireUsesTheGuidesSnakeCaseNamesAndLowercaseEnums() {
     JsonNode json = MessageCodec.parse(codec.encode(fullMessage()));
 
