@@ -70,8 +70,9 @@ public record AuditDecision(
    * The alert as JSON: alert_type "integrity_violation", action, severity ("high" for a
    * quarantine, "medium" for a correction, "none" for PASS), message_id, message_type,
    * source_agent, topic, integrity_score (of the original), published_integrity_score (of what is
-   * published, when something is), threshold, reasons, violations, and for a quarantine the whole
-   * quarantined_message so that it can be reviewed and released.
+   * published, when something is), threshold, reasons, violation_count, violations (the first
+   * 100), and for a quarantine the whole quarantined_message so that it can be reviewed and
+   * released.
    */
   public Map<String, Object> alertContent() {
     Map<String, Object> json = new LinkedHashMap<>();
@@ -92,6 +93,7 @@ public record AuditDecision(
     }
     json.put("threshold", threshold);
     json.put("reasons", reasons);
+    json.put("violation_count", report.violationCount());
     json.put("violations", report.violations().stream().map(Violation::toJson).toList());
     if (action == Action.QUARANTINED) {
       json.put("quarantined_message", asJson(message));

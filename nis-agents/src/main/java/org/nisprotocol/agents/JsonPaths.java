@@ -31,8 +31,20 @@ final class JsonPaths {
     }
   }
 
-  /** {@code parent.key}, or {@code parent["odd key"]} when the key is not a plain name. */
+  /** Keys longer than this show only their start in paths, then their length. */
+  static final int MAX_KEY_CHARS = 64;
+  /** Paths longer than this are shortened in violations: their start and end, then their length. */
+  static final int MAX_PATH_CHARS = 200;
+
+  /**
+   * {@code parent.key}, or {@code parent["odd key"]} when the key is not a plain name; a key
+   * longer than {@value #MAX_KEY_CHARS} chars as {@code parent["its start…(N chars)"]}, so that a
+   * path stays small whatever the content's keys (one built per flagged value).
+   */
   static String field(String parent, String key) {
+    if (key.length() > MAX_KEY_CHARS) {
+      return field(parent, start(key, MAX_KEY_CHARS - 16) + "…(" + key.length() + " chars)");
+    }
     if (isPlain(key)) {
       return parent + '.' + key;
     }
@@ -48,6 +60,23 @@ final class JsonPaths {
       }
     }
     return out.append("\"]").toString();
+  }
+
+  /** The path, or for one longer than {@value #MAX_PATH_CHARS} chars its start and end with its length between. */
+  static String shortened(String path) {
+    if (path.length() <= MAX_PATH_CHARS) {
+      return path;
+    }
+    String end = path.substring(path.length() - 70);
+    if (Character.isLowSurrogate(end.charAt(0))) {
+      end = end.substring(1);
+    }
+    return start(path, 100) + "…(" + path.length() + " chars)…" + end;
+  }
+
+  /** The first chars of a text, not ending inside a surrogate pair. */
+  private static String start(String text, int chars) {
+    return text.substring(0, Character.isHighSurrogate(text.charAt(chars - 1)) ? chars - 1 : chars);
   }
 
   private static boolean isPlain(String key) {

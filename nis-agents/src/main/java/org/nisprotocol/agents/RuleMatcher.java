@@ -528,23 +528,55 @@ final class RuleMatcher {
 
   // ---------------------------------------------------------------- JSON content
 
-  /** The violations in a JSON object, walking nested objects and arrays, in document order. */
-  List<Violation> scanContent(Map<?, ?> content, String path) {
-    List<Violation> found = new ArrayList<>();
+  /**
+   * The violations in a JSON object, walking nested objects and arrays, in document order: the
+   * first {@link AuditReport#MAX_LISTED} listed, all counted.
+   */
+  AuditReport scanContent(Map<?, ?> content, String path) {
+    Found found = new Found();
     scanObject(content, path, found);
-    return found;
+    return AuditReport.of(found.listed, found.count);
   }
 
-  private void scanObject(Map<?, ?> object, String path, List<Violation> found) {
+  /**
+   * Violations as a content scan finds them: the first {@link AuditReport#MAX_LISTED} kept, all
+   * counted. Content with a flagged value in each of many thousands of places would otherwise
+   * make as many violations, each with its own path, and reports and flags as large.
+   */
+  private static final class Found {
+    final List<Violation> listed = new ArrayList<>();
+    int count;
+
+    boolean full() {
+      return listed.size() >= AuditReport.MAX_LISTED;
+    }
+
+    void add(Violation violation) {
+      count++;
+      if (!full()) {
+        listed.add(violation);
+      }
+    }
+
+    void addAll(List<Violation> violations) {
+      violations.forEach(this::add);
+    }
+  }
+
+  private void scanObject(Map<?, ?> object, String path, Found found) {
     for (Map.Entry<?, ?> field : object.entrySet()) {
       String key = keyOf(field.getKey(), path);
       Object value = field.getValue();
       if (isNumeric(value)) {
         MetricName metric = metricOf(key, object);
         if (metric != null) {
-          String literal = literalText(value);
-          found.add(violation(metric.rule, literal, JsonPaths.field(path, key), 0,
-              literal.length(), metricMarker(key)));
+          if (found.full()) {
+            found.count++; // counted, without building its path
+          } else {
+            String literal = literalText(value);
+            found.add(violation(metric.rule, literal, JsonPaths.field(path, key), 0,
+                literal.length(), metricMarker(key)));
+          }
           continue;
         }
       }
@@ -556,7 +588,7 @@ final class RuleMatcher {
     }
   }
 
-  private void scanValue(Object value, String parent, String key, int index, List<Violation> found) {
+  private void scanValue(Object value, String parent, String key, int index, Found found) {
     switch (value) {
       case null -> {}
       case String text -> found.addAll(scanText(text, new JsonPaths.Lazy(parent, key, index)));

@@ -65,8 +65,7 @@ public final class SelfAuditEngine {
    * @throws ValidationException when a value is not JSON
    */
   public AuditReport auditContent(Map<String, ?> content) {
-    return AuditReport.of(
-        matcher.scanContent(Objects.requireNonNull(content, "content"), CONTENT_PATH));
+    return matcher.scanContent(Objects.requireNonNull(content, "content"), CONTENT_PATH);
   }
 
   /** The text with flagged wording rewritten; never scores lower than the text. */
@@ -116,8 +115,13 @@ public final class SelfAuditEngine {
     reasons.add(
         "integrity score " + report.integrityScore() + " is below the threshold " + threshold
             + " (" + report.count(Severity.HIGH) + " high, " + report.count(Severity.MEDIUM)
-            + " medium, " + report.count(Severity.LOW) + " low)");
+            + " medium, " + report.count(Severity.LOW) + " low"
+            + (report.unlisted() > 0 ? " among the first " + report.violations().size() + " of "
+                + report.violationCount() + " violations" : "") + ")");
     report.violations().forEach(violation -> reasons.add(violation.description()));
+    if (report.unlisted() > 0) {
+      reasons.add(report.unlisted() + " more violations, not listed");
+    }
     if (config.onLowScore() == SelfAuditConfig.LowScoreAction.AUTO_CORRECT) {
       Map<String, Object> corrected = correctContent(message.content());
       AuditReport after = auditContent(corrected);

@@ -43,6 +43,8 @@ public record SimulationParameters(
   public static final double DEFAULT_CONFIDENCE_LEVEL = 0.95;
   public static final double MAX_TIME_HORIZON = 36_500;
   public static final int MAX_ITERATIONS = 1_000_000;
+  /** The most steps of the resolution the time horizon may hold. */
+  public static final int MAX_STEPS = 1_000_000;
   /** The most entries in each of the three factor maps. */
   public static final int MAX_FACTORS = 32;
 
@@ -58,6 +60,10 @@ public record SimulationParameters(
     if (!(resolution > 0) || (timeHorizon > 0 && resolution > timeHorizon)) {
       problems.add("resolution must be > 0 and <= time_horizon (" + timeHorizon + "), got "
           + resolution);
+    } else if (timeHorizon > 0 && !(timeHorizon / resolution <= MAX_STEPS)) {
+      // Else the horizon in steps is infinite, or loses its whole days to rounding.
+      problems.add("resolution " + resolution + " makes more than " + MAX_STEPS + " steps of time_horizon "
+          + timeHorizon);
     }
     if (iterations < 1 || iterations > MAX_ITERATIONS) {
       problems.add("iterations must be between 1 and " + MAX_ITERATIONS + ", got " + iterations);

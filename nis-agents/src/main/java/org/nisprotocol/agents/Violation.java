@@ -12,7 +12,8 @@ import java.util.Objects;
  * @param ruleId the rule that flagged it
  * @param text the flagged text as written
  * @param path where it is: {@code "text"} for free text, else the JSON path of the value, e.g.
- *     {@code "content.results[0].summary"}
+ *     {@code "content.results[0].summary"}; keys over 64 chars show their start and length, and a
+ *     path over 200 chars its start and end with its length between (as {@code …(N chars)})
  * @param start offset of the flagged text in the value at path (for a number, in its JSON text)
  * @param end offset just past the flagged text
  * @param suggestion what auto-correction writes in its place
@@ -32,7 +33,7 @@ public record Violation(
     Objects.requireNonNull(severity, "severity");
     Objects.requireNonNull(ruleId, "ruleId");
     Objects.requireNonNull(text, "text");
-    Objects.requireNonNull(path, "path");
+    path = JsonPaths.shortened(Objects.requireNonNull(path, "path"));
     Objects.requireNonNull(suggestion, "suggestion");
     if (start < 0 || end < start) {
       throw new IllegalArgumentException("bad span [" + start + ", " + end + ")");

@@ -265,6 +265,9 @@ class ScenarioSimulatorTest {
     assertThatThrownBy(() -> SimulationRequest.builder("x", ScenarioType.GENERIC)
             .timeHorizon(5).resolution(6).build())
         .hasMessageContaining("resolution must be > 0 and <= time_horizon (5.0), got 6.0");
+    assertThatThrownBy(() -> SimulationRequest.builder("x", ScenarioType.GENERIC)
+            .timeHorizon(30).resolution(1e-310).build())
+        .hasMessageContaining("resolution 1.0E-310 makes more than 1000000 steps of time_horizon 30.0");
   }
 
   @Test

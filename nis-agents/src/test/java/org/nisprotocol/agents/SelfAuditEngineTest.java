@@ -488,6 +488,43 @@ class SelfAuditEngineTest {
     return NisMessage.builder(MessageType.AGENT_COORDINATION, "planner").content(content).build();
   }
 
+  @Test
+  void contentFlaggedInManyPlacesListsTheFirstHundredAndCountsThemAll() {
+    Map<String, Object> content = Map.of("notes", java.util.Collections.nCopies(1000, "perfect"));
+
+    AuditReport report = engine.auditContent(content);
+
+    assertThat(report.violationCount()).isEqualTo(1000);
+    assertThat(report.violations()).hasSize(AuditReport.MAX_LISTED);
+    assertThat(report.violations().getLast().path()).isEqualTo("content.notes[99]");
+    assertThat(report.integrityScore()).isZero();
+    assertThat(report.status()).isEqualTo(AuditStatus.CRITICAL);
+    assertThat(report.flags()).hasSize(101).last().isEqualTo("more_violations:900");
+    assertThat(report.toJson()).containsEntry("violation_count", 1000).containsEntry("violations_not_listed", 900);
+    AuditReport text = engine.auditText("perfect ".repeat(1000));
+    assertThat(text.violationCount()).isEqualTo(1000);
+    assertThat(text.violations()).hasSize(AuditReport.MAX_LISTED);
+  }
+
+  @Test
+  void pathsStaySmallWhateverTheKeys() {
+    String longKey = "k".repeat(20_000);
+    Map<String, Object> deep = Map.of("perfect", "perfect");
+    for (int level = 0; level < 300; level++) {
+      deep = Map.of("level" + level, deep);
+    }
+
+    Violation underALongKey = engine.auditContent(Map.of(longKey, List.of("perfect"))).violations().getFirst();
+    Violation deepDown = engine.auditContent(deep).violations().getFirst();
+
+    assertThat(underALongKey.path())
+        .startsWith("content[\"kkkk").endsWith("…(20000 chars)\"][0]").hasSizeLessThan(100);
+    assertThat(underALongKey.flag()).hasSizeLessThan(150);
+    assertThat(deepDown.path()).hasSizeLessThanOrEqualTo(JsonPaths.MAX_PATH_CHARS)
+        .startsWith("content.level299.level298.").endsWith(".level1.level0.perfect").contains(" chars)…");
+    assertThat(deepDown.description()).hasSizeLessThan(300);
+  }
+
   private static SelfAuditEngine engine(AuditRuleSet rules) {
     return SelfAuditEngine.create(SelfAuditConfig.defaults().withRules(rules));
   }

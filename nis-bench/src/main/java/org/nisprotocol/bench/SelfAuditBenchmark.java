@@ -56,7 +56,7 @@ public final class SelfAuditBenchmark {
     NisMessage message =
         NisMessage.builder(MessageType.SIMULATION_RESULT, "bench").content(content).build();
     Pattern naive = naivePattern(AuditRuleSet.defaults());
-    int violations = engine.auditContent(content).violations().size();
+    int violations = engine.auditContent(content).violationCount();
 
     System.out.printf(Locale.ROOT,
         "content: %d bytes of JSON, %d fields, %d violations found (score %.0f)%n",
@@ -64,12 +64,12 @@ public final class SelfAuditBenchmark {
 
     List<String[]> rows = new ArrayList<>();
     Rate audit = measure("auditContent(content)", secondsPerRound, rounds,
-        () -> engine.auditContent(content).violations().size());
+        () -> engine.auditContent(content).violationCount());
     Rate auditMessage = measure("audit(message)", secondsPerRound, rounds,
         () -> (int) engine.audit(message).integrityScore().orElse(0));
     Rate parseAndAudit = measure("parse JSON + auditContent", secondsPerRound, rounds,
         () -> engine.auditContent(MessageCodec.mapper().readValue(json, JSON_OBJECT))
-            .violations().size());
+            .violationCount());
     Rate parse = measure("baseline: parse JSON", secondsPerRound, rounds,
         () -> MessageCodec.mapper().readValue(json, JSON_OBJECT).size());
     Rate regex = measure("baseline: naive regex scan", secondsPerRound, rounds,

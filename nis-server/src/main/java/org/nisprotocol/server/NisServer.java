@@ -384,7 +384,7 @@ public final class NisServer implements AutoCloseable {
                         ApiError.of(
                             404,
                             "not_found",
-                            "no entry '" + key + "' in namespace '" + namespace
+                            "no entry " + ErrorText.quoted(key) + " in namespace '" + namespace
                                 + "' (never stored, deleted or expired)")));
     Map<String, Object> answer = new LinkedHashMap<>();
     answer.put("namespace", namespace);
@@ -490,7 +490,7 @@ public final class NisServer implements AutoCloseable {
       return MessageCodec.parse(text.getBytes(StandardCharsets.UTF_8));
     } catch (MalformedJsonException e) {
       throw new ApiError.Failure(ApiError.of(502, "corrupt_entry",
-          "entry '" + key + "' in namespace '" + namespace + "' is not JSON (written by another program?): "
+          "entry " + ErrorText.quoted(key) + " in namespace '" + namespace + "' is not JSON (written by another program?): "
               + e.getMessage()));
     }
   }

@@ -173,6 +173,44 @@ class AgentEndpointsTest {
     assertThat(answer.body().get("self_audit_enabled").booleanValue()).isTrue();
   }
 
+  /** Content with a flagged value under a long key in each of thousands of places. */
+  private static String flaggedEverywhere() {
+    return "{\"" + "k".repeat(2_000) + "\": [" + String.join(",", java.util.Collections.nCopies(5_000, "\"perfect\"")) + "]}";
+  }
+
+  @Test
+  void auditingContentFlaggedInThousandsOfPlacesAnswersInBrief() throws Exception {
+    HttpRequest request = HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + server.port() + "/audit"))
+        .POST(HttpRequest.BodyPublishers.ofString("{\"content\": " + flaggedEverywhere() + "}"))
+        .build();
+
+    HttpResponse<String> response = http.send(request, HttpResponse.BodyHandlers.ofString());
+
+    assertThat(response.statusCode()).isEqualTo(200);
+    assertThat(response.body().length()).as("the request's own size, about").isLessThan(100_000);
+    JsonNode body = MessageCodec.parse(response.body().getBytes(StandardCharsets.UTF_8));
+    assertThat(body.get("violation_count").intValue()).isEqualTo(5_000);
+    assertThat(body.get("violations")).hasSize(100);
+    assertThat(body.get("violations_not_listed").intValue()).isEqualTo(4_900);
+  }
+
+  @Test
+  void aMessageFlaggedInThousandsOfPlacesRaisesAnAlertOfReadableSize() throws Exception {
+    List<NisMessage> alerts = new CopyOnWriteArrayList<>();
+    bus.subscribe(SubscriptionSpec.group("watch").withTopics(StreamingTopics.AUDIT_ALERTS), d -> alerts.add(d.message()));
+
+    Answer answer = send("POST", "/messages",
+        "{\"message_type\": \"simulation_result\", \"source_agent\": \"a\", \"content\": " + flaggedEverywhere() + "}");
+
+    assertThat(answer.status()).isEqualTo(202);
+    await().atMost(Duration.ofSeconds(10)).until(() -> !alerts.isEmpty());
+    Map<String, Object> alert = alerts.getFirst().content();
+    assertThat((List<?>) alert.get("violations")).hasSize(100);
+    assertThat(alert.get("violation_count")).isEqualTo(5_000);
+    assertThat(alert.get("reasons").toString()).contains("4900 more violations, not listed");
+    assertThat(MessageCodec.create().encode(alerts.getFirst()).length).isLessThan(100_000);
+  }
+
   @Test
   void aHypedMessageIsAcceptedCorrectedAndSaysSo() throws Exception {
     Answer answer =

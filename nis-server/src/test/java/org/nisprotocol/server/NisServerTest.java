@@ -222,6 +222,9 @@ class NisServerTest {
     Answer deleted = send("DELETE", "/cache/simulation/config_1", null);
     assertThat(deleted.body().get("deleted").booleanValue()).isTrue();
     assertError(send("GET", "/cache/simulation/config_1", null), 404, "not_found", "config_1");
+    Answer longKeyMissing = send("GET", "/cache/simulation/" + "k".repeat(500), null);
+    assertError(longKeyMissing, 404, "not_found", "(500 characters)");
+    assertThat(longKeyMissing.body().get("detail").textValue()).hasSizeLessThan(200);
 
     Answer cleared = send("DELETE", "/cache/simulation", null);
     assertThat(cleared.body().get("cleared").longValue()).isEqualTo(1);
