@@ -245,8 +245,9 @@ class RedisResilienceIT {
   /**
    * Runs a call that is not what the test checks, against a Redis that answers: a command that
    * failed or was answered from the local tier fails the test, unless it met a pause of this JVM
-   * of half the command timeout or more (the timeout then fired before the answer was read), in
-   * which case the call runs again, three times at most.
+   * of half the command timeout or more, or timed out (a CPU shared with other processes can hold
+   * an answer past 200 ms, unseen by StallWatch), in which case the call runs again, three times
+   * at most: a command that keeps timing out, or fails otherwise, fails the test.
    */
   private <T> T patiently(Supplier<T> call) {
     for (int attempt = 1; ; attempt++) {
@@ -258,11 +259,13 @@ class RedisResilienceIT {
         if (commandErrors() == errors) {
           return value;
         }
-        if (!pausedNearTheTimeout(start) || last) {
-          throw new AssertionError("a command failed and was answered from the local tier: " + value);
+        String error = cache.health().lastError().orElse("no error recorded");
+        if (!(pausedNearTheTimeout(start) || error.contains("did not answer within")) || last) {
+          throw new AssertionError(
+              "a command failed (" + error + ") and was answered from the local tier: " + value);
         }
       } catch (RetriableException e) {
-        if (!pausedNearTheTimeout(start) || last) {
+        if (!(pausedNearTheTimeout(start) || e.getMessage().contains("did not answer within")) || last) {
           throw e;
         }
       }
