@@ -809,6 +809,56 @@ public final class RedisCache implements Cache {
     return stored;
   }
 
+  /** Sets KEYS[1] to ARGV[2] with a TTL of ARGV[3] ms if it holds ARGV[1]; answers 1 if it did. */
+  private static final String REPLACE_IF_HOLDING =
+      "if redis.call('GET', KEYS[1]) == ARGV[1] then"
+          + " redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3]) return 1 end return 0";
+
+  /**
+   * Replaces the key's value with {@code json}, for {@code ttl}, only if Redis holds {@code
+   * expected} (a script, so nothing comes between the comparison and the write): for a
+   * refresh-ahead reload, so that a write or delete another instance made after the read stands.
+   * Like {@link #putIfAbsent}, refused while Redis is not reachable (nothing kept locally), the
+   * local copy dropped and, on a near-cached namespace, the invalidation sent either way.
+   *
+   * @return whether the value was replaced
+   */
+  boolean replaceIfHolding(String namespace, String key, String expected, String json, Duration ttl) {
+    NamespaceState ns = state(namespace);
+    CacheKeys.requireValidKey(key);
+    Objects.requireNonNull(expected, "expected");
+    Objects.requireNonNull(json, "json");
+    long ttlMillis = millis(CacheKeys.requirePositiveTtl(ttl));
+    requireOpen();
+    String what = "replace of " + ns.name + ":" + key;
+    if (!breaker.tryAcquire()) {
+      ns.meters.errors.increment();
+      throw refusedClaim(what, "the circuit breaker is open", null);
+    }
+    long start = System.nanoTime();
+    AsyncCommand<String, String, Long> eval = command(
+        CommandType.EVAL,
+        new IntegerOutput<>(StringCodec.UTF8),
+        args().add(REPLACE_IF_HOLDING).add(1).addKey(ns.prefix + key).addValue(expected).addValue(json).add(ttlMillis));
+    boolean replaced;
+    try {
+      dispatchOnKey(ns, key, eval);
+      replaced = Long.valueOf(1).equals(eval.get());
+      breaker.onSuccess();
+    } catch (Unavailable e) {
+      failed(ns, e);
+      throw refusedClaim(what, e.getMessage(), e.getCause());
+    } catch (InterruptedException | ExecutionException e) {
+      throw new IllegalStateException("a completed command failed to report", e);
+    }
+    ns.meters.recordLatency(CacheMetrics.Operation.PUT, start);
+    if (replaced) {
+      ns.meters.puts.increment();
+    }
+    dropLocally(ns, key);
+    return replaced;
+  }
+
   /**
    * A command on one key, with, on a near-cached namespace, the key's counter moved on before it
    * and its invalidation after (see {@link #dispatchAndInvalidate}).

@@ -76,7 +76,11 @@ import org.slf4j.LoggerFactory;
  *       namespace's refresh TTL. A hit in the last part of its TTL (by default the last 20 %) returns
  *       at once and starts one background reload; callers never wait for it. The remaining TTL comes
  *       from Redis ({@code PTTL}) on the Redis backend, and on other backends from the writes and
- *       loads this instance made.</td><td>{@link Builder#refreshAhead}</td></tr>
+ *       loads this instance made. A load after a miss stores its value only if the key is still
+ *       absent, and a reload on Redis only if Redis still holds the value it refreshed (compared
+ *       and set by one script), so a write, or a delete, another instance made meanwhile stands (a
+ *       delete before a miss's load stores is not ordered with it, nor a write of the very value the
+ *       reload refreshed).</td><td>{@link Builder#refreshAhead}</td></tr>
  * </table>
  *
  * <p>A namespace has one strategy; namespaces not named keep TTL. {@code clear} only clears the
@@ -267,7 +271,7 @@ public final class StrategyCache implements Cache {
         all.put(key, json);
         Duration left = remaining.get(key);
         if (left != null && dueForRefresh(left, policy)) {
-          refreshInBackground(namespace, key, policy);
+          refreshInBackground(namespace, key, json, policy);
         }
       } else {
         loadOnce(namespace, key, policy).ifPresent(v -> all.put(key, v));
@@ -297,7 +301,7 @@ public final class StrategyCache implements Cache {
       return loadOnce(namespace, key, policy);
     }
     if (remaining != null && dueForRefresh(remaining, policy)) {
-      refreshInBackground(namespace, key, policy);
+      refreshInBackground(namespace, key, json.get(), policy);
     }
     return json;
   }
@@ -317,15 +321,25 @@ public final class StrategyCache implements Cache {
   private static final class LoadInFlight {
     final CompletableFuture<Optional<String>> result = new CompletableFuture<>();
     /**
-     * A load after a miss stores only if the key is still absent (a put-if-absent): a write that
-     * came between the miss and the store, on any instance, wins. A reload replaces the value.
+     * The value a reload refreshes, or null for a load after a miss. A load after a miss stores
+     * only if the key is still absent (a put-if-absent), a reload on Redis only if Redis still
+     * holds the value it refreshes: a write or (for a reload) a delete that came meanwhile, on any
+     * instance, wins.
      */
-    final boolean afterMiss;
+    final String replacing;
     final ReentrantLock lock = new ReentrantLock();
     boolean overtaken; // guarded by lock
 
-    LoadInFlight(boolean afterMiss) {
-      this.afterMiss = afterMiss;
+    private LoadInFlight(String replacing) {
+      this.replacing = replacing;
+    }
+
+    static LoadInFlight afterMiss() {
+      return new LoadInFlight(null);
+    }
+
+    static LoadInFlight replacing(String current) {
+      return new LoadInFlight(Objects.requireNonNull(current, "current"));
     }
 
     void overtake() {
@@ -341,7 +355,7 @@ public final class StrategyCache implements Cache {
   /** Loads in this thread, or waits for the load of the key already under way. */
   private Optional<String> loadOnce(String namespace, String key, RefreshAhead policy) {
     Key k = new Key(namespace, key);
-    LoadInFlight mine = new LoadInFlight(true);
+    LoadInFlight mine = LoadInFlight.afterMiss();
     LoadInFlight running = loading.putIfAbsent(k, mine);
     if (running != null) {
       try {
@@ -364,10 +378,10 @@ public final class StrategyCache implements Cache {
     }
   }
 
-  /** Starts one reload of the key unless a load of it is under way; never blocks. */
-  private void refreshInBackground(String namespace, String key, RefreshAhead policy) {
+  /** Starts one reload of the key, whose value is {@code current}, unless a load of it is under way; never blocks. */
+  private void refreshInBackground(String namespace, String key, String current, RefreshAhead policy) {
     Key k = new Key(namespace, key);
-    LoadInFlight mine = new LoadInFlight(false);
+    LoadInFlight mine = LoadInFlight.replacing(current);
     if (loading.putIfAbsent(k, mine) != null) {
       return;
     }
@@ -409,20 +423,24 @@ public final class StrategyCache implements Cache {
         log.debug("loaded {}:{}, but it was written meanwhile: the cache keeps that", k.namespace(), k.key());
         return;
       }
-      if (load.afterMiss) {
+      boolean conditional = load.replacing == null || delegate instanceof RedisCache;
+      if (conditional) {
         boolean stored;
         try {
-          stored = delegate.putIfAbsent(k.namespace(), k.key(), json, policy.ttl());
+          stored = load.replacing == null
+              ? delegate.putIfAbsent(k.namespace(), k.key(), json, policy.ttl())
+              : ((RedisCache) delegate).replaceIfHolding(k.namespace(), k.key(), load.replacing, json, policy.ttl());
         } catch (RetriableException refused) {
           // Redis, down, grants no claims; a put keeps the value in this instance's local tier
           delegate.put(k.namespace(), k.key(), json, policy.ttl());
           stored = true;
         }
         if (!stored) {
-          log.debug("loaded {}:{}, but it was written meanwhile: the cache keeps that", k.namespace(), k.key());
+          log.debug("loaded {}:{}, but it was written or deleted meanwhile: the cache keeps that", k.namespace(), k.key());
           return;
         }
       } else {
+        // one instance's cache: the overtaking above orders its writes with the reload
         delegate.put(k.namespace(), k.key(), json, policy.ttl());
       }
       expiries.put(k, clock.instant().plus(policy.ttl()));

@@ -151,6 +151,25 @@ class NearCacheIT {
   }
 
   @Test
+  void aReplaceReplacesOnlyTheValueItExpectsAndEndsTheOthersLocalCopy() {
+    a.put(ns, "held", "\"old\"");
+    await().atMost(Duration.ofSeconds(5)).until(() -> {
+      b.get(ns, "held");
+      return nearHits(registryB) > 0; // b answers from its local copy
+    });
+
+    assertThat(a.replaceIfHolding(ns, "held", "\"other\"", "\"new\"", Duration.ofMinutes(1))).isFalse();
+    assertThat(a.replaceIfHolding(ns, "absent", "\"old\"", "\"new\"", Duration.ofMinutes(1))).isFalse();
+    assertThat(raw.sync().get("nis:cache:" + ns + ":held")).isEqualTo("\"old\"");
+    assertThat(raw.sync().exists("nis:cache:" + ns + ":absent")).isZero();
+
+    assertThat(a.replaceIfHolding(ns, "held", "\"old\"", "\"new\"", Duration.ofMinutes(1))).isTrue();
+    assertThat(millisServedStale(() -> b.get(ns, "held").equals(Optional.of("\"new\"")))).isLessThanOrEqualTo(100);
+    assertThat(a.get(ns, "held")).contains("\"new\"");
+    assertThat(raw.sync().pttl("nis:cache:" + ns + ":held")).isBetween(50_000L, 60_000L);
+  }
+
+  @Test
   void aLocalCopyEndsWithTheRedisTtl() throws InterruptedException {
     // Long enough that most pauses of this JVM before b's first local hit do not outlive it.
     Duration ttl = Duration.ofSeconds(2);

@@ -5,6 +5,7 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import static org.awaitility.Awaitility.await;
 
 import java.time.Duration;
+import java.util.List;
 import java.util.Optional;
 import java.util.UUID;
 import org.junit.jupiter.api.Test;
@@ -43,7 +44,7 @@ class StrategyCacheOnRedisIT {
       assertThat(executor.queued()).as("15 % of the TTL left: one reload").isEqualTo(1);
 
       other.put(ns, "ageing-too", "\"from another instance\"", Duration.ofSeconds(15));
-      assertThat(cache.getAll(ns, java.util.List.of("fresh", "ageing-too")))
+      assertThat(cache.getAll(ns, List.of("fresh", "ageing-too")))
           .as("answered at once").containsEntry("ageing-too", "\"from another instance\"");
       assertThat(executor.queued()).as("getAll reads the remaining TTL too: one more reload").isEqualTo(2);
 
@@ -53,6 +54,37 @@ class StrategyCacheOnRedisIT {
       assertThat(other.get(ns, "ageing-too")).as("the loader's second load").contains("\"ageing-too#2\"");
       try (RawRedis raw = new RawRedis(redis)) {
         assertThat(raw.sync().pttl("nis:cache:" + ns + ":ageing")).isBetween(90_000L, 100_000L);
+      }
+    }
+  }
+
+  @Test
+  void aReloadLeavesWhatAnotherInstanceWroteOrDeletedMeanwhile() {
+    StrategyCacheTest.ManualExecutor executor = new StrategyCacheTest.ManualExecutor();
+    StrategyCacheTest.CountingLoader loader = new StrategyCacheTest.CountingLoader();
+    try (RedisCache other = RedisCache.create(config(redis));
+        StrategyCache cache =
+            StrategyCache.builder(RedisCache.create(config(redis)))
+                .executor(executor)
+                .refreshAhead(ns, loader, Duration.ofSeconds(100))
+                .build()) {
+      for (String key : List.of("rewritten", "deleted", "untouched")) {
+        other.put(ns, key, "\"old\"", Duration.ofSeconds(15));
+        assertThat(cache.get(ns, key)).contains("\"old\"");
+      }
+      assertThat(executor.queued()).as("a reload of each").isEqualTo(3);
+
+      other.put(ns, "rewritten", "\"newer\"", Duration.ofSeconds(90));
+      other.delete(ns, "deleted");
+      executor.runAll();
+
+      assertThat(loader.calls).as("every reload ran").hasValue(3);
+      assertThat(other.get(ns, "rewritten")).as("the other instance's write stands").contains("\"newer\"");
+      assertThat(other.get(ns, "deleted")).as("the other instance's delete stands").isEmpty();
+      assertThat(other.get(ns, "untouched")).as("the reload replaced the value it refreshed").contains("\"untouched#3\"");
+      try (RawRedis raw = new RawRedis(redis)) {
+        assertThat(raw.sync().pttl("nis:cache:" + ns + ":untouched")).isBetween(90_000L, 100_000L);
+        assertThat(raw.sync().pttl("nis:cache:" + ns + ":rewritten")).isBetween(1L, 90_000L);
       }
     }
   }
