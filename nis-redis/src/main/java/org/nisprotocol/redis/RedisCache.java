@@ -41,6 +41,7 @@ import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicLongArray;
+import java.util.function.Predicate;
 import java.util.function.Supplier;
 import org.nisprotocol.core.BackendRefusedException;
 import org.nisprotocol.core.Cache;
@@ -780,33 +781,15 @@ public final class RedisCache implements Cache {
     Objects.requireNonNull(json, "json");
     long ttlMillis = millis(CacheKeys.requirePositiveTtl(ttl));
     requireOpen();
-    String what = "put-if-absent of " + ns.name + ":" + key;
-    if (!breaker.tryAcquire()) {
-      ns.meters.errors.increment();
-      throw refusedClaim(what, "the circuit breaker is open", null);
-    }
-    long start = System.nanoTime();
-    AsyncCommand<String, String, String> set = command(
-        CommandType.SET,
-        new StatusOutput<>(StringCodec.UTF8),
-        args().addKey(ns.prefix + key).addValue(json).add("NX").add("PX").add(ttlMillis));
-    boolean stored;
-    try {
-      dispatchOnKey(ns, key, set);
-      stored = "OK".equals(set.get());
-      breaker.onSuccess();
-    } catch (Unavailable e) {
-      failed(ns, e);
-      throw refusedClaim(what, e.getMessage(), e.getCause());
-    } catch (InterruptedException | ExecutionException e) {
-      throw new IllegalStateException("a completed command failed to report", e);
-    }
-    ns.meters.recordLatency(CacheMetrics.Operation.PUT, start);
-    if (stored) {
-      ns.meters.puts.increment();
-    }
-    dropLocally(ns, key);
-    return stored;
+    return conditionalWrite(
+        ns,
+        key,
+        "put-if-absent of " + ns.name + ":" + key,
+        command(
+            CommandType.SET,
+            new StatusOutput<>(StringCodec.UTF8),
+            args().addKey(ns.prefix + key).addValue(json).add("NX").add("PX").add(ttlMillis)),
+        "OK"::equals);
   }
 
   /** Sets KEYS[1] to ARGV[2] with a TTL of ARGV[3] ms if it holds ARGV[1]; answers 1 if it did. */
@@ -830,20 +813,33 @@ public final class RedisCache implements Cache {
     Objects.requireNonNull(json, "json");
     long ttlMillis = millis(CacheKeys.requirePositiveTtl(ttl));
     requireOpen();
-    String what = "replace of " + ns.name + ":" + key;
+    return conditionalWrite(
+        ns,
+        key,
+        "replace of " + ns.name + ":" + key,
+        command(
+            CommandType.EVAL,
+            new IntegerOutput<>(StringCodec.UTF8),
+            args().add(REPLACE_IF_HOLDING).add(1).addKey(ns.prefix + key).addValue(expected).addValue(json).add(ttlMillis)),
+        Long.valueOf(1)::equals);
+  }
+
+  /**
+   * Runs a write of one key that Redis applies or not by a condition, which {@code applied} reads
+   * from its answer: refused while Redis is not reachable, nothing kept locally, the local copy
+   * dropped either way.
+   */
+  private <T> boolean conditionalWrite(
+      NamespaceState ns, String key, String what, AsyncCommand<String, String, T> command, Predicate<T> applied) {
     if (!breaker.tryAcquire()) {
       ns.meters.errors.increment();
       throw refusedClaim(what, "the circuit breaker is open", null);
     }
     long start = System.nanoTime();
-    AsyncCommand<String, String, Long> eval = command(
-        CommandType.EVAL,
-        new IntegerOutput<>(StringCodec.UTF8),
-        args().add(REPLACE_IF_HOLDING).add(1).addKey(ns.prefix + key).addValue(expected).addValue(json).add(ttlMillis));
-    boolean replaced;
+    boolean written;
     try {
-      dispatchOnKey(ns, key, eval);
-      replaced = Long.valueOf(1).equals(eval.get());
+      dispatchOnKey(ns, key, command);
+      written = applied.test(command.get());
       breaker.onSuccess();
     } catch (Unavailable e) {
       failed(ns, e);
@@ -852,11 +848,11 @@ public final class RedisCache implements Cache {
       throw new IllegalStateException("a completed command failed to report", e);
     }
     ns.meters.recordLatency(CacheMetrics.Operation.PUT, start);
-    if (replaced) {
+    if (written) {
       ns.meters.puts.increment();
     }
     dropLocally(ns, key);
-    return replaced;
+    return written;
   }
 
   /**

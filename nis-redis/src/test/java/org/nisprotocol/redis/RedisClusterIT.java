@@ -119,6 +119,18 @@ class RedisClusterIT {
   }
 
   @Test
+  void aReplaceRunsOnTheNodeOfItsKey() {
+    // keys in different slots, so that the script runs on more than one node
+    for (int i = 0; i < 20; i++) {
+      String key = "held:" + i;
+      a.put(ns, key, "\"old\"", Duration.ofMinutes(5));
+      assertThat(b.replaceIfHolding(ns, key, "\"other\"", "\"new\"", Duration.ofMinutes(5))).isFalse();
+      assertThat(b.replaceIfHolding(ns, key, "\"old\"", "\"new\"", Duration.ofMinutes(5))).isTrue();
+      assertThat(a.get(ns, key)).contains("\"new\"");
+    }
+  }
+
+  @Test
   void theClusterIsHealthy() {
     assertThat(a.health().status()).isEqualTo(HealthStatus.HEALTHY);
     assertThat(a.getAll(ns, List.of("none"))).isEmpty();

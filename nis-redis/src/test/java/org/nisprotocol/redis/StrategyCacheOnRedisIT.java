@@ -24,17 +24,21 @@ class StrategyCacheOnRedisIT {
     return PatientConfig.builder(server).build();
   }
 
+  /** A refresh-ahead cache over the harness's Redis whose reloads wait in {@code executor}. */
+  private StrategyCache refreshingAhead(StrategyCacheTest.ManualExecutor executor, StrategyCacheTest.CountingLoader loader) {
+    return StrategyCache.builder(RedisCache.create(config(redis)))
+        .executor(executor)
+        // Long TTLs: Redis counts them down while this JVM pauses, which must not expire what the tests wrote.
+        .refreshAhead(ns, loader, Duration.ofSeconds(100))
+        .build();
+  }
+
   @Test
   void refreshAheadReadsTheRemainingTtlFromRedisSoItRefreshesWhatOthersWrote() {
     StrategyCacheTest.ManualExecutor executor = new StrategyCacheTest.ManualExecutor();
     StrategyCacheTest.CountingLoader loader = new StrategyCacheTest.CountingLoader();
     try (RedisCache other = RedisCache.create(config(redis));
-        StrategyCache cache =
-            StrategyCache.builder(RedisCache.create(config(redis)))
-                .executor(executor)
-                // Long TTLs: Redis counts them down while this JVM pauses, which must not expire "ageing".
-                .refreshAhead(ns, loader, Duration.ofSeconds(100))
-                .build()) {
+        StrategyCache cache = refreshingAhead(executor, loader)) {
       other.put(ns, "fresh", "\"from another instance\"", Duration.ofSeconds(90));
       other.put(ns, "ageing", "\"from another instance\"", Duration.ofSeconds(15));
 
@@ -63,11 +67,7 @@ class StrategyCacheOnRedisIT {
     StrategyCacheTest.ManualExecutor executor = new StrategyCacheTest.ManualExecutor();
     StrategyCacheTest.CountingLoader loader = new StrategyCacheTest.CountingLoader();
     try (RedisCache other = RedisCache.create(config(redis));
-        StrategyCache cache =
-            StrategyCache.builder(RedisCache.create(config(redis)))
-                .executor(executor)
-                .refreshAhead(ns, loader, Duration.ofSeconds(100))
-                .build()) {
+        StrategyCache cache = refreshingAhead(executor, loader)) {
       for (String key : List.of("rewritten", "deleted", "untouched")) {
         other.put(ns, key, "\"old\"", Duration.ofSeconds(15));
         assertThat(cache.get(ns, key)).contains("\"old\"");
