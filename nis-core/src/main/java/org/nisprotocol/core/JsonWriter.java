@@ -12,8 +12,9 @@ import java.util.Map;
  * general-purpose generator's set-up and buffers cost more than the writing. Handles exactly the
  * values message content holds (maps with string keys, lists, strings, numbers, booleans, null).
  * Escapes as JSON requires: quote, backslash and control characters; everything else is written
- * as UTF-8. A lone surrogate (not text in any encoding) becomes '?', as in {@link
- * String#getBytes}; JSON parsers refuse it otherwise. Non-finite doubles, which JSON cannot hold, are written
+ * as UTF-8. Text with a lone surrogate (half of a UTF-16 pair, not a character: UTF-8 cannot
+ * carry it, and strict parsers refuse it escaped) is refused with {@link InvalidMessageException}
+ * rather than altered. Non-finite doubles, which JSON cannot hold, are written
  * as null. Not thread-safe: a writer is used by one thread, for one message at a time, and {@link
  * #reset} for the next.
  */
@@ -110,10 +111,15 @@ final class JsonWriter {
     // The JDK's UTF-8 encoder is vectorised; escaping then needs one pass over bytes, since
     // every byte of a multi-byte sequence is >= 0x80 and never needs escaping.
     byte[] utf8 = text.getBytes(StandardCharsets.UTF_8);
+    int found = scan(utf8);
+    if ((found & QUESTION_MARK) != 0) {
+      // the encoder wrote each lone surrogate as '?': tell them from question marks
+      requireNoLoneSurrogate(text);
+    }
     ensure(utf8.length);
     int start = 0;
     int i = 0;
-    if (!anyNeedsEscape(utf8)) {
+    if ((found & NEEDS_ESCAPE) == 0) {
       i = utf8.length; // the common case: one copy below
     }
     for (; i < utf8.length; i++) {
@@ -225,28 +231,56 @@ final class JsonWriter {
   private static final long ONES = 0x0101010101010101L;
   private static final long HIGHS = 0x8080808080808080L;
 
+  /** Bits of what {@link #scan} answers. */
+  private static final int NEEDS_ESCAPE = 1;
+  private static final int QUESTION_MARK = 2;
+
   /**
-   * Whether any byte needs escaping. Reads eight bytes at a time and checks once at the end: a
-   * loop without a branch per word, which the JIT compiles to a tight one. (Its bound is computed
+   * Whether any byte needs escaping ({@link #NEEDS_ESCAPE}) and whether any is a question mark
+   * ({@link #QUESTION_MARK}). Reads eight bytes at a time and checks once at the end: a loop
+   * without a branch per word, which the JIT compiles to a tight one. (Its bound is computed
    * before the loop: written as {@code i + 8 <= length} the same loop ran six times slower.) The
    * last word ends with the last byte, overlapping bytes already checked.
    */
-  private static boolean anyNeedsEscape(byte[] utf8) {
+  private static int scan(byte[] utf8) {
+    int found = 0;
     if (utf8.length < 8) {
       for (byte b : utf8) {
-        if (mustEscape(b)) {
-          return true;
-        }
+        found |= (mustEscape(b) ? NEEDS_ESCAPE : 0) | (b == '?' ? QUESTION_MARK : 0);
       }
-      return false;
+      return found;
     }
-    long found = 0;
+    long escapes = 0;
+    long questionMarks = 0;
     int lastWord = utf8.length - 8;
     for (int i = 0; i < lastWord; i += 8) {
-      found |= unmaskedEscapeBits((long) LONGS.get(utf8, i));
+      long word = (long) LONGS.get(utf8, i);
+      escapes |= unmaskedEscapeBits(word);
+      questionMarks |= unmaskedZeroBits(word ^ (ONES * '?'));
     }
-    found |= unmaskedEscapeBits((long) LONGS.get(utf8, lastWord));
-    return (found & HIGHS) != 0;
+    long word = (long) LONGS.get(utf8, lastWord);
+    escapes |= unmaskedEscapeBits(word);
+    questionMarks |= unmaskedZeroBits(word ^ (ONES * '?'));
+    return ((escapes & HIGHS) != 0 ? NEEDS_ESCAPE : 0) | ((questionMarks & HIGHS) != 0 ? QUESTION_MARK : 0);
+  }
+
+  /** Refuses text that holds half of a UTF-16 surrogate pair without the other half. */
+  private static void requireNoLoneSurrogate(String text) {
+    for (int i = 0; i < text.length(); i++) {
+      char c = text.charAt(i);
+      if (!Character.isSurrogate(c)) {
+        continue;
+      }
+      if (Character.isHighSurrogate(c) && i + 1 < text.length() && Character.isLowSurrogate(text.charAt(i + 1))) {
+        i++;
+        continue;
+      }
+      String before = text.substring(Math.max(0, i - 20), i);
+      throw new InvalidMessageException(String.format(
+          "content holds a lone surrogate \\u%04x (half of a UTF-16 pair, not a character) at char %d of a text,"
+              + " after \"%s\": UTF-8 JSON cannot carry it; remove it or complete the pair",
+          (int) c, i, before));
+    }
   }
 
   private static boolean mustEscape(byte b) {
@@ -268,9 +302,12 @@ final class JsonWriter {
    */
   private static long unmaskedEscapeBits(long bytes) {
     long below20 = (bytes - ONES * 0x20) & ~bytes;
-    long quote = bytes ^ (ONES * '"');
-    long backslash = bytes ^ (ONES * '\\');
-    return below20 | ((quote - ONES) & ~quote) | ((backslash - ONES) & ~backslash);
+    return below20 | unmaskedZeroBits(bytes ^ (ONES * '"')) | unmaskedZeroBits(bytes ^ (ONES * '\\'));
+  }
+
+  /** As {@link #unmaskedEscapeBits}, for the bytes that are zero. */
+  private static long unmaskedZeroBits(long bytes) {
+    return (bytes - ONES) & ~bytes;
   }
 
   private void escape(char c) {

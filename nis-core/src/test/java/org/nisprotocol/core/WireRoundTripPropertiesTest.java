@@ -1,6 +1,7 @@
 package org.nisprotocol.core;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import java.util.LinkedHashMap;
@@ -34,6 +35,12 @@ class WireRoundTripPropertiesTest {
     content.put("nested", Map.of("n", number, "none", "x"));
     NisMessage message =
         NisMessage.builder(MessageType.MEMORY_OPERATION, "agent").content(content).correlationId("c").build();
+    if (!wellFormed(text) || !wellFormed(key)) {
+      assertThatThrownBy(() -> codec.encode(message))
+          .isInstanceOf(InvalidMessageException.class)
+          .hasMessageContaining("lone surrogate");
+      return;
+    }
 
     byte[] json = codec.encode(message);
 
@@ -42,7 +49,7 @@ class WireRoundTripPropertiesTest {
     assertThat(decoded.messageId()).isEqualTo(message.messageId());
     assertThat(decoded.timestamp()).isEqualTo(message.timestamp());
     JsonNode parsed = MessageCodec.parse(json);
-    assertThat(parsed.at("/content/text").textValue()).isEqualTo(replacingLoneSurrogates(text));
+    assertThat(parsed.at("/content/text").textValue()).isEqualTo(text);
   }
 
   @Provide
@@ -80,19 +87,6 @@ class WireRoundTripPropertiesTest {
     assertThat(codec.decode(codec.encode(message)).timestamp()).isEqualTo(timestamp);
   }
 
-  private static String replacingLoneSurrogates(String text) {
-    StringBuilder out = new StringBuilder(text.length());
-    for (int i = 0; i < text.length(); i++) {
-      char c = text.charAt(i);
-      if (Character.isHighSurrogate(c) && i + 1 < text.length() && Character.isLowSurrogate(text.charAt(i + 1))) {
-        out.append(c).append(text.charAt(++i));
-      } else {
-        out.append(Character.isSurrogate(c) ? '?' : c);
-      }
-    }
-    return out.toString();
-  }
-
   /** No lone surrogates: the text has a UTF-8 form. */
   private static boolean wellFormed(String text) {
     for (int i = 0; i < text.length(); i++) {
@@ -122,14 +116,35 @@ class WireRoundTripPropertiesTest {
   void specialCharactersAreEscapedAsJsonRequires() {
     NisMessage message =
         NisMessage.builder(MessageType.MEMORY_OPERATION, "agent")
-            .content(Map.of("s", "quote \" backslash \\ newline \n tab \t bell \u0007 é 中 😀 lone \uD800"))
+            .content(Map.of("s", "quote \" backslash \\ newline \n tab \t bell \u0007 é 中 😀 asked?"))
             .build();
 
     String json = codec.encodeToString(message);
 
     assertThat(json)
-        .contains("quote \\\" backslash \\\\ newline \\n tab \\t bell \\u0007 é 中 😀 lone ?");
-    assertThat(codec.decode(json).content().get("s")).isEqualTo("quote \" backslash \\ newline \n tab \t bell \u0007 é 中 😀 lone ?");
+        .contains("quote \\\" backslash \\\\ newline \\n tab \\t bell \\u0007 é 中 😀 asked?");
+    assertThat(codec.decode(json).content().get("s")).isEqualTo("quote \" backslash \\ newline \n tab \t bell \u0007 é 中 😀 asked?");
+  }
+
+  @Test
+  void textWithALoneSurrogateIsRefusedNotAltered() {
+    // Each would otherwise go out with a '?' in place of the lone half.
+    List<String> lone = List.of(
+        "ends high \uD83D", "\uDE00 starts low", "reversed \uDE00\uD83D pair", "short\uD800", "? \uDC00 ?", "\uD800");
+    for (String text : lone) {
+      NisMessage inValue = NisMessage.builder(MessageType.MEMORY_OPERATION, "agent").content(Map.of("s", text)).build();
+      NisMessage inKey = NisMessage.builder(MessageType.MEMORY_OPERATION, "agent").content(Map.of(text, 1)).build();
+      for (NisMessage message : List.of(inValue, inKey)) {
+        assertThatThrownBy(() -> codec.encode(message))
+            .as(text)
+            .isInstanceOf(InvalidMessageException.class)
+            .hasMessageContaining("lone surrogate \\u" + Integer.toHexString(text.chars().filter(c -> Character.isSurrogate((char) c)).findFirst().orElseThrow()))
+            .hasMessageContaining("UTF-8 JSON cannot carry it");
+      }
+    }
+    String paired = "why? 😀?";
+    NisMessage fine = NisMessage.builder(MessageType.MEMORY_OPERATION, "agent").content(Map.of("s", paired)).build();
+    assertThat(codec.decode(codec.encode(fine)).content()).isEqualTo(Map.of("s", paired));
   }
 
   @Test

@@ -77,6 +77,7 @@ import org.nisprotocol.core.CircuitBreaker;
 import org.nisprotocol.core.CloseOnce;
 import org.nisprotocol.core.ClosedException;
 import org.nisprotocol.core.DeadLetterHeaders;
+import org.nisprotocol.core.InvalidMessageException;
 import org.nisprotocol.core.ErrorText;
 import org.nisprotocol.core.HandlerScope;
 import org.nisprotocol.core.HealthCheck;
@@ -341,7 +342,13 @@ public final class KafkaMessageBus implements MessageBus {
     if (refusesPublish()) {
       return CompletableFuture.failedFuture(closedError());
     }
-    byte[] value = codec.encode(message);
+    byte[] value;
+    try {
+      value = codec.encode(message);
+    } catch (InvalidMessageException e) {
+      metrics.failed.increment();
+      return CompletableFuture.failedFuture(e);
+    }
     if (value.length > config.maxContentBytes()) {
       metrics.failed.increment();
       return CompletableFuture.failedFuture(

@@ -164,6 +164,16 @@ class NisServerTest {
   }
 
   @Test
+  void textWithALoneSurrogateGets400NotAQuestionMark() throws Exception {
+    // JSON's escape can name half of a UTF-16 pair; UTF-8, the wire's encoding, cannot carry it.
+    Answer answer = send("POST", "/messages",
+        "{\"message_type\":\"system_health\",\"source_agent\":\"a\",\"content\":{\"text\":\"cut \\ud83d here\"}}");
+
+    assertError(answer, 400, "invalid_message", "lone surrogate \\ud83d");
+    assertThat(answer.body().get("detail").textValue()).contains("after \"cut \"");
+  }
+
+  @Test
   void aMessageOverTheSizeLimitGets413OnTheEmbeddedBusAsOnKafka() throws Exception {
     Answer answer = send("POST", "/messages",
         "{\"message_type\":\"system_health\",\"source_agent\":\"a\",\"content\":{\"blob\":\"" + "x".repeat(1_100_000) + "\"}}");

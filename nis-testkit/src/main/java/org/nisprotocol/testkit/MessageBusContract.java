@@ -18,6 +18,7 @@ import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicReference;
@@ -29,6 +30,7 @@ import org.junit.jupiter.params.provider.ValueSource;
 import org.nisprotocol.core.ClosedException;
 import org.nisprotocol.core.DeadLetterHeaders;
 import org.nisprotocol.core.Delivery;
+import org.nisprotocol.core.InvalidMessageException;
 import org.nisprotocol.core.MessageBus;
 import org.nisprotocol.core.MessagePriority;
 import org.nisprotocol.core.MessageTooLargeException;
@@ -702,6 +704,28 @@ public abstract class MessageBusContract {
         .isInstanceOf(MessageTooLargeException.class)
         .hasMessageContaining(tooLarge.messageId())
         .hasMessageContaining("at most 1048576");
+    bus.publish(message(topic, "k", 1));
+    await().atMost(DELIVERY_TIMEOUT).until(() -> !received.isEmpty());
+    assertThat(received).extracting(SequencedMessages::sequence).containsExactly(1);
+  }
+
+  @Test
+  void aMessageWhoseTextUtf8CannotCarryIsRefusedAndNothingIsDelivered() {
+    String topic = freshTopic("lone-surrogate");
+    List<Delivery> received = new CopyOnWriteArrayList<>();
+    subscribe(SubscriptionSpec.group("lone-" + run).withTopics(topic), received);
+    NisMessage halfAPair = NisMessage.builder(MessageType.SYSTEM_HEALTH, "a")
+        .topic(topic)
+        .content(Map.of("text", "half of a pair: \uD83D"))
+        .build();
+
+    assertThatThrownBy(() -> bus.publish(halfAPair))
+        .isInstanceOf(InvalidMessageException.class)
+        .hasMessageContaining("lone surrogate \\ud83d");
+    assertThat(bus.publishAsync(halfAPair, Map.of()))
+        .failsWithin(Duration.ofSeconds(5))
+        .withThrowableOfType(ExecutionException.class)
+        .withCauseInstanceOf(InvalidMessageException.class);
     bus.publish(message(topic, "k", 1));
     await().atMost(DELIVERY_TIMEOUT).until(() -> !received.isEmpty());
     assertThat(received).extracting(SequencedMessages::sequence).containsExactly(1);
