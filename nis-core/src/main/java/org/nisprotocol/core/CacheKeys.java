@@ -8,7 +8,9 @@ import java.util.regex.Pattern;
  * {@code nis:cache:{namespace}:{key}}.
  *
  * <p>A namespace is 1-64 letters, digits, '_', '-' or '.', so that a namespace prefix can be
- * matched safely. A key is 1-512 characters without control characters; it may contain ':'.
+ * matched safely. A key is 1-512 characters without control characters or lone surrogates (see
+ * {@link Utf8Text}: Redis would hold '?' in their place, so that two keys could name one entry);
+ * it may contain ':'.
  */
 public final class CacheKeys {
   /** Prefix of every cache key in a shared store. */
@@ -43,12 +45,25 @@ public final class CacheKeys {
     return namespace;
   }
 
-  /** Whether the key keeps the rules: 1 to {@value #MAX_KEY_LENGTH} characters, none a control character. */
+  /**
+   * Whether the key keeps the rules: 1 to {@value #MAX_KEY_LENGTH} characters, none a control
+   * character or a lone surrogate.
+   */
   public static boolean isValidKey(String key) {
     if (key == null || key.isEmpty() || key.length() > MAX_KEY_LENGTH) {
       return false;
     }
     for (int i = 0; i < key.length(); i++) { // on every cache call: no stream
+      char c = key.charAt(i);
+      if (Character.isISOControl(c) || Character.isSurrogate(c)) {
+        return Utf8Text.loneSurrogateIndex(key) < 0 && noControlCharacter(key);
+      }
+    }
+    return true;
+  }
+
+  private static boolean noControlCharacter(String key) {
+    for (int i = 0; i < key.length(); i++) {
       if (Character.isISOControl(key.charAt(i))) {
         return false;
       }
@@ -69,6 +84,11 @@ public final class CacheKeys {
     if (key.length() > MAX_KEY_LENGTH) {
       throw new ValidationException(
           "key is " + key.length() + " characters long; at most " + MAX_KEY_LENGTH + " allowed");
+    }
+    int lone = Utf8Text.loneSurrogateIndex(key);
+    if (lone >= 0) {
+      throw new ValidationException(
+          "key holds " + Utf8Text.describeLoneSurrogate(key, lone) + ", which a shared store cannot keep");
     }
     throw new ValidationException("key '" + key.replaceAll("\\p{Cntrl}", "?") + "' contains a control character");
   }

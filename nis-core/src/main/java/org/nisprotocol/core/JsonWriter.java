@@ -266,20 +266,11 @@ final class JsonWriter {
 
   /** Refuses text that holds half of a UTF-16 surrogate pair without the other half. */
   private static void requireNoLoneSurrogate(String text) {
-    for (int i = 0; i < text.length(); i++) {
-      char c = text.charAt(i);
-      if (!Character.isSurrogate(c)) {
-        continue;
-      }
-      if (Character.isHighSurrogate(c) && i + 1 < text.length() && Character.isLowSurrogate(text.charAt(i + 1))) {
-        i++;
-        continue;
-      }
-      String before = text.substring(Math.max(0, i - 20), i);
-      throw new InvalidMessageException(String.format(
-          "content holds a lone surrogate \\u%04x (half of a UTF-16 pair, not a character) at char %d of a text,"
-              + " after \"%s\": UTF-8 JSON cannot carry it; remove it or complete the pair",
-          (int) c, i, before));
+    int lone = Utf8Text.loneSurrogateIndex(text);
+    if (lone >= 0) {
+      throw new InvalidMessageException(
+          "content holds " + Utf8Text.describeLoneSurrogate(text, lone)
+              + ": UTF-8 JSON cannot carry it; remove it or complete the pair");
     }
   }
 

@@ -295,9 +295,11 @@ public abstract class CacheContract {
   @Test
   void keysMayHoldColonsAndUnicode() {
     cache.put(namespace, "agent:42:état", "\"ok\"", Duration.ofMinutes(5));
+    cache.put(namespace, "agent:42:\uD83D\uDE00", "\"paired\"", Duration.ofMinutes(5));
 
     assertThat(cache.get(namespace, "agent:42:état")).contains("\"ok\"");
-    assertThat(cache.clear(namespace)).isEqualTo(1);
+    assertThat(cache.get(namespace, "agent:42:\uD83D\uDE00")).contains("\"paired\"");
+    assertThat(cache.clear(namespace)).isEqualTo(2);
   }
 
   @Test
@@ -311,6 +313,14 @@ public abstract class CacheContract {
     assertThatThrownBy(() -> cache.put(namespace, "x".repeat(CacheKeys.MAX_KEY_LENGTH + 1), "1"))
         .isInstanceOf(ValidationException.class)
         .hasMessageContaining(Integer.toString(CacheKeys.MAX_KEY_LENGTH));
+    // else Redis would store '?' for it, and "a\uD800" and "a\uDBFF" would name one entry
+    assertThatThrownBy(() -> cache.put(namespace, "half:\uD800", "1"))
+        .isInstanceOf(ValidationException.class)
+        .hasMessageContaining("lone surrogate \\ud800")
+        .hasMessageContaining("after \"half:\"");
+    assertThatThrownBy(() -> cache.get(namespace, "\uDE00"))
+        .isInstanceOf(ValidationException.class)
+        .hasMessageContaining("lone surrogate \\ude00");
     assertThatThrownBy(() -> cache.put(namespace, "k", "1", Duration.ZERO))
         .isInstanceOf(ValidationException.class)
         .hasMessageContaining("ttl");
