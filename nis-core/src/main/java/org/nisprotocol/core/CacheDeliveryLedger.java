@@ -1,5 +1,6 @@
 package org.nisprotocol.core;
 
+import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
@@ -76,7 +77,15 @@ public final class CacheDeliveryLedger implements DeliveryLedger {
     }
     try {
       MessageDigest sha256 = MessageDigest.getInstance("SHA-256");
-      sha256.update(readable.getBytes(StandardCharsets.UTF_8));
+      if (Utf8Text.loneSurrogateIndex(readable) < 0) {
+        sha256.update(readable.getBytes(StandardCharsets.UTF_8));
+      } else {
+        // every charset encoder replaces a lone surrogate (UTF-8 with '?'), so that two such ids
+        // would share an entry: the UTF-16 units themselves are hashed
+        ByteBuffer units = ByteBuffer.allocate(readable.length() * 2);
+        units.asCharBuffer().put(readable);
+        sha256.update(units.array());
+      }
       return "sha256:" + HexFormat.of().formatHex(sha256.digest());
     } catch (NoSuchAlgorithmException e) {
       throw new IllegalStateException("every Java platform has SHA-256", e);

@@ -269,7 +269,7 @@ final class JsonWriter {
     int lone = Utf8Text.loneSurrogateIndex(text);
     if (lone >= 0) {
       throw new InvalidMessageException(
-          "content holds " + Utf8Text.describeLoneSurrogate(text, lone)
+          "the message holds " + Utf8Text.describeLoneSurrogate(text, lone)
               + ": UTF-8 JSON cannot carry it; remove it or complete the pair");
     }
   }

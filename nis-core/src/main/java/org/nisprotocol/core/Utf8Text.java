@@ -32,8 +32,12 @@ public final class Utf8Text {
    * surrogate &#92;ud83d (half of a UTF-16 pair, not a character) at char 4, after "cut "".
    */
   public static String describeLoneSurrogate(String text, int index) {
+    int from = Math.max(0, index - SHOWN_BEFORE);
+    if (from > 0 && Character.isLowSurrogate(text.charAt(from))) {
+      from++; // not the second half of a pair without its first
+    }
     return String.format(
         "a lone surrogate \\u%04x (half of a UTF-16 pair, not a character) at char %d, after \"%s\"",
-        (int) text.charAt(index), index, text.substring(Math.max(0, index - SHOWN_BEFORE), index));
+        (int) text.charAt(index), index, text.substring(from, index));
   }
 }

@@ -715,6 +715,16 @@ public final class RedisCache implements Cache {
     }
   }
 
+  /**
+   * Keeps a value in this instance's local tier only, for its TTL from now, without sending it to
+   * Redis: for a value loaded while Redis refused the conditional write that would have stored it.
+   */
+  void keepLocally(String namespace, String key, String json, Duration ttl) {
+    CacheKeys.requireValidKey(key);
+    requireOpen();
+    keepRefusedLocally(state(namespace), Map.of(key, json), millis(CacheKeys.requirePositiveTtl(ttl)));
+  }
+
   /** Keeps a write Redis refused or did not confirm in the local tier only, for its TTL from now. */
   private void keepRefusedLocally(NamespaceState ns, Map<String, String> entries, long ttlMillis) {
     applyLocally(ns, entries, ticker.read() + TimeUnit.MILLISECONDS.toNanos(ttlMillis), true);
@@ -801,8 +811,9 @@ public final class RedisCache implements Cache {
    * Replaces the key's value with {@code json}, for {@code ttl}, only if Redis holds {@code
    * expected} (a script, so nothing comes between the comparison and the write): for a
    * refresh-ahead reload, so that a write or delete another instance made after the read stands.
-   * Like {@link #putIfAbsent}, refused while Redis is not reachable (nothing kept locally), the
-   * local copy dropped and, on a near-cached namespace, the invalidation sent either way.
+   * Like {@link #putIfAbsent}, refused while Redis is not reachable (nothing kept locally); once
+   * Redis answered, the local copy is dropped and, on a near-cached namespace, the invalidation
+   * sent, whether it replaced or not.
    *
    * @return whether the value was replaced
    */

@@ -431,8 +431,18 @@ public final class StrategyCache implements Cache {
               ? delegate.putIfAbsent(k.namespace(), k.key(), json, policy.ttl())
               : ((RedisCache) delegate).replaceIfHolding(k.namespace(), k.key(), load.replacing, json, policy.ttl());
         } catch (RetriableException refused) {
-          // Redis, down, grants no claims; a put keeps the value in this instance's local tier
-          delegate.put(k.namespace(), k.key(), json, policy.ttl());
+          if (load.replacing != null) {
+            // the value refreshed stays until its TTL; a put could undo another instance's write
+            log.debug("reloaded {}:{}, but Redis refused the replace: {}", k.namespace(), k.key(), refused.getMessage());
+            return;
+          }
+          // The claim was refused (Redis down or slow): the value is kept in this instance's local
+          // tier only, since a put sent to Redis could undo another instance's write.
+          if (delegate instanceof RedisCache redis) {
+            redis.keepLocally(k.namespace(), k.key(), json, policy.ttl());
+          } else {
+            delegate.put(k.namespace(), k.key(), json, policy.ttl());
+          }
           stored = true;
         }
         if (!stored) {
@@ -440,7 +450,8 @@ public final class StrategyCache implements Cache {
           return;
         }
       } else {
-        // one instance's cache: the overtaking above orders its writes with the reload
+        // Not a RedisCache itself (another backend, or one wrapped): taken as one instance's
+        // cache, whose writes the overtaking above orders with the reload
         delegate.put(k.namespace(), k.key(), json, policy.ttl());
       }
       expiries.put(k, clock.instant().plus(policy.ttl()));

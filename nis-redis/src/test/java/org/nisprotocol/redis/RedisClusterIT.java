@@ -119,14 +119,20 @@ class RedisClusterIT {
   }
 
   @Test
-  void aReplaceRunsOnTheNodeOfItsKey() {
+  void aReplaceWorksForKeysAcrossTheNodesAndReachesTheOthersNearCache() {
     // keys in different slots, so that the script runs on more than one node
-    for (int i = 0; i < 20; i++) {
-      String key = "held:" + i;
-      a.put(ns, key, "\"old\"", Duration.ofMinutes(5));
-      assertThat(b.replaceIfHolding(ns, key, "\"other\"", "\"new\"", Duration.ofMinutes(5))).isFalse();
-      assertThat(b.replaceIfHolding(ns, key, "\"old\"", "\"new\"", Duration.ofMinutes(5))).isTrue();
-      assertThat(a.get(ns, key)).contains("\"new\"");
+    String near = "near-" + ns;
+    await().atMost(Duration.ofSeconds(5)).until(() -> a.health().nearCacheInvalidations() && b.health().nearCacheInvalidations());
+    for (String namespace : List.of(ns, near)) {
+      for (int i = 0; i < 20; i++) {
+        String key = "held:" + i;
+        a.put(namespace, key, "\"old\"", Duration.ofMinutes(5));
+        assertThat(a.get(namespace, key)).contains("\"old\"");
+        assertThat(b.replaceIfHolding(namespace, key, "\"other\"", "\"new\"", Duration.ofMinutes(5))).isFalse();
+        assertThat(b.replaceIfHolding(namespace, key, "\"old\"", "\"new\"", Duration.ofMinutes(5))).isTrue();
+        assertThat(NearCacheIT.millisServedStale(() -> a.get(namespace, key).equals(java.util.Optional.of("\"new\""))))
+            .isLessThanOrEqualTo(100);
+      }
     }
   }
 

@@ -142,6 +142,38 @@ class StrategyCacheOnRedisIT {
   }
 
   @Test
+  void aReloadWhoseReplaceTimedOutSendsNothingElseToRedis() {
+    try (RedisServer own = RedisServer.builder().name("strategy-hung").build()) {
+      own.start();
+      StrategyCacheTest.ManualExecutor executor = new StrategyCacheTest.ManualExecutor();
+      try (RedisCache other = RedisCache.create(config(own));
+          StrategyCache cache =
+              StrategyCache.builder(RedisCache.create(config(own).toBuilder().commandTimeout(Duration.ofMillis(200)).build()))
+                  .executor(executor)
+                  .refreshAhead(ns, new StrategyCacheTest.CountingLoader(), Duration.ofSeconds(100))
+                  .build()) {
+        other.put(ns, "k", "\"old\"", Duration.ofSeconds(15));
+        assertThat(cache.get(ns, "k")).contains("\"old\"");
+        assertThat(executor.queued()).isEqualTo(1);
+        other.put(ns, "k", "\"newer\"", Duration.ofSeconds(90));
+
+        own.pause();
+        try {
+          executor.runAll(); // the replace times out; it compares with "old" when Redis resumes
+        } finally {
+          own.resume();
+        }
+
+        // A put sent after the timed-out replace would land now, over the other instance's write.
+        await().atMost(Duration.ofSeconds(10)).until(() -> other.health().breaker() == CircuitBreaker.State.CLOSED);
+        try (RawRedis raw = new RawRedis(own)) {
+          assertThat(raw.sync().get("nis:cache:" + ns + ":k")).isEqualTo("\"newer\"");
+        }
+      }
+    }
+  }
+
+  @Test
   void aRefreshAheadMissIsLoadedAndAnsweredWhileRedisIsDown() {
     try (RedisServer own = RedisServer.builder().name("strategy-down").build()) {
       own.start();

@@ -313,7 +313,7 @@ public abstract class CacheContract {
     assertThatThrownBy(() -> cache.put(namespace, "x".repeat(CacheKeys.MAX_KEY_LENGTH + 1), "1"))
         .isInstanceOf(ValidationException.class)
         .hasMessageContaining(Integer.toString(CacheKeys.MAX_KEY_LENGTH));
-    // else Redis would store '?' for it, and "a\uD800" and "a\uDBFF" would name one entry
+    // else Redis would store '?' for it, and keys differing only in which half it is would name one entry
     assertThatThrownBy(() -> cache.put(namespace, "half:\uD800", "1"))
         .isInstanceOf(ValidationException.class)
         .hasMessageContaining("lone surrogate \\ud800")

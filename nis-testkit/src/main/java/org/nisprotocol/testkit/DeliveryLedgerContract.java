@@ -104,6 +104,16 @@ public abstract class DeliveryLedgerContract {
   }
 
   @Test
+  void idsThatDifferOnlyInALoneSurrogateAreApart() {
+    // a JSON escape can name half of a UTF-16 pair; UTF-8 would give both halves one form ('?')
+    String id = newId();
+
+    assertThat(ledger.claim(group, id + "\uD800", LONG)).isEqualTo(Claim.CLAIMED);
+    assertThat(other.claim(group, id + "\uDBFF", LONG)).isEqualTo(Claim.CLAIMED);
+    assertThat(other.claim(group, id + "\uD800", LONG)).isEqualTo(Claim.BUSY);
+  }
+
+  @Test
   void anyGroupAndIdCanBeClaimed() {
     String longGroup = group + "-" + "g".repeat(600);
     String oddId = newId() + "\u0001tab\tid";
