@@ -10,7 +10,7 @@ import java.util.regex.Pattern;
  * <p>A namespace is 1-64 letters, digits, '_', '-' or '.', so that a namespace prefix can be
  * matched safely. A key is 1-512 characters without control characters or lone surrogates (see
  * {@link Utf8Text}: Redis would hold '?' in their place, so that two keys could name one entry);
- * it may contain ':'.
+ * it may contain ':'. A value is any text without a lone surrogate, for the same reason.
  */
 public final class CacheKeys {
   /** Prefix of every cache key in a shared store. */
@@ -91,6 +91,26 @@ public final class CacheKeys {
           "key holds " + Utf8Text.describeLoneSurrogate(key, lone) + ", which a shared store cannot keep");
     }
     throw new ValidationException("key '" + key.replaceAll("\\p{Cntrl}", "?") + "' contains a control character");
+  }
+
+  /**
+   * A value to store: not null, and without a lone surrogate, which Redis would hold as '?' while
+   * the embedded cache kept it (one escaped in the JSON text, &#92;ud83d, is fine).
+   *
+   * @throws ValidationException naming the key and where the value breaks
+   * @throws NullPointerException when the value is null
+   */
+  public static String requireStorableValue(String key, String json) {
+    if (json == null) {
+      throw new NullPointerException("json of key " + key);
+    }
+    int lone = Utf8Text.loneSurrogateIndex(json);
+    if (lone >= 0) {
+      throw new ValidationException(
+          "value of key " + ErrorText.quoted(key) + " holds " + Utf8Text.describeLoneSurrogate(json, lone)
+              + ", which a shared store cannot keep; escape it in the JSON text or complete the pair");
+    }
+    return json;
   }
 
   /**

@@ -1,10 +1,13 @@
 package org.nisprotocol.core;
 
+import java.util.Map;
+
 /**
  * Whether text has a UTF-8 form. A Java string may hold half of a UTF-16 surrogate pair without
  * the other half (a JSON escape such as &#92;ud83d can name one): no character, so UTF-8, the
  * encoding of messages and of what Redis stores, cannot carry it, and encoders put '?' in its
- * place. Messages, cache keys and the HTTP API's cache values with such text are refused instead.
+ * place. Messages, their transport headers, cache keys and the HTTP API's cache values with such text
+ * are refused instead.
  */
 public final class Utf8Text {
   private static final int SHOWN_BEFORE = 20;
@@ -25,6 +28,28 @@ public final class Utf8Text {
       }
     }
     return -1;
+  }
+
+  /**
+   * The headers, if every name and value has a UTF-8 form: Kafka carries headers as UTF-8, so a
+   * lone surrogate would arrive as '?' there while the embedded bus kept it.
+   *
+   * @throws InvalidMessageException naming the header and where its text breaks
+   */
+  public static Map<String, String> requireUtf8Headers(Map<String, String> headers) {
+    headers.forEach((name, value) -> {
+      int lone = loneSurrogateIndex(name);
+      if (lone >= 0) {
+        throw new InvalidMessageException(
+            "a header name holds " + describeLoneSurrogate(name, lone) + ": UTF-8 cannot carry it");
+      }
+      lone = value == null ? -1 : loneSurrogateIndex(value);
+      if (lone >= 0) {
+        throw new InvalidMessageException(
+            "header '" + name + "' holds " + describeLoneSurrogate(value, lone) + ": UTF-8 cannot carry it");
+      }
+    });
+    return headers;
   }
 
   /**

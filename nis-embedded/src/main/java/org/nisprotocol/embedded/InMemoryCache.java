@@ -103,15 +103,15 @@ public final class InMemoryCache implements Cache {
 
   @Override
   public void put(String namespace, String key, String json, Duration ttl) {
-    Objects.requireNonNull(json, "json");
     Key cacheKey = key(namespace, key);
+    CacheKeys.requireStorableValue(key, json);
     entries.put(cacheKey, fitting(cacheKey, new Stored(json, CacheKeys.requirePositiveTtl(ttl).toNanos())));
   }
 
   @Override
   public boolean putIfAbsent(String namespace, String key, String json, Duration ttl) {
-    Objects.requireNonNull(json, "json");
     Key cacheKey = key(namespace, key);
+    CacheKeys.requireStorableValue(key, json);
     Stored stored = fitting(cacheKey, new Stored(json, CacheKeys.requirePositiveTtl(ttl).toNanos()));
     // Caffeine's map view treats an expired entry as absent, atomically with the write.
     return entries.asMap().putIfAbsent(cacheKey, stored) == null;
@@ -128,7 +128,7 @@ public final class InMemoryCache implements Cache {
     Map<Key, Stored> batch = new LinkedHashMap<>();
     values.forEach((key, json) -> {
       Key cacheKey = key(namespace, key);
-      batch.put(cacheKey, fitting(cacheKey, new Stored(Objects.requireNonNull(json), ttlNanos)));
+      batch.put(cacheKey, fitting(cacheKey, new Stored(CacheKeys.requireStorableValue(key, json), ttlNanos)));
     });
     entries.putAll(batch);
   }

@@ -31,6 +31,7 @@ import org.nisprotocol.core.RetryPolicy;
 import org.nisprotocol.core.StreamingTopics;
 import org.nisprotocol.core.Subscription;
 import org.nisprotocol.core.SubscriptionSpec;
+import org.nisprotocol.core.Utf8Text;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -132,7 +133,7 @@ public final class InMemoryMessageBus implements MessageBus {
   @Override
   public PublishReceipt publish(NisMessage message, Map<String, String> headers) {
     Objects.requireNonNull(message, "message");
-    Map<String, String> copiedHeaders = Map.copyOf(headers);
+    Map<String, String> copiedHeaders = Utf8Text.requireUtf8Headers(Map.copyOf(headers));
     if (refusesPublish()) {
       throw closedError();
     }

@@ -94,6 +94,7 @@ import org.nisprotocol.core.RetriableException;
 import org.nisprotocol.core.StreamingTopics;
 import org.nisprotocol.core.Subscription;
 import org.nisprotocol.core.SubscriptionSpec;
+import org.nisprotocol.core.Utf8Text;
 import org.nisprotocol.core.ValidationException;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -344,6 +345,7 @@ public final class KafkaMessageBus implements MessageBus {
     }
     byte[] value;
     try {
+      Utf8Text.requireUtf8Headers(headers);
       value = codec.encode(message);
     } catch (InvalidMessageException e) {
       metrics.failed.increment();

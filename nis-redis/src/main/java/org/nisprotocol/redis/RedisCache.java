@@ -605,7 +605,7 @@ public final class RedisCache implements Cache {
 
   private void put(NamespaceState ns, String key, String json, Duration ttl) {
     CacheKeys.requireValidKey(key);
-    Objects.requireNonNull(json, "json");
+    CacheKeys.requireStorableValue(key, json);
     long ttlMillis = millis(CacheKeys.requirePositiveTtl(ttl));
     requireOpen();
     if (ns.near != null) {
@@ -647,7 +647,7 @@ public final class RedisCache implements Cache {
     long ttlMillis = millis(CacheKeys.requirePositiveTtl(ttl));
     for (Map.Entry<String, String> entry : entries.entrySet()) {
       CacheKeys.requireValidKey(entry.getKey());
-      Objects.requireNonNull(entry.getValue(), "json of " + entry.getKey());
+      CacheKeys.requireStorableValue(entry.getKey(), entry.getValue());
     }
     requireOpen();
     if (!entries.isEmpty()) {
@@ -788,7 +788,7 @@ public final class RedisCache implements Cache {
   public boolean putIfAbsent(String namespace, String key, String json, Duration ttl) {
     NamespaceState ns = state(namespace);
     CacheKeys.requireValidKey(key);
-    Objects.requireNonNull(json, "json");
+    CacheKeys.requireStorableValue(key, json);
     long ttlMillis = millis(CacheKeys.requirePositiveTtl(ttl));
     requireOpen();
     return conditionalWrite(
@@ -821,7 +821,7 @@ public final class RedisCache implements Cache {
     NamespaceState ns = state(namespace);
     CacheKeys.requireValidKey(key);
     Objects.requireNonNull(expected, "expected");
-    Objects.requireNonNull(json, "json");
+    CacheKeys.requireStorableValue(key, json);
     long ttlMillis = millis(CacheKeys.requirePositiveTtl(ttl));
     requireOpen();
     return conditionalWrite(

@@ -494,7 +494,7 @@ public final class StrategyCache implements Cache {
       delegate.put(namespace, key, json, ttl);
     } else {
       CacheKeys.requireValidKey(key);
-      Objects.requireNonNull(json, "json");
+      CacheKeys.requireStorableValue(key, json);
       write(namespace, Map.of(key, json), CacheKeys.requirePositiveTtl(ttl), policy);
     }
   }
@@ -581,6 +581,7 @@ public final class StrategyCache implements Cache {
   /** A write under a strategy; ttl null means the namespace default of the delegate. */
   private void write(String namespace, Map<String, String> entries, Duration ttl, Policy policy) {
     entries.keySet().forEach(CacheKeys::requireValidKey);
+    entries.forEach(CacheKeys::requireStorableValue); // before the store sees any of them
     switch (policy) {
       case WriteThrough wt -> inKeyOrder(namespace, entries.keySet(), () -> {
         if (entries.size() == 1) {

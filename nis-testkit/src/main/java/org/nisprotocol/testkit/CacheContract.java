@@ -303,6 +303,35 @@ public abstract class CacheContract {
   }
 
   @Test
+  void aValueWithALoneSurrogateIsRefusedByEveryWriteAndNothingIsStored() {
+    // Redis would hold '?' in its place, while the embedded cache kept it: both refuse it
+    String half = "{\"text\":\"cut \uD83D\"}";
+    assertThatThrownBy(() -> cache.put(namespace, "k", half))
+        .isInstanceOf(ValidationException.class)
+        .hasMessageContaining("value of key 'k'")
+        .hasMessageContaining("lone surrogate \\ud83d")
+        .hasMessageContaining("after \"{\"text\":\"cut \"");
+    assertThatThrownBy(() -> cache.put(namespace, "k", half, Duration.ofMinutes(5)))
+        .isInstanceOf(ValidationException.class);
+    assertThatThrownBy(() -> cache.putIfAbsent(namespace, "k", half, Duration.ofMinutes(5)))
+        .isInstanceOf(ValidationException.class);
+    Map<String, String> batch = new LinkedHashMap<>();
+    batch.put("fine", "1");
+    batch.put("broken", "\"\uDE00\"");
+    assertThatThrownBy(() -> cache.putAll(namespace, batch))
+        .isInstanceOf(ValidationException.class)
+        .hasMessageContaining("value of key 'broken'");
+    assertThatThrownBy(() -> cache.putAll(namespace, batch, Duration.ofMinutes(5)))
+        .isInstanceOf(ValidationException.class);
+    assertThat(cache.get(namespace, "k")).isEmpty();
+    assertThat(cache.get(namespace, "fine")).as("a batch with a bad value stores none of it").isEmpty();
+
+    String paired = "{\"text\":\"whole \uD83D\uDE00\",\"escaped\":\"\\ud83d\"}";
+    cache.put(namespace, "k", paired);
+    assertThat(cache.get(namespace, "k")).contains(paired);
+  }
+
+  @Test
   void badNamesAndTtlsAreRefusedWithTheValueNamed() {
     assertThatThrownBy(() -> cache.put("bad namespace*", "k", "1"))
         .isInstanceOf(ValidationException.class)
