@@ -106,6 +106,30 @@ class StrategyCacheTest {
   }
 
   @Test
+  void aValueTheCacheWouldRefuseNeverReachesTheStore() {
+    cache = builder(memory).writeThrough("orders", store).writeBack("memory", store).build();
+    Map<String, String> batch = new LinkedHashMap<>();
+    batch.put("fine", "1");
+    batch.put("broken", "\"\uD83D\"");
+
+    for (String namespace : List.of("orders", "memory")) {
+      assertThatThrownBy(() -> cache.put(namespace, "broken", "\"\uD83D\""))
+          .isInstanceOf(ValidationException.class)
+          .hasMessageContaining("lone surrogate");
+      assertThatThrownBy(() -> cache.put(namespace, "broken", "\"\uD83D\"", Duration.ofSeconds(5)))
+          .isInstanceOf(ValidationException.class);
+      assertThatThrownBy(() -> cache.putAll(namespace, batch)).isInstanceOf(ValidationException.class);
+      assertThatThrownBy(() -> cache.putIfAbsent(namespace, "broken", "\"\uDE00\"", Duration.ofSeconds(5)))
+          .isInstanceOf(ValidationException.class);
+    }
+
+    assertThat(cache.pendingWrites()).as("nothing queued for the store").isZero();
+    assertThat(store.calls).isEmpty();
+    assertThat(memory.get("orders", "fine")).isEmpty();
+    assertThat(memory.get("memory", "fine")).isEmpty();
+  }
+
+  @Test
   void writeThroughBatchesAndDeletesReachTheStore() {
     cache = builder(memory).writeThrough("orders", store).build();
     cache.putAll("orders", Map.of("a", "1"), Duration.ofSeconds(5));
