@@ -6,8 +6,8 @@ import java.util.Map;
  * Whether text has a UTF-8 form. A Java string may hold half of a UTF-16 surrogate pair without
  * the other half (a JSON escape such as &#92;ud83d can name one): no character, so UTF-8, the
  * encoding of messages and of what Redis stores, cannot carry it, and encoders put '?' in its
- * place. Messages, their transport headers, cache keys and the HTTP API's cache values with such text
- * are refused instead.
+ * place. Messages, their transport headers, cache keys and cache values with such text are refused
+ * instead.
  */
 public final class Utf8Text {
   private static final int SHOWN_BEFORE = 20;
@@ -46,7 +46,8 @@ public final class Utf8Text {
       lone = value == null ? -1 : loneSurrogateIndex(value);
       if (lone >= 0) {
         throw new InvalidMessageException(
-            "header '" + name + "' holds " + describeLoneSurrogate(value, lone) + ": UTF-8 cannot carry it");
+            "header " + ErrorText.quoted(name) + " holds " + describeLoneSurrogate(value, lone)
+                + ": UTF-8 cannot carry it");
       }
     });
     return headers;
