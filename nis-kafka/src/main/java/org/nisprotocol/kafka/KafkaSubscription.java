@@ -82,6 +82,7 @@ final class KafkaSubscription implements Subscription {
   private final Set<Thread> workerThreads = ConcurrentHashMap.newKeySet(); // the live ones
   private final Map<TopicPartition, OffsetAndMetadata> committed = new HashMap<>(); // poll thread only
   private final AtomicInteger handlersGivenUpOn = new AtomicInteger();
+  private final AtomicInteger partitionsLost = new AtomicInteger();
   private final AtomicLong lag;
   private final CountDownLatch closedLatch = new CountDownLatch(1);
   private final Counter consumerErrors;
@@ -132,6 +133,11 @@ final class KafkaSubscription implements Subscription {
   /** How many busy handlers a wait for them gave up on (a revoke's, a close's), so far (for tests). */
   int handlersGivenUpOn() {
     return handlersGivenUpOn.get();
+  }
+
+  /** How often this member found its partitions lost (its membership had expired), so far (for tests). */
+  int partitionsLost() {
+    return partitionsLost.get();
   }
 
   /** The partitions this member has workers for, as of the last rebalance (for tests). */
@@ -532,6 +538,7 @@ final class KafkaSubscription implements Subscription {
       });
       partitions.forEach(KafkaSubscription.this::forgetWorker);
       assignment = Set.copyOf(workers.keySet());
+      partitionsLost.incrementAndGet();
     }
 
     @Override

@@ -878,45 +878,6 @@ class KafkaMessageBusIT {
     }
   }
 
-  /**
-   * A handler whose first call waits until released; it counts its calls and how many ran at once,
-   * and keeps the number each call handled.
-   */
-  private static final class FirstCallHeld implements MessageHandler {
-    final AtomicInteger entered = new AtomicInteger();
-    final AtomicInteger mostAtOnce = new AtomicInteger();
-    final List<Object> handled = new CopyOnWriteArrayList<>();
-    final CountDownLatch firstEntered = new CountDownLatch(1);
-    final CountDownLatch releaseFirst = new CountDownLatch(1);
-    private final AtomicInteger inHandler = new AtomicInteger();
-
-    @Override
-    public void handle(Delivery d) throws Exception {
-      mostAtOnce.accumulateAndGet(inHandler.incrementAndGet(), Math::max);
-      try {
-        if (entered.incrementAndGet() == 1) {
-          firstEntered.countDown();
-          releaseFirst.await();
-        }
-        handled.add(d.message().content().get("n"));
-      } finally {
-        inHandler.decrementAndGet();
-      }
-    }
-
-    /**
-     * For 5 s no call starts beside the held first one (message 2 is published); once released,
-     * message 2 is handled and no two calls ever ran at once.
-     */
-    void assertNothingBesideTheFirstCallThenAllInTurn() {
-      await().during(Duration.ofSeconds(5)).atMost(Duration.ofSeconds(6))
-          .untilAsserted(() -> assertThat(entered).as("no handler beside the one held").hasValue(1));
-      releaseFirst.countDown();
-      await().atMost(Duration.ofSeconds(30)).untilAsserted(() -> assertThat(handled).contains(2));
-      assertThat(mostAtOnce).hasValue(1);
-    }
-  }
-
   @Test
   void aFullSpoolRefusesWithARetriableError() {
     // A bootstrap address where nothing listens: every message goes to the spool.

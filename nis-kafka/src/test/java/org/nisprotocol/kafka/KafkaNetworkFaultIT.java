@@ -9,6 +9,7 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.Set;
 import java.util.UUID;
 import java.util.concurrent.CompletableFuture;
@@ -20,6 +21,8 @@ import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import org.nisprotocol.core.MessageType;
+import org.nisprotocol.core.NisMessage;
 import org.nisprotocol.core.PublishReceipt;
 import org.nisprotocol.core.SubscriptionSpec;
 import org.nisprotocol.testkit.KafkaBroker;
@@ -101,5 +104,45 @@ class KafkaNetworkFaultIT {
       await().atMost(Duration.ofSeconds(90)).until(() -> seen.size() == 11);
       assertThat(firstArrivals).containsExactly(-1, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9);
     }
+  }
+
+  /**
+   * The path stalls past the group's session timeout while a handler is busy: the broker drops the
+   * member, and once the path is back the consumer finds its partitions lost (nothing of them may
+   * be committed) and joins again. The partitions come back to the same subscription, whose new
+   * worker must wait for the handler left running: neither its record nor a later one is handled
+   * beside it, and its record, never committed, is handled again after it.
+   */
+  @Test
+  void aPartitionLostWhileItsHandlerRunsIsHandledAgainOnlyAfterThatHandlerReturns() throws Exception {
+    String topic = "lost-" + UUID.randomUUID();
+    Duration sessionTimeout = Duration.ofSeconds(6); // the broker's least
+    FirstCallHeld handler = new FirstCallHeld();
+    try (KafkaMessageBus bus = KafkaMessageBus.create(config("lost").sessionTimeout(sessionTimeout).build())) {
+      var subscription = (KafkaSubscription) bus.subscribe(
+          SubscriptionSpec.group("lost-" + UUID.randomUUID()).withTopics(topic), handler);
+      await().atMost(Duration.ofSeconds(60)).until(() -> subscription.assignment().size() == 3);
+      bus.publish(numbered(topic, 1));
+      assertThat(handler.firstEntered.await(30, TimeUnit.SECONDS)).isTrue();
+
+      proxy.stall();
+      try {
+        Thread.sleep(sessionTimeout.plusSeconds(4).toMillis()); // the broker drops the silent member
+      } finally {
+        proxy.resume();
+      }
+      await().atMost(Duration.ofSeconds(60))
+          .until(() -> subscription.partitionsLost() > 0 && subscription.assignment().size() == 3);
+      bus.publish(numbered(topic, 2));
+
+      handler.assertNothingBesideTheFirstCallThenAllInTurn();
+      assertThat(handler.handled).containsExactly(1, 1, 2); // the held call, its redelivery, then 2
+    } finally {
+      handler.releaseFirst.countDown();
+    }
+  }
+
+  private static NisMessage numbered(String topic, int n) {
+    return NisMessage.builder(MessageType.SYSTEM_HEALTH, "a").topic(topic).content(Map.of("n", n)).build();
   }
 }
