@@ -494,7 +494,7 @@ public final class StrategyCache implements Cache {
       delegate.put(namespace, key, json, ttl);
     } else {
       CacheKeys.requireValidKey(key);
-      CacheKeys.requireStorableValue(key, json);
+      Objects.requireNonNull(json, "json"); // Map.of would say less; write() checks the rest
       write(namespace, Map.of(key, json), CacheKeys.requirePositiveTtl(ttl), policy);
     }
   }

@@ -41,7 +41,6 @@ import org.nisprotocol.core.MessageCodec;
 import org.nisprotocol.core.MessageTooLargeException;
 import org.nisprotocol.core.NisMessage;
 import org.nisprotocol.core.RetriableException;
-import org.nisprotocol.core.Utf8Text;
 import org.nisprotocol.core.ValidationException;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -355,12 +354,7 @@ public final class NisServer implements AutoCloseable {
     if (!body.has("value")) {
       throw ApiError.badRequest("value is required (any JSON)");
     }
-    String value = writeJson(body.get("value"));
-    int lone = Utf8Text.loneSurrogateIndex(value);
-    if (lone >= 0) {
-      throw ApiError.badRequest("value holds " + Utf8Text.describeLoneSurrogate(value, lone)
-          + ", which UTF-8 cannot carry; remove it or complete the pair");
-    }
+    String value = writeJson(body.get("value")); // one with a lone surrogate the cache refuses (400)
     JsonNode ttlNode = body.get("ttl");
     Duration ttl;
     if (ttlNode == null || ttlNode.isNull()) {

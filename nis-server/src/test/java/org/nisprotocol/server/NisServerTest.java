@@ -173,7 +173,7 @@ class NisServerTest {
     assertThat(answer.body().get("detail").textValue()).contains("after \"cut \"");
 
     assertError(send("PUT", "/cache/memory/k", "{\"value\":{\"text\":\"cut \\ud83d here\"}}"),
-        400, "invalid_request", "value holds a lone surrogate \\ud83d");
+        400, "invalid_request", "value of key 'k' holds a lone surrogate \\ud83d");
     assertThat(send("PUT", "/cache/memory/k", "{\"value\":\"paired \\ud83d\\ude00\"}").status()).isEqualTo(200);
     assertThat(send("GET", "/cache/memory/k", null).body().get("value").textValue()).isEqualTo("paired \uD83D\uDE00");
   }
