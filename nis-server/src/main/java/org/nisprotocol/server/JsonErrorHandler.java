@@ -5,6 +5,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import io.javalin.http.HttpStatus;
 import java.io.UncheckedIOException;
 import java.nio.ByteBuffer;
+import java.util.Locale;
 import org.eclipse.jetty.http.HttpField;
 import org.eclipse.jetty.http.HttpHeader;
 import org.eclipse.jetty.server.Request;
@@ -37,11 +38,23 @@ final class JsonErrorHandler extends ErrorHandler {
   protected void generateResponse(
       Request request, Response response, int code, String message, Throwable cause, Callback callback) {
     response.getHeaders().put(JSON);
-    response.write(true, ByteBuffer.wrap(body(code, message)), callback);
+    response.write(true, ByteBuffer.wrap(body(code, detail(request, code, message))), callback);
   }
 
-  private byte[] body(int status, String reason) {
-    String detail = reason == null || reason.isBlank() ? HttpStatus.forStatus(status).getMessage() : reason;
+  /**
+   * What went wrong, naming the limit a request went over (Jetty's own reason says only "URI Too
+   * Long", say); otherwise Jetty's reason, or the status's name.
+   */
+  private static String detail(Request request, int status, String reason) {
+    if (status == 414 || status == 431) {
+      int limit = request.getConnectionMetaData().getHttpConfiguration().getRequestHeaderSize();
+      String part = status == 414 ? "the request line (method, URI, version)" : "the request's headers";
+      return String.format(Locale.ROOT, "%s went over the %,d bytes the service takes", part, limit);
+    }
+    return reason == null || reason.isBlank() ? HttpStatus.forStatus(status).getMessage() : reason;
+  }
+
+  private byte[] body(int status, String detail) {
     try {
       return json.writeValueAsBytes(ApiError.of(status, ApiError.codeOf(status), detail).body());
     } catch (JsonProcessingException e) {

@@ -17,6 +17,7 @@ import java.time.Duration;
 import java.time.Instant;
 import java.time.InstantSource;
 import java.util.LinkedHashMap;
+import java.util.Locale;
 import java.util.Map;
 import java.util.Objects;
 import java.util.Properties;
@@ -458,6 +459,12 @@ public final class NisServer implements AutoCloseable {
       }
       ctx.header("Allow", methods);
       return ApiError.of(405, "method_not_allowed", notAllowedText + "; it takes " + methods);
+    }
+    if (e instanceof HttpResponseException http && http.getStatus() == 413) {
+      long length = ctx.req().getContentLengthLong();
+      return ApiError.of(413, "content_too_large", String.format(Locale.ROOT,
+          "the request body%s is over the %,d bytes the service takes",
+          length > 0 ? String.format(Locale.ROOT, " (%,d bytes)", length) : "", MAX_REQUEST_BYTES));
     }
     if (e instanceof HttpResponseException http) {
       return ApiError.of(http.getStatus(), ApiError.codeOf(http.getStatus()), http.getMessage());

@@ -12,6 +12,7 @@ import java.net.http.HttpResponse;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.List;
+import java.util.Locale;
 import java.util.Map;
 import java.util.concurrent.CopyOnWriteArrayList;
 import org.junit.jupiter.api.AfterEach;
@@ -101,9 +102,16 @@ class NisServerTest {
       HttpResponse<String> response = http.send(hugeHeader, HttpResponse.BodyHandlers.ofString());
       JsonNode body = MessageCodec.parse(response.body().getBytes(StandardCharsets.UTF_8));
 
-      assertError(new Answer(response.statusCode(), body, response), 431, "request_header_fields_too_large", "");
-      assertThat(body.get("detail").textValue()).as(method).isNotBlank();
+      assertError(new Answer(response.statusCode(), body, response), 431, "request_header_fields_too_large",
+          "the request's headers went over the 8,192 bytes the service takes");
     }
+  }
+
+  @Test
+  void aUriOverTheLimitGets414NamingTheLimit() throws Exception {
+    Answer answer = send("GET", "/cache/memory/" + "k".repeat(20_000), null);
+
+    assertError(answer, 414, "uri_too_long", "the request line (method, URI, version) went over the 8,192 bytes");
   }
 
   @Test
@@ -350,8 +358,25 @@ class NisServerTest {
 
     Answer answer = send("PUT", "/cache/memory/huge", huge);
 
-    assertThat(answer.status()).isEqualTo(413);
-    assertThat(answer.body().get("error").textValue()).isEqualTo("content_too_large");
+    assertError(answer, 413, "content_too_large",
+        "the request body (" + String.format(Locale.ROOT, "%,d", huge.length()) + " bytes) is over the 2,097,152 bytes");
+  }
+
+  @Test
+  void anOversizedBodyOfUnknownLengthGets413Too() throws Exception {
+    byte[] chunk = "x".repeat(64 * 1024).getBytes(StandardCharsets.UTF_8);
+    // A stream of unknown length: sent chunked, with no Content-Length to refuse it by.
+    HttpRequest chunked = HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + server.port() + "/cache/memory/huge"))
+        .PUT(HttpRequest.BodyPublishers.ofInputStream(() -> new java.io.SequenceInputStream(
+            java.util.Collections.enumeration(java.util.stream.IntStream.range(0, 64)
+                .mapToObj(i -> (java.io.InputStream) new java.io.ByteArrayInputStream(chunk)).toList()))))
+        .build();
+    HttpResponse<String> response = http.send(chunked, HttpResponse.BodyHandlers.ofString());
+    JsonNode body = MessageCodec.parse(response.body().getBytes(StandardCharsets.UTF_8));
+
+    assertError(new Answer(response.statusCode(), body, response), 413, "content_too_large",
+        "the request body is over the 2,097,152 bytes the service takes");
+    assertThat(cache.get("memory", "huge")).isEmpty();
   }
 
   @Test
