@@ -27,10 +27,17 @@ import org.slf4j.LoggerFactory;
  * <h2>Format</h2>
  *
  * Records are appended to segment files {@code segment-NNNNNNNNNN.spool} (a new one past {@link
- * #SEGMENT_BYTES}); each record is its length (4 bytes), the CRC32C of its payload (4 bytes) and
+ * #SEGMENT_BYTES}, or past an eighth of the bound when that is less); each record is its length (4 bytes), the CRC32C of its payload (4 bytes) and
  * the payload. The file {@code cursor} holds the segment and position of the first record not yet
  * acknowledged; it is replaced atomically (write, then rename). Fully acknowledged segments are
  * deleted.
+ *
+ * <h2>Bound</h2>
+ *
+ * The bound holds for the files, not only for the records waiting: a segment's records already
+ * delivered stay on disk until the segment is used up, so they count until then (at most a
+ * segment's worth, an eighth of the bound or less, unless a single record is larger). Once every
+ * record is delivered, the spool starts a new segment and the old one goes.
  *
  * <h2>Crash safety</h2>
  *
@@ -70,6 +77,7 @@ final class DiskSpool implements AutoCloseable {
 
   private final Path directory;
   private final long maxBytes;
+  private final long segmentBytes;
   private final boolean fsync;
   // segment index -> size in bytes of the valid records in it
   private final TreeMap<Long, Long> segments = new TreeMap<>();
@@ -77,6 +85,7 @@ final class DiskSpool implements AutoCloseable {
   private long cursorPosition;
   private volatile long pendingRecords; // read without the lock by isEmpty()
   private long pendingBytes;
+  private long fileBytes; // the segment files' sizes: records waiting and those before the cursor
   private RandomAccessFile writer;
   private long writerSegment;
   private boolean closed;
@@ -84,13 +93,14 @@ final class DiskSpool implements AutoCloseable {
   private DiskSpool(Path directory, long maxBytes, boolean fsync) {
     this.directory = directory;
     this.maxBytes = maxBytes;
+    this.segmentBytes = Math.min(SEGMENT_BYTES, Math.max(HEADER_BYTES + 1, maxBytes / 8));
     this.fsync = fsync;
   }
 
   /**
    * Opens the spool in the directory, recovering what an earlier process left there.
    *
-   * @param maxBytes bound on the bytes waiting; appends beyond it fail
+   * @param maxBytes bound on the bytes of the spool's files; appends beyond it fail
    */
   static DiskSpool open(Path directory, long maxBytes, boolean fsync) {
     DiskSpool spool = new DiskSpool(directory, maxBytes, fsync);
@@ -134,8 +144,22 @@ final class DiskSpool implements AutoCloseable {
               + " bytes wait for Kafka); the message was not accepted. Retry when Kafka is back");
     }
     try {
+      if (fileBytes + size > maxBytes) {
+        startAfreshIfAllDelivered();
+      }
+      if (fileBytes + size > maxBytes) {
+        throw new SpoolFullException(
+            "the local message spool is full (its files hold "
+                + fileBytes
+                + " of "
+                + maxBytes
+                + " bytes: "
+                + pendingBytes
+                + " wait for Kafka, the rest were delivered and go when their segment is); the message was not"
+                + " accepted. Retry in a moment");
+      }
       long segmentSize = segments.getOrDefault(writerSegment, 0L);
-      if (segmentSize > 0 && segmentSize + size > SEGMENT_BYTES) {
+      if (segmentSize > 0 && segmentSize + size > segmentBytes) {
         rollSegment();
         segmentSize = 0;
       }
@@ -146,11 +170,28 @@ final class DiskSpool implements AutoCloseable {
       writer.seek(segmentSize);
       writer.write(record.array());
       segments.put(writerSegment, segmentSize + size);
+      fileBytes += size;
       pendingRecords++;
       pendingBytes += size;
     } catch (IOException e) {
       throw new UncheckedIOException("cannot write to the message spool in " + directory, e);
     }
+  }
+
+  /**
+   * With every record delivered, moves the cursor to a new segment, so that the files holding
+   * only delivered records go. When a step fails, the spool is as it was, or (the cursor moved,
+   * the old files not yet deleted) as it is after an acknowledgement whose deletion failed.
+   */
+  private void startAfreshIfAllDelivered() throws IOException {
+    if (pendingRecords != 0 || fileBytes == 0) {
+      return;
+    }
+    rollSegment();
+    writeCursor(writerSegment, 0);
+    cursorSegment = writerSegment;
+    cursorPosition = 0;
+    deleteConsumedSegments();
   }
 
   /** With fsync, forces what was appended to the device. */
@@ -281,6 +322,7 @@ final class DiskSpool implements AutoCloseable {
     pendingBytes -= bytes;
     try {
       deleteConsumedSegments();
+      startAfreshIfAllDelivered();
     } catch (IOException e) {
       log.warn("cannot delete used message spool files in {} yet (tried again on the next acknowledgement): {}", directory, e.toString());
     }
@@ -302,6 +344,11 @@ final class DiskSpool implements AutoCloseable {
 
   long maxBytes() {
     return maxBytes;
+  }
+
+  /** Bytes of the segment files: the records waiting, and delivered ones whose segment is not used up. */
+  synchronized long fileBytes() {
+    return fileBytes;
   }
 
   @Override
@@ -345,6 +392,7 @@ final class DiskSpool implements AutoCloseable {
       segments.put(cursorSegment, 0L);
       cursorPosition = 0;
     }
+    fileBytes = segments.values().stream().mapToLong(Long::longValue).sum();
     if (!segments.containsKey(cursorSegment)) {
       cursorSegment = segments.firstKey();
       cursorPosition = 0;
@@ -456,7 +504,7 @@ final class DiskSpool implements AutoCloseable {
   private void deleteConsumedSegments() throws IOException {
     for (Long segment : List.copyOf(segments.headMap(cursorSegment).keySet())) {
       Files.deleteIfExists(segmentPath(segment));
-      segments.remove(segment);
+      fileBytes -= segments.remove(segment);
     }
   }
 

@@ -179,7 +179,7 @@ class DiskSpoolTest {
   }
 
   @Test
-  void aFullSpoolRefusesWithAClearError() {
+  void aFullSpoolRefusesWithAClearError() throws IOException {
     try (DiskSpool spool = DiskSpool.open(directory, 100, false)) {
       spool.append(new byte[50]);
 
@@ -187,14 +187,75 @@ class DiskSpoolTest {
           .isInstanceOf(DiskSpool.SpoolFullException.class)
           .hasMessageContaining("spool is full");
       spool.acknowledge(spool.peek(1));
-      spool.append(new byte[50]);
+      spool.append(new byte[50]); // its delivered record's file goes to make room
+
+      assertThat(fileBytes()).isEqualTo(58).isEqualTo(spool.fileBytes());
+      assertThat(spool.peek(10)).hasSize(1);
     }
+  }
+
+  @Test
+  void theFilesNeverGoPastTheBoundThoughDeliveredRecordsWaitForTheirSegmentToBeUsedUp() throws IOException {
+    int bound = 8 * 1024; // segments of 1 KiB: nine records of 108 bytes each
+    byte[] record = new byte[100];
+    try (DiskSpool spool = DiskSpool.open(directory, bound, false)) {
+      int appended = 0;
+      while (appendedOrFull(spool, record)) {
+        appended++;
+        assertThat(fileBytes()).isLessThanOrEqualTo(bound);
+      }
+      assertThat(appended).isEqualTo(bound / 108);
+
+      spool.acknowledge(spool.peek(5)); // the first segment's first five: it stays on disk
+      assertThat(spool.sizeBytes() + 108).as("room for the records waiting").isLessThanOrEqualTo(bound);
+      assertThatThrownBy(() -> spool.append(record))
+          .isInstanceOf(DiskSpool.SpoolFullException.class)
+          .hasMessageContaining("its files hold " + fileBytes() + " of " + bound + " bytes: " + spool.sizeBytes() + " wait");
+      assertThat(fileBytes()).isLessThanOrEqualTo(bound);
+
+      spool.acknowledge(spool.peek(4)); // the first segment is used up and goes
+      for (int i = 0; i < 9; i++) {
+        spool.append(record);
+        assertThat(fileBytes()).isLessThanOrEqualTo(bound).isEqualTo(spool.fileBytes());
+      }
+      assertThat(appendedOrFull(spool, record)).isFalse();
+      assertThat(spool.size()).isEqualTo(appended);
+    }
+    try (DiskSpool reopened = DiskSpool.open(directory, bound, false)) {
+      assertThat(reopened.fileBytes()).isEqualTo(fileBytes());
+      assertThat(appendedOrFull(reopened, record)).as("the bound holds after a restart too").isFalse();
+      while (!reopened.isEmpty()) {
+        reopened.acknowledge(reopened.peek(7));
+      }
+
+      assertThat(fileBytes()).as("all delivered: the files go, and the spool starts afresh").isZero();
+      assertThat(segments()).hasSize(1);
+      reopened.append(record);
+      assertThat(texts(reopened.peek(10))).hasSize(1);
+    }
+  }
+
+  private static boolean appendedOrFull(DiskSpool spool, byte[] record) {
+    try {
+      spool.append(record);
+      return true;
+    } catch (DiskSpool.SpoolFullException full) {
+      return false;
+    }
+  }
+
+  private long fileBytes() throws IOException {
+    long bytes = 0;
+    for (Path segment : segments()) {
+      bytes += Files.size(segment);
+    }
+    return bytes;
   }
 
   @Test
   void segmentsRollAndConsumedOnesAreDeleted() throws IOException {
     byte[] big = new byte[(int) (DiskSpool.SEGMENT_BYTES / 3)];
-    try (DiskSpool spool = DiskSpool.open(directory, 4 * DiskSpool.SEGMENT_BYTES, false)) {
+    try (DiskSpool spool = DiskSpool.open(directory, 8 * DiskSpool.SEGMENT_BYTES, false)) {
       for (int i = 0; i < 5; i++) {
         big[0] = (byte) i;
         spool.append(big);
@@ -208,7 +269,7 @@ class DiskSpoolTest {
       assertThat(rest).hasSize(1);
       assertThat(rest.get(0).payload()[0]).isEqualTo((byte) 4);
     }
-    try (DiskSpool reopened = DiskSpool.open(directory, 4 * DiskSpool.SEGMENT_BYTES, false)) {
+    try (DiskSpool reopened = DiskSpool.open(directory, 8 * DiskSpool.SEGMENT_BYTES, false)) {
       assertThat(reopened.size()).isEqualTo(1);
     }
   }
@@ -234,7 +295,7 @@ class DiskSpoolTest {
   @Test
   void aSegmentThatCannotBeCreatedFailsItsAppendOnly() throws IOException {
     byte[] third = new byte[(int) (DiskSpool.SEGMENT_BYTES / 3)];
-    try (DiskSpool spool = DiskSpool.open(directory, 4 * DiskSpool.SEGMENT_BYTES, false)) {
+    try (DiskSpool spool = DiskSpool.open(directory, 8 * DiskSpool.SEGMENT_BYTES, false)) {
       spool.append(third);
       spool.append(third); // the next one goes to a new segment
       Path inTheWay = Files.createDirectory(directory.resolve(String.format("segment-%010d.spool", 1)));
