@@ -27,10 +27,10 @@ import org.slf4j.LoggerFactory;
  * <h2>Format</h2>
  *
  * Records are appended to segment files {@code segment-NNNNNNNNNN.spool} (a new one past {@link
- * #SEGMENT_BYTES}, or past an eighth of the bound when that is less); each record is its length (4 bytes), the CRC32C of its payload (4 bytes) and
- * the payload. The file {@code cursor} holds the segment and position of the first record not yet
- * acknowledged; it is replaced atomically (write, then rename). Fully acknowledged segments are
- * deleted.
+ * #SEGMENT_BYTES}, or past an eighth of the bound when that is less); each record is its length
+ * (4 bytes), the CRC32C of its payload (4 bytes) and the payload. The file {@code cursor} holds
+ * the segment and position of the first record not yet acknowledged; it is replaced atomically
+ * (write, then rename). Fully acknowledged segments are deleted.
  *
  * <h2>Bound</h2>
  *
