@@ -38,20 +38,46 @@ final class JsonErrorHandler extends ErrorHandler {
   protected void generateResponse(
       Request request, Response response, int code, String message, Throwable cause, Callback callback) {
     response.getHeaders().put(JSON);
-    response.write(true, ByteBuffer.wrap(body(code, detail(request, code, message))), callback);
+    response.write(true, ByteBuffer.wrap(body(code, detail(request, code, message, cause))), callback);
   }
 
   /**
    * What went wrong, naming the limit a request went over (Jetty's own reason says only "URI Too
    * Long", say); otherwise Jetty's reason, or the status's name.
    */
-  private static String detail(Request request, int status, String reason) {
+  private static String detail(Request request, int status, String reason, Throwable cause) {
     if (status == 414 || status == 431) {
       int limit = request.getConnectionMetaData().getHttpConfiguration().getRequestHeaderSize();
       String part = status == 414 ? "the request line (method, URI, version)" : "the request's headers";
       return String.format(Locale.ROOT, "%s went over the %,d bytes the service takes", part, limit);
     }
-    return reason == null || reason.isBlank() ? HttpStatus.forStatus(status).getMessage() : reason;
+    String generic = HttpStatus.forStatus(status).getMessage();
+    if (status == 400 && (reason == null || reason.isBlank() || reason.equals(generic))) {
+      return parseProblem(cause);
+    }
+    return reason == null || reason.isBlank() ? generic : reason;
+  }
+
+  /**
+   * What the parser found wrong where its own reason is only "Bad Request": the innermost cause
+   * (for a URI, "Illegal character in path" for an encoded NUL, say, or a '%' without two hex
+   * digits after it, which Jetty words "!hex").
+   */
+  private static String parseProblem(Throwable cause) {
+    Throwable root = cause;
+    while (root != null && root.getCause() != null && root.getCause() != root) {
+      root = root.getCause();
+    }
+    String problem = root == null || root == cause ? null : root.getMessage();
+    if (problem == null || problem.isBlank()) {
+      return "the request is not valid HTTP/1.1";
+    }
+    if (root instanceof NumberFormatException && problem.startsWith("!hex")) {
+      return "the request URI holds a '%' that is not followed by two hex digits";
+    }
+    // Jetty's own words, which may hold part of what the client sent: cut short like client values.
+    return "the request is not valid HTTP/1.1: "
+        + (problem.length() <= 120 ? problem : problem.substring(0, 117) + "...");
   }
 
   private byte[] body(int status, String detail) {

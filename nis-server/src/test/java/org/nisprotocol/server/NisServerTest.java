@@ -108,6 +108,26 @@ class NisServerTest {
   }
 
   @Test
+  void aUriJettyCannotDecodeGets400SayingWhy() throws Exception {
+    assertThat(rawAnswer("GET /cache/memory/%zz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"))
+        .startsWith("HTTP/1.1 400 ")
+        .contains("application/json")
+        .endsWith("{\"error\":\"bad_request\",\"detail\":\"the request URI holds a '%' that is not followed by two hex digits\"}");
+    assertThat(rawAnswer("GET /cache/memory/a%00b HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"))
+        .startsWith("HTTP/1.1 400 ")
+        .endsWith("{\"error\":\"bad_request\",\"detail\":\"the request is not valid HTTP/1.1: Illegal character in path\"}");
+  }
+
+  /** Sends bytes no HTTP client would (java.net.URI refuses such a path) and reads the whole answer. */
+  private String rawAnswer(String request) throws IOException {
+    try (java.net.Socket socket = new java.net.Socket("127.0.0.1", server.port())) {
+      socket.setSoTimeout(10_000);
+      socket.getOutputStream().write(request.getBytes(StandardCharsets.US_ASCII));
+      return new String(socket.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+    }
+  }
+
+  @Test
   void aUriOverTheLimitGets414NamingTheLimit() throws Exception {
     Answer answer = send("GET", "/cache/memory/" + "k".repeat(20_000), null);
 
