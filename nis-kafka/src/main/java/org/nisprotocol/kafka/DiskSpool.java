@@ -75,6 +75,19 @@ final class DiskSpool implements AutoCloseable {
     }
   }
 
+  /**
+   * A record could not be written (or forced) to the spool's files: a full disk, say, which may
+   * pass; the record was not accepted.
+   */
+  static final class SpoolWriteException extends RetriableException {
+    private static final long serialVersionUID = 1L;
+
+    SpoolWriteException(Path directory, IOException cause) {
+      super("cannot write to the message spool in " + directory + " (" + cause + "); the message was not accepted",
+          cause);
+    }
+  }
+
   private final Path directory;
   private final long maxBytes;
   private final long segmentBytes;
@@ -168,13 +181,27 @@ final class DiskSpool implements AutoCloseable {
       crc.update(payload);
       record.putInt(payload.length).putInt((int) crc.getValue()).put(payload);
       writer.seek(segmentSize);
-      writer.write(record.array());
+      try {
+        writer.write(record.array());
+      } catch (IOException e) {
+        cutOffPartialWrite(segmentSize, e);
+        throw e;
+      }
       segments.put(writerSegment, segmentSize + size);
       fileBytes += size;
       pendingRecords++;
       pendingBytes += size;
     } catch (IOException e) {
-      throw new UncheckedIOException("cannot write to the message spool in " + directory, e);
+      throw new SpoolWriteException(directory, e);
+    }
+  }
+
+  /** Cuts off what a failed write left of its record, so that the file is as long as its records. */
+  private void cutOffPartialWrite(long validEnd, IOException failure) {
+    try {
+      writer.setLength(validEnd);
+    } catch (IOException alsoFailed) {
+      failure.addSuppressed(alsoFailed); // the next open cuts the torn record off
     }
   }
 
@@ -187,7 +214,9 @@ final class DiskSpool implements AutoCloseable {
     if (pendingRecords != 0 || fileBytes == 0) {
       return;
     }
-    rollSegment();
+    if (writerSegment == cursorSegment || segments.get(writerSegment) != 0) {
+      rollSegment(); // else an empty one is there already, from an attempt whose cursor was not written
+    }
     writeCursor(writerSegment, 0);
     cursorSegment = writerSegment;
     cursorPosition = 0;
@@ -203,7 +232,7 @@ final class DiskSpool implements AutoCloseable {
     try {
       writer.getFD().sync();
     } catch (IOException e) {
-      throw new UncheckedIOException("cannot write to the message spool in " + directory, e);
+      throw new SpoolWriteException(directory, e);
     }
   }
 

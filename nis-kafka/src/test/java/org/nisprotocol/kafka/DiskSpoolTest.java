@@ -13,6 +13,7 @@ import java.util.List;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import org.nisprotocol.core.RetriableException;
 
 class DiskSpoolTest {
   @TempDir Path directory;
@@ -235,6 +236,40 @@ class DiskSpoolTest {
     }
   }
 
+  @Test
+  void deliveredFilesThatCouldNotGoAtOnceGoWhenAnAppendNeedsTheRoom() throws IOException {
+    try (DiskSpool spool = DiskSpool.open(directory, 100, false)) { // a segment a record
+      spool.append(new byte[50]);
+      Path segmentInTheWay = Files.createDirectory(directory.resolve(String.format("segment-%010d.spool", 1)));
+
+      spool.acknowledge(spool.peek(1)); // delivered, but no new segment can be started: its file stays
+      assertThat(spool.isEmpty()).isTrue();
+      assertThat(fileBytes()).isEqualTo(58).isEqualTo(spool.fileBytes());
+      assertThatThrownBy(() -> spool.append(new byte[50]))
+          .isInstanceOf(RetriableException.class)
+          .hasMessageContaining("cannot write to the message spool")
+          .hasMessageContaining("the message was not accepted");
+
+      Files.delete(segmentInTheWay);
+      Path cursorInTheWay = Files.createDirectory(directory.resolve("cursor.tmp"));
+      for (int attempt = 0; attempt < 3; attempt++) {
+        assertThatThrownBy(() -> spool.append(new byte[50])).isInstanceOf(RetriableException.class);
+      }
+      assertThat(segments()).as("one new segment, however many attempts").hasSize(2);
+      assertThat(spool.isEmpty()).isTrue();
+
+      Files.delete(cursorInTheWay);
+      spool.append(new byte[50]);
+
+      assertThat(fileBytes()).isEqualTo(58).isEqualTo(spool.fileBytes());
+      assertThat(segments()).hasSize(1);
+      assertThat(spool.peek(10)).hasSize(1);
+    }
+    try (DiskSpool reopened = DiskSpool.open(directory, 100, false)) {
+      assertThat(reopened.size()).isEqualTo(1);
+    }
+  }
+
   private static boolean appendedOrFull(DiskSpool spool, byte[] record) {
     try {
       spool.append(record);
@@ -247,7 +282,9 @@ class DiskSpoolTest {
   private long fileBytes() throws IOException {
     long bytes = 0;
     for (Path segment : segments()) {
-      bytes += Files.size(segment);
+      if (Files.isRegularFile(segment)) { // not a directory a test put in a segment's way
+        bytes += Files.size(segment);
+      }
     }
     return bytes;
   }
