@@ -136,7 +136,7 @@ public final class AgentRuntime implements AutoCloseable {
       entry.put("agent_type", agent.configuration().agentType());
       entry.put("state", agent.state().wireName());
       entry.put("subscriptions", agent.subscribedTypes());
-      entry.put("last_heartbeat", coordinator.clock().instant().toEpochMilli() / 1000.0);
+      entry.put("last_heartbeat", EpochSeconds.of(coordinator.clock().instant()));
       entry.put("instance", instanceId);
       entry.put("health", agent.health()); // the agent's own code may fail here too
       String json = MessageCodec.mapper().writeValueAsString(entry);

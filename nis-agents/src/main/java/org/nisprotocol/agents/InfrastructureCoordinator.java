@@ -382,7 +382,7 @@ public final class InfrastructureCoordinator implements AutoCloseable {
     alert.put("status", check.status().wireName());
     alert.put("previous_status", previous.wireName());
     alert.put("detail", check.detail().orElse(""));
-    alert.put("timestamp", clock.instant().toEpochMilli() / 1000.0);
+    alert.put("timestamp", EpochSeconds.of(clock.instant()));
     alert.put("severity", check.status() == HealthStatus.UNHEALTHY ? "high" : "medium");
     try {
       bus.publish(
@@ -447,7 +447,7 @@ public final class InfrastructureCoordinator implements AutoCloseable {
       synchronized (service) {
         Map<String, Object> json = new LinkedHashMap<>();
         json.put("health", service.health.wireName());
-        json.put("last_check", service.lastCheck.map(i -> i.toEpochMilli() / 1000.0).orElse(null));
+        json.put("last_check", service.lastCheck.map(EpochSeconds::of).orElse(null));
         json.put("uptime", service.healthySince.map(since -> seconds(Duration.between(since, now))).orElse(0.0));
         json.put("error_count", service.errorCount);
         json.put("response_time", service.responseTime.toNanos() / 1e6);

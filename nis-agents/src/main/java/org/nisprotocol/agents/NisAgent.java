@@ -183,7 +183,7 @@ public abstract class NisAgent implements AutoCloseable {
     health.put("failed", failed.get());
     health.put("in_flight", inFlight.get());
     health.put("avg_processing_ms", done == 0 ? 0.0 : processingNanos.get() / 1e6 / done);
-    health.put("last_activity", Optional.ofNullable(lastActivity.get()).map(i -> i.toEpochMilli() / 1000.0).orElse(null));
+    health.put("last_activity", Optional.ofNullable(lastActivity.get()).map(EpochSeconds::of).orElse(null));
     return health;
   }
 

@@ -21,6 +21,7 @@ import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 import org.nisprotocol.core.Delivery;
 import org.nisprotocol.core.MessagePriority;
+import org.nisprotocol.core.MessageCodec;
 import org.nisprotocol.core.MessageType;
 import org.nisprotocol.core.NisMessage;
 import org.nisprotocol.core.RetryPolicy;
@@ -127,6 +128,19 @@ class AgentRuntimeTest {
     await().atMost(Duration.ofSeconds(10)).until(() -> analysis.handled.size() == 1);
     assertThat(analysis.handled.get(0).messageType()).isEqualTo(MessageType.SIMULATION_RESULT);
     assertThat(analysis.health()).containsEntry("processed", 1L).containsEntry("failed", 0L).containsEntry("state", "ready");
+  }
+
+  @Test
+  void heartbeatsAndLastActivityAreEpochSecondsWrittenPlainly() throws Exception {
+    clock.advance(Duration.ofMillis(500)); // from 2026-01-01T00:00:00Z, epoch second 1767225600
+    RecordingAgent analysis = agent("analysis_agent", MessageType.SIMULATION_RESULT);
+    runtime.start(analysis);
+    coordinator.sendMessage(MessageType.SIMULATION_RESULT, Map.of("success_probability", "computed"), "scenario_simulator");
+    await().atMost(Duration.ofSeconds(10)).until(() -> analysis.handled.size() == 1);
+
+    // As doubles these came out as 1.7672256005E9.
+    assertThat(MessageCodec.mapper().writeValueAsString(analysis.health())).contains("\"last_activity\":1767225600.500");
+    assertThat(MessageCodec.mapper().writeValueAsString(runtime.directory())).contains("\"last_heartbeat\":1767225600.500");
   }
 
   @Test

@@ -296,6 +296,22 @@ class InfrastructureCoordinatorTest {
   }
 
   @Test
+  void timesInTheStatusAndInAlertsAreEpochSecondsWrittenPlainly() throws Exception {
+    start(CoordinatorConfig.defaults().withAutoRecovery(true).withHealthCheckInterval(Duration.ofHours(1)));
+    List<Delivery> alerts = collect("auditors", StreamingTopics.AUDIT_ALERTS);
+    clock.advance(Duration.ofMillis(1_250)); // from 2026-01-01T00:00:00Z, epoch second 1767225600
+
+    cache.health.set(HealthStatus.DEGRADED);
+    coordinator.checkHealth();
+
+    // As doubles these came out as 1.76722560125E9.
+    assertThat(MessageCodec.mapper().writeValueAsString(coordinator.comprehensiveStatus()))
+        .contains("\"last_check\":1767225601.250,");
+    await().atMost(Duration.ofSeconds(10)).until(() -> alerts.size() == 1);
+    assertThat(MessageCodec.create().encodeToString(alerts.get(0).message())).contains("\"timestamp\":1767225601.250,");
+  }
+
+  @Test
   void aProbeIgnoringItsTimeoutCannotHoldTheHealthCheck() {
     start(CoordinatorConfig.defaults().withHealthCheckTimeout(Duration.ofMillis(200)).withHealthCheckInterval(Duration.ofHours(1)));
     cache.hang.set(true);
