@@ -98,7 +98,6 @@ final class DiskSpool implements AutoCloseable {
   private long cursorPosition;
   private volatile long pendingRecords; // read without the lock by isEmpty()
   private long pendingBytes;
-  private long fileBytes; // the segment files' sizes: records waiting and those before the cursor
   private RandomAccessFile writer;
   private long writerSegment;
   private boolean closed;
@@ -157,10 +156,12 @@ final class DiskSpool implements AutoCloseable {
               + " bytes wait for Kafka); the message was not accepted. Retry when Kafka is back");
     }
     try {
+      long fileBytes = fileBytes();
       if (fileBytes + size > maxBytes) {
-        startAfreshIfAllDelivered();
+        startAfreshIfAllDelivered(); // when all is delivered, the files go
+        fileBytes = fileBytes();
       }
-      if (fileBytes + size > maxBytes) {
+      if (fileBytes + size > maxBytes) { // delivered records wait for their segment to be used up
         throw new SpoolFullException(
             "the local message spool is full (its files hold "
                 + fileBytes
@@ -188,7 +189,6 @@ final class DiskSpool implements AutoCloseable {
         throw e;
       }
       segments.put(writerSegment, segmentSize + size);
-      fileBytes += size;
       pendingRecords++;
       pendingBytes += size;
     } catch (IOException e) {
@@ -211,7 +211,7 @@ final class DiskSpool implements AutoCloseable {
    * the old files not yet deleted) as it is after an acknowledgement whose deletion failed.
    */
   private void startAfreshIfAllDelivered() throws IOException {
-    if (pendingRecords != 0 || fileBytes == 0) {
+    if (pendingRecords != 0 || fileBytes() == 0) {
       return;
     }
     if (writerSegment == cursorSegment || segments.get(writerSegment) != 0) {
@@ -375,9 +375,16 @@ final class DiskSpool implements AutoCloseable {
     return maxBytes;
   }
 
-  /** Bytes of the segment files: the records waiting, and delivered ones whose segment is not used up. */
+  /**
+   * Bytes of the segment files: the records waiting, and delivered ones whose segment is not used
+   * up (a few segments: at most an eighth of the bound each, unless a record is larger).
+   */
   synchronized long fileBytes() {
-    return fileBytes;
+    long bytes = 0;
+    for (long size : segments.values()) {
+      bytes += size;
+    }
+    return bytes;
   }
 
   @Override
@@ -421,7 +428,6 @@ final class DiskSpool implements AutoCloseable {
       segments.put(cursorSegment, 0L);
       cursorPosition = 0;
     }
-    fileBytes = segments.values().stream().mapToLong(Long::longValue).sum();
     if (!segments.containsKey(cursorSegment)) {
       cursorSegment = segments.firstKey();
       cursorPosition = 0;
@@ -533,7 +539,7 @@ final class DiskSpool implements AutoCloseable {
   private void deleteConsumedSegments() throws IOException {
     for (Long segment : List.copyOf(segments.headMap(cursorSegment).keySet())) {
       Files.deleteIfExists(segmentPath(segment));
-      fileBytes -= segments.remove(segment);
+      segments.remove(segment);
     }
   }
 

@@ -52,10 +52,11 @@ final class JsonErrorHandler extends ErrorHandler {
       return String.format(Locale.ROOT, "%s went over the %,d bytes the service takes", part, limit);
     }
     String generic = HttpStatus.forStatus(status).getMessage();
-    if (status == 400 && (reason == null || reason.isBlank() || reason.equals(generic))) {
+    boolean saysNoMore = reason == null || reason.isBlank() || reason.equals(generic);
+    if (status == 400 && saysNoMore) {
       return parseProblem(cause);
     }
-    return reason == null || reason.isBlank() ? generic : reason;
+    return saysNoMore ? generic : reason;
   }
 
   /**
@@ -75,7 +76,7 @@ final class JsonErrorHandler extends ErrorHandler {
     if (root instanceof NumberFormatException && problem.startsWith("!hex")) {
       return "the request URI holds a '%' that is not followed by two hex digits";
     }
-    // Jetty's own words, which may hold part of what the client sent: cut short like client values.
+    // Jetty's own words, which may quote part of what the client sent: kept short.
     return "the request is not valid HTTP/1.1: "
         + (problem.length() <= 120 ? problem : problem.substring(0, 117) + "...");
   }
