@@ -232,18 +232,25 @@ public final class NisServer implements AutoCloseable {
           javalin.router.ignoreTrailingSlashes = false;
           javalin.jsonMapper(new JavalinJackson(json, true));
 
-          javalin.routes.get("/health", this::health);
-          javalin.routes.get("/health/live", ctx -> ctx.json(Map.of("status", "alive")));
-          javalin.routes.get("/health/ready", this::ready);
+          // HEAD runs the GET handler (Jetty leaves the body out): else Javalin answers it 200 unasked,
+          // where GET would say 404, or 503 from readiness while shutting down.
+          Map<String, io.javalin.http.Handler> reads = new LinkedHashMap<>();
+          reads.put("/health", this::health);
+          reads.put("/health/live", ctx -> ctx.json(Map.of("status", "alive")));
+          reads.put("/health/ready", this::ready);
+          reads.put("/cache/{namespace}/{key}", this::getCacheEntry);
+          reads.put("/agents", this::listAgents);
+          reads.put("/infrastructure/status", ctx -> ctx.json(coordinator.comprehensiveStatus()));
+          reads.forEach((path, handler) -> {
+            javalin.routes.get(path, handler);
+            javalin.routes.head(path, handler);
+          });
           javalin.routes.post("/messages", this::publish);
           javalin.routes.put("/cache/{namespace}/{key}", this::putCacheEntry);
-          javalin.routes.get("/cache/{namespace}/{key}", this::getCacheEntry);
           javalin.routes.delete("/cache/{namespace}/{key}", this::deleteCacheEntry);
           javalin.routes.delete("/cache/{namespace}", this::clearNamespace);
           javalin.routes.post("/audit", this::audit);
           javalin.routes.post("/simulations", this::simulate);
-          javalin.routes.get("/agents", this::listAgents);
-          javalin.routes.get("/infrastructure/status", ctx -> ctx.json(coordinator.comprehensiveStatus()));
 
           javalin.routes.exception(ApiError.Failure.class, (e, ctx) -> answer(ctx, e.error));
           javalin.routes.exception(
@@ -469,8 +476,30 @@ public final class NisServer implements AutoCloseable {
     if (e instanceof HttpResponseException http) {
       return ApiError.of(http.getStatus(), ApiError.codeOf(http.getStatus()), http.getMessage());
     }
+    ApiError unreadable = unreadableBody(e);
+    if (unreadable != null) {
+      return unreadable;
+    }
     log.error("unexpected error on {} {}", ctx.method(), ctx.path(), e);
     return unexpected(e);
+  }
+
+  /**
+   * The 4xx of a body Jetty could not read as the request announced it (cut short, badly chunked):
+   * found in the failure's causes, as a handler reading the body gets it; null for any other failure.
+   */
+  private static ApiError unreadableBody(Throwable failure) {
+    for (Throwable cause = failure; cause != null; cause = cause.getCause() == cause ? null : cause.getCause()) {
+      if (cause instanceof org.eclipse.jetty.http.HttpException refused
+          && refused.getCode() >= 400 && refused.getCode() < 500) {
+        String why = cause instanceof org.eclipse.jetty.io.EofException
+            ? "it ended before it was whole (fewer bytes than its Content-Length, or chunks cut short or not"
+                + " valid HTTP/1.1)"
+            : refused.getReason() == null || refused.getReason().isBlank() ? "it is not valid HTTP/1.1" : refused.getReason();
+        return ApiError.of(refused.getCode(), ApiError.codeOf(refused.getCode()), "the request body could not be read: " + why);
+      }
+    }
+    return null;
   }
 
   /** The 500 of a failure the service did not expect; its cause goes to the log, not to the client. */

@@ -118,11 +118,58 @@ class NisServerTest {
         .endsWith("{\"error\":\"bad_request\",\"detail\":\"the request is not valid HTTP/1.1: Illegal character in path\"}");
   }
 
+  @Test
+  void aBodyCutShortOrBadlyChunkedGets400SayingSo() throws Exception {
+    String chunked = " HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n";
+    for (String path : List.of("PUT /cache/memory/k", "POST /messages")) {
+      assertThat(rawAnswer(path + chunked + "zz\r\n"))
+          .startsWith("HTTP/1.1 400 ")
+          .contains("application/json")
+          .contains("{\"error\":\"bad_request\",\"detail\":\"the request body could not be read: ");
+      assertThat(rawAnswer(path + chunked + "9\r\n{\"value\":\r\nzz\r\n"))
+          .startsWith("HTTP/1.1 400 ")
+          .contains("{\"error\":\"bad_request\",\"detail\":\"the request body could not be read: ");
+      assertThat(rawAnswer(path + " HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"value\":", true))
+          .startsWith("HTTP/1.1 400 ")
+          .contains("{\"error\":\"bad_request\",\"detail\":\"the request body could not be read: ");
+    }
+    assertThat(cache.get("memory", "k")).isEmpty();
+  }
+
+  @Test
+  void headAnswersWithTheStatusGetWould() throws Exception {
+    send("PUT", "/cache/memory/there", "{\"value\": 1}");
+
+    assertThat(headStatus("/cache/memory/there")).isEqualTo(200);
+    assertThat(headStatus("/cache/memory/never-there")).isEqualTo(404);
+    assertThat(headStatus("/cache/bad%20namespace/k")).isEqualTo(400);
+    assertThat(headStatus("/health/ready")).isEqualTo(200);
+    server.beginShutdown();
+    assertThat(headStatus("/health/ready")).as("a load balancer asking with HEAD").isEqualTo(503);
+  }
+
+  private int headStatus(String path) throws IOException, InterruptedException {
+    HttpRequest head = HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + server.port() + path))
+        .method("HEAD", HttpRequest.BodyPublishers.noBody())
+        .build();
+    HttpResponse<String> response = http.send(head, HttpResponse.BodyHandlers.ofString());
+    assertThat(response.body()).isEmpty();
+    return response.statusCode();
+  }
+
   /** Sends bytes no HTTP client would (java.net.URI refuses such a path) and reads the whole answer. */
   private String rawAnswer(String request) throws IOException {
+    return rawAnswer(request, false);
+  }
+
+  /** As {@link #rawAnswer(String)}; with {@code endWrites}, the client then closes its side for writing. */
+  private String rawAnswer(String request, boolean endWrites) throws IOException {
     try (java.net.Socket socket = new java.net.Socket("127.0.0.1", server.port())) {
       socket.setSoTimeout(10_000);
       socket.getOutputStream().write(request.getBytes(StandardCharsets.US_ASCII));
+      if (endWrites) {
+        socket.shutdownOutput();
+      }
       return new String(socket.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
     }
   }
