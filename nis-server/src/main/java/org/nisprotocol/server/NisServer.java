@@ -310,7 +310,7 @@ public final class NisServer implements AutoCloseable {
   }
 
   private void audit(Context ctx) {
-    JsonNode body = MessageCodec.parse(ctx.bodyAsBytes());
+    JsonNode body = requestBody(ctx);
     JsonNode text = body.path("text");
     JsonNode content = body.path("content");
     if (text.isTextual() == content.isObject()) {
@@ -324,7 +324,7 @@ public final class NisServer implements AutoCloseable {
   }
 
   private void simulate(Context ctx) {
-    JsonNode body = MessageCodec.parse(ctx.bodyAsBytes());
+    JsonNode body = requestBody(ctx);
     if (!body.isObject()) {
       throw ApiError.badRequest("body must be a JSON object {\"scenario_id\", \"scenario_type\", \"parameters\"}");
     }
@@ -337,6 +337,42 @@ public final class NisServer implements AutoCloseable {
     answer.put("agents", directory);
     answer.put("count", directory.size());
     ctx.json(answer);
+  }
+
+  /**
+   * The request's JSON body (of an audit or a simulation), if all its text has a UTF-8 form: the
+   * answer would carry a lone surrogate as '?', and what is computed from it (an audit, a
+   * simulation's cache key) would be of something the client did not send.
+   *
+   * @throws ValidationException naming where the body holds a lone surrogate
+   */
+  private static JsonNode requestBody(Context ctx) {
+    JsonNode body = MessageCodec.parse(ctx.bodyAsBytes());
+    requireUtf8(body, "");
+    return body;
+  }
+
+  private static void requireUtf8(JsonNode node, String path) {
+    if (node.isTextual()) {
+      requireUtf8(node.textValue(), path.isEmpty() ? "the body" : ErrorText.quoted(path));
+    } else if (node.isArray()) {
+      for (int i = 0; i < node.size(); i++) {
+        requireUtf8(node.get(i), path + "/" + i);
+      }
+    } else if (node.isObject()) {
+      for (var field : node.properties()) {
+        requireUtf8(field.getKey(), "a field name in " + (path.isEmpty() ? "the body" : ErrorText.quoted(path)));
+        requireUtf8(field.getValue(), path.isEmpty() ? field.getKey() : path + "/" + field.getKey());
+      }
+    }
+  }
+
+  private static void requireUtf8(String text, String where) {
+    int lone = org.nisprotocol.core.Utf8Text.loneSurrogateIndex(text);
+    if (lone >= 0) {
+      throw new ValidationException(
+          where + " holds " + org.nisprotocol.core.Utf8Text.describeLoneSurrogate(text, lone) + ": UTF-8 cannot carry it");
+    }
   }
 
   /** A W3C traceparent on the request travels with the message. */
@@ -355,7 +391,7 @@ public final class NisServer implements AutoCloseable {
   private void putCacheEntry(Context ctx) {
     String namespace = ctx.pathParam("namespace");
     String key = ctx.pathParam("key");
-    JsonNode body = MessageCodec.parse(ctx.bodyAsBytes());
+    JsonNode body = MessageCodec.parse(ctx.bodyAsBytes()); // the cache names a lone surrogate in the value
     if (!body.isObject()) {
       throw ApiError.badRequest("body must be a JSON object {\"value\": ..., \"ttl\": seconds}");
     }

@@ -157,6 +157,19 @@ class NisServerTest {
     return response.statusCode();
   }
 
+  @Test
+  void auditsAndSimulationsOfTextWithALoneSurrogateAreRefusedNotAnsweredWithAQuestionMark() throws Exception {
+    assertError(send("POST", "/audit", "{\"text\": \"\\ud83d revolutionary\"}"), 400, "invalid_request",
+        "'text' holds a lone surrogate \\ud83d");
+    assertError(send("POST", "/audit", "{\"content\": {\"notes\": [\"fine\", \"cut \\ude00\"]}}"), 400, "invalid_request",
+        "'content/notes/1' holds a lone surrogate \\ude00");
+    String simulation = "{\"scenario_id\": \"%s\", \"scenario_type\": \"archaeological_excavation\","
+        + " \"parameters\": {\"iterations\": 10}}";
+    assertThat(send("POST", "/simulations", simulation.formatted("x")).status()).isEqualTo(200);
+    assertError(send("POST", "/simulations", simulation.formatted("x\\ud83d")), 400, "invalid_request",
+        "'scenario_id' holds a lone surrogate \\ud83d (half of a UTF-16 pair, not a character) at char 1, after \"x\"");
+  }
+
   /** Sends bytes no HTTP client would (java.net.URI refuses such a path) and reads the whole answer. */
   private String rawAnswer(String request) throws IOException {
     return rawAnswer(request, false);
