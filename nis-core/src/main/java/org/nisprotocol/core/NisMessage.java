@@ -280,6 +280,8 @@ public final class NisMessage {
       }
       if (topic != null && !StreamingTopics.isValidName(topic)) {
         problems.add(StreamingTopics.invalidNameProblem(topic));
+      } else if (topic != null && StreamingTopics.isDeadLetterTopic(topic)) {
+        problems.add(StreamingTopics.deadLetterTopicProblem(topic));
       }
       if (integrityScore != null
           && (integrityScore.isNaN() || integrityScore < 0 || integrityScore > 100)) {

@@ -57,6 +57,23 @@ public final class StreamingTopics {
     return topic + DEAD_LETTER_SUFFIX;
   }
 
+  /** Whether the topic is the dead-letter topic of another ({@code <topic>.dlt}). */
+  public static boolean isDeadLetterTopic(String topic) {
+    return topic.endsWith(DEAD_LETTER_SUFFIX) && topic.length() > DEAD_LETTER_SUFFIX.length();
+  }
+
+  /**
+   * Why a message may not name a dead-letter topic, for an error message: the bus writes those,
+   * with headers saying why and where from, and a replay takes what they hold back to their topic
+   * for the group that gave up on it (a message written there by a client would go to every group).
+   */
+  public static String deadLetterTopicProblem(String topic) {
+    String of = topic.substring(0, topic.length() - DEAD_LETTER_SUFFIX.length());
+    return "topic " + ErrorText.quoted(topic) + " is the dead-letter topic of " + ErrorText.quoted(of)
+        + ", which only the bus writes (a handler gave up on a message there); publish to " + ErrorText.quoted(of)
+        + " instead";
+  }
+
   /** The problem with a topic name that is not {@link #isValidName valid}, for an error message. */
   public static String invalidNameProblem(String topic) {
     return "topic " + ErrorText.quoted(topic) + " is not a valid topic name (" + NAME_RULE + ")";

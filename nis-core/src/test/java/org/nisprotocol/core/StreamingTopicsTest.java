@@ -36,4 +36,23 @@ class StreamingTopicsTest {
         .isInstanceOf(ValidationException.class)
         .hasMessageContaining("1 to 245");
   }
+
+  @Test
+  void aMessageForADeadLetterTopicIsRefusedWhetherBuiltOrDecoded() {
+    assertThatThrownBy(() -> NisMessage.builder(MessageType.GOAL_GENERATION, "agent").topic("nis-goals.dlt").build())
+        .isInstanceOf(InvalidMessageException.class)
+        .hasMessageContaining("topic 'nis-goals.dlt' is the dead-letter topic of 'nis-goals', which only the bus writes")
+        .hasMessageContaining("publish to 'nis-goals' instead");
+    String written = MessageCodec.create().encodeToString(
+        NisMessage.builder(MessageType.GOAL_GENERATION, "agent").topic("nis-goals").build());
+    assertThatThrownBy(() -> MessageCodec.create().decode(
+            written.replace("\"nis-goals\"", "\"nis-goals.dlt\"").getBytes(java.nio.charset.StandardCharsets.UTF_8)))
+        .isInstanceOf(InvalidMessageException.class)
+        .hasMessageContaining("dead-letter topic of 'nis-goals'");
+    assertThat(NisMessage.builder(MessageType.GOAL_GENERATION, "agent").topic(".dlt").build().topic())
+        .as("no topic before the suffix: a name like any other")
+        .isEqualTo(".dlt");
+    assertThat(NisMessage.builder(MessageType.GOAL_GENERATION, "agent").topic("nis-goals.dlt-archive").build().topic())
+        .isEqualTo("nis-goals.dlt-archive");
+  }
 }

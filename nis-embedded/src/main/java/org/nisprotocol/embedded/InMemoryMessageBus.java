@@ -505,19 +505,18 @@ public final class InMemoryMessageBus implements MessageBus {
 
     /** Drops a dead-letter partition's oldest letters beyond the capacity, saying so. */
     private void keepNewestDeadLetters(PartitionLog partition) {
-      int freed = 0;
       partition.lock.lock();
       try {
         long excess = partition.endOffset() - partition.baseOffset() - config.capacity();
         if (excess > 0) {
           log.warn("{} dead letter(s) dropped from partition {} of a dead-letter topic: it keeps the newest {}"
               + " (nobody took the older ones)", excess, partition.index, config.capacity());
-          freed = partition.trimBelow(partition.baseOffset() + excess); // messages published there hold permits
+          // Dead letters hold no room in the bus (nothing else is published to a dead-letter topic).
+          partition.trimBelow(partition.baseOffset() + excess);
         }
       } finally {
         partition.lock.unlock();
       }
-      releasePermits(freed);
     }
   }
 

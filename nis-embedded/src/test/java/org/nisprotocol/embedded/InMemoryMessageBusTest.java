@@ -338,30 +338,6 @@ class InMemoryMessageBusTest {
   }
 
   @Test
-  void messagesPublishedToADeadLetterTopicGiveTheirRoomBackWhenTheNewestAreKept() {
-    try (InMemoryMessageBus bus = InMemoryMessageBus.create(InMemoryMessageBusConfig.defaults()
-        .withCapacity(5).withPartitions(1)
-        .withRetryPolicy(new RetryPolicy(1, Duration.ofMillis(10), Duration.ofMillis(10), 0)))) {
-      for (int i = 0; i < 3; i++) { // published there by a client: these hold room in the bus
-        bus.publish(NisMessage.builder(MessageType.AGENT_COORDINATION, "agent").topic("bounded.dlt")
-            .content(Map.of("sequence", 50 + i)).build());
-      }
-      List<Delivery> tried = new CopyOnWriteArrayList<>();
-      bus.subscribe(SubscriptionSpec.group("a").withTopics("bounded"), d -> {
-        tried.add(d);
-        throw new IllegalStateException("poison");
-      });
-      for (int i = 0; i < 2; i++) {
-        bus.publish(message(i));
-      }
-      await().atMost(Duration.ofSeconds(10)).until(() -> tried.size() == 2 && bus.pending() == 3);
-      bus.publish(message(2)); // its dead letter is the sixth entry there: the oldest goes
-
-      await().atMost(Duration.ofSeconds(10)).until(() -> bus.pending() == 2);
-    }
-  }
-
-  @Test
   void eachPartitionOfADeadLetterTopicKeepsTheNewestLetters() {
     try (InMemoryMessageBus bus = InMemoryMessageBus.create(InMemoryMessageBusConfig.defaults()
         .withCapacity(5).withPartitions(1)

@@ -170,6 +170,15 @@ class NisServerTest {
         "'scenario_id' holds a lone surrogate \\ud83d (half of a UTF-16 pair, not a character) at char 1, after \"x\"");
   }
 
+  @Test
+  void aMessageForADeadLetterTopicIsRefused() throws Exception {
+    Answer answer = send("POST", "/messages",
+        "{\"message_type\":\"goal_generation\",\"source_agent\":\"a\",\"topic\":\"nis-goals.dlt\",\"content\":{}}");
+
+    assertError(answer, 400, "invalid_message", "topic 'nis-goals.dlt' is the dead-letter topic of 'nis-goals'");
+    assertThat(bus.pending()).isZero();
+  }
+
   /** Sends bytes no HTTP client would (java.net.URI refuses such a path) and reads the whole answer. */
   private String rawAnswer(String request) throws IOException {
     return rawAnswer(request, false);
