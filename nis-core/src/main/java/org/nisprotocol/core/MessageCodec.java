@@ -183,7 +183,7 @@ public final class MessageCodec {
       }
       return node;
     } catch (JsonProcessingException e) {
-      throw new MalformedJsonException("body is not valid JSON: " + e.getOriginalMessage()
+      throw new MalformedJsonException("body is not valid JSON: " + withoutSourceNote(e.getOriginalMessage())
           + locationOf(e));
     } catch (IOException e) {
       // Bytes that are not text in the encoding the parser took them for (UTF-32 by their
@@ -195,6 +195,17 @@ public final class MessageCodec {
   /** Shared JSON mapper configured as the wire format wants it. */
   public static ObjectMapper mapper() {
     return MAPPER;
+  }
+
+  private static final java.util.regex.Pattern SOURCE_NOTE =
+      java.util.regex.Pattern.compile("\\[Source: [^;\\]]*; line: (\\d+), column: (\\d+)\\]");
+
+  /**
+   * The parser's message with a location it quotes (where an unclosed object started, say) as
+   * "line 1, column 1", without the parser's note on how it shows the source.
+   */
+  private static String withoutSourceNote(String message) {
+    return message == null ? "" : SOURCE_NOTE.matcher(message).replaceAll("line $1, column $2");
   }
 
   private static String locationOf(JsonProcessingException e) {

@@ -187,6 +187,11 @@ class MessageCodecTest {
     assertThatThrownBy(() -> codec.decode("{\"a\":1}{\"b\":2}"))
         .as("a second document")
         .isInstanceOf(MalformedJsonException.class);
+    assertThatThrownBy(() -> codec.decode("{\"a\": [1"))
+        .as("where the unclosed array started, as the parser says it")
+        .isInstanceOf(MalformedJsonException.class)
+        .hasMessageContaining("expected close marker for Array (start marker at line 1, column 7)")
+        .hasMessageNotContaining("Source");
   }
 
   @Test

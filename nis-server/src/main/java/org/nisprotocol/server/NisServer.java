@@ -441,13 +441,20 @@ public final class NisServer implements AutoCloseable {
     String namespace = ctx.pathParam("namespace");
     String key = ctx.pathParam("key");
     boolean deleted = cache.delete(namespace, key);
-    ctx.json(Map.of("namespace", namespace, "key", key, "deleted", deleted));
+    Map<String, Object> answer = new LinkedHashMap<>();
+    answer.put("namespace", namespace);
+    answer.put("key", key);
+    answer.put("deleted", deleted);
+    ctx.json(answer);
   }
 
   private void clearNamespace(Context ctx) {
     String namespace = ctx.pathParam("namespace");
     long cleared = cache.clear(namespace);
-    ctx.json(Map.of("namespace", namespace, "cleared", cleared));
+    Map<String, Object> answer = new LinkedHashMap<>();
+    answer.put("namespace", namespace);
+    answer.put("cleared", cleared);
+    ctx.json(answer);
   }
 
   private static Duration ttlOf(JsonNode ttlNode) {
