@@ -475,17 +475,29 @@ public final class InfrastructureCoordinator implements AutoCloseable {
     return duration.toMillis() / 1000.0;
   }
 
+  /**
+   * Runs an operation of the infrastructure, counting it, its failures and its time. Input refused
+   * as invalid (a ValidationException: a bad key, a message too large) is the caller's mistake, not
+   * an operation: it counts nowhere, so error_rate says how the infrastructure does.
+   */
   private <T> T timed(AtomicLong counter, Supplier<T> operation) {
     long start = System.nanoTime();
-    counter.incrementAndGet();
     try {
-      return operation.get();
+      T result = operation.get();
+      counted(counter, start);
+      return result;
+    } catch (ValidationException refused) {
+      throw refused;
     } catch (RuntimeException e) {
       errors.incrementAndGet();
+      counted(counter, start);
       throw e;
-    } finally {
-      responseNanos.addAndGet(System.nanoTime() - start);
     }
+  }
+
+  private void counted(AtomicLong counter, long startNanos) {
+    responseNanos.addAndGet(System.nanoTime() - startNanos);
+    counter.incrementAndGet();
   }
 
   static String toJson(Object value) {

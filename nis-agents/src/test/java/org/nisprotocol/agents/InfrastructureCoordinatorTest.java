@@ -266,6 +266,25 @@ class InfrastructureCoordinatorTest {
   }
 
   @Test
+  void refusedInputIsNeitherAnOperationNorAnErrorWhileABackendFailureIsBoth() {
+    start(CoordinatorConfig.defaults());
+    coordinator.cacheData("k", 1, "a");
+
+    assertThatThrownBy(() -> coordinator.writeCache("no spaces", "k", 1, Optional.empty()))
+        .isInstanceOf(org.nisprotocol.core.ValidationException.class);
+    assertThat(statusMetrics()).containsEntry("total_cache_operations", 1L).containsEntry("error_rate", 0.0);
+
+    cache.close();
+    assertThatThrownBy(() -> coordinator.getCachedData("k", "a")).isInstanceOf(org.nisprotocol.core.NisException.class);
+    assertThat(statusMetrics()).containsEntry("total_cache_operations", 2L).containsEntry("error_rate", 0.5);
+  }
+
+  @SuppressWarnings("unchecked")
+  private Map<String, Object> statusMetrics() {
+    return (Map<String, Object>) coordinator.comprehensiveStatus().get("metrics");
+  }
+
+  @Test
   void aHealthChangeIsAlertedAndRecoveryIsAttempted() {
     start(CoordinatorConfig.defaults().withAutoRecovery(true).withHealthCheckInterval(Duration.ofHours(1)));
     List<Delivery> alerts = collect("auditors", StreamingTopics.AUDIT_ALERTS);
