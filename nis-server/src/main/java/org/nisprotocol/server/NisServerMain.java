@@ -56,7 +56,14 @@ public final class NisServerMain {
             new Thread(
                 () -> {
                   log.info("shutting down: finishing accepted messages");
-                  server.close();
+                  long stopping = System.nanoTime();
+                  try {
+                    server.close();
+                    log.info("stopped in {} ms", (System.nanoTime() - stopping) / 1_000_000);
+                  } catch (RuntimeException | Error e) {
+                    log.error("stopped, but not cleanly: {}", e.toString(), e);
+                    throw e;
+                  }
                 },
                 "nis-shutdown"));
     log.info(
