@@ -88,8 +88,9 @@ import org.slf4j.LoggerFactory;
  *
  * Each command times out after {@link RedisCacheConfig#commandTimeout()} (250 ms by default), and a
  * circuit breaker (3 consecutive failures open it for 30 s) stops calling a failing Redis; a
- * background probe pings Redis every {@link RedisCacheConfig#healthProbeInterval()} so the breaker
- * closes without waiting for traffic. Meanwhile:
+ * background probe pings Redis every {@link RedisCacheConfig#healthProbeInterval()}, and closes the
+ * breaker as soon as Redis answers, without waiting for the open time to end or for traffic.
+ * Meanwhile:
  *
  * <ul>
  *   <li><b>Reads never throw</b> (only invalid arguments do): they answer from the local tier, that
@@ -1183,9 +1184,17 @@ public final class RedisCache implements Cache {
         cause);
   }
 
-  /** Pings Redis through the breaker, so health stays current and the breaker closes by itself. */
+  /**
+   * Pings Redis, so health stays current and the breaker closes by itself: while the breaker is
+   * open, outside it ({@link #recover()}: one ping a probe interval, closing it as soon as Redis
+   * answers rather than when its open time is over); otherwise through it.
+   */
   private void probe() {
     try {
+      if (breaker.state() == CircuitBreaker.State.OPEN) {
+        recover();
+        return;
+      }
       for (int i = 0; i <= config.circuitBreaker().halfOpenSuccesses() && !closed; i++) {
         if (!breaker.tryAcquire()) {
           return;

@@ -195,6 +195,44 @@ class RedisResilienceIT {
   }
 
   @Test
+  void theProbeClosesTheBreakerSoonAfterRedisAnswersLongBeforeItsOpenTimeEnds() {
+    try (RedisCache patient =
+        RedisCache.create(
+            RedisCacheConfig.builder()
+                .host(redis.host())
+                .port(redis.port())
+                .commandTimeout(TIMEOUT)
+                .circuitBreaker(new CircuitBreakerConfig(3, Duration.ofMinutes(5), 2))
+                .healthProbeInterval(Duration.ofMillis(100))
+                .build())) {
+      patiently(() -> patient.put("plain", "k", "\"before\""));
+      redis.pause();
+      try {
+        awaitOpenBreaker(patient);
+      } finally {
+        redis.resume();
+      }
+
+      await().atMost(Duration.ofSeconds(10)).until(() -> patient.health().breaker() == CircuitBreaker.State.CLOSED);
+      assertThat(patient.health().status()).isEqualTo(HealthStatus.HEALTHY);
+      patiently(() -> patient.put("plain", "k", "\"after\""));
+      assertThat(patiently(() -> patient.get("plain", "k"))).contains("\"after\"");
+    }
+  }
+
+  /** Writes to the hung Redis until their failures open the breaker. */
+  private static void awaitOpenBreaker(RedisCache patient) {
+    await().atMost(Duration.ofSeconds(30)).until(() -> {
+      try {
+        patient.put("plain", "k", "\"during\"");
+      } catch (RetriableException refused) {
+        // each failure counts against the breaker
+      }
+      return patient.health().breaker() == CircuitBreaker.State.OPEN;
+    });
+  }
+
+  @Test
   void recoverClosesTheBreakerAsSoonAsRedisAnswers() {
     try (RedisCache patient =
         RedisCache.create(
@@ -203,10 +241,11 @@ class RedisResilienceIT {
                 .port(redis.port())
                 .commandTimeout(TIMEOUT)
                 .circuitBreaker(new CircuitBreakerConfig(3, Duration.ofMinutes(5), 2))
+                .healthProbeInterval(Duration.ofHours(1)) // recover() alone closes it here
                 .build())) {
       redis.pause();
       try {
-        await().atMost(Duration.ofSeconds(30)).until(() -> patient.health().breaker() == CircuitBreaker.State.OPEN);
+        awaitOpenBreaker(patient);
         patient.recover();
         assertThat(patient.health().breaker()).as("no answer: stays open").isEqualTo(CircuitBreaker.State.OPEN);
       } finally {
