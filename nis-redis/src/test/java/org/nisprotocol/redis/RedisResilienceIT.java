@@ -196,15 +196,7 @@ class RedisResilienceIT {
 
   @Test
   void theProbeClosesTheBreakerSoonAfterRedisAnswersLongBeforeItsOpenTimeEnds() {
-    try (RedisCache patient =
-        RedisCache.create(
-            RedisCacheConfig.builder()
-                .host(redis.host())
-                .port(redis.port())
-                .commandTimeout(TIMEOUT)
-                .circuitBreaker(new CircuitBreakerConfig(3, Duration.ofMinutes(5), 2))
-                .healthProbeInterval(Duration.ofMillis(100))
-                .build())) {
+    try (RedisCache patient = patientCache(Duration.ofMillis(100))) {
       patiently(() -> patient.put("plain", "k", "\"before\""));
       redis.pause();
       try {
@@ -218,6 +210,18 @@ class RedisResilienceIT {
       patiently(() -> patient.put("plain", "k", "\"after\""));
       assertThat(patiently(() -> patient.get("plain", "k"))).contains("\"after\"");
     }
+  }
+
+  /** A cache whose breaker, once open, stays open for 5 minutes unless a ping closes it. */
+  private RedisCache patientCache(Duration probeInterval) {
+    return RedisCache.create(
+        RedisCacheConfig.builder()
+            .host(redis.host())
+            .port(redis.port())
+            .commandTimeout(TIMEOUT)
+            .circuitBreaker(new CircuitBreakerConfig(3, Duration.ofMinutes(5), 2))
+            .healthProbeInterval(probeInterval)
+            .build());
   }
 
   /** Writes to the hung Redis until their failures open the breaker. */
@@ -234,15 +238,7 @@ class RedisResilienceIT {
 
   @Test
   void recoverClosesTheBreakerAsSoonAsRedisAnswers() {
-    try (RedisCache patient =
-        RedisCache.create(
-            RedisCacheConfig.builder()
-                .host(redis.host())
-                .port(redis.port())
-                .commandTimeout(TIMEOUT)
-                .circuitBreaker(new CircuitBreakerConfig(3, Duration.ofMinutes(5), 2))
-                .healthProbeInterval(Duration.ofHours(1)) // recover() alone closes it here
-                .build())) {
+    try (RedisCache patient = patientCache(Duration.ofHours(1))) { // recover() alone closes it here
       redis.pause();
       try {
         awaitOpenBreaker(patient);

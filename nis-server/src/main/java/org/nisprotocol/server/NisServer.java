@@ -42,6 +42,7 @@ import org.nisprotocol.core.MessageCodec;
 import org.nisprotocol.core.MessageTooLargeException;
 import org.nisprotocol.core.NisMessage;
 import org.nisprotocol.core.RetriableException;
+import org.nisprotocol.core.Utf8Text;
 import org.nisprotocol.core.ValidationException;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -368,10 +369,10 @@ public final class NisServer implements AutoCloseable {
   }
 
   private static void requireUtf8(String text, String where) {
-    int lone = org.nisprotocol.core.Utf8Text.loneSurrogateIndex(text);
+    int lone = Utf8Text.loneSurrogateIndex(text);
     if (lone >= 0) {
       throw new ValidationException(
-          where + " holds " + org.nisprotocol.core.Utf8Text.describeLoneSurrogate(text, lone) + ": UTF-8 cannot carry it");
+          where + " holds " + Utf8Text.describeLoneSurrogate(text, lone) + ": UTF-8 cannot carry it");
     }
   }
 
