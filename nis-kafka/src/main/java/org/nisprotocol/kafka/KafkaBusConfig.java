@@ -50,6 +50,9 @@ import org.nisprotocol.core.ValidationException;
  * @param sessionTimeout consumer session timeout (default 30 s)
  * @param partitionQueueLimit records buffered per partition before its fetching pauses
  * @param shutdownTimeout how long close may take (default 30 s)
+ * @param longHandlerWarning a handler running this long is named in a warning (again after each
+ *     further such time) and counted in {@code nis.consumer.handlers.overdue} (default 60 s): its
+ *     partition waits for it, and one that never returns holds the partition
  * @param clientProperties further Kafka client properties, applied last (the urgent lane's producer
  *     then gets {@code linger.ms} 0 and a {@code client.id} of its own)
  */
@@ -82,6 +85,7 @@ public record KafkaBusConfig(
     Duration sessionTimeout,
     int partitionQueueLimit,
     Duration shutdownTimeout,
+    Duration longHandlerWarning,
     Map<String, String> clientProperties) {
 
   public static final int DEFAULT_MAX_CONTENT_BYTES = 1024 * 1024;
@@ -131,6 +135,9 @@ public record KafkaBusConfig(
     if (sendTimeout.toMillis() < 1000) {
       problems.add("sendTimeout must be at least 1 s, got " + sendTimeout);
     }
+    if (longHandlerWarning.toMillis() < 1) {
+      problems.add("longHandlerWarning must be at least 1 ms, got " + longHandlerWarning);
+    }
     if (!problems.isEmpty()) {
       throw new ValidationException(problems);
     }
@@ -172,6 +179,7 @@ public record KafkaBusConfig(
     b.sessionTimeout = sessionTimeout;
     b.partitionQueueLimit = partitionQueueLimit;
     b.shutdownTimeout = shutdownTimeout;
+    b.longHandlerWarning = longHandlerWarning;
     b.clientProperties = clientProperties;
     return b;
   }
@@ -206,6 +214,7 @@ public record KafkaBusConfig(
     private Duration sessionTimeout = Duration.ofSeconds(30);
     private int partitionQueueLimit = 500;
     private Duration shutdownTimeout = Duration.ofSeconds(30);
+    private Duration longHandlerWarning = Duration.ofSeconds(60);
     private Map<String, String> clientProperties = Map.of();
 
     private Builder(String bootstrapServers) {
@@ -335,6 +344,11 @@ public record KafkaBusConfig(
       return this;
     }
 
+    public Builder longHandlerWarning(Duration value) {
+      longHandlerWarning = Objects.requireNonNull(value);
+      return this;
+    }
+
     public Builder clientProperties(Map<String, String> value) {
       clientProperties = Map.copyOf(value);
       return this;
@@ -350,7 +364,8 @@ public record KafkaBusConfig(
           minInsyncReplicas, acks, idempotence, lingerMs, batchSize, compressionType, maxInFlightBytes,
           sendTimeout,
           maxContentBytes, retryPolicy, circuitBreaker, spoolDirectory, spoolMaxBytes, spoolFsync,
-          maxPollRecords, sessionTimeout, partitionQueueLimit, shutdownTimeout, clientProperties);
+          maxPollRecords, sessionTimeout, partitionQueueLimit, shutdownTimeout, longHandlerWarning,
+          clientProperties);
     }
   }
 }

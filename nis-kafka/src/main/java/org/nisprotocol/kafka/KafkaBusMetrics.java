@@ -9,7 +9,10 @@ import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.Supplier;
 
-/** The Kafka bus's meters, named {@code nis.messages.*}, {@code nis.spool.*}, {@code nis.consumer.lag}, {@code nis.consumer.errors}. */
+/**
+ * The Kafka bus's meters, named {@code nis.messages.*}, {@code nis.spool.*}, {@code nis.consumer.lag},
+ * {@code nis.consumer.errors}, {@code nis.consumer.handlers.overdue}.
+ */
 final class KafkaBusMetrics {
   final Counter sent;
   final Counter spooled;
@@ -22,6 +25,7 @@ final class KafkaBusMetrics {
   final Timer endToEndLatency;
   private final MeterRegistry registry;
   private final ConcurrentHashMap<String, AtomicLong> lagByGroup = new ConcurrentHashMap<>();
+  private final ConcurrentHashMap<String, AtomicLong> overdueByGroup = new ConcurrentHashMap<>();
 
   KafkaBusMetrics(MeterRegistry registry, Supplier<Number> spoolRecords, Supplier<Number> spoolBytes) {
     this.registry = registry;
@@ -59,22 +63,35 @@ final class KafkaBusMetrics {
         .register(registry);
   }
 
-  /** Removes a group's meters (lag and errors), once the bus has deleted the group. */
+  /** Removes a group's meters (lag, errors, overdue handlers), once the bus has deleted the group. */
   void forgetGroup(String group) {
     lagByGroup.remove(group);
-    for (String name : List.of("nis.consumer.lag", "nis.consumer.errors")) {
+    overdueByGroup.remove(group);
+    for (String name : List.of("nis.consumer.lag", "nis.consumer.errors", OVERDUE)) {
       registry.find(name).tag("group", group).meters().forEach(registry::remove);
     }
   }
 
   /** The lag gauge of a consumer group on this instance (records behind the end of its partitions). */
   AtomicLong lagOf(String group) {
-    return lagByGroup.computeIfAbsent(
+    return groupGauge(lagByGroup, "nis.consumer.lag", "records behind the end of the group's partitions", group);
+  }
+
+  private static final String OVERDUE = "nis.consumer.handlers.overdue";
+
+  /** The gauge of a consumer group's handlers on this instance that have run past the long-handler warning. */
+  AtomicLong overdueHandlersOf(String group) {
+    return groupGauge(overdueByGroup, OVERDUE, "handlers running longer than the long-handler warning", group);
+  }
+
+  private AtomicLong groupGauge(
+      ConcurrentHashMap<String, AtomicLong> byGroup, String name, String description, String group) {
+    return byGroup.computeIfAbsent(
         group,
         g -> {
-          AtomicLong lag = new AtomicLong();
-          Gauge.builder("nis.consumer.lag", lag, AtomicLong::get).tag("group", g).register(registry);
-          return lag;
+          AtomicLong value = new AtomicLong();
+          Gauge.builder(name, value, AtomicLong::get).description(description).tag("group", g).register(registry);
+          return value;
         });
   }
 }

@@ -9,6 +9,7 @@ import java.util.HashMap;
 import java.util.HashSet;
 import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Locale;
 import java.util.Map;
 import java.util.Properties;
 import java.util.Set;
@@ -84,6 +85,9 @@ final class KafkaSubscription implements Subscription {
   private final AtomicInteger handlersGivenUpOn = new AtomicInteger();
   private final AtomicInteger partitionsLost = new AtomicInteger();
   private final AtomicLong lag;
+  /** The group's gauge of overdue handlers, which this subscription adds its own count to. */
+  private final AtomicLong overdueHandlers;
+  private int overdueCounted; // poll thread only: what this subscription added to overdueHandlers
   private final CountDownLatch closedLatch = new CountDownLatch(1);
   private final Counter consumerErrors;
   private volatile boolean running = true;
@@ -102,6 +106,7 @@ final class KafkaSubscription implements Subscription {
     this.handler = handler;
     this.consumer = new KafkaConsumer<>(properties, new ByteArrayDeserializer(), new ByteArrayDeserializer());
     this.lag = bus.metrics().lagOf(spec.group());
+    this.overdueHandlers = bus.metrics().overdueHandlersOf(spec.group());
     this.consumerErrors = bus.metrics().consumerErrorsOf(spec.group());
   }
 
@@ -256,6 +261,7 @@ final class KafkaSubscription implements Subscription {
     } catch (RuntimeException e) {
       log.error("consumer of group {} stopped: {}", spec.group(), e.toString(), e);
     } finally {
+      countOverdue(0); // what still runs is a given-up handler now, which the partition's next worker watches
       try {
         stopWorkers(workers.keySet());
         try {
@@ -399,6 +405,7 @@ final class KafkaSubscription implements Subscription {
     if (System.nanoTime() - lastCommitNanos > COMMIT_INTERVAL_NANOS) {
       commitProgress(false);
       updateLag();
+      watchLongHandlers();
       lastCommitNanos = System.nanoTime();
     }
     return draining && drained();
@@ -453,6 +460,45 @@ final class KafkaSubscription implements Subscription {
       committed.putAll(offsets);
     }
   }
+
+  /**
+   * Names each handler that has run past the long-handler warning in a warning (once more after
+   * each further such time), and counts them in the group's gauge.
+   */
+  private void watchLongHandlers() {
+    long now = System.nanoTime();
+    long warnAfter = bus.config().longHandlerWarning().toNanos();
+    int overdue = 0;
+    for (PartitionWorker worker : workers.values()) {
+      InHandler current = worker.inHandler;
+      if (current == null || now - current.sinceNanos() < warnAfter) {
+        continue;
+      }
+      overdue++;
+      if (worker.warnedOf != current || now - worker.nextWarningNanos >= 0) {
+        worker.warnedOf = current;
+        worker.nextWarningNanos = now + warnAfter;
+        log.warn("the handler of {} in group {} has run for {} s on offset {} (attempt {}); the partition's later"
+                + " records wait for it, and a handler that never returns holds the partition",
+            worker.partition, spec.group(), seconds(now - current.sinceNanos()),
+            current.offset(), current.attempt());
+      }
+    }
+    countOverdue(overdue);
+  }
+
+  private void countOverdue(int overdue) {
+    overdueHandlers.addAndGet(overdue - overdueCounted);
+    overdueCounted = overdue;
+  }
+
+  /** A time in seconds with one decimal, for the log. */
+  private static String seconds(long nanos) {
+    return String.format(Locale.ROOT, "%.1f", nanos / 1e9);
+  }
+
+  /** A record in its handler's hands: its offset, the attempt, and since when (System.nanoTime). */
+  private record InHandler(long offset, int attempt, long sinceNanos) {}
 
   private void updateLag() {
     long total = 0;
@@ -621,6 +667,12 @@ final class KafkaSubscription implements Subscription {
     private boolean leaveMarked; // worker thread only
     /** Earlier workers of the partition in this group on this bus: this one waits for them (then forgets them). */
     private List<Thread> predecessors;
+    /** The record its handler has in hand now; null between handlers. */
+    volatile InHandler inHandler;
+    /** The handler call the last long-handler warning named (poll thread writes, worker reads). */
+    volatile InHandler warnedOf;
+    /** When the long-handler warning names the same call again. */
+    long nextWarningNanos; // poll thread only
 
     PartitionWorker(TopicPartition partition, FailingRecord carriedOver) {
       this.partition = partition;
@@ -736,6 +788,17 @@ final class KafkaSubscription implements Subscription {
       predecessors = List.of(); // not kept alive by this worker
     }
 
+    /** Ends the handler call in hand; says so when a long-handler warning named it. */
+    private void handlerReturned() {
+      InHandler returned = inHandler;
+      inHandler = null;
+      if (returned != null && warnedOf == returned) {
+        log.info("the handler of {} in group {} ended after {} s on offset {} (attempt {})", partition,
+            spec.group(), seconds(System.nanoTime() - returned.sinceNanos()),
+            returned.offset(), returned.attempt());
+      }
+    }
+
     /**
      * Clears an interrupt the handler left on this thread: nothing else interrupts a worker (it
      * is stopped by its flag and signal), so the interrupt was the handler's own and must not end
@@ -833,6 +896,7 @@ final class KafkaSubscription implements Subscription {
           try {
             journal.handling(
                 journalSlot, recordKey, record.offset(), new HandlingJournal.Spent(attempt - 1, spent.ends()));
+            inHandler = new InHandler(record.offset(), attempt, System.nanoTime());
             handler.handle(
                 new Delivery(message, record.topic(), record.partition(), record.offset(), attempt, headers));
           } catch (OutOfMemoryError e) {
@@ -843,6 +907,7 @@ final class KafkaSubscription implements Subscription {
               journal.handled(journalSlot);
             }
             scope.close();
+            handlerReturned();
           }
           clearHandlersInterrupt();
           bus.metrics().received.increment();

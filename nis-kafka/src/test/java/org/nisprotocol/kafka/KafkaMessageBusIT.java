@@ -961,6 +961,7 @@ class KafkaMessageBusIT {
       assertThat(groupsAmong(admin, both)).containsExactlyInAnyOrderElementsOf(both);
       assertThat(registry.find("nis.consumer.lag").tag("group", temporaryGroup).meters()).hasSize(1);
       assertThat(registry.find("nis.consumer.errors").tag("group", temporaryGroup).meters()).hasSize(1);
+      assertThat(registry.find("nis.consumer.handlers.overdue").tag("group", temporaryGroup).meters()).hasSize(1);
 
       temporary.close();
       durable.close();
@@ -968,7 +969,65 @@ class KafkaMessageBusIT {
       await().atMost(Duration.ofSeconds(30)).until(() -> groupsAmong(admin, both).equals(List.of(durableGroup)));
       assertThat(registry.find("nis.consumer.lag").tag("group", temporaryGroup).meters()).isEmpty();
       assertThat(registry.find("nis.consumer.errors").tag("group", temporaryGroup).meters()).isEmpty();
+      assertThat(registry.find("nis.consumer.handlers.overdue").tag("group", temporaryGroup).meters()).isEmpty();
       assertThat(registry.find("nis.consumer.lag").tag("group", durableGroup).gauge()).isNotNull();
+    }
+  }
+
+  /**
+   * A handler that runs past the long-handler warning is counted in the group's
+   * nis.consumer.handlers.overdue (and named in a warning) until it returns; the partition's later
+   * records wait for it, while another partition's quick handlers run and are not counted.
+   */
+  @Test
+  void aHandlerRunningPastTheLongHandlerWarningIsCountedUntilItReturns() throws Exception {
+    String topic = "long-handler-" + UUID.randomUUID();
+    String group = "long-handler-" + UUID.randomUUID();
+    String stuckKey = keyOnPartition(0);
+    String quickKey = keyOnPartition(1);
+    SimpleMeterRegistry registry = new SimpleMeterRegistry();
+    CountDownLatch release = new CountDownLatch(1);
+    List<String> handled = new CopyOnWriteArrayList<>();
+    KafkaBusConfig busConfig = config().longHandlerWarning(Duration.ofMillis(300)).build();
+    try (KafkaMessageBus bus = KafkaMessageBus.create(busConfig, registry, InstantSource.system())) {
+      var subscription = (KafkaSubscription) bus.subscribe(SubscriptionSpec.group(group).withTopics(topic), d -> {
+        String text = (String) d.message().content().get("text");
+        if (text.equals("stuck")) {
+          release.await();
+        }
+        handled.add(text);
+      });
+      await().atMost(Duration.ofSeconds(30)).until(subscription::isAssigned);
+      var overdue = registry.get("nis.consumer.handlers.overdue").tag("group", group).gauge();
+      assertThat(overdue.value()).isZero();
+      for (String[] keyAndText : List.of(
+          new String[] {stuckKey, "stuck"}, new String[] {stuckKey, "after the stuck one"},
+          new String[] {quickKey, "quick 1"}, new String[] {quickKey, "quick 2"})) {
+        bus.publish(NisMessage.builder(MessageType.AGENT_COORDINATION, "a").topic(topic)
+            .targetAgent(keyAndText[0]).content(Map.of("text", keyAndText[1])).build());
+      }
+
+      await().atMost(Duration.ofSeconds(30)).until(() -> overdue.value() == 1.0);
+      await().atMost(Duration.ofSeconds(30)).until(() -> handled.size() == 2);
+      assertThat(handled).as("the other partition goes on; the stuck one's later record waits")
+          .containsExactly("quick 1", "quick 2");
+      Thread.sleep(1_000); // a few more of the poll loop's checks, each past the warning again
+      assertThat(overdue.value()).as("one handler is overdue, counted once").isEqualTo(1.0);
+
+      release.countDown();
+      await().atMost(Duration.ofSeconds(30)).until(() -> handled.size() == 4);
+      assertThat(handled.subList(2, 4)).containsExactly("stuck", "after the stuck one");
+      await().atMost(Duration.ofSeconds(10)).until(() -> overdue.value() == 0.0);
+    }
+  }
+
+  /** A target agent whose normal messages go to the given partition of a topic of {@link #config()}'s 3. */
+  private static String keyOnPartition(int partition) {
+    for (int i = 0; ; i++) {
+      String key = "agent-" + i;
+      if (KafkaMessageBus.laneAwarePartition(3, key.getBytes(StandardCharsets.UTF_8), false) == partition) {
+        return key;
+      }
     }
   }
 
