@@ -81,6 +81,8 @@ public final class NisServer implements AutoCloseable {
   private final Duration shutdownDelay;
   private final ReentrantLock closing = new ReentrantLock();
   private Javalin app;
+  /** Jetty's idle timeout of a connection, as its connectors have it. */
+  private volatile Duration idleTimeout = Duration.ofSeconds(30);
 
   private NisServer(ServiceConfig config, MessageBus bus, Cache cache, InstantSource clock) {
     this.shutdownDelay = config.shutdownDelay();
@@ -130,6 +132,17 @@ public final class NisServer implements AutoCloseable {
       throw e;
     }
     return server;
+  }
+
+  /**
+   * Sets how long a connection may send nothing (Jetty's idle timeout, 30 s unless set here) for
+   * connections accepted from now on; a body that stops coming for that long gets a 408 naming it.
+   */
+  void idleTimeout(Duration timeout) {
+    for (var connector : app.jettyServer().server().getConnectors()) {
+      ((org.eclipse.jetty.server.AbstractConnector) connector).setIdleTimeout(timeout.toMillis());
+    }
+    idleTimeout = timeout;
   }
 
   /** The port the service listens on (the chosen one when configured with 0). */
@@ -301,7 +314,7 @@ public final class NisServer implements AutoCloseable {
   }
 
   private void publish(Context ctx) {
-    NisMessage message = codec.decode(ctx.bodyAsBytes());
+    NisMessage message = codec.decode(bodyBytes(ctx));
     SendResult result = coordinator.sendMessage(message, traceHeaders(ctx));
     Map<String, Object> body = new LinkedHashMap<>(result.toJson());
     body.put("message_type", message.messageType().wireName());
@@ -347,8 +360,8 @@ public final class NisServer implements AutoCloseable {
    *
    * @throws ValidationException naming where the body holds a lone surrogate
    */
-  private static JsonNode requestBody(Context ctx) {
-    JsonNode body = MessageCodec.parse(ctx.bodyAsBytes());
+  private JsonNode requestBody(Context ctx) {
+    JsonNode body = MessageCodec.parse(bodyBytes(ctx));
     requireUtf8(body, "");
     return body;
   }
@@ -392,7 +405,7 @@ public final class NisServer implements AutoCloseable {
   private void putCacheEntry(Context ctx) {
     String namespace = ctx.pathParam("namespace");
     String key = ctx.pathParam("key");
-    JsonNode body = MessageCodec.parse(ctx.bodyAsBytes()); // the cache names a lone surrogate in the value
+    JsonNode body = MessageCodec.parse(bodyBytes(ctx)); // the cache names a lone surrogate in the value
     if (!body.isObject()) {
       throw ApiError.badRequest("body must be a JSON object {\"value\": ..., \"ttl\": seconds}");
     }
@@ -526,6 +539,25 @@ public final class NisServer implements AutoCloseable {
     }
     log.error("unexpected error on {} {}", ctx.method(), ctx.path(), e);
     return unexpected(e);
+  }
+
+  /**
+   * The request's body. A body that stops coming (nothing for the connector's idle timeout)
+   * is a 408 with a JSON error: left to Javalin, the read's timeout got a 408 without a body.
+   */
+  private byte[] bodyBytes(Context ctx) {
+    try {
+      return ctx.bodyAsBytes();
+    } catch (Exception e) { // Kotlin's: an IOException, not declared
+      for (Throwable cause = e; cause != null; cause = cause.getCause() == cause ? null : cause.getCause()) {
+        if (cause instanceof java.util.concurrent.TimeoutException) {
+          throw new ApiError.Failure(ApiError.of(408, "request_timeout",
+              "the request body stopped coming before it was whole: nothing arrived for the server's idle timeout ("
+                  + idleTimeout.toMillis() / 1000.0 + " s)"));
+        }
+      }
+      throw e;
+    }
   }
 
   /**

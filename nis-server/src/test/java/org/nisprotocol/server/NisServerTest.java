@@ -137,6 +137,19 @@ class NisServerTest {
   }
 
   @Test
+  void aBodyThatStopsComingGets408SayingSoOnceTheIdleTimeoutPasses() throws Exception {
+    server.idleTimeout(Duration.ofMillis(500));
+    for (String path : List.of("PUT /cache/memory/k", "POST /messages", "POST /audit")) {
+      assertThat(rawAnswer(path + " HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"value\":"))
+          .startsWith("HTTP/1.1 408 ")
+          .contains("application/json")
+          .contains("{\"error\":\"request_timeout\",\"detail\":\"the request body stopped coming before it was whole:"
+              + " nothing arrived for the server's idle timeout (0.5 s)\"}");
+    }
+    assertThat(cache.get("memory", "k")).isEmpty();
+  }
+
+  @Test
   void headAnswersWithTheStatusGetWould() throws Exception {
     send("PUT", "/cache/memory/there", "{\"value\": 1}");
 
