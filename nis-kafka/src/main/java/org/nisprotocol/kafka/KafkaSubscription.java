@@ -264,11 +264,7 @@ final class KafkaSubscription implements Subscription {
       countOverdue(0); // what still runs is a given-up handler now, which the partition's next worker watches
       try {
         stopWorkers(workers.keySet());
-        try {
-          commitProgress(true);
-        } catch (WakeupException e) {
-          commitProgress(true); // a stop's wakeup that came outside poll() ends the first try only
-        }
+        commitAllProgress();
       } catch (RuntimeException e) {
         log.warn("final commit of group {} failed: {}", spec.group(), e.toString());
       }
@@ -500,6 +496,19 @@ final class KafkaSubscription implements Subscription {
   /** A record in its handler's hands: its offset, the attempt, and since when (System.nanoTime). */
   private record InHandler(long offset, int attempt, long sinceNanos) {}
 
+  /**
+   * Commits all the workers' progress, synchronously. A close's or a stop's wakeup that came
+   * outside poll() (while a rebalance or the loop's end waited for a handler) ends the first try
+   * only: what the handler finished is committed all the same.
+   */
+  private void commitAllProgress() {
+    try {
+      commitProgress(true);
+    } catch (WakeupException e) {
+      commitProgress(true);
+    }
+  }
+
   private void updateLag() {
     long total = 0;
     for (TopicPartition partition : workers.keySet()) {
@@ -567,7 +576,7 @@ final class KafkaSubscription implements Subscription {
     public void onPartitionsRevoked(Collection<TopicPartition> partitions) {
       stopWorkers(partitions);
       try {
-        commitProgress(true);
+        commitAllProgress();
       } catch (RuntimeException e) {
         log.warn("commit on revocation failed for group {}: {}", spec.group(), e.toString());
       }

@@ -13,6 +13,7 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.time.InstantSource;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
@@ -847,6 +848,52 @@ class KafkaMessageBusIT {
     } finally {
       onFirst.releaseFirst.countDown();
     }
+  }
+
+  /**
+   * A close that comes while a rebalance waits for a busy handler: once the handler returns, what
+   * it finished is committed, and the partition's next owner does not handle it again. (The
+   * close's wakeup ends the revocation's commit, usually once its request is on its way, which
+   * then lands all the same; the commit is tried again for a wakeup that comes before that.)
+   */
+  @Test
+  void aCloseWhileARebalanceWaitsForAHandlerStillCommitsWhatTheHandlerFinished() throws Exception {
+    String topic = "revoke-close-" + UUID.randomUUID();
+    String group = "revoke-close-" + UUID.randomUUID();
+    FirstCallHeld onFirst = new FirstCallHeld();
+    List<Object> onSecond = new CopyOnWriteArrayList<>();
+    SubscriptionSpec spec = SubscriptionSpec.group(group).withTopics(topic);
+    try (KafkaMessageBus first = KafkaMessageBus.create(config().spoolDirectory(temp.resolve("first")).build());
+        KafkaMessageBus second = KafkaMessageBus.create(config().spoolDirectory(temp.resolve("second")).build())) {
+      var firstSubscription = (KafkaSubscription) first.subscribe(spec, onFirst);
+      await().atMost(Duration.ofSeconds(30)).until(firstSubscription::isAssigned);
+      first.publish(numbered(topic, 1));
+      assertThat(onFirst.firstEntered.await(30, TimeUnit.SECONDS)).isTrue();
+
+      var secondSubscription = (KafkaSubscription) second.subscribe(spec, d -> onSecond.add(d.message().content().get("n")));
+      await().atMost(Duration.ofSeconds(60)).until(() -> revokeWaitsForAHandler(group));
+      Thread closing = Thread.ofPlatform().start(firstSubscription::close);
+      Thread.sleep(500); // close() wakes the consumer up first thing, then waits for the handler
+      onFirst.releaseFirst.countDown();
+      closing.join(Duration.ofSeconds(30));
+      assertThat(closing.isAlive()).as("close() returned").isFalse();
+      await().atMost(Duration.ofSeconds(60)).until(() -> secondSubscription.assignment().size() == 3);
+      second.publish(numbered(topic, 2)); // the same ordering key, so the same partition, after 1
+
+      await().atMost(Duration.ofSeconds(30)).until(() -> onSecond.contains(2));
+      assertThat(onSecond).as("1 was committed when its handler returned, so not handled again").containsExactly(2);
+      assertThat(onFirst.handled).containsExactly(1);
+    } finally {
+      onFirst.releaseFirst.countDown();
+    }
+  }
+
+  /** Whether a member of the group is in a rebalance that waits for its workers' handlers. */
+  private static boolean revokeWaitsForAHandler(String group) {
+    return Thread.getAllStackTraces().entrySet().stream()
+        .filter(thread -> thread.getKey().getName().equals("nis-consumer-" + group))
+        .map(thread -> Arrays.stream(thread.getValue()).map(StackTraceElement::getMethodName).toList())
+        .anyMatch(methods -> methods.contains("onPartitionsRevoked") && methods.contains("stopWorkers"));
   }
 
   /**
