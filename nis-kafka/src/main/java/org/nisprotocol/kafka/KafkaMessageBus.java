@@ -177,6 +177,8 @@ public final class KafkaMessageBus implements MessageBus {
   // outage, and do not count against the breaker.
   private volatile long lastAckNanos = System.nanoTime();
   private final ReentrantLock spoolLock = new ReentrantLock();
+  /** Held while a line is appended to {@value #REFUSED_FILE} (by the drainer or a worker). */
+  private final ReentrantLock refusedFileLock = new ReentrantLock();
   private final Condition spoolChanged = spoolLock.newCondition();
   private final Condition spoolDrained = spoolLock.newCondition();
   private final Thread drainer;
@@ -1244,15 +1246,21 @@ public final class KafkaMessageBus implements MessageBus {
     return writeRefused(line, error + "; its dead-letter topic " + deadLetterTopic + " refused it too (" + refusedToo + ")");
   }
 
-  /** Appends a line to {@value #REFUSED_FILE}; false, logged, when it cannot (the record stays in the spool). */
+  /**
+   * Appends a line to {@value #REFUSED_FILE}; false, logged, when it cannot (the record stays in the
+   * spool, or its partition waits). One line at a time: the drainer and the workers share the file.
+   */
   private boolean writeRefused(ObjectNode line, String what) {
     Path file = config.spoolDirectory().resolve(REFUSED_FILE);
+    refusedFileLock.lock();
     try (FileChannel out = FileChannel.open(file, StandardOpenOption.CREATE, StandardOpenOption.WRITE, StandardOpenOption.APPEND)) {
       out.write(ByteBuffer.wrap((MessageCodec.mapper().writeValueAsString(line) + "\n").getBytes(StandardCharsets.UTF_8)));
       out.force(true);
     } catch (IOException e) {
-      log.error("{}; the file {} did not take it ({}); it stays in the spool", what, file, e.toString());
+      log.error("{}; the file {} did not take it ({}); it is tried again", what, file, e.toString());
       return false;
+    } finally {
+      refusedFileLock.unlock();
     }
     metrics.failed.increment();
     log.error("{}; it is in {}", what, file);
@@ -1601,26 +1609,41 @@ public final class KafkaMessageBus implements MessageBus {
   boolean deadLetter(
       ConsumerRecord<byte[], byte[]> record, String group, String error, int attempts, CountDownLatch stop) {
     String topic = StreamingTopics.deadLetterTopicOf(record.topic());
-    RecordHeaders headers = deadLetterHeaders(withoutBusHeaders(record), error, attempts, record.topic());
-    addText(headers, DeadLetterHeaders.ORIGINAL_PARTITION, Integer.toString(record.partition()));
-    addText(headers, DeadLetterHeaders.ORIGINAL_OFFSET, Long.toString(record.offset()));
-    addText(headers, DeadLetterHeaders.GROUP, group);
+    byte[] value = record.value();
+    String letterError = error;
     for (int retry = 1; ; retry++) {
       try {
         ensureTopic(topic);
         // Off the dead-letter topic's last partition, like any non-urgent record: that partition
         // is written only by the urgent lane's producer.
-        sendAndWait(topic, record.key(), record.value(), headers, false);
+        sendAndWait(topic, record.key(), value, deadLetterHeaders(record, group, letterError, attempts), false);
         metrics.deadLettered.increment();
         log.warn(
             "group {} moved {}-{}@{} to {} after {} attempts: {}",
-            group, record.topic(), record.partition(), record.offset(), topic, attempts, error);
+            group, record.topic(), record.partition(), record.offset(), topic, attempts, letterError);
         return true;
       } catch (InterruptedException e) {
         Thread.currentThread().interrupt();
         return false;
       } catch (ExecutionException | TimeoutException | RuntimeException e) {
         metrics.deadLetterFailures.increment();
+        Throwable refusal = e instanceof ExecutionException ? e.getCause() : e;
+        if (isRefusedForGood(refusal)) {
+          // No retry mends it, and the partition waits behind this record: a value too large for
+          // the dead-letter topic is left out of the letter (the record stays at its offset for
+          // the topic's retention); a letter refused anyway goes to the refused file.
+          if (value != null && isTooLarge(refusal)) {
+            letterError = error + "; the value (" + value.length + " bytes) is left out of this letter, as " + topic
+                + " refused it as too large (" + refusal + "): the record is at its original offset";
+            value = null;
+            log.warn("dead letter of {}-{}@{} refused by {} as too large ({}); sent again without its value",
+                record.topic(), record.partition(), record.offset(), topic, refusal.toString());
+            continue;
+          }
+          if (setAsideDeadLetter(record, group, letterError, topic, refusal)) {
+            return true;
+          }
+        }
         log.warn("dead-letter publish to {} failed (try {}), retrying: {}", topic, retry, e.toString());
         Duration wait = config.retryPolicy().delayBefore(Math.min(retry, 10), ThreadLocalRandom.current().nextDouble());
         try {
@@ -1856,6 +1879,63 @@ public final class KafkaMessageBus implements MessageBus {
    * The record's headers but those the bus sets itself ({@code nis.dlt.*}, {@code
    * nis.replayed.for}): a dead letter and a replay each set their own.
    */
+  /** The headers of a consumed record's dead letter: its own (less the bus's), the error, attempts and where it was. */
+  private static RecordHeaders deadLetterHeaders(
+      ConsumerRecord<byte[], byte[]> record, String group, String error, int attempts) {
+    RecordHeaders headers = deadLetterHeaders(withoutBusHeaders(record), error, attempts, record.topic());
+    addText(headers, DeadLetterHeaders.ORIGINAL_PARTITION, Integer.toString(record.partition()));
+    addText(headers, DeadLetterHeaders.ORIGINAL_OFFSET, Long.toString(record.offset()));
+    addText(headers, DeadLetterHeaders.GROUP, group);
+    return headers;
+  }
+
+  /** The bytes as text, or null when they are not UTF-8. */
+  private static String utf8OrNull(byte[] bytes) {
+    try {
+      return StandardCharsets.UTF_8.newDecoder()
+          .onMalformedInput(java.nio.charset.CodingErrorAction.REPORT)
+          .onUnmappableCharacter(java.nio.charset.CodingErrorAction.REPORT)
+          .decode(ByteBuffer.wrap(bytes))
+          .toString();
+    } catch (java.nio.charset.CharacterCodingException e) {
+      return null;
+    }
+  }
+
+  private static boolean isTooLarge(Throwable refusal) {
+    return refusal instanceof RecordTooLargeException
+        || refusal instanceof org.apache.kafka.common.errors.RecordBatchTooLargeException;
+  }
+
+  /**
+   * Writes the dead letter of a consumed record that its dead-letter topic refuses for good (the
+   * bus may not write or create it) to {@value #REFUSED_FILE}, so the partition goes on; false
+   * when the file could not take it.
+   */
+  private boolean setAsideDeadLetter(
+      ConsumerRecord<byte[], byte[]> record, String group, String error, String deadLetterTopic, Throwable refusal) {
+    var line = MessageCodec.mapper().createObjectNode()
+        .put("refused_at", clock.instant().toString())
+        .put("topic", record.topic())
+        .put("partition", record.partition())
+        .put("offset", record.offset())
+        .put("group", group)
+        .put("key", record.key() == null ? null : new String(record.key(), StandardCharsets.UTF_8))
+        .put("error", error + "; its dead-letter topic " + deadLetterTopic + " refused it: " + refusal);
+    var headers = line.putObject("headers");
+    for (Header header : withoutBusHeaders(record)) {
+      headers.put(header.key(), header.value() == null ? null : new String(header.value(), StandardCharsets.UTF_8));
+    }
+    String text = record.value() == null ? null : utf8OrNull(record.value());
+    if (record.value() == null || text != null) {
+      line.put("message", text);
+    } else {
+      line.put("message_base64", Base64.getEncoder().encodeToString(record.value())); // bytes that are not text
+    }
+    return writeRefused(line, "group " + group + " gave up on " + record.topic() + "-" + record.partition() + "@"
+        + record.offset() + " (" + error + "); its dead-letter topic " + deadLetterTopic + " refused it (" + refusal + ")");
+  }
+
   private static RecordHeaders withoutBusHeaders(ConsumerRecord<byte[], byte[]> record) {
     RecordHeaders headers = new RecordHeaders();
     for (Header header : record.headers()) {

@@ -43,6 +43,7 @@ import org.nisprotocol.core.CircuitBreakerConfig;
 import org.nisprotocol.core.DeadLetterHeaders;
 import org.nisprotocol.core.HealthStatus;
 import org.nisprotocol.core.MessageCodec;
+import org.nisprotocol.core.MessageHandler;
 import org.nisprotocol.core.MessageHandlers;
 import org.nisprotocol.core.MessagePriority;
 import org.nisprotocol.core.NisMessage;
@@ -617,6 +618,71 @@ class KafkaFaultIT {
       assertThat(bus.replayDeadLetters(topic, Duration.ofSeconds(30)))
           .as("the letter, still too large for its topic, is passed over (sent back, it would stop every replay)")
           .isZero();
+    }
+  }
+
+  /**
+   * Dead letters their topic refuses for good do not hold up the partition: one too large for its
+   * dead-letter topic goes there without its value (its error says so; the record stays at its
+   * offset), and one whose dead-letter topic refuses even that (its records may be 300 bytes at
+   * most) goes to the refused-messages file. The records behind them are handled. Before, the worker
+   * tried again for ever and the partition stood still behind it.
+   */
+  @Test
+  void deadLettersTheirTopicRefusesForGoodDoNotHoldUpThePartition() throws Exception {
+    String topic = "fault-dlt-small-" + UUID.randomUUID();
+    String strictTopic = "fault-dlt-strict-" + UUID.randomUUID();
+    try (Admin admin = Admin.create(Map.of(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, broker.bootstrapServers()))) {
+      admin.createTopics(List.of(
+              new org.apache.kafka.clients.admin.NewTopic(topic, 3, (short) 1),
+              new org.apache.kafka.clients.admin.NewTopic(StreamingTopics.deadLetterTopicOf(topic), 3, (short) 1)
+                  .configs(Map.of("max.message.bytes", "4096")),
+              new org.apache.kafka.clients.admin.NewTopic(strictTopic, 3, (short) 1),
+              new org.apache.kafka.clients.admin.NewTopic(StreamingTopics.deadLetterTopicOf(strictTopic), 3, (short) 1)
+                  .configs(Map.of("max.message.bytes", "300"))))
+          .all().get(30, TimeUnit.SECONDS);
+    }
+    Path spool = temp.resolve("dlt-refused");
+    String group = "dlt-refused-" + UUID.randomUUID();
+    List<Integer> handled = new CopyOnWriteArrayList<>();
+    MessageHandler oddOnesFail = delivery -> {
+      if (sequence(delivery) % 2 == 1) {
+        throw new IllegalStateException("cannot handle " + sequence(delivery));
+      }
+      handled.add(sequence(delivery));
+    };
+    try (KafkaMessageBus bus = KafkaMessageBus.create(config("dlt-refused").compressionType("none").build())) {
+      for (String subscribed : List.of(topic, strictTopic)) {
+        // A group each: this broker takes one member a group.
+        var subscription = bus.subscribe(SubscriptionSpec.group(group + "-" + subscribed).withTopics(subscribed), oddOnesFail);
+        await().atMost(Duration.ofSeconds(30)).until(((KafkaSubscription) subscription)::isAssigned);
+      }
+      // One ordering key: each topic's two messages are on one partition, the failing one first.
+      NisMessage tooLargeForItsLetter = large(topic, 1);
+      bus.publish(tooLargeForItsLetter);
+      bus.publish(message(topic, "agent", 2));
+      NisMessage refusedAnyway = message(strictTopic, "agent", 3);
+      bus.publish(refusedAnyway);
+      bus.publish(message(strictTopic, "agent", 4));
+
+      await().atMost(Duration.ofSeconds(60)).until(() -> handled.containsAll(List.of(2, 4)));
+      List<ConsumerRecord<byte[], byte[]>> letters = readAll(StreamingTopics.deadLetterTopicOf(topic), 1);
+      assertThat(letters).hasSize(1);
+      ConsumerRecord<byte[], byte[]> letter = letters.getFirst();
+      assertThat(letter.value()).isNull();
+      assertThat(header(letter, DeadLetterHeaders.ERROR))
+          .contains("cannot handle 1", "is left out of this letter", "RecordTooLargeException");
+      assertThat(header(letter, DeadLetterHeaders.ORIGINAL_TOPIC)).isEqualTo(topic);
+      assertThat(header(letter, DeadLetterHeaders.GROUP)).isEqualTo(group + "-" + topic);
+      List<String> refused = java.nio.file.Files.readAllLines(spool.resolve(KafkaMessageBus.REFUSED_FILE));
+      assertThat(refused).hasSize(1);
+      var line = MessageCodec.mapper().readTree(refused.getFirst());
+      assertThat(line.path("topic").asText()).isEqualTo(strictTopic);
+      assertThat(line.path("group").asText()).isEqualTo(group + "-" + strictTopic);
+      assertThat(line.path("offset").asLong()).isZero();
+      assertThat(line.path("error").asText()).contains("cannot handle 3", "is left out of this letter", "refused it");
+      assertThat(MessageCodec.create().decode(line.path("message").asText()).messageId())
+          .isEqualTo(refusedAnyway.messageId());
     }
   }
 
