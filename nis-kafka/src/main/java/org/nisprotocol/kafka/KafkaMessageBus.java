@@ -2007,12 +2007,6 @@ public final class KafkaMessageBus implements MessageBus {
       Thread.currentThread().interrupt();
     }
     awaitNoInFlight(remaining(deadline));
-    while (!spool.isEmpty() && System.nanoTime() < deadline - TimeUnit.SECONDS.toNanos(5)
-        && breaker.state() != CircuitBreaker.State.OPEN) {
-      sleepQuietly(Duration.ofMillis(50));
-    }
-    stopDraining = true;
-    joinQuietly(drainer, min(Duration.ofSeconds(5), remaining(deadline)));
     List<KafkaSubscription> open;
     subscriptionsLock.lock();
     try {
@@ -2020,12 +2014,20 @@ public final class KafkaMessageBus implements MessageBus {
     } finally {
       subscriptionsLock.unlock();
     }
+    // The subscriptions drain while the drainer sends the spool: neither waits for the other, so
+    // a spool slow to empty does not take the subscriptions' time to finish their handlers and commit.
     open.forEach(KafkaSubscription::beginDrainAndClose);
     // The producers get the window's last second (a tenth of what is left, when shorter) to
     // settle what the handlers published.
     long producersTime = Math.min(TimeUnit.SECONDS.toNanos(1), remaining(deadline).toNanos() / 10);
     KafkaSubscription.awaitClosing(open, deadline - producersTime);
     subscriptionsClosed = true; // handlers still busy now publish no more: the producers close next
+    while (!spool.isEmpty() && System.nanoTime() < deadline - producersTime
+        && breaker.state() != CircuitBreaker.State.OPEN) {
+      sleepQuietly(Duration.ofMillis(50));
+    }
+    stopDraining = true;
+    joinQuietly(drainer, remaining(deadline - producersTime));
     provisioner.interrupt();
     closeEach(
         () -> closeProducers(deadline),

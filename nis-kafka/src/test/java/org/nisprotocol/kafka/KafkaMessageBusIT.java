@@ -1121,6 +1121,48 @@ class KafkaMessageBusIT {
     }
   }
 
+  /**
+   * At close the subscriptions drain while the spool is sent: a spool that cannot empty yet (its
+   * message's topic cannot be made on one broker with two replicas, which may pass) does not hold
+   * them back. They used to start draining only once the spool had waited until 5 s before the end.
+   */
+  @Test
+  void closingLetsTheSubscriptionsDrainWhileTheSpoolIsStillBeingSent() throws Exception {
+    String topic = "close-drain-" + UUID.randomUUID();
+    String stuckTopic = "close-stuck-" + UUID.randomUUID();
+    try (Admin admin = Admin.create(props(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, TestServers.kafka().bootstrapServers()))) {
+      admin.createTopics(List.of(new NewTopic(topic, 3, (short) 1))).all().get(30, TimeUnit.SECONDS);
+    }
+    Path spool = temp.resolve("close-drain");
+    NisMessage stuck = NisMessage.builder(MessageType.SYSTEM_HEALTH, "a").topic(stuckTopic).content(Map.of()).build();
+    try (DiskSpool left = DiskSpool.open(spool, 1 << 20, false)) {
+      left.append(new SpooledRecord(stuckTopic, stuck.orderingKey(), MessageCodec.create().encode(stuck), Map.of(), false)
+          .toBytes());
+    }
+    KafkaBusConfig busConfig = config()
+        .spoolDirectory(spool)
+        .replicationFactor((short) 2) // for topics the bus creates
+        .sendTimeout(Duration.ofSeconds(60)) // the breaker stays closed: Kafka answers, and the spool is sent on
+        .shutdownTimeout(Duration.ofSeconds(15))
+        .build();
+    KafkaMessageBus bus = KafkaMessageBus.create(busConfig);
+    try {
+      var subscription = (KafkaSubscription) bus.subscribe(SubscriptionSpec.group("close-drain-" + UUID.randomUUID())
+          .withTopics(topic), d -> {});
+      await().atMost(Duration.ofSeconds(30)).until(subscription::isAssigned);
+      assertThat(bus.spooledMessages()).isEqualTo(1);
+
+      Thread closing = Thread.ofPlatform().start(bus::close);
+      await().atMost(Duration.ofSeconds(5)).until(subscription::isClosed);
+      assertThat(closing.isAlive()).as("the bus still sends its spool").isTrue();
+      closing.join(Duration.ofSeconds(30));
+      assertThat(closing.isAlive()).isFalse();
+      assertThat(bus.spooledMessages()).as("kept for the next start").isEqualTo(1);
+    } finally {
+      bus.close();
+    }
+  }
+
   @Test
   void theNineTopicsAndTheEventStreamAreProvisionedAtStart() throws Exception {
     try (KafkaMessageBus bus = KafkaMessageBus.create(config().build());
