@@ -1875,10 +1875,6 @@ public final class KafkaMessageBus implements MessageBus {
     return Math.max(0, Math.min(ADMIN_TIMEOUT.toNanos(), deadline - System.nanoTime()));
   }
 
-  /**
-   * The record's headers but those the bus sets itself ({@code nis.dlt.*}, {@code
-   * nis.replayed.for}): a dead letter and a replay each set their own.
-   */
   /** The headers of a consumed record's dead letter: its own (less the bus's), the error, attempts and where it was. */
   private static RecordHeaders deadLetterHeaders(
       ConsumerRecord<byte[], byte[]> record, String group, String error, int attempts) {
@@ -1936,6 +1932,10 @@ public final class KafkaMessageBus implements MessageBus {
         + record.offset() + " (" + error + "); its dead-letter topic " + deadLetterTopic + " refused it (" + refusal + ")");
   }
 
+  /**
+   * The record's headers but those the bus sets itself ({@code nis.dlt.*}, {@code
+   * nis.replayed.for}): a dead letter and a replay each set their own.
+   */
   private static RecordHeaders withoutBusHeaders(ConsumerRecord<byte[], byte[]> record) {
     RecordHeaders headers = new RecordHeaders();
     for (Header header : record.headers()) {
