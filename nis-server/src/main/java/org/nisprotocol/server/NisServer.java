@@ -533,17 +533,14 @@ public final class NisServer implements AutoCloseable {
     if (e instanceof HttpResponseException http) {
       return ApiError.of(http.getStatus(), ApiError.codeOf(http.getStatus()), http.getMessage());
     }
-    ApiError unreadable = unreadableBody(e);
-    if (unreadable != null) {
-      return unreadable;
-    }
     log.error("unexpected error on {} {}", ctx.method(), ctx.path(), e);
     return unexpected(e);
   }
 
   /**
-   * The request's body. A body that stops coming (nothing for the connector's idle timeout)
-   * is a 408 with a JSON error: left to Javalin, the read's timeout got a 408 without a body.
+   * The request's body. One Jetty could not read as the request announced it (cut short, badly
+   * chunked) is a 4xx saying why, and one that stops coming (nothing for the connector's idle
+   * timeout) a 408: left to Javalin, the read's timeout got a 408 without a body.
    */
   private byte[] bodyBytes(Context ctx) {
     try {
@@ -555,27 +552,18 @@ public final class NisServer implements AutoCloseable {
               "the request body stopped coming before it was whole: nothing arrived for the server's idle timeout ("
                   + idleTimeout.toMillis() / 1000.0 + " s)"));
         }
+        if (cause instanceof org.eclipse.jetty.http.HttpException refused
+            && refused.getCode() >= 400 && refused.getCode() < 500) {
+          String why = cause instanceof org.eclipse.jetty.io.EofException
+              ? "it ended before it was whole (fewer bytes than its Content-Length, or chunks cut short or not"
+                  + " valid HTTP/1.1)"
+              : refused.getReason() == null || refused.getReason().isBlank() ? "it is not valid HTTP/1.1" : refused.getReason();
+          throw new ApiError.Failure(
+              ApiError.of(refused.getCode(), ApiError.codeOf(refused.getCode()), "the request body could not be read: " + why));
+        }
       }
       throw e;
     }
-  }
-
-  /**
-   * The 4xx of a body Jetty could not read as the request announced it (cut short, badly chunked):
-   * found in the failure's causes, as a handler reading the body gets it; null for any other failure.
-   */
-  private static ApiError unreadableBody(Throwable failure) {
-    for (Throwable cause = failure; cause != null; cause = cause.getCause() == cause ? null : cause.getCause()) {
-      if (cause instanceof org.eclipse.jetty.http.HttpException refused
-          && refused.getCode() >= 400 && refused.getCode() < 500) {
-        String why = cause instanceof org.eclipse.jetty.io.EofException
-            ? "it ended before it was whole (fewer bytes than its Content-Length, or chunks cut short or not"
-                + " valid HTTP/1.1)"
-            : refused.getReason() == null || refused.getReason().isBlank() ? "it is not valid HTTP/1.1" : refused.getReason();
-        return ApiError.of(refused.getCode(), ApiError.codeOf(refused.getCode()), "the request body could not be read: " + why);
-      }
-    }
-    return null;
   }
 
   /** The 500 of a failure the service did not expect; its cause goes to the log, not to the client. */
